@@ -1,0 +1,220 @@
+"""Settings for every environment. Everything that differs between machines comes from the
+environment; nothing here talks to a database or network at import time."""
+
+from pathlib import Path
+
+from django.templatetags.static import static
+from django.urls import reverse_lazy
+
+from .env import database_from_url, env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("BACKOFFICE_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-not-secret-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", True)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    # unfold before django.contrib.admin; its contrib apps before the apps they style.
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.import_export",
+    "unfold.contrib.simple_history",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "simple_history",
+    "import_export",
+    "django_q",
+    "backoffice",
+    "payments",
+    "refunds",
+    "reports",
+    "management",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "backoffice.urls"
+WSGI_APPLICATION = "backoffice.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Project-level folder: unfold's own admin/index.html would shadow one inside an app.
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'backoffice.sqlite3'}")
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded default keeps its file under var/; create it so `migrate` works first time.
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # WAL lets the q cluster and the web process write without "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_ROOT = VAR_DIR / "media"
+
+LOGIN_URL = "admin:login"
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "billing@example.com")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+# --- Payments -------------------------------------------------------------------------------
+# Platform commission on each captured payment, in basis points (2000 = 20%).
+PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 2000)
+# The admin shows an estimated row count instead of COUNT(*) on unfiltered PostgreSQL tables
+# larger than this.
+ADMIN_ESTIMATED_COUNT_THRESHOLD = env_int("ADMIN_ESTIMATED_COUNT_THRESHOLD", 50_000)
+
+# --- Stripe ---------------------------------------------------------------------------------
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")
+# Empty means Stripe's own API; the demo and the tests point this at a localstripe process.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "")
+STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2024-06-20")
+STRIPE_LIVEMODE = env_bool("STRIPE_LIVEMODE", False)
+STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", "")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
+STRIPE_MAX_REQUESTS_PER_SECOND = env_int("STRIPE_MAX_REQUESTS_PER_SECOND", 20)
+STRIPE_MAX_RETRIES = env_int("STRIPE_MAX_RETRIES", 4)
+
+# --- django-q2 ------------------------------------------------------------------------------
+Q_CLUSTER = {
+    "name": "backoffice",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": 300,
+    # retry must stay above timeout, or a slow task runs twice.
+    "retry": 360,
+    "max_attempts": 5,
+    "catch_up": False,
+    "sync": env_bool("Q_SYNC", False),
+}
+if env_str("REDIS_URL"):
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = env_str("REDIS_URL")
+
+# --- Unfold ---------------------------------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": "Payments back-office",
+    "SITE_HEADER": "Payments",
+    "SITE_SUBHEADER": "Finance operations",
+    "SITE_SYMBOL": "payments",
+    "ENVIRONMENT": "backoffice.admin_site.environment_callback",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+    "COLORS": {
+        "primary": {
+            "50": "oklch(97.7% .014 308.299)",
+            "100": "oklch(94.6% .033 307.174)",
+            "200": "oklch(90.2% .063 306.703)",
+            "300": "oklch(82.7% .119 306.383)",
+            "400": "oklch(71.4% .203 305.504)",
+            "500": "oklch(62.7% .265 303.9)",
+            "600": "oklch(55.8% .288 302.321)",
+            "700": "oklch(49.6% .265 301.924)",
+            "800": "oklch(43.8% .218 303.724)",
+            "900": "oklch(38.1% .176 304.987)",
+            "950": "oklch(29.1% .149 302.717)",
+        },
+    },
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": "Payments",
+                "separator": False,
+                "items": [
+                    {
+                        "title": "Payments",
+                        "icon": "payments",
+                        "link": reverse_lazy("admin:payments_payment_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_payment"
+                        ),
+                    },
+                    {
+                        "title": "Customers",
+                        "icon": "group",
+                        "link": reverse_lazy("admin:payments_customer_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_customer"
+                        ),
+                    },
+                    {
+                        "title": "Payment methods",
+                        "icon": "credit_card",
+                        "link": reverse_lazy("admin:payments_paymentmethod_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_paymentmethod"
+                        ),
+                    },
+                    {
+                        "title": "Instructors",
+                        "icon": "school",
+                        "link": reverse_lazy("admin:payments_instructor_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_instructor"
+                        ),
+                    },
+                ],
+            },
+        ],
+    },
+    "STYLES": [lambda request: static("backoffice/admin.css")],
+}

@@ -1,0 +1,27 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from management import demo_data
+from payments.models import Payment
+
+
+class Command(BaseCommand):
+    help = "Fill the database with deterministic demo data (customers, payments, refunds...)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--payments", type=int, default=3000)
+        parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument(
+            "--if-empty", action="store_true", help="Do nothing when payments already exist."
+        )
+
+    def handle(self, *args, payments, seed, if_empty, **options):
+        if payments < 0:
+            raise CommandError("--payments must be >= 0")
+        if if_empty and Payment.objects.exists():
+            self.stdout.write("Demo data already present; nothing to do.")
+            return
+        generator = demo_data.DemoGenerator(seed=seed, stdout=self.stdout)
+        counts = generator.run(demo_data.demo_size(payments))
+        self.stdout.write(
+            self.style.SUCCESS(", ".join(f"{value:,} {key}" for key, value in counts.items()))
+        )

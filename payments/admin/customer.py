@@ -1,0 +1,122 @@
+from django.contrib import admin
+from django.template.loader import render_to_string
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.decorators import display
+
+from backoffice.pagination import EstimatedCountPaginator
+from payments import selectors
+from payments.models import Customer, Payment, PaymentMethod
+from payments.stripe_links import stripe_dashboard_url
+
+from .display import PAYMENT_STATUS_COLOURS, external_link, money
+
+
+class CustomerPaymentInline(TabularInline):
+    model = Payment
+    fk_name = "customer"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = [
+        "stripe_payment_intent_id",
+        "amount_display",
+        "status_badge",
+        "product_kind",
+        "created",
+    ]
+    readonly_fields = fields
+    ordering = ["-created", "-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @display(description="Amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @display(description="Status", label=PAYMENT_STATUS_COLOURS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()
+
+
+class PaymentMethodInline(TabularInline):
+    model = PaymentMethod
+    extra = 0
+    can_delete = False
+    fields = [
+        "stripe_id",
+        "type",
+        "card_brand",
+        "card_last4",
+        "card_exp_month",
+        "card_exp_year",
+        "is_default",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(ModelAdmin):
+    list_display = ["customer_cell", "stripe_id", "payment_count", "last_payment_at", "created"]
+    list_per_page = 50
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["stripe_id"]
+    search_help_text = "A Stripe customer id (cus_...) or an email / its beginning."
+    ordering = ["-created", "-id"]
+    inlines = [PaymentMethodInline, CustomerPaymentInline]
+    fieldsets = [
+        (None, {"fields": ["summary", "email", "name", "user"]}),
+        ("Stripe", {"fields": ["stripe_id", "stripe_link", "livemode", "created"]}),
+    ]
+    readonly_fields = ["summary", "stripe_id", "stripe_link", "livemode", "created"]
+
+    def has_add_permission(self, request):
+        # Customers are created in Stripe and mirrored here.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = selectors.customer_list_annotated(queryset=queryset)
+        return queryset
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.customer_search(queryset=queryset, term=search_term), False
+
+    @display(description="Customer", header=True, ordering="email")
+    def customer_cell(self, obj):
+        return [obj.email or obj.stripe_id, obj.name]
+
+    @display(description="Payments", ordering="payment_count")
+    def payment_count(self, obj):
+        return obj.payment_count
+
+    @display(description="Last payment", ordering="last_payment_at")
+    def last_payment_at(self, obj):
+        return obj.last_payment_at
+
+    @display(description="Stripe dashboard")
+    def stripe_link(self, obj):
+        return external_link(
+            stripe_dashboard_url("customer", obj.stripe_id, livemode=obj.livemode), obj.stripe_id
+        )
+
+    @display(description="At a glance")
+    def summary(self, obj):
+        return render_to_string(
+            "payments/admin/customer_summary.html",
+            {"summary": selectors.customer_summary(customer=obj)},
+        )

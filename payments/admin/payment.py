@@ -1,0 +1,228 @@
+from django.contrib import admin
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilter
+from unfold.decorators import display
+
+from backoffice.pagination import EstimatedCountPaginator
+from payments import selectors
+from payments.models import Dispute, Payment, Refund
+from payments.money import format_money
+from payments.stripe_links import stripe_dashboard_url
+
+from .display import PAYMENT_STATUS_COLOURS, external_link, money
+from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
+
+
+class ReadOnlyInline(TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    verbose_name_plural = "Refund history"
+    fields = ["stripe_id", "amount_display", "status", "reason", "created"]
+    readonly_fields = fields
+
+    @display(description="Amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+
+class DisputeInline(ReadOnlyInline):
+    model = Dispute
+    fields = ["stripe_id", "amount_display", "status", "reason", "evidence_due_by", "created"]
+    readonly_fields = fields
+
+    @display(description="Amount")
+    def amount_display(self, obj):
+        return money(obj.amount, obj.currency)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ModelAdmin):
+    """Payments mirror Stripe: staff read them here and act through actions, never edit."""
+
+    list_display = [
+        "payment_cell",
+        "customer_cell",
+        "amount_cell",
+        "status_badge",
+        "net_cell",
+        "method_cell",
+        "product_kind",
+        "created",
+    ]
+    list_display_links = ["payment_cell"]
+    list_select_related = ["customer"]
+    list_filter = [
+        ("status", ChoicesDropdownFilter),
+        ("payment_method_type", ChoicesDropdownFilter),
+        CurrencyFilter,
+        ("created", CreatedDateRangeFilter),
+        AmountRangeFilter,
+        ("livemode", BooleanRadioFilter),
+    ]
+    list_filter_submit = True
+    list_per_page = 50
+    list_max_show_all = 500
+    paginator = EstimatedCountPaginator
+    # No "N of M" total: that is a second COUNT(*) over the whole table.
+    show_full_result_count = False
+    search_fields = ["stripe_payment_intent_id"]  # enables the box; the logic is in selectors
+    search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
+    ordering = ["-created", "-id"]
+    inlines = [RefundInline, DisputeInline]
+
+    fieldsets = [
+        (
+            "Summary",
+            {
+                "fields": [
+                    "status_badge",
+                    "stripe_status",
+                    "fee_breakdown",
+                    "stripe_links",
+                    "product_kind",
+                    "description",
+                    "instructor",
+                ]
+            },
+        ),
+        ("Customer", {"fields": ["customer", "payment_method", "payment_method_type"]}),
+        ("Failure", {"fields": ["failure_code", "decline_code", "failure_message"]}),
+        ("Timeline", {"fields": ["timeline"]}),
+        (
+            "Details",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "stripe_payment_intent_id",
+                    "stripe_charge_id",
+                    "livemode",
+                    "ip_address",
+                    "billing_details",
+                    "metadata",
+                    "created",
+                    "succeeded_at",
+                    "failed_at",
+                    "canceled_at",
+                ],
+            },
+        ),
+    ]
+    readonly_fields = [
+        "status_badge",
+        "stripe_status",
+        "fee_breakdown",
+        "stripe_links",
+        "product_kind",
+        "description",
+        "instructor",
+        "customer",
+        "payment_method",
+        "payment_method_type",
+        "failure_code",
+        "decline_code",
+        "failure_message",
+        "timeline",
+        "stripe_payment_intent_id",
+        "stripe_charge_id",
+        "livemode",
+        "ip_address",
+        "billing_details",
+        "metadata",
+        "created",
+        "succeeded_at",
+        "failed_at",
+        "canceled_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_search_results(self, request, queryset, search_term):
+        return selectors.payment_search(queryset=queryset, term=search_term), False
+
+    @display(description="Payment", header=True, ordering="created")
+    def payment_cell(self, obj):
+        return [obj.stripe_payment_intent_id, obj.description or obj.get_product_kind_display()]
+
+    @display(description="Customer", header=True)
+    def customer_cell(self, obj):
+        if obj.customer is None:
+            return ["—", ""]
+        return [obj.customer.email or obj.customer.stripe_id, obj.customer.name]
+
+    @display(description="Amount", ordering="amount")
+    def amount_cell(self, obj):
+        return money(obj.amount, obj.currency)
+
+    @display(description="Status", ordering="status", label=PAYMENT_STATUS_COLOURS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()
+
+    @display(description="Net")
+    def net_cell(self, obj):
+        return money(obj.net, obj.currency) if obj.is_captured else "—"
+
+    @display(description="Method", header=True)
+    def method_cell(self, obj):
+        reason = obj.decline_code or obj.failure_code
+        return [obj.get_payment_method_type_display(), reason]
+
+    @display(description="Amount, fees and net")
+    def fee_breakdown(self, obj):
+        rows = [
+            ("Amount", obj.amount),
+            ("Stripe fee", -obj.stripe_fee),
+            ("Platform fee", -obj.platform_fee),
+            ("Net to instructor", obj.net),
+        ]
+        if obj.amount_refunded:
+            rows.insert(1, ("Refunded", -obj.amount_refunded))
+        return render_to_string(
+            "payments/admin/fee_breakdown.html",
+            {
+                "rows": [(label, format_money(value, obj.currency)) for label, value in rows],
+                "captured": obj.is_captured,
+            },
+        )
+
+    @display(description="Stripe dashboard")
+    def stripe_links(self, obj):
+        links = [
+            external_link(
+                stripe_dashboard_url(
+                    "payment_intent", obj.stripe_payment_intent_id, livemode=obj.livemode
+                ),
+                "Payment",
+            )
+        ]
+        if obj.customer_id:
+            links.append(
+                external_link(
+                    stripe_dashboard_url("customer", obj.customer.stripe_id, livemode=obj.livemode),
+                    "Customer",
+                )
+            )
+        return format_html(" &nbsp; ".join(["{}"] * len(links)), *links)
+
+    @display(description="Timeline")
+    def timeline(self, obj):
+        return render_to_string(
+            "payments/admin/timeline.html",
+            {"entries": selectors.payment_timeline(payment=obj)},
+        )

@@ -1,0 +1,16 @@
+from .customer import Customer
+from .dispute import Dispute
+from .instructor import Instructor
+from .payment import Payment
+from .payment_method import PaymentMethod, PaymentMethodType
+from .refund import Refund
+
+__all__ = [
+    "Customer",
+    "Dispute",
+    "Instructor",
+    "Payment",
+    "PaymentMethod",
+    "PaymentMethodType",
+    "Refund",
+]

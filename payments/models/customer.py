@@ -1,0 +1,39 @@
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from .base import TimestampedModel
+
+
+class Customer(TimestampedModel):
+    """A student (or any buyer) as Stripe knows them."""
+
+    stripe_id = models.CharField("Stripe customer id", max_length=255, unique=True)
+    # Stored lower-case so that search can use an anchored, indexed LIKE 'prefix%'.
+    email = models.EmailField(max_length=254, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    livemode = models.BooleanField(default=False)
+    created = models.DateTimeField(help_text="When the customer was created in Stripe.")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [
+            models.Index(fields=["-created", "-id"], name="customer_created_idx"),
+            models.Index(
+                fields=["email"],
+                name="customer_email_prefix_idx",
+                opclasses=["varchar_pattern_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.name or self.stripe_id
+
+    def save(self, *args, **kwargs):
+        self.email = (self.email or "").strip().lower()
+        super().save(*args, **kwargs)

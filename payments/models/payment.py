@@ -1,0 +1,130 @@
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from .base import CurrencyField, MinorUnitsField, TimestampedModel
+from .payment_method import PaymentMethodType
+
+
+class Payment(TimestampedModel):
+    """One Stripe PaymentIntent and its latest charge. Amounts are minor units of `currency`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        REQUIRES_ACTION = "requires_action", "Requires action"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        REFUNDED = "refunded", "Refunded"
+        DISPUTED = "disputed", "Disputed"
+
+    class ProductKind(models.TextChoices):
+        COURSE = "course", "Course"
+        EVENT = "event", "Event"
+        HOUR_PACKAGE = "hour_package", "Hour package"
+        SUBSCRIPTION = "subscription", "Subscription"
+
+    # Statuses in which money was captured (and so fees, net and refunds apply).
+    CAPTURED_STATUSES = frozenset(
+        {Status.SUCCEEDED, Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.DISPUTED}
+    )
+
+    stripe_payment_intent_id = models.CharField("Payment intent", max_length=255, unique=True)
+    stripe_charge_id = models.CharField("Charge", max_length=255, blank=True)
+    # No single-column index: payment_customer_created_idx (customer, -created) covers it.
+    customer = models.ForeignKey(
+        "payments.Customer",
+        related_name="payments",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        db_index=False,
+    )
+    payment_method = models.ForeignKey(
+        "payments.PaymentMethod",
+        related_name="payments",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+    )
+    instructor = models.ForeignKey(
+        "payments.Instructor",
+        related_name="payments",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+    )
+
+    amount = MinorUnitsField(help_text="Minor units of the currency.")
+    currency = CurrencyField()
+    amount_refunded = MinorUnitsField(help_text="Minor units, refunds that succeeded.")
+    stripe_fee = MinorUnitsField(help_text="Stripe's fee from the balance transaction.")
+    platform_fee = MinorUnitsField(help_text="Our commission (PLATFORM_FEE_BPS of the amount).")
+    net = MinorUnitsField(help_text="What remains for the instructor: amount - fees.")
+
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
+    stripe_status = models.CharField("Stripe status", max_length=64, blank=True)
+    payment_method_type = models.CharField(
+        "Method", max_length=32, choices=PaymentMethodType.choices, default=PaymentMethodType.CARD
+    )
+    failure_code = models.CharField(max_length=64, blank=True)
+    decline_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.TextField(blank=True)
+
+    product_kind = models.CharField(
+        "Product", max_length=32, choices=ProductKind.choices, default=ProductKind.COURSE
+    )
+    description = models.CharField(max_length=500, blank=True)
+    billing_details = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    livemode = models.BooleanField(default=False)
+
+    created = models.DateTimeField(help_text="When the payment intent was created in Stripe.")
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["metadata", "billing_details"])
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [
+            # The default ordering, and each filter followed by that ordering, so that a
+            # filtered page is an index range scan with LIMIT, not a sort of the table.
+            models.Index(fields=["-created", "-id"], name="payment_created_idx"),
+            models.Index(fields=["status", "-created", "-id"], name="payment_status_created_idx"),
+            models.Index(
+                fields=["payment_method_type", "-created", "-id"], name="payment_method_created_idx"
+            ),
+            models.Index(
+                fields=["currency", "-created", "-id"], name="payment_currency_created_idx"
+            ),
+            models.Index(fields=["livemode", "-created", "-id"], name="payment_live_created_idx"),
+            models.Index(fields=["currency", "amount"], name="payment_currency_amount_idx"),
+            models.Index(fields=["customer", "-created"], name="payment_customer_created_idx"),
+            models.Index(fields=["stripe_charge_id"], name="payment_charge_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount")),
+                name="payment_refunded_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(stripe_fee__gte=0) & Q(platform_fee__gte=0),
+                name="payment_fees_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(net__lte=F("amount")), name="payment_net_within_amount"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.stripe_payment_intent_id
+
+    @property
+    def is_captured(self) -> bool:
+        return self.status in self.CAPTURED_STATUSES

@@ -1,0 +1,51 @@
+from django.db import models
+
+from .base import TimestampedModel
+
+
+class PaymentMethodType(models.TextChoices):
+    CARD = "card", "Card"
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    SEPA_DEBIT = "sepa_debit", "SEPA debit"
+    WALLET = "wallet", "Wallet"
+    LINK = "link", "Link"
+    OTHER = "other", "Other"
+
+
+class PaymentMethod(TimestampedModel):
+    stripe_id = models.CharField("Stripe payment method id", max_length=255, unique=True)
+    customer = models.ForeignKey(
+        "payments.Customer",
+        related_name="payment_methods",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+    )
+    type = models.CharField(max_length=32, choices=PaymentMethodType.choices)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
+    card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    is_default = models.BooleanField(default=False)
+    created = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            # At most one default payment method per customer.
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(is_default=True),
+                name="one_default_payment_method_per_customer",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(card_exp_month__isnull=True)
+                | models.Q(card_exp_month__gte=1, card_exp_month__lte=12),
+                name="payment_method_exp_month_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.type == PaymentMethodType.CARD and self.card_last4:
+            return f"{self.card_brand.title()} •••• {self.card_last4}"
+        return self.get_type_display()

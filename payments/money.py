@@ -1,0 +1,180 @@
+"""Money as integer minor units plus a lower-case ISO 4217 currency code, as Stripe sends it.
+
+Decimal appears only at the edges: parsing what staff type and formatting what they read.
+Amounts of different currencies are never added (see `Money.__add__`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+# Stripe's zero-decimal and three-decimal currencies; every other supported currency has two.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
+)
+THREE_DECIMAL_CURRENCIES = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
+TWO_DECIMAL_CURRENCIES = frozenset(
+    [
+        "usd",
+        "eur",
+        "gbp",
+        "aud",
+        "cad",
+        "chf",
+        "cny",
+        "czk",
+        "dkk",
+        "hkd",
+        "huf",
+        "ils",
+        "inr",
+        "mxn",
+        "nok",
+        "nzd",
+        "pln",
+        "ron",
+        "sek",
+        "sgd",
+        "thb",
+        "try",
+        "zar",
+        "brl",
+        "myr",
+        "php",
+        "idr",
+        "aed",
+        "sar",
+        "twd",
+    ]
+)
+SUPPORTED_CURRENCIES = ZERO_DECIMAL_CURRENCIES | THREE_DECIMAL_CURRENCIES | TWO_DECIMAL_CURRENCIES
+
+CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "aud": "A$", "cad": "C$"}
+
+ERR_UNKNOWN_CURRENCY = "Unknown currency {currency!r}."
+ERR_NOT_A_NUMBER = "Enter an amount such as 12.50."
+ERR_NEGATIVE = "The amount cannot be negative."
+ERR_TOO_MANY_DECIMALS = "{currency} amounts have at most {places} decimal places."
+ERR_MIXED_CURRENCIES = "Cannot combine {left} and {right} amounts."
+
+# Digits, optional thousands separators (commas), an optional decimal part. No exponents.
+_AMOUNT_RE = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d*)?$")
+
+
+class MoneyError(ValueError):
+    """Bad money input; the message is safe to show to staff."""
+
+
+def normalize_currency(currency: str) -> str:
+    """Lower-case ISO code; raises MoneyError for a currency we do not know."""
+    code = (currency or "").strip().lower()
+    if code not in SUPPORTED_CURRENCIES:
+        raise MoneyError(ERR_UNKNOWN_CURRENCY.format(currency=currency))
+    return code
+
+
+def decimal_places(currency: str) -> int:
+    """Number of minor-unit digits of `currency` (0 for JPY, 2 for USD, 3 for KWD)."""
+    code = normalize_currency(currency)
+    if code in ZERO_DECIMAL_CURRENCIES:
+        return 0
+    if code in THREE_DECIMAL_CURRENCIES:
+        return 3
+    return 2
+
+
+def to_decimal(amount: int, currency: str) -> Decimal:
+    """Minor units -> Decimal in major units, exact (1234 usd -> Decimal('12.34'))."""
+    return Decimal(int(amount)).scaleb(-decimal_places(currency))
+
+
+def format_money(amount: int | None, currency: str, *, with_code: bool = False) -> str:
+    """Human display: format_money(123456, 'usd') -> '$1,234.56'; 1500 jpy -> '¥1,500';
+    1234 kwd -> '1.234 KWD'. Negative amounts get a leading minus."""
+    if amount is None:
+        return "—"
+    places = decimal_places(currency)
+    code = currency.lower()
+    sign = "-" if amount < 0 else ""
+    major = to_decimal(abs(amount), code)
+    number = f"{major:,.{places}f}"
+    symbol = CURRENCY_SYMBOLS.get(code)
+    if symbol and not with_code:
+        return f"{sign}{symbol}{number}"
+    return f"{sign}{number} {code.upper()}"
+
+
+def parse_money(text: str | int | Decimal, currency: str) -> int:
+    """Staff input in major units -> minor units: parse_money('12.5', 'usd') == 1250.
+
+    Raises MoneyError for unknown currencies, negative amounts, text that is not a number and
+    more decimal places than the currency has (never rounds: '0.001' usd is an error).
+    """
+    places = decimal_places(currency)
+    raw = str(text).strip().replace(" ", "").replace("_", "")
+    if not raw or not _AMOUNT_RE.match(raw) or raw in {"+", "-", ".", "+.", "-."}:
+        raise MoneyError(ERR_NOT_A_NUMBER)
+    try:
+        value = Decimal(raw.replace(",", ""))
+    except InvalidOperation as exc:
+        raise MoneyError(ERR_NOT_A_NUMBER) from exc
+    if value < 0:
+        raise MoneyError(ERR_NEGATIVE)
+    scaled = value.scaleb(places)
+    if scaled != scaled.to_integral_value():
+        raise MoneyError(ERR_TOO_MANY_DECIMALS.format(currency=currency.upper(), places=places))
+    return int(scaled)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in minor units with its currency. Adding different currencies raises."""
+
+    amount: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise TypeError("Money.amount is an int in minor units")
+        object.__setattr__(self, "currency", normalize_currency(self.currency))
+
+    def _check(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError("Money can only be combined with Money")
+        if other.currency != self.currency:
+            raise MoneyError(ERR_MIXED_CURRENCIES.format(left=self.currency, right=other.currency))
+
+    def __add__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __str__(self) -> str:
+        return format_money(self.amount, self.currency)
+
+
+def percent_of(amount: int, basis_points: int) -> int:
+    """`basis_points`/10000 of `amount`, rounded half up, in the same minor units."""
+    return (amount * basis_points + 5000) // 10000

@@ -1,0 +1,157 @@
+"""Reads. Every function here is side-effect free and returns querysets or plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, F, Max, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from .models import Customer, Dispute, Payment, PaymentMethodType, Refund
+from .money import Money
+
+# Longest search term we look at: Stripe ids are < 255 chars; anything longer matches nothing.
+MAX_SEARCH_LENGTH = 255
+
+# Stripe id prefix -> the Payment column that holds such ids (exact, indexed lookups).
+_PAYMENT_ID_PREFIXES = {
+    "pi_": "stripe_payment_intent_id",
+    "ch_": "stripe_charge_id",
+    "py_": "stripe_charge_id",
+    "cus_": "customer__stripe_id",
+    "pm_": "payment_method__stripe_id",
+    "card_": "payment_method__stripe_id",
+    "re_": "refunds__stripe_id",
+    "pyr_": "refunds__stripe_id",
+    "dp_": "disputes__stripe_id",
+    "du_": "disputes__stripe_id",
+}
+
+
+def _email_lookup(term: str, prefix: str = "") -> dict:
+    """Anchored e-mail match: a whole address is exact, a fragment is a prefix (LIKE 'x%'),
+    both served by the varchar_pattern_ops index; never a '%x%' scan."""
+    term = term.lower()
+    if "@" in term:
+        return {f"{prefix}email": term}
+    return {f"{prefix}email__startswith": term}
+
+
+def payment_search(*, queryset: QuerySet[Payment], term: str) -> QuerySet[Payment]:
+    """Payments matching `term`: a Stripe id (pi_, ch_, cus_, pm_, re_, dp_ ...) or an email."""
+    term = (term or "").strip()
+    if not term:
+        return queryset
+    if len(term) > MAX_SEARCH_LENGTH:
+        return queryset.none()
+    for prefix, column in _PAYMENT_ID_PREFIXES.items():
+        if term.startswith(prefix):
+            return queryset.filter(**{column: term})
+    return queryset.filter(**_email_lookup(term, prefix="customer__"))
+
+
+def customer_search(*, queryset: QuerySet[Customer], term: str) -> QuerySet[Customer]:
+    """Customers by Stripe customer id (exact) or email (exact address or prefix)."""
+    term = (term or "").strip()
+    if not term:
+        return queryset
+    if len(term) > MAX_SEARCH_LENGTH:
+        return queryset.none()
+    if term.startswith("cus_"):
+        return queryset.filter(stripe_id=term)
+    return queryset.filter(**_email_lookup(term))
+
+
+def customer_list_annotated(*, queryset: QuerySet[Customer]) -> QuerySet[Customer]:
+    """Adds payment_count and last_payment_at as correlated subqueries: evaluated only for the
+    rows of the page, unlike a GROUP BY over every customer's payments."""
+    payments = Payment.objects.filter(customer=OuterRef("pk")).order_by()
+    return queryset.annotate(
+        payment_count=Coalesce(
+            Subquery(payments.values("customer").annotate(n=Count("*")).values("n")[:1]),
+            Value(0),
+        ),
+        last_payment_at=Subquery(payments.order_by("-created").values("created")[:1]),
+    )
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    spent: list[Money]  # captured minus refunded, one entry per currency
+    payment_count: int
+    preferred_method: str  # label of the most used payment method type, or ""
+    last_payment_at: datetime | None
+
+
+def customer_summary(*, customer: Customer) -> CustomerSummary:
+    """What finance wants to know about a customer at a glance. Totals are per currency."""
+    payments = Payment.objects.filter(customer=customer).order_by()
+    spent = [
+        Money(row["total"], row["currency"])
+        for row in payments.filter(status__in=Payment.CAPTURED_STATUSES)
+        .values("currency")
+        .annotate(total=Sum(F("amount") - F("amount_refunded")))
+        .order_by("currency")
+    ]
+    overall = payments.aggregate(n=Count("id"), last=Max("created"))
+    top_method = (
+        payments.values("payment_method_type")
+        .annotate(n=Count("id"))
+        .order_by("-n", "payment_method_type")
+        .first()
+    )
+    preferred = PaymentMethodType(top_method["payment_method_type"]).label if top_method else ""
+    return CustomerSummary(
+        spent=spent,
+        payment_count=overall["n"],
+        preferred_method=preferred,
+        last_payment_at=overall["last"],
+    )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    title: str
+    detail: str = ""
+    tone: str = "info"  # success, info, warning, danger (Unfold's label colours)
+
+
+def payment_timeline(*, payment: Payment) -> list[TimelineEntry]:
+    """Created, then succeeded / failed / canceled, refunds and disputes, oldest first."""
+    entries = [
+        TimelineEntry(
+            payment.created, "Payment created", str(Money(payment.amount, payment.currency))
+        )
+    ]
+    if payment.succeeded_at:
+        entries.append(TimelineEntry(payment.succeeded_at, "Payment succeeded", tone="success"))
+    if payment.failed_at:
+        reason = " / ".join(part for part in (payment.failure_code, payment.decline_code) if part)
+        detail = f"{reason}: {payment.failure_message}" if reason else payment.failure_message
+        entries.append(TimelineEntry(payment.failed_at, "Payment failed", detail, "danger"))
+    if payment.canceled_at:
+        entries.append(TimelineEntry(payment.canceled_at, "Payment canceled", tone="warning"))
+    for refund in Refund.objects.filter(payment=payment).order_by("created", "id"):
+        tone = "success" if refund.status == Refund.Status.SUCCEEDED else "warning"
+        entries.append(
+            TimelineEntry(
+                refund.created,
+                f"Refund {refund.get_status_display().lower()}",
+                f"{Money(refund.amount, refund.currency)} {refund.reason}".strip(),
+                tone,
+            )
+        )
+    for dispute in Dispute.objects.filter(payment=payment).order_by("created", "id"):
+        entries.append(
+            TimelineEntry(
+                dispute.created,
+                f"Dispute opened ({dispute.get_status_display().lower()})",
+                f"{Money(dispute.amount, dispute.currency)} {dispute.reason}".strip(),
+                "danger",
+            )
+        )
+        if dispute.closed_at:
+            entries.append(TimelineEntry(dispute.closed_at, "Dispute closed", dispute.status))
+    return sorted(entries, key=lambda entry: entry.at)
