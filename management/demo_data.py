@@ -220,7 +220,9 @@ class DemoGenerator:
                 stripe_status=_stripe_status(status),
                 payment_method_type=method.type,
                 product_kind=kind,
-                description=rng.choice(products[kind]["titles"]),
+                description=(title := rng.choice(products[kind]["titles"])),
+                # Hour-package titles start with the number of hours ("10 tutoring hours").
+                package_minutes=int(title.split()[0]) * 60 if kind == "hour_package" else None,
                 billing_details={
                     "name": customer.name,
                     "email": customer.email,

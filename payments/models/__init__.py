@@ -1,3 +1,4 @@
+from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
 from .instructor import Instructor
@@ -6,6 +7,7 @@ from .payment_method import PaymentMethod, PaymentMethodType
 from .refund import Refund
 
 __all__ = [
+    "BalanceEntry",
     "Customer",
     "Dispute",
     "Instructor",
@@ -13,4 +15,5 @@ __all__ = [
     "PaymentMethod",
     "PaymentMethodType",
     "Refund",
+    "StudentBalance",
 ]

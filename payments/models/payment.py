@@ -77,6 +77,8 @@ class Payment(TimestampedModel):
         "Product", max_length=32, choices=ProductKind.choices, default=ProductKind.COURSE
     )
     description = models.CharField(max_length=500, blank=True)
+    # Hours bought, in minutes, when product_kind is an hour package.
+    package_minutes = models.PositiveIntegerField(null=True, blank=True)
     billing_details = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)

@@ -1,0 +1,28 @@
+"""Operational jobs. Plain functions: `manage_payments`, the admin and django-q2 schedules all
+call these, so a job behaves the same however it is started. Each returns a JSON-able dict."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, Q
+
+from payments.models import Customer, Dispute, Payment
+
+
+def system_overview() -> dict:
+    """Counts finance and on-call engineers look at first. Uses indexed aggregates only."""
+    by_status = dict(
+        Payment.objects.order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return {
+        "payments": sum(by_status.values()),
+        "payments_by_status": by_status,
+        "customers": Customer.objects.count(),
+        "open_disputes": Dispute.objects.filter(
+            Q(status=Dispute.Status.NEEDS_RESPONSE)
+            | Q(status=Dispute.Status.WARNING_NEEDS_RESPONSE)
+        ).count(),
+        "latest_payment_at": Payment.objects.aggregate(latest=Max("created"))["latest"],
+    }
