@@ -1,0 +1,75 @@
+"""The demo data generator: deterministic, realistic, internally consistent."""
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+
+from management.demo_data import DemoGenerator, demo_size
+from payments.models import Customer, Dispute, Payment, Refund
+
+pytestmark = pytest.mark.django_db
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+
+
+def snapshot():
+    return list(
+        Payment.objects.order_by("stripe_payment_intent_id").values_list(
+            "stripe_payment_intent_id",
+            "customer__email",
+            "amount",
+            "currency",
+            "status",
+            "decline_code",
+            "created",
+        )
+    )
+
+
+def test_same_seed_gives_the_same_data():
+    DemoGenerator(seed=7, now=NOW).run(demo_size(400))
+    first = snapshot()
+    for model in (Refund, Dispute, Payment):
+        model.objects.all().delete()
+    Customer.objects.all().delete()
+    DemoGenerator(seed=7, now=NOW).run(demo_size(400))
+    assert snapshot() == first
+    assert len(first) == 400
+
+
+def test_a_realistic_mix():
+    DemoGenerator(seed=1, now=NOW).run(demo_size(2000))
+    payments = Payment.objects.all()
+    statuses = Counter(payments.values_list("status", flat=True))
+    currencies = Counter(payments.values_list("currency", flat=True))
+    assert set(statuses) == set(Payment.Status.values)
+    assert statuses["succeeded"] > statuses["failed"] > statuses["disputed"]
+    assert currencies.most_common(1)[0][0] == "usd"
+    assert {"eur", "jpy"} <= set(currencies)
+    declines = set(payments.filter(status="failed").values_list("decline_code", flat=True))
+    assert {"insufficient_funds", "expired_card", "authentication_required"} <= declines
+    methods = set(payments.values_list("payment_method_type", flat=True))
+    assert {"card", "wallet", "bank_transfer"} <= methods
+    oldest = min(payments.values_list("created", flat=True))
+    assert (NOW - oldest).days <= 90
+
+
+def test_amounts_are_consistent():
+    DemoGenerator(seed=3, now=NOW).run(demo_size(1000))
+    for payment in Payment.objects.all():
+        if payment.is_captured:
+            assert payment.net == payment.amount - payment.stripe_fee - payment.platform_fee
+            assert payment.stripe_fee > 0 or payment.currency == "jpy"
+        else:
+            assert (payment.stripe_fee, payment.platform_fee, payment.net) == (0, 0, 0)
+        refunded = sum(r.amount for r in payment.refunds.all())
+        assert refunded == payment.amount_refunded
+        if payment.currency == "jpy":
+            assert payment.amount % 10 == 0
+
+
+def test_seed_demo_command_is_idempotent_with_if_empty():
+    call_command("seed_demo", "--payments", "50")
+    call_command("seed_demo", "--payments", "50", "--if-empty")
+    assert Payment.objects.count() == 50
