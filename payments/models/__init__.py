@@ -5,6 +5,7 @@ from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
 from .refund import Refund
+from .webhook_event import WebhookEvent
 
 __all__ = [
     "BalanceEntry",
@@ -16,4 +17,5 @@ __all__ = [
     "PaymentMethodType",
     "Refund",
     "StudentBalance",
+    "WebhookEvent",
 ]
