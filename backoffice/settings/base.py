@@ -111,7 +111,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The SDK logs every request at INFO; our gateway records calls itself.
+        "stripe": {"level": "WARNING"},
+    },
 }
 
 # --- Payments -------------------------------------------------------------------------------
@@ -131,6 +135,15 @@ STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", "")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 STRIPE_MAX_REQUESTS_PER_SECOND = env_int("STRIPE_MAX_REQUESTS_PER_SECOND", 20)
 STRIPE_MAX_RETRIES = env_int("STRIPE_MAX_RETRIES", 4)
+# Seconds to wait for Stripe's answer; after a timeout a mutation is retried with the same key.
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
+# The peer is localstripe (tests, demo): no `created` filters on its lists, card-only payment
+# method lists, no disputes. Never set this against real Stripe.
+STRIPE_LOCALSTRIPE_COMPAT = env_bool("STRIPE_LOCALSTRIPE_COMPAT", False)
+# Sync: each run re-reads objects created this many seconds before the watermark (late writes
+# and clock skew at Stripe), and the q2 schedule runs it every this many minutes.
+STRIPE_SYNC_OVERLAP_SECONDS = env_int("STRIPE_SYNC_OVERLAP_SECONDS", 300)
+STRIPE_SYNC_SCHEDULE_MINUTES = env_int("STRIPE_SYNC_SCHEDULE_MINUTES", 15)
 
 # --- django-q2 ------------------------------------------------------------------------------
 Q_CLUSTER = {
