@@ -1,0 +1,739 @@
+"""Stripe objects (gateway dataclasses) -> local rows. The scheduled sync and the webhook
+handlers both end here, so they can never disagree about what a Stripe object means.
+
+Each `upsert_*` takes a list (one page) and costs a fixed number of statements per call: one
+SELECT of the existing rows (locked, so two writers cannot both see "not yet succeeded"),
+one SELECT per foreign key to resolve Stripe ids, one bulk INSERT ... ON CONFLICT DO UPDATE
+of only the rows that changed, and one bulk history insert. Rows are compared first, so a
+re-run over the same objects writes nothing and reports them as unchanged.
+
+Payments never regress: a snapshot that is older than what we hold (a non-final Stripe
+status over a final one) does not overwrite it; refunded / partially refunded / disputed
+are derived from amounts and local disputes, never taken from a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from payments.gateway import (
+    StripeCustomer,
+    StripeDispute,
+    StripePaymentIntent,
+    StripePaymentMethod,
+    StripeRefund,
+)
+from payments.models import Customer, Dispute, Payment, PaymentMethod, PaymentMethodType, Refund
+from payments.money import percent_of
+from payments.signals import payment_succeeded
+
+HISTORY_REASON = "Stripe sync"
+
+# Stripe PaymentIntent statuses after which nothing else happens to the intent itself.
+FINAL_STRIPE_STATUSES = frozenset({"succeeded", "canceled"})
+# Dispute statuses in which the payment counts as disputed (money held or lost).
+OPEN_DISPUTE_STATUSES = frozenset(
+    {
+        Dispute.Status.WARNING_NEEDS_RESPONSE,
+        Dispute.Status.WARNING_UNDER_REVIEW,
+        Dispute.Status.NEEDS_RESPONSE,
+        Dispute.Status.UNDER_REVIEW,
+        Dispute.Status.LOST,
+    }
+)
+CLOSED_DISPUTE_STATUSES = frozenset(
+    {Dispute.Status.WON, Dispute.Status.LOST, Dispute.Status.WARNING_CLOSED}
+)
+
+_METHOD_TYPES = {
+    "card": PaymentMethodType.CARD,
+    "sepa_debit": PaymentMethodType.SEPA_DEBIT,
+    "link": PaymentMethodType.LINK,
+    "customer_balance": PaymentMethodType.BANK_TRANSFER,
+    "us_bank_account": PaymentMethodType.BANK_TRANSFER,
+    "bacs_debit": PaymentMethodType.BANK_TRANSFER,
+    "acss_debit": PaymentMethodType.BANK_TRANSFER,
+    "au_becs_debit": PaymentMethodType.BANK_TRANSFER,
+    "paypal": PaymentMethodType.WALLET,
+    "cashapp": PaymentMethodType.WALLET,
+    "amazon_pay": PaymentMethodType.WALLET,
+    "revolut_pay": PaymentMethodType.WALLET,
+}
+
+
+@dataclass
+class UpsertResult:
+    """What one upsert did. `skipped` rows had no local parent (e.g. a refund of a payment
+    we do not hold yet); their Stripe ids are in `missing_parents`."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    missing_parents: set[str] = field(default_factory=set)
+
+    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.skipped += other.skipped
+        self.missing_parents |= other.missing_parents
+        return self
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+        }
+
+
+def method_type(stripe_type: str) -> str:
+    """Stripe's payment method type -> our PaymentMethodType value."""
+    if not stripe_type:
+        return PaymentMethodType.CARD
+    return _METHOD_TYPES.get(stripe_type, PaymentMethodType.OTHER)
+
+
+def payment_status(
+    *,
+    stripe_status: str,
+    charge_status: str,
+    failure_code: str,
+    amount: int,
+    amount_refunded: int,
+    has_open_dispute: bool,
+) -> str:
+    """Our business status from Stripe's status plus what we know locally."""
+    if stripe_status == "succeeded":
+        if has_open_dispute:
+            return Payment.Status.DISPUTED
+        if amount > 0 and amount_refunded >= amount:
+            return Payment.Status.REFUNDED
+        if amount_refunded > 0:
+            return Payment.Status.PARTIALLY_REFUNDED
+        return Payment.Status.SUCCEEDED
+    if stripe_status == "canceled":
+        return Payment.Status.CANCELED
+    if stripe_status in ("processing", "requires_capture"):
+        return Payment.Status.PROCESSING
+    if stripe_status == "requires_action":
+        return Payment.Status.REQUIRES_ACTION
+    if stripe_status == "requires_payment_method" and (failure_code or charge_status == "failed"):
+        return Payment.Status.FAILED
+    return Payment.Status.PENDING
+
+
+def _dedupe[T](rows: Iterable[T]) -> list[T]:
+    # The last snapshot of an id wins (a page never repeats one, but callers may).
+    by_id: dict[str, T] = {}
+    for row in rows:
+        if row.id:
+            by_id[row.id] = row
+    return list(by_id.values())
+
+
+def _field_names(model) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+def _differs(existing, values: dict) -> bool:
+    return any(getattr(existing, name) != value for name, value in values.items())
+
+
+def _bulk_upsert(model, objs: list, *, unique: str, update_fields: list[str]) -> list:
+    if not objs:
+        return []
+    return model.objects.bulk_create(
+        objs,
+        update_conflicts=True,
+        unique_fields=[unique],
+        update_fields=[*update_fields, "updated_at"],
+    )
+
+
+def _history(model, *, created: Sequence, updated: Sequence, key: str) -> None:
+    """History rows for what we just wrote: one bulk insert per kind of change. `updated`
+    are the locked rows with the new values applied, so their snapshots are complete."""
+    manager = getattr(model, "history", None)
+    if manager is None:
+        return
+    if any(obj.pk is None for obj in created):
+        # The backend did not return primary keys from the upsert: read them in one query.
+        pks = dict(
+            model.objects.filter(**{f"{key}__in": [getattr(o, key) for o in created]}).values_list(
+                key, "pk"
+            )
+        )
+        for obj in created:
+            obj.pk = pks.get(getattr(obj, key))
+    if created:
+        manager.bulk_history_create(list(created), default_change_reason=HISTORY_REASON)
+    if updated:
+        manager.bulk_history_create(
+            list(updated), update=True, default_change_reason=HISTORY_REASON
+        )
+
+
+def _apply(current, values: dict):
+    for name, value in values.items():
+        setattr(current, name, value)
+    return current
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+_CUSTOMER_FIELDS = ["email", "name", "livemode", "created"]
+
+
+def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
+    """Mirror customers; deleted ones are left as history (their payments point at them).
+    Also marks each customer's default payment method (invoice_settings), when we hold it."""
+    rows = [r for r in _dedupe(rows) if not r.deleted]
+    result = UpsertResult()
+    if not rows:
+        return result
+    with transaction.atomic():
+        existing = {
+            c.stripe_id: c
+            for c in Customer.objects.select_for_update()
+            .filter(stripe_id__in=[r.id for r in rows])
+            .order_by("pk")
+        }
+        to_write, updated = [], []
+        for row in rows:
+            values = {
+                "email": row.email[:254],
+                "name": row.name[:255],
+                "livemode": row.livemode,
+                "created": row.created,
+            }
+            current = existing.get(row.id)
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+                updated.append(_apply(current, values))
+            else:
+                result.unchanged += 1
+                continue
+            to_write.append(Customer(stripe_id=row.id, **values))
+        written = _bulk_upsert(
+            Customer, to_write, unique="stripe_id", update_fields=_CUSTOMER_FIELDS
+        )
+        created = [c for c in written if c.stripe_id not in existing]
+        _history(Customer, created=created, updated=updated, key="stripe_id")
+        _apply_default_payment_methods(rows)
+    return result
+
+
+def _apply_default_payment_methods(rows: Sequence[StripeCustomer]) -> None:
+    """Two UPDATEs per page: clear stale defaults, then set the current ones (in that
+    order: at most one default per customer is a database constraint)."""
+    defaults = {r.default_payment_method_id for r in rows if r.default_payment_method_id}
+    customer_ids = [r.id for r in rows]
+    PaymentMethod.objects.filter(customer__stripe_id__in=customer_ids, is_default=True).exclude(
+        stripe_id__in=defaults
+    ).update(is_default=False)
+    if defaults:
+        PaymentMethod.objects.filter(
+            stripe_id__in=defaults, customer__stripe_id__in=customer_ids, is_default=False
+        ).update(is_default=True)
+
+
+# --- payment methods ---------------------------------------------------------------------------
+
+_PM_FIELDS = [
+    "customer_id",
+    "type",
+    "card_brand",
+    "card_last4",
+    "card_exp_month",
+    "card_exp_year",
+    "created",
+]
+
+
+def _customer_pks(stripe_ids: Iterable[str]) -> dict[str, int]:
+    ids = {i for i in stripe_ids if i}
+    if not ids:
+        return {}
+    return dict(Customer.objects.filter(stripe_id__in=ids).values_list("stripe_id", "pk"))
+
+
+def upsert_payment_methods(rows: Iterable[StripePaymentMethod]) -> UpsertResult:
+    """Mirror payment methods. A detached one keeps its row without a customer (payments
+    may point at it) and loses any default flag."""
+    rows = _dedupe(rows)
+    result = UpsertResult()
+    if not rows:
+        return result
+    with transaction.atomic():
+        customers = _customer_pks(r.customer_id for r in rows)
+        existing = {
+            pm.stripe_id: pm
+            for pm in PaymentMethod.objects.select_for_update()
+            .filter(stripe_id__in=[r.id for r in rows])
+            .order_by("pk")
+        }
+        to_write, detached = [], []
+        for row in rows:
+            exp_month = row.card_exp_month if row.card_exp_month in range(1, 13) else None
+            values = {
+                "customer_id": customers.get(row.customer_id),
+                "type": method_type(row.type),
+                "card_brand": row.card_brand[:32],
+                "card_last4": row.card_last4[:4],
+                "card_exp_month": exp_month,
+                "card_exp_year": row.card_exp_year,
+                "created": row.created,
+            }
+            current = existing.get(row.id)
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+                if values["customer_id"] != current.customer_id and current.is_default:
+                    detached.append(row.id)
+            else:
+                result.unchanged += 1
+                continue
+            to_write.append(PaymentMethod(stripe_id=row.id, **values))
+        if detached:
+            # Before the upsert: a default moving to another customer would break the
+            # one-default-per-customer constraint there.
+            PaymentMethod.objects.filter(stripe_id__in=detached).update(is_default=False)
+        _bulk_upsert(PaymentMethod, to_write, unique="stripe_id", update_fields=_PM_FIELDS)
+    return result
+
+
+# --- payments ----------------------------------------------------------------------------------
+
+_PAYMENT_FIELDS = [
+    "stripe_charge_id",
+    "customer_id",
+    "payment_method_id",
+    "amount",
+    "currency",
+    "amount_refunded",
+    "stripe_fee",
+    "platform_fee",
+    "net",
+    "status",
+    "stripe_status",
+    "payment_method_type",
+    "failure_code",
+    "decline_code",
+    "failure_message",
+    "description",
+    "billing_details",
+    "metadata",
+    "livemode",
+    "created",
+    "succeeded_at",
+    "failed_at",
+    "canceled_at",
+]
+
+
+def _succeeded_refund_sums(payment_pks: Iterable[int]) -> dict[int, int]:
+    pks = [pk for pk in payment_pks if pk]
+    if not pks:
+        return {}
+    return dict(
+        Refund.objects.filter(payment_id__in=pks, status=Refund.Status.SUCCEEDED)
+        .order_by()
+        .values("payment_id")
+        .annotate(total=Sum("amount"))
+        .values_list("payment_id", "total")
+    )
+
+
+def _open_dispute_payments(payment_pks: Iterable[int]) -> set[int]:
+    pks = [pk for pk in payment_pks if pk]
+    if not pks:
+        return set()
+    return set(
+        Dispute.objects.filter(payment_id__in=pks, status__in=OPEN_DISPUTE_STATUSES)
+        .order_by()
+        .values_list("payment_id", flat=True)
+        .distinct()
+    )
+
+
+def _money_fields(*, status: str, amount: int, stripe_fee: int) -> dict:
+    """Fees and net: only captured money has them (minor units)."""
+    if status not in Payment.CAPTURED_STATUSES:
+        return {"stripe_fee": 0, "platform_fee": 0, "net": 0}
+    platform_fee = percent_of(amount, settings.PLATFORM_FEE_BPS)
+    return {
+        "stripe_fee": stripe_fee,
+        "platform_fee": platform_fee,
+        "net": amount - stripe_fee - platform_fee,
+    }
+
+
+def _payment_values(
+    row: StripePaymentIntent,
+    current: Payment | None,
+    *,
+    customer_pk: int | None,
+    method_pk: int | None,
+    refunded_locally: int,
+    has_open_dispute: bool,
+) -> dict:
+    stale = (
+        current is not None
+        and current.stripe_status in FINAL_STRIPE_STATUSES
+        and row.status not in FINAL_STRIPE_STATUSES
+    )
+    stripe_status = current.stripe_status if stale else row.status
+    amount = row.amount
+    # Refunds only grow through snapshots; a failed refund lowers it via upsert_refunds.
+    amount_refunded = min(
+        amount,
+        max(row.amount_refunded, refunded_locally, current.amount_refunded if current else 0),
+    )
+    failure_code = "" if stripe_status == "succeeded" else row.failure_code
+    status = payment_status(
+        stripe_status=stripe_status,
+        charge_status=row.charge_status,
+        failure_code=failure_code,
+        amount=amount,
+        amount_refunded=amount_refunded,
+        has_open_dispute=has_open_dispute,
+    )
+    known_fee = row.stripe_fee if row.stripe_fee is not None else None
+    if known_fee is None and current is not None:
+        known_fee = current.stripe_fee  # the balance transaction is not ready yet: keep
+    event_time = row.charge_created or row.created
+    values = {
+        "stripe_charge_id": row.latest_charge_id or (current.stripe_charge_id if current else ""),
+        "customer_id": customer_pk if customer_pk or current is None else current.customer_id,
+        "payment_method_id": method_pk
+        if method_pk or current is None
+        else current.payment_method_id,
+        "amount": amount,
+        "currency": row.currency,
+        "amount_refunded": amount_refunded,
+        "status": status,
+        "stripe_status": stripe_status,
+        "payment_method_type": method_type(row.payment_method_type),
+        "failure_code": failure_code[:64],
+        "decline_code": (row.decline_code if failure_code else "")[:64],
+        "failure_message": row.failure_message if failure_code else "",
+        "description": row.description[:500],
+        "billing_details": row.billing_details or {},
+        "metadata": row.metadata or {},
+        "livemode": row.livemode,
+        "created": row.created,
+        "succeeded_at": (current.succeeded_at if current else None)
+        or (event_time if status in Payment.CAPTURED_STATUSES else None),
+        "failed_at": (
+            ((current.failed_at if current else None) or event_time)
+            if status == Payment.Status.FAILED
+            else None
+        ),
+        "canceled_at": (
+            (row.canceled_at or (current.canceled_at if current else None) or row.created)
+            if status == Payment.Status.CANCELED
+            else None
+        ),
+        **_money_fields(status=status, amount=amount, stripe_fee=known_fee or 0),
+    }
+    if stale:
+        # Keep what the newer state said about the charge; take only the derived fields.
+        for name in ("stripe_charge_id", "failure_code", "decline_code", "failure_message"):
+            values[name] = getattr(current, name)
+    return values
+
+
+def _send_succeeded(payment_intent_ids: list[str]) -> None:
+    def send() -> None:
+        payments = Payment.objects.filter(stripe_payment_intent_id__in=payment_intent_ids)
+        for payment in payments.order_by("pk"):
+            payment_succeeded.send(sender=Payment, payment=payment)
+
+    transaction.on_commit(send)
+
+
+def upsert_payment_intents(
+    rows: Iterable[StripePaymentIntent], *, send_signals: bool = True
+) -> UpsertResult:
+    """Mirror payment intents (with their latest charge, fee and net). Expanded payment
+    methods on the rows are mirrored first so the foreign key resolves.
+
+    When a payment becomes succeeded here (it was not captured before, or is new), sends
+    payments.signals.payment_succeeded once, after commit; `send_signals=False` for
+    backfills of old history."""
+    rows = _dedupe(rows)
+    result = UpsertResult()
+    if not rows:
+        return result
+    with transaction.atomic():
+        embedded = [r.payment_method for r in rows if r.payment_method is not None]
+        if embedded:
+            upsert_payment_methods(embedded)
+        existing = {
+            p.stripe_payment_intent_id: p
+            for p in Payment.objects.select_for_update()
+            .filter(stripe_payment_intent_id__in=[r.id for r in rows])
+            .order_by("pk")
+        }
+        customers = _customer_pks(r.customer_id for r in rows)
+        method_ids = {r.payment_method_id for r in rows if r.payment_method_id}
+        methods = (
+            dict(
+                PaymentMethod.objects.filter(stripe_id__in=method_ids).values_list(
+                    "stripe_id", "pk"
+                )
+            )
+            if method_ids
+            else {}
+        )
+        pks = [p.pk for p in existing.values()]
+        refunded = _succeeded_refund_sums(pks)
+        disputed = _open_dispute_payments(pks)
+
+        to_write, updated, newly_succeeded = [], [], []
+        for row in rows:
+            current = existing.get(row.id)
+            values = _payment_values(
+                row,
+                current,
+                customer_pk=customers.get(row.customer_id),
+                method_pk=methods.get(row.payment_method_id),
+                refunded_locally=refunded.get(current.pk, 0) if current else 0,
+                has_open_dispute=current is not None and current.pk in disputed,
+            )
+            was_captured = current is not None and current.status in Payment.CAPTURED_STATUSES
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+                updated.append(_apply(current, values))
+            else:
+                result.unchanged += 1
+                continue
+            if values["status"] in Payment.CAPTURED_STATUSES and not was_captured:
+                newly_succeeded.append(row.id)
+            to_write.append(Payment(stripe_payment_intent_id=row.id, **values))
+        written = _bulk_upsert(
+            Payment, to_write, unique="stripe_payment_intent_id", update_fields=_PAYMENT_FIELDS
+        )
+        created = [p for p in written if p.stripe_payment_intent_id not in existing]
+        _history(Payment, created=created, updated=updated, key="stripe_payment_intent_id")
+        if send_signals and newly_succeeded:
+            _send_succeeded(newly_succeeded)
+    return result
+
+
+def _refresh_payments(payment_pks: set[int], *, exact_refunds: set[int] = frozenset()) -> int:
+    """Re-derive amount_refunded and status of these payments from local refunds and
+    disputes (after refunds or disputes changed). Returns how many payments changed.
+
+    amount_refunded only grows (snapshots may know refunds we have not mirrored yet),
+    except for payments in `exact_refunds`, where a refund stopped counting (failed or
+    canceled after succeeding)."""
+    if not payment_pks:
+        return 0
+    payments = list(Payment.objects.select_for_update().filter(pk__in=payment_pks).order_by("pk"))
+    refunded = _succeeded_refund_sums(payment_pks)
+    disputed = _open_dispute_payments(payment_pks)
+    changed = []
+    for payment in payments:
+        local = refunded.get(payment.pk, 0)
+        amount_refunded = (
+            local if payment.pk in exact_refunds else max(payment.amount_refunded, local)
+        )
+        amount_refunded = min(payment.amount, amount_refunded)
+        status = payment_status(
+            stripe_status=payment.stripe_status,
+            charge_status="",
+            failure_code=payment.failure_code,
+            amount=payment.amount,
+            amount_refunded=amount_refunded,
+            has_open_dispute=payment.pk in disputed,
+        )
+        if payment.stripe_status not in ("succeeded",):
+            status = payment.status  # refunds and disputes only move captured payments
+        money = _money_fields(status=status, amount=payment.amount, stripe_fee=payment.stripe_fee)
+        values = {"amount_refunded": amount_refunded, "status": status, **money}
+        if _differs(payment, values):
+            _apply(payment, values)
+            payment.updated_at = timezone.now()
+            changed.append(payment)
+    if changed:
+        Payment.objects.bulk_update(
+            changed,
+            ["amount_refunded", "status", "stripe_fee", "platform_fee", "net", "updated_at"],
+        )
+        Payment.history.bulk_history_create(
+            changed, update=True, default_change_reason=HISTORY_REASON
+        )
+    return len(changed)
+
+
+def _payment_pks_for(pi_ids: set[str], charge_ids: set[str]) -> tuple[dict, dict]:
+    by_pi: dict[str, int] = {}
+    by_charge: dict[str, int] = {}
+    query = Q()
+    if pi_ids:
+        query |= Q(stripe_payment_intent_id__in=pi_ids)
+    if charge_ids:
+        query |= Q(stripe_charge_id__in=charge_ids)
+    if not query:
+        return by_pi, by_charge
+    for pk, pi_id, charge_id in Payment.objects.filter(query).values_list(
+        "pk", "stripe_payment_intent_id", "stripe_charge_id"
+    ):
+        by_pi[pi_id] = pk
+        if charge_id:
+            by_charge[charge_id] = pk
+    return by_pi, by_charge
+
+
+# --- refunds -----------------------------------------------------------------------------------
+
+_REFUND_FIELDS = [
+    "payment_id",
+    "amount",
+    "currency",
+    "status",
+    "reason",
+    "failure_reason",
+    "created",
+]
+
+
+def upsert_refunds(rows: Iterable[StripeRefund]) -> UpsertResult:
+    """Mirror refunds, then re-derive their payments' amount_refunded and status. A refund
+    of a payment we do not hold is skipped (its payment intent id is in
+    `result.missing_parents`: mirror that payment, then call again)."""
+    rows = [r for r in _dedupe(rows) if r.amount > 0]
+    result = UpsertResult()
+    if not rows:
+        return result
+    with transaction.atomic():
+        by_pi, by_charge = _payment_pks_for(
+            {r.payment_intent_id for r in rows if r.payment_intent_id},
+            {r.charge_id for r in rows if r.charge_id},
+        )
+        existing = {
+            r.stripe_id: r
+            for r in Refund.objects.select_for_update()
+            .filter(stripe_id__in=[r.id for r in rows])
+            .order_by("pk")
+        }
+        to_write, touched, exact = [], set(), set()
+        for row in rows:
+            payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
+            if payment_pk is None:
+                result.skipped += 1
+                result.missing_parents.add(row.payment_intent_id or row.charge_id)
+                continue
+            status = row.status if row.status in Refund.Status.values else Refund.Status.PENDING
+            values = {
+                "payment_id": payment_pk,
+                "amount": row.amount,
+                "currency": row.currency,
+                "status": status,
+                "reason": row.reason[:64],
+                "failure_reason": row.failure_reason[:64],
+                "created": row.created,
+            }
+            current = existing.get(row.id)
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+                if current.status == Refund.Status.SUCCEEDED and status != current.status:
+                    exact.add(payment_pk)
+            else:
+                result.unchanged += 1
+                continue
+            touched.add(payment_pk)
+            to_write.append(Refund(stripe_id=row.id, **values))
+        _bulk_upsert(Refund, to_write, unique="stripe_id", update_fields=_REFUND_FIELDS)
+        _refresh_payments(touched, exact_refunds=exact)
+    return result
+
+
+# --- disputes ----------------------------------------------------------------------------------
+
+_DISPUTE_FIELDS = [
+    "payment_id",
+    "amount",
+    "currency",
+    "status",
+    "reason",
+    "evidence_due_by",
+    "created",
+    "closed_at",
+]
+
+
+def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = None) -> UpsertResult:
+    """Mirror disputes, then re-derive their payments' status (disputed while a dispute is
+    open or lost). Disputes of payments we do not hold are skipped (see upsert_refunds)."""
+    rows = _dedupe(rows)
+    result = UpsertResult()
+    if not rows:
+        return result
+    now = now or timezone.now()
+    with transaction.atomic():
+        by_pi, by_charge = _payment_pks_for(
+            {r.payment_intent_id for r in rows if r.payment_intent_id},
+            {r.charge_id for r in rows if r.charge_id},
+        )
+        existing = {
+            d.stripe_id: d
+            for d in Dispute.objects.select_for_update()
+            .filter(stripe_id__in=[r.id for r in rows])
+            .order_by("pk")
+        }
+        to_write, touched = [], set()
+        for row in rows:
+            payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
+            if payment_pk is None or row.status not in Dispute.Status.values:
+                result.skipped += 1
+                if payment_pk is None:
+                    result.missing_parents.add(row.payment_intent_id or row.charge_id)
+                continue
+            current = existing.get(row.id)
+            closed = row.status in CLOSED_DISPUTE_STATUSES
+            values = {
+                "payment_id": payment_pk,
+                "amount": row.amount,
+                "currency": row.currency,
+                "status": row.status,
+                "reason": row.reason[:64],
+                "evidence_due_by": row.evidence_due_by,
+                "created": row.created,
+                # Stripe has no closing time: the first time we see it closed.
+                "closed_at": ((current.closed_at if current else None) or now) if closed else None,
+            }
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+            else:
+                result.unchanged += 1
+                continue
+            touched.add(payment_pk)
+            to_write.append(Dispute(stripe_id=row.id, **values))
+        _bulk_upsert(Dispute, to_write, unique="stripe_id", update_fields=_DISPUTE_FIELDS)
+        _refresh_payments(touched)
+    return result
