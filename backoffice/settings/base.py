@@ -225,6 +225,16 @@ UNFOLD = {
                             "payments.view_instructor"
                         ),
                     },
+                    {
+                        "title": "Stripe webhooks",
+                        "icon": "webhook",
+                        "link": reverse_lazy("admin:payments_webhookevent_changelist"),
+                        # Events that failed for good and wait for a replay.
+                        "badge": "payments.selectors_webhooks.webhook_failed_badge",
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_webhookevent"
+                        ),
+                    },
                 ],
             },
         ],

@@ -1,0 +1,244 @@
+"""The Stripe webhook log: what Stripe told us, what we did with it, and a replay button."""
+
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
+from unfold.decorators import action, display
+
+from backoffice.pagination import EstimatedCountPaginator
+from payments.models import WebhookEvent
+from payments.webhooks import webhook_event_replay
+
+WEBHOOK_STATUS_COLOURS = {
+    WebhookEvent.Status.RECEIVED: "info",
+    WebhookEvent.Status.PROCESSING: "info",
+    WebhookEvent.Status.PROCESSED: "success",
+    WebhookEvent.Status.RETRYING: "warning",
+    WebhookEvent.Status.FAILED: "danger",
+    WebhookEvent.Status.IGNORED: "primary",
+}
+
+MESSAGE_REPLAYED = "Replay queued for {count} event(s)."
+REPLAY_PERMISSION = "payments.replay_webhookevent"
+
+# Event types in the type filter: the ones we handle. A fixed list keeps the filter free of a
+# SELECT DISTINCT over the whole table.
+FILTER_TYPES = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+    "payment_intent.requires_action",
+    "charge.succeeded",
+    "charge.failed",
+    "charge.refunded",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "payment_method.attached",
+    "payment_method.detached",
+)
+
+
+class FailedEventsFilter(admin.SimpleListFilter):
+    """The on-call view: events that need a look (failed for good, or waiting to retry)."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Failed"), ("failing", "Failed or retrying")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(status=WebhookEvent.Status.FAILED)
+        if self.value() == "failing":
+            return queryset.filter(
+                status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.RETRYING]
+            )
+        return queryset
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [(t, t) for t in FILTER_TYPES]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        # Any string is a valid (maybe empty) filter: never a 500 on a hand-edited URL.
+        return queryset.filter(type=value[:100]) if value else queryset
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ModelAdmin):
+    """Read-only log. Replay is a POST (bulk action or the button on the event's page)
+    checked against payments.replay_webhookevent."""
+
+    list_display = [
+        "event_cell",
+        "status_badge",
+        "object_id",
+        "attempts",
+        "processing_ms_cell",
+        "error_cell",
+        "received_at",
+    ]
+    list_display_links = ["event_cell"]
+    list_filter = [
+        FailedEventsFilter,
+        ("status", ChoicesDropdownFilter),
+        EventTypeFilter,
+        "livemode",
+    ]
+    list_per_page = 50
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["=stripe_id", "=object_id"]
+    search_help_text = "A Stripe event id (evt_) or the id of the object it is about (pi_, re_…)."
+    ordering = ["-received_at", "-id"]
+    actions = ["replay_selected"]
+    change_form_outer_before_template = "payments/admin/webhook_replay_button.html"
+
+    fieldsets = [
+        (
+            "Event",
+            {
+                "fields": [
+                    "stripe_id",
+                    "type",
+                    "status_badge",
+                    "object_id",
+                    "api_version",
+                    "livemode",
+                    "created",
+                ]
+            },
+        ),
+        (
+            "Processing",
+            {
+                "fields": [
+                    "received_at",
+                    "attempts",
+                    "processing_ms_cell",
+                    "processed_at",
+                    "next_attempt_at",
+                    "error",
+                ]
+            },
+        ),
+        ("Payload", {"fields": ["payload_pretty"]}),
+    ]
+    readonly_fields = [
+        "stripe_id",
+        "type",
+        "status_badge",
+        "object_id",
+        "api_version",
+        "livemode",
+        "created",
+        "received_at",
+        "attempts",
+        "processing_ms_cell",
+        "processed_at",
+        "next_attempt_at",
+        "error",
+        "payload_pretty",
+    ]
+
+    def get_queryset(self, request):
+        # The changelist never shows the payload: don't read (possibly large) JSON per row.
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("payload")
+        return queryset
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_replay_permission(self, request, obj=None):
+        return request.user.has_perm(REPLAY_PERMISSION)
+
+    # --- Columns ---------------------------------------------------------------------------
+
+    @display(description="Event", header=True, ordering="received_at")
+    def event_cell(self, obj):
+        return [obj.type, obj.stripe_id]
+
+    @display(description="Status", ordering="status", label=WEBHOOK_STATUS_COLOURS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()
+
+    @display(description="Processing time", ordering="processing_ms")
+    def processing_ms_cell(self, obj):
+        return "—" if obj.processing_ms is None else f"{obj.processing_ms} ms"
+
+    @display(description="Error")
+    def error_cell(self, obj):
+        if not obj.error:
+            return ""
+        first_line = obj.error.splitlines()[0]
+        return first_line[:80] + ("…" if len(first_line) > 80 else "")
+
+    @display(description="Payload")
+    def payload_pretty(self, obj):
+        text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html(
+            '<pre class="text-xs overflow-x-auto whitespace-pre max-h-[40rem]">{}</pre>', text
+        )
+
+    # --- Replay ----------------------------------------------------------------------------
+
+    @action(description="Replay selected events", permissions=["replay"])
+    def replay_selected(self, request, queryset):
+        events = list(queryset.only("pk", "stripe_id", "type", "status")[:500])
+        for event in events:
+            webhook_event_replay(event=event, acting_user=request.user)
+        self.message_user(request, MESSAGE_REPLAYED.format(count=len(events)), messages.SUCCESS)
+
+    def get_urls(self):
+        urls = super().get_urls()
+        replay = path(
+            "<path:object_id>/replay/",
+            self.admin_site.admin_view(self.replay_view),
+            name="payments_webhookevent_replay",
+        )
+        return [replay, *urls]
+
+    def replay_view(self, request, object_id):
+        # admin_view has checked staff; require_POST answers GET with 405.
+        return require_POST(self._replay)(request, object_id)
+
+    def _replay(self, request, object_id):
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        event = get_object_or_404(WebhookEvent, pk=object_id)
+        webhook_event_replay(event=event, acting_user=request.user)
+        self.message_user(request, MESSAGE_REPLAYED.format(count=1), messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:payments_webhookevent_change", args=[event.pk]))

@@ -1,0 +1,20 @@
+"""django-q2 task entry points for payments. Stable dotted paths (queued tasks and schedules
+store them); the work lives in the modules they call."""
+
+from __future__ import annotations
+
+
+def webhook_event_process_task(event_pk: int) -> str | None:
+    """Process one stored Stripe webhook event (see payments.webhooks)."""
+    from payments.webhooks import webhook_event_process
+
+    return webhook_event_process(event_pk=event_pk)
+
+
+def webhook_events_requeue_stale() -> dict:
+    """Safety net for a schedule (e.g. every 10 minutes): enqueue events left `received`
+    or `processing` by a lost task or a dead worker, and `retrying` events whose time has
+    come (their own ONCE schedule normally does that)."""
+    from payments.webhooks import webhook_events_requeue_stale as requeue
+
+    return requeue()
