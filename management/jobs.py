@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db.models import Count, Max, Q
 
 from payments.models import Customer, Dispute, Payment
+from refunds.jobs import process_pending_refunds  # noqa: F401 - the command calls jobs.*
 
 
 def system_overview() -> dict:

@@ -10,6 +10,8 @@ mkdir -p var
 
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:8420}"
 export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_demo}"
+# The peer is localstripe: the gateway and refunds leave out what it refuses.
+export STRIPE_LOCALSTRIPE_COMPAT="${STRIPE_LOCALSTRIPE_COMPAT:-1}"
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }

@@ -124,3 +124,16 @@ class DisputeFactory(factory.django.DjangoModelFactory):
     reason = "fraudulent"
     created = factory.LazyFunction(timezone.now)
     evidence_due_by = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
+
+
+class RefundRequestFactory(factory.django.DjangoModelFactory):
+    """A pending request for 10.00 of a 50.00 USD payment, made by a staff member."""
+
+    class Meta:
+        model = "refunds.RefundRequest"
+
+    payment = factory.SubFactory(PaymentFactory)
+    amount = 1000
+    currency = factory.LazyAttribute(lambda o: o.payment.currency)
+    reason = "requested_by_customer"
+    requested_by = factory.SubFactory(UserFactory)

@@ -125,6 +125,18 @@ PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 2000)
 # larger than this.
 ADMIN_ESTIMATED_COUNT_THRESHOLD = env_int("ADMIN_ESTIMATED_COUNT_THRESHOLD", 50_000)
 
+# --- Refunds --------------------------------------------------------------------------------
+# Queue priority: pending longer than URGENT days is URGENT, longer than HIGH days is HIGH;
+# otherwise a pending request above REFUND_LARGE_AMOUNT (major units, per currency) is LARGE.
+REFUND_URGENT_AFTER_DAYS = env_int("REFUND_URGENT_AFTER_DAYS", 3)
+REFUND_HIGH_AFTER_DAYS = env_int("REFUND_HIGH_AFTER_DAYS", 1)
+REFUND_LARGE_AMOUNT = env_str("REFUND_LARGE_AMOUNT", "50.00")
+# Requests above this amount (major units of their currency) need the senior-approver
+# permission refunds.approve_large_refundrequest.
+REFUND_SENIOR_APPROVAL_ABOVE = env_str("REFUND_SENIOR_APPROVAL_ABOVE", "500.00")
+# A worker's claim on a request older than this is a crashed worker: the request may resume.
+REFUND_PROCESSING_LEASE_SECONDS = env_int("REFUND_PROCESSING_LEASE_SECONDS", 300)
+
 # --- Stripe ---------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")
 # Empty means Stripe's own API; the demo and the tests point this at a localstripe process.
@@ -233,6 +245,22 @@ UNFOLD = {
                         "badge": "payments.selectors_webhooks.webhook_failed_badge",
                         "permission": lambda request: request.user.has_perm(
                             "payments.view_webhookevent"
+                        ),
+                    },
+                ],
+            },
+            {
+                "title": "Refunds",
+                "separator": True,
+                "items": [
+                    {
+                        "title": "Refund queue",
+                        "icon": "currency_exchange",
+                        "link": reverse_lazy("admin:refunds_refundrequest_changelist"),
+                        # Pending requests waiting for a decision.
+                        "badge": "refunds.admin.badges.pending_refund_requests_badge",
+                        "permission": lambda request: request.user.has_perm(
+                            "refunds.view_refundrequest"
                         ),
                     },
                 ],

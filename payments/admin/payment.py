@@ -10,6 +10,7 @@ from payments import selectors
 from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
 from payments.stripe_links import stripe_dashboard_url
+from refunds.payment_admin_actions import check_refund_eligibility, request_refund
 
 from .display import PAYMENT_STATUS_COLOURS, external_link, money
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
@@ -82,6 +83,10 @@ class PaymentAdmin(ModelAdmin):
     search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
     ordering = ["-created", "-id"]
     inlines = [RefundInline, DisputeInline]
+    # Refunds (refunds/): GET links to the eligibility page and the request form, which POSTs.
+    actions_detail = ["check_refund_eligibility", "request_refund"]
+    check_refund_eligibility = check_refund_eligibility
+    request_refund = request_refund
 
     fieldsets = [
         (

@@ -16,8 +16,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print results as JSON.")
+        # Refunds (refunds/jobs.py).
+        parser.add_argument(
+            "--process-pending-refunds",
+            action="store_true",
+            help="Refund approved requests through Stripe and resume interrupted ones.",
+        )
 
     def handle(self, *args, **options):
+        if options["process_pending_refunds"]:
+            return self._print(jobs.process_pending_refunds(), as_json=options["json"])
         self._print(jobs.system_overview(), as_json=options["json"])
 
     def _print(self, result: dict, *, as_json: bool) -> None:

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from management import demo_data
 from payments.models import Payment
+from refunds.demo import seed_refund_requests
 
 
 class Command(BaseCommand):
@@ -25,3 +26,5 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(", ".join(f"{value:,} {key}" for key, value in counts.items()))
         )
+        # Refund requests of every priority and status; pending ones on localstripe payments.
+        seed_refund_requests(seed=seed, stdout=self.stdout)

@@ -1,0 +1,3 @@
+from .queue import RefundRequestAdmin
+
+__all__ = ["RefundRequestAdmin"]

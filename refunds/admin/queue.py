@@ -1,0 +1,442 @@
+"""The refund queue: pending requests ranked by priority (a SQL CASE), then age.
+
+Presentation only. Every decision goes through refunds.services, always by POST:
+- bulk approve / bulk reject are changelist actions with an intermediate form (a note, or a
+  rejection reason, is required before anything changes);
+- the row and detail actions are GET links to a confirmation page whose form POSTs to
+  `<pk>/approve/` or `<pk>/reject/` (views.py), which answer GET with 405 and staff without
+  the approve permission with 403.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import (
+    ChoicesDropdownFilter,
+    DropdownFilter,
+    RelatedDropdownFilter,
+)
+from unfold.decorators import action, display
+
+from backoffice.pagination import EstimatedCountPaginator
+from payments.admin.filters import AmountRangeFilter, CurrencyFilter
+from payments.money import format_money
+from refunds import selectors
+from refunds.forms import ApproveForm, BulkApproveForm, RejectForm
+from refunds.models import RefundRequest
+from refunds.selectors import Priority
+from refunds.services import (
+    PERM_APPROVE,
+    RefundError,
+    refund_request_approve,
+    refund_request_reject,
+)
+
+from . import views
+
+PRIORITY_COLOURS = {
+    Priority.URGENT: "danger",
+    Priority.HIGH: "warning",
+    Priority.LARGE: "primary",
+    Priority.NORMAL: "info",
+    "": "info",
+}
+STATUS_COLOURS = {
+    RefundRequest.Status.PENDING: "warning",
+    RefundRequest.Status.APPROVED: "info",
+    RefundRequest.Status.PROCESSING: "info",
+    RefundRequest.Status.PROCESSED: "success",
+    RefundRequest.Status.REJECTED: "danger",
+    RefundRequest.Status.FAILED: "danger",
+    RefundRequest.Status.CANCELED: "danger",
+}
+
+# Saved views of the queue, shown as tabs above it: (label, query string).
+QUEUE_PRESETS = [
+    ("All pending", "status__exact=pending"),
+    ("Urgent pending", "status__exact=pending&priority=urgent"),
+    ("High pending", "status__exact=pending&priority=high"),
+    ("Large pending", "status__exact=pending&priority=large"),
+    ("In flight", "status__exact=approved"),
+    ("Processing", "status__exact=processing"),
+    ("Failed", "status__exact=failed"),
+    ("Everything", ""),
+]
+
+MAX_SEARCH_LENGTH = 255
+
+
+class PriorityFilter(DropdownFilter):
+    """Filters on the same tiers as the priority annotation, but written on plain columns so
+    the (status, created_at) index serves them. Unknown values are ignored (no 500)."""
+
+    title = "priority"
+    parameter_name = "priority"
+
+    def lookups(self, request, model_admin):
+        return Priority.CHOICES
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value not in Priority.RANK:
+            return queryset
+        return queryset.filter(selectors.priority_q(value))
+
+
+def client_info(request):
+    from refunds.services import ClientInfo
+
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    ip = (forwarded.split(",")[0].strip() if forwarded else "") or request.META.get("REMOTE_ADDR")
+    return ClientInfo(ip_address=ip or None, user_agent=request.META.get("HTTP_USER_AGENT", ""))
+
+
+def _age(delta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {rest // 60}m"
+    return f"{rest // 60}m"
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(ModelAdmin):
+    list_display = [
+        "request_cell",
+        "customer_cell",
+        "amount_cell",
+        "priority_badge",
+        "status_badge",
+        "age_cell",
+        "reason_cell",
+        "requester_cell",
+    ]
+    list_display_links = ["request_cell"]
+    list_select_related = ["payment", "payment__customer", "requested_by", "approved_by"]
+    list_filter = [
+        ("status", ChoicesDropdownFilter),
+        PriorityFilter,
+        ("reason", ChoicesDropdownFilter),
+        ("internal_reason", ChoicesDropdownFilter),
+        AmountRangeFilter,
+        CurrencyFilter,
+        ("requested_by", RelatedDropdownFilter),
+    ]
+    list_filter_submit = True
+    list_per_page = 50
+    list_max_show_all = 500
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    search_fields = ["idempotency_key"]  # enables the box; get_search_results does the work
+    search_help_text = "Request number, a payment id (pi_), a refund id (re_) or an email."
+    list_before_template = "refunds/admin/queue_presets.html"
+    actions = ["bulk_approve", "bulk_reject"]
+    actions_row = ["approve_confirm", "reject_confirm"]
+    actions_detail = ["approve_confirm", "reject_confirm"]
+
+    fieldsets = [
+        (
+            "Request",
+            {
+                "fields": [
+                    "status_badge",
+                    "priority_badge",
+                    "payment_link",
+                    "amount_cell",
+                    "reason",
+                    "internal_reason",
+                    "source",
+                    "customer_note",
+                    "notify_customer",
+                ]
+            },
+        ),
+        (
+            "Decision",
+            {
+                "fields": [
+                    "requested_by",
+                    "created_at",
+                    "approved_by",
+                    "approved_at",
+                    "rejected_by",
+                    "rejected_at",
+                    "rejection_reason",
+                    "admin_notes",
+                ]
+            },
+        ),
+        (
+            "Processing",
+            {
+                "fields": [
+                    "processing_attempts",
+                    "processing_started_at",
+                    "processed_at",
+                    "stripe_refund_id",
+                    "idempotency_key",
+                    "failure_message",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "status_badge",
+        "priority_badge",
+        "payment_link",
+        "amount_cell",
+        "reason",
+        "internal_reason",
+        "source",
+        "customer_note",
+        "notify_customer",
+        "requested_by",
+        "created_at",
+        "approved_by",
+        "approved_at",
+        "rejected_by",
+        "rejected_at",
+        "rejection_reason",
+        "admin_notes",
+        "processing_attempts",
+        "processing_started_at",
+        "processed_at",
+        "stripe_refund_id",
+        "idempotency_key",
+        "failure_message",
+    ]
+
+    # --- permissions --------------------------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return False  # requests start on a payment ("Request refund"), with its amount rules
+
+    def has_change_permission(self, request, obj=None):
+        return False  # decisions are actions, never field edits
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_approve_permission(self, request, obj=None):
+        return request.user.has_perm(PERM_APPROVE)
+
+    # --- queryset -----------------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        return selectors.refund_request_queue(queryset=super().get_queryset(request))
+
+    def get_ordering(self, request):
+        # Annotations, so not in `ordering` (the admin system check only knows fields).
+        return ["priority_rank", "created_at", "id"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        if not term:
+            return queryset, False
+        if len(term) > MAX_SEARCH_LENGTH:
+            return queryset.none(), False
+        if term.lstrip("#").isdigit():
+            return queryset.filter(pk=int(term.lstrip("#"))), False
+        if term.startswith("pi_"):
+            return queryset.filter(payment__stripe_payment_intent_id=term), False
+        if term.startswith(("re_", "pyr_")):
+            return queryset.filter(stripe_refund_id=term), False
+        term = term.lower()
+        if "@" in term:
+            return queryset.filter(payment__customer__email=term), False
+        return queryset.filter(payment__customer__email__startswith=term), False
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "queue_presets": [
+                (label, query, _preset_active(request, query)) for label, query in QUEUE_PRESETS
+            ],
+        }
+        return super().changelist_view(request, extra_context)
+
+    # --- URLs: the POST-only decision endpoints and the payment refund page ---------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/approve/",
+                wrap(views.ApproveView.as_view(model_admin=self)),
+                name="refunds_refundrequest_approve",
+            ),
+            path(
+                "<int:pk>/reject/",
+                wrap(views.RejectView.as_view(model_admin=self)),
+                name="refunds_refundrequest_reject",
+            ),
+            path(
+                "payment/<int:payment_id>/refund/",
+                wrap(views.PaymentRefundView.as_view(model_admin=self)),
+                name="refunds_payment_refund",
+            ),
+            *super().get_urls(),
+        ]
+
+    # --- row and detail actions: GET links to a confirmation page ----------------------------
+
+    @action(description="Approve", icon="check_circle", url_path="confirm-approve")
+    def approve_confirm(self, request, object_id):
+        return views.decision_page(self, request, object_id, decision="approve")
+
+    @action(description="Reject", icon="cancel", url_path="confirm-reject")
+    def reject_confirm(self, request, object_id):
+        return views.decision_page(self, request, object_id, decision="reject")
+
+    # --- bulk actions with an intermediate form -----------------------------------------------
+
+    @action(description="Approve selected requests", permissions=["approve"])
+    def bulk_approve(self, request, queryset):
+        return self._bulk_decision(request, queryset, decision="approve")
+
+    @action(description="Reject selected requests", permissions=["approve"])
+    def bulk_reject(self, request, queryset):
+        return self._bulk_decision(request, queryset, decision="reject")
+
+    def _bulk_decision(self, request, queryset, *, decision: str):
+        form_class = BulkApproveForm if decision == "approve" else RejectForm
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done, errors = 0, []
+            client = client_info(request)
+            # One transaction per request: one refusal does not undo the others, and each
+            # approval queues its own processing on commit.
+            for refund_request in queryset.order_by("pk"):
+                try:
+                    if decision == "approve":
+                        refund_request_approve(
+                            refund_request=refund_request,
+                            acting_user=request.user,
+                            note=form.cleaned_data["note"],
+                            client=client,
+                        )
+                    else:
+                        refund_request_reject(
+                            refund_request=refund_request,
+                            acting_user=request.user,
+                            reason=form.cleaned_data["reason"],
+                            client=client,
+                        )
+                    done += 1
+                except RefundError as exc:
+                    errors.append(f"#{refund_request.pk}: {exc}")
+            verb = "Approved" if decision == "approve" else "Rejected"
+            if done:
+                self.message_user(request, f"{verb} {done} refund request(s).", messages.SUCCESS)
+            for error in errors:
+                self.message_user(request, error, messages.ERROR)
+            return None  # back to the changelist
+        rows = list(queryset.select_related("payment", "payment__customer", "requested_by"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": (
+                "Approve refund requests" if decision == "approve" else "Reject refund requests"
+            ),
+            "opts": self.opts,
+            "decision": decision,
+            "form": form,
+            "rows": [
+                (row, format_money(row.amount, row.currency), row.get_status_display())
+                for row in rows
+            ],
+            "totals": _totals(rows),
+            "action_name": f"bulk_{decision}",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "refunds/admin/bulk_decision.html", context)
+
+    # --- cells ----------------------------------------------------------------------------------
+
+    @display(description="Request", header=True, ordering="created_at")
+    def request_cell(self, obj):
+        return [f"#{obj.pk}", obj.payment.stripe_payment_intent_id]
+
+    @display(description="Customer", header=True)
+    def customer_cell(self, obj):
+        customer = obj.payment.customer
+        if customer is None:
+            return ["—", ""]
+        return [customer.email or customer.stripe_id, customer.name]
+
+    @display(description="Amount", ordering="amount")
+    def amount_cell(self, obj):
+        return format_money(obj.amount, obj.currency)
+
+    @display(description="Priority", ordering="priority_rank", label=PRIORITY_COLOURS)
+    def priority_badge(self, obj):
+        priority = getattr(obj, "priority", None)
+        if priority is None:  # an object not loaded through get_queryset
+            priority = (
+                selectors.refund_request_queue()
+                .filter(pk=obj.pk)
+                .values_list("priority", flat=True)
+                .first()
+            )
+        if not priority:
+            return "", "—"
+        return priority, priority.upper()
+
+    @display(description="Status", ordering="status", label=STATUS_COLOURS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()
+
+    @display(description="Age", ordering="created_at")
+    def age_cell(self, obj):
+        return _age(timezone.now() - obj.created_at)
+
+    @display(description="Reason", header=True)
+    def reason_cell(self, obj):
+        return [
+            obj.get_reason_display(),
+            obj.get_internal_reason_display() if obj.internal_reason else "",
+        ]
+
+    @display(description="Requested by", header=True)
+    def requester_cell(self, obj):
+        who = obj.requested_by.get_username() if obj.requested_by else obj.get_source_display()
+        approved = f"approved by {obj.approved_by.get_username()}" if obj.approved_by else ""
+        return [who, approved]
+
+    @display(description="Payment")
+    def payment_link(self, obj):
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:payments_payment_change", args=[obj.payment_id]),
+            obj.payment.stripe_payment_intent_id,
+        )
+
+
+def _preset_active(request, query: str) -> bool:
+    current = sorted(
+        (key, value)
+        for key, value in request.GET.items()
+        if key not in ("p", "o", "q", "e", "_changelist_filters")
+    )
+    wanted = sorted(tuple(part.split("=", 1)) for part in query.split("&") if part)
+    return current == wanted
+
+
+def _totals(rows) -> list[str]:
+    """Per-currency totals of the selected requests (never summed across currencies)."""
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row.currency] = totals.get(row.currency, 0) + row.amount
+    return [format_money(amount, currency) for currency, amount in sorted(totals.items())]
+
+
+__all__ = ["ApproveForm", "RefundRequestAdmin"]

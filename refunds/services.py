@@ -1,0 +1,639 @@
+"""Writes for refunds. The rules live here once, whatever calls them (admin, command, task):
+
+- refundable = captured - processed - in-flight, computed under a row lock on the Payment;
+- failed, canceled and disputed payments are never refunded;
+- four-eyes: the requester cannot approve their own request; large ones need a senior;
+- money leaves through the gateway exactly once: a request is claimed under a row lock, its
+  idempotency key is committed before the Stripe call, and a resumed attempt first looks for
+  the refund Stripe may already have made (by metadata) before it calls again.
+
+Every service takes keyword-only arguments and `acting_user`, and writes an AdminAction row
+in the same transaction as the change it describes. Lock order is always Payment, then
+RefundRequest, so concurrent approvals and processing runs cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from backoffice.models import AdminAction
+from payments.models import BalanceEntry, Payment, StudentBalance
+from payments.money import decimal_places, format_money
+from payments.signals import refund_processed
+
+from .models import RefundRequest
+
+logger = logging.getLogger(__name__)
+
+# --- Messages (staff see them as they are; tests assert the exact words) ----------------------
+ERR_AMOUNT_NOT_POSITIVE = "The refund amount must be greater than zero."
+ERR_AMOUNT_NOT_MINOR_UNITS = "The refund amount must be a whole number of minor units."
+ERR_AMOUNT_ABOVE_REFUNDABLE = (
+    "The refund amount {amount} is more than the {refundable} that can still be refunded on "
+    "this payment."
+)
+ERR_CURRENCY_MISMATCH = (
+    "This payment is in {payment_currency}: a refund must be in the same currency, not {currency}."
+)
+ERR_PAYMENT_FAILED = "This payment failed: nothing was captured, so nothing can be refunded."
+ERR_PAYMENT_CANCELED = (
+    "This payment was canceled: nothing was captured, so nothing can be refunded."
+)
+ERR_PAYMENT_DISPUTED = (
+    "This payment is disputed: the money is settled through the dispute, not a refund."
+)
+ERR_PAYMENT_NOT_CAPTURED = "This payment has not been captured, so nothing can be refunded."
+ERR_PAYMENT_FULLY_REFUNDED = "This payment has already been refunded in full."
+ERR_NOT_PENDING = "Only pending requests can be approved or rejected; this one is {status}."
+ERR_OWN_REQUEST = "You requested this refund, so someone else must approve it (four-eyes rule)."
+ERR_NEEDS_SENIOR = "Refunds above {limit} need a senior approver."
+ERR_NO_APPROVE_PERMISSION = "You do not have permission to approve or reject refund requests."
+ERR_NO_REQUEST_PERMISSION = "You do not have permission to request refunds."
+ERR_REJECTION_REASON_REQUIRED = "Give a reason for the rejection."
+
+PERM_REQUEST = "refunds.add_refundrequest"
+PERM_APPROVE = "refunds.approve_refundrequest"
+PERM_APPROVE_LARGE = "refunds.approve_large_refundrequest"
+
+# Audit action names (AdminAction.action).
+AUDIT_CREATE = "refund_request.create"
+AUDIT_APPROVE = "refund_request.approve"
+AUDIT_REJECT = "refund_request.reject"
+AUDIT_PROCESS = "refund_request.process"
+
+_BLOCKED_MESSAGES = {
+    Payment.Status.FAILED: ERR_PAYMENT_FAILED,
+    Payment.Status.CANCELED: ERR_PAYMENT_CANCELED,
+    Payment.Status.DISPUTED: ERR_PAYMENT_DISPUTED,
+}
+
+
+class RefundError(Exception):
+    """A rule said no. The message is safe to show to staff; nothing was changed."""
+
+
+class RefundPermissionError(RefundError):
+    """The acting user lacks a permission (the admin turns this into 403)."""
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a staff action came from, for the audit row."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+
+
+def payment_blocked_reason(payment: Payment) -> str:
+    """Why no refund can be made on `payment` at all, or "" when refunds are possible."""
+    if payment.status in _BLOCKED_MESSAGES:
+        return _BLOCKED_MESSAGES[payment.status]
+    if not payment.is_captured:
+        return ERR_PAYMENT_NOT_CAPTURED
+    if payment.amount_refunded >= payment.amount:
+        return ERR_PAYMENT_FULLY_REFUNDED
+    return ""
+
+
+def senior_limit_minor(currency: str) -> int:
+    """REFUND_SENIOR_APPROVAL_ABOVE in minor units of `currency`."""
+    from decimal import Decimal
+
+    return int(Decimal(str(settings.REFUND_SENIOR_APPROVAL_ABOVE)).scaleb(decimal_places(currency)))
+
+
+def needs_senior_approval(refund_request: RefundRequest) -> bool:
+    return refund_request.amount > senior_limit_minor(refund_request.currency)
+
+
+def _audit(
+    *,
+    action: str,
+    refund_request: RefundRequest,
+    acting_user,
+    client: ClientInfo | None,
+    reason: str = "",
+    result: str = AdminAction.Result.SUCCESS,
+    details: dict | None = None,
+) -> AdminAction:
+    client = client or ClientInfo()
+    return AdminAction.objects.create(
+        actor=acting_user if getattr(acting_user, "pk", None) else None,
+        action=action,
+        target_type="refunds.refundrequest",
+        target_id=str(refund_request.pk),
+        target_repr=str(refund_request)[:255],
+        amount=refund_request.amount,
+        currency=refund_request.currency,
+        reason=reason,
+        ip_address=client.ip_address,
+        user_agent=(client.user_agent or "")[:500],
+        result=result,
+        details={"payment_id": refund_request.payment_id, **(details or {})},
+    )
+
+
+def _check_amount(*, payment: Payment, amount, currency: str | None, refundable: int) -> None:
+    if currency is not None and currency.strip().lower() != payment.currency:
+        raise RefundError(
+            ERR_CURRENCY_MISMATCH.format(
+                payment_currency=payment.currency.upper(), currency=currency.strip().upper()
+            )
+        )
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise RefundError(ERR_AMOUNT_NOT_MINOR_UNITS)
+    if amount <= 0:
+        raise RefundError(ERR_AMOUNT_NOT_POSITIVE)
+    if amount > refundable:
+        raise RefundError(
+            ERR_AMOUNT_ABOVE_REFUNDABLE.format(
+                amount=format_money(amount, payment.currency),
+                refundable=format_money(refundable, payment.currency),
+            )
+        )
+
+
+def _locked_payment(payment_id: int) -> Payment:
+    # select_for_update is a real row lock on PostgreSQL; SQLite serialises writers anyway
+    # (transaction_mode IMMEDIATE), so the same code is safe on both.
+    return Payment.objects.select_for_update().get(pk=payment_id)
+
+
+def refund_request_create(
+    *,
+    payment: Payment,
+    amount: int,
+    acting_user,
+    currency: str | None = None,
+    reason: str = RefundRequest.Reason.REQUESTED_BY_CUSTOMER,
+    internal_reason: str = "",
+    customer_note: str = "",
+    admin_notes: str = "",
+    source: str = RefundRequest.Source.STAFF,
+    notify_customer: bool = True,
+    client: ClientInfo | None = None,
+) -> RefundRequest:
+    """Ask to refund `amount` minor units of `payment` (partial allowed). Raises RefundError
+    (bad amount or currency, payment not refundable) or RefundPermissionError."""
+    if acting_user is not None and not acting_user.has_perm(PERM_REQUEST):
+        raise RefundPermissionError(ERR_NO_REQUEST_PERMISSION)
+    with transaction.atomic():
+        payment = _locked_payment(payment.pk)
+        blocked = payment_blocked_reason(payment)
+        if blocked:
+            raise RefundError(blocked)
+        from .selectors import payment_refundability
+
+        refundable = payment_refundability(payment=payment).refundable
+        _check_amount(payment=payment, amount=amount, currency=currency, refundable=refundable)
+        refund_request = RefundRequest.objects.create(
+            payment=payment,
+            amount=amount,
+            currency=payment.currency,
+            reason=reason,
+            internal_reason=internal_reason,
+            customer_note=customer_note,
+            admin_notes=admin_notes,
+            source=source,
+            notify_customer=notify_customer,
+            requested_by=acting_user if getattr(acting_user, "pk", None) else None,
+        )
+        _audit(
+            action=AUDIT_CREATE,
+            refund_request=refund_request,
+            acting_user=acting_user,
+            client=client,
+            reason=customer_note or admin_notes,
+        )
+    return refund_request
+
+
+def _check_can_decide(*, refund_request: RefundRequest, acting_user) -> None:
+    if acting_user is None or not acting_user.has_perm(PERM_APPROVE):
+        raise RefundPermissionError(ERR_NO_APPROVE_PERMISSION)
+    if refund_request.status != RefundRequest.Status.PENDING:
+        raise RefundError(
+            ERR_NOT_PENDING.format(status=refund_request.get_status_display().lower())
+        )
+
+
+def refund_request_approve(
+    *,
+    refund_request: RefundRequest,
+    acting_user,
+    note: str = "",
+    client: ClientInfo | None = None,
+) -> RefundRequest:
+    """Approve a pending request and queue its processing (after commit). Raises
+    RefundError: not pending, the approver's own request, above the refundable amount, payment
+    no longer refundable; RefundPermissionError: no approve / senior permission."""
+    with transaction.atomic():
+        payment = _locked_payment(refund_request.payment_id)
+        locked = RefundRequest.objects.select_for_update().get(pk=refund_request.pk)
+        _check_can_decide(refund_request=locked, acting_user=acting_user)
+        if locked.requested_by_id is not None and locked.requested_by_id == acting_user.pk:
+            raise RefundError(ERR_OWN_REQUEST)
+        if needs_senior_approval(locked) and not acting_user.has_perm(PERM_APPROVE_LARGE):
+            raise RefundPermissionError(
+                ERR_NEEDS_SENIOR.format(
+                    limit=format_money(senior_limit_minor(locked.currency), locked.currency)
+                )
+            )
+        blocked = payment_blocked_reason(payment)
+        if blocked:
+            raise RefundError(blocked)
+        from .selectors import payment_refundability
+
+        refundable = payment_refundability(payment=payment, exclude_request_id=locked.pk)
+        _check_amount(
+            payment=payment,
+            amount=locked.amount,
+            currency=locked.currency,
+            refundable=refundable.refundable,
+        )
+        now = timezone.now()
+        locked.status = RefundRequest.Status.APPROVED
+        locked.approved_by = acting_user
+        locked.approved_at = now
+        # Derived from our row and committed before any Stripe call (DESIGN decision 3).
+        locked.idempotency_key = f"refund:{locked.pk}"
+        if note:
+            locked.admin_notes = f"{locked.admin_notes}\n{note}".strip()
+        locked.save(
+            update_fields=[
+                "status",
+                "approved_by",
+                "approved_at",
+                "idempotency_key",
+                "admin_notes",
+                "updated_at",
+            ]
+        )
+        _audit(
+            action=AUDIT_APPROVE,
+            refund_request=locked,
+            acting_user=acting_user,
+            client=client,
+            reason=note,
+        )
+        transaction.on_commit(lambda: _enqueue_processing(locked.pk, acting_user.pk), robust=True)
+    return locked
+
+
+def _enqueue_processing(refund_request_id: int, acting_user_id: int | None) -> None:
+    from django_q.tasks import async_task
+
+    async_task(
+        "refunds.tasks.refund_request_process_task",
+        refund_request_id,
+        acting_user_id,
+        task_name=f"refund-request-{refund_request_id}",
+    )
+
+
+def refund_request_reject(
+    *,
+    refund_request: RefundRequest,
+    acting_user,
+    reason: str,
+    client: ClientInfo | None = None,
+) -> RefundRequest:
+    """Reject a pending request with a reason (required). Raises RefundError /
+    RefundPermissionError; nothing changes then."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RefundError(ERR_REJECTION_REASON_REQUIRED)
+    with transaction.atomic():
+        locked = RefundRequest.objects.select_for_update().get(pk=refund_request.pk)
+        _check_can_decide(refund_request=locked, acting_user=acting_user)
+        locked.status = RefundRequest.Status.REJECTED
+        locked.rejection_reason = reason
+        locked.rejected_by = acting_user
+        locked.rejected_at = timezone.now()
+        locked.save(
+            update_fields=["status", "rejection_reason", "rejected_by", "rejected_at", "updated_at"]
+        )
+        _audit(
+            action=AUDIT_REJECT,
+            refund_request=locked,
+            acting_user=acting_user,
+            client=client,
+            reason=reason,
+        )
+    return locked
+
+
+# --- Processing ------------------------------------------------------------------------------
+
+
+def _gateway():
+    # Imported late: the gateway module is the only one that imports `stripe`, and tests
+    # replace its functions to inject faults.
+    from payments import gateway
+
+    return gateway
+
+
+def _claim(refund_request_id: int) -> RefundRequest | None:
+    """Move APPROVED -> PROCESSING (or take over a PROCESSING request whose worker died) under
+    a row lock, and commit the claim before any Stripe call. None when there is nothing to do
+    or another worker holds a live claim."""
+    lease = timedelta(seconds=settings.REFUND_PROCESSING_LEASE_SECONDS)
+    with transaction.atomic():
+        locked = RefundRequest.objects.select_for_update().get(pk=refund_request_id)
+        now = timezone.now()
+        if locked.status == RefundRequest.Status.PROCESSING:
+            started = locked.processing_started_at
+            if started is not None and started > now - lease:
+                return None  # another worker is on it
+        elif locked.status != RefundRequest.Status.APPROVED:
+            return None
+        locked.status = RefundRequest.Status.PROCESSING
+        locked.processing_started_at = now
+        locked.processing_attempts += 1
+        locked.idempotency_key = locked.idempotency_key or f"refund:{locked.pk}"
+        locked.save(
+            update_fields=[
+                "status",
+                "processing_started_at",
+                "processing_attempts",
+                "idempotency_key",
+                "updated_at",
+            ]
+        )
+    return locked
+
+
+def _find_existing_stripe_refund(refund_request: RefundRequest):
+    """The refund Stripe already made for this request in an earlier attempt, if any. Found
+    by the metadata we attach to every refund we create."""
+    refunds = _gateway().stripe_refund_list(
+        payment_intent_id=refund_request.payment.stripe_payment_intent_id
+    )
+    for stripe_refund in refunds:
+        metadata = getattr(stripe_refund, "metadata", None) or {}
+        if str(metadata.get("refund_request_id", "")) == str(refund_request.pk) or (
+            metadata.get("idempotency_key") == refund_request.idempotency_key
+        ):
+            return stripe_refund
+    return None
+
+
+def refund_request_process(*, refund_request: RefundRequest, acting_user=None) -> RefundRequest:
+    """Refund an approved request through Stripe, exactly once. Safe to call any number of
+    times, concurrently, and after a crash: only the worker that claims the request calls
+    Stripe, always with the request's idempotency key, and a resumed attempt first looks the
+    refund up in Stripe. Returns the request as it stands afterwards."""
+    from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
+
+    claimed = _claim(refund_request.pk)
+    if claimed is None:
+        return RefundRequest.objects.get(pk=refund_request.pk)
+    payment = claimed.payment
+    try:
+        stripe_refund = None
+        if claimed.processing_attempts > 1:
+            # An earlier attempt may have reached Stripe before dying: never refund twice.
+            stripe_refund = _find_existing_stripe_refund(claimed)
+        if stripe_refund is None:
+            stripe_refund = _gateway().stripe_refund_create(
+                payment_intent_id=payment.stripe_payment_intent_id,
+                amount=claimed.amount,
+                idempotency_key=claimed.idempotency_key,
+                # localstripe (STRIPE_LOCALSTRIPE_COMPAT) refuses `reason`; Stripe takes it.
+                reason=None if settings.STRIPE_LOCALSTRIPE_COMPAT else (claimed.reason or None),
+                metadata={
+                    "refund_request_id": str(claimed.pk),
+                    "idempotency_key": claimed.idempotency_key,
+                },
+            )
+    except (CardDeclined, InvalidRequest) as exc:
+        # Stripe answered and said no: nothing was refunded, the amount is free again.
+        return _record_failure(claimed.pk, message=str(exc), acting_user=acting_user)
+    except GatewayError as exc:
+        # Outcome unknown (timeout, connection, rate limit, 5xx): Stripe may have refunded.
+        # Stay PROCESSING and release the claim; the next run looks the refund up first.
+        _release_claim(claimed.pk, message=str(exc))
+        logger.warning("refund request %s: gateway error, will resume: %s", claimed.pk, exc)
+        return RefundRequest.objects.get(pk=claimed.pk)
+    if getattr(stripe_refund, "status", "") in ("failed", "canceled"):
+        message = getattr(stripe_refund, "failure_reason", "") or f"Stripe: {stripe_refund.status}"
+        return _record_failure(
+            claimed.pk, message=message, acting_user=acting_user, stripe_refund=stripe_refund
+        )
+    return _record_success(claimed.pk, stripe_refund=stripe_refund, acting_user=acting_user)
+
+
+def _release_claim(refund_request_id: int, *, message: str) -> None:
+    RefundRequest.objects.filter(
+        pk=refund_request_id, status=RefundRequest.Status.PROCESSING
+    ).update(processing_started_at=None, failure_message=message[:2000], updated_at=timezone.now())
+
+
+def _record_failure(
+    refund_request_id: int, *, message: str, acting_user, stripe_refund=None
+) -> RefundRequest:
+    with transaction.atomic():
+        locked = RefundRequest.objects.select_for_update().get(pk=refund_request_id)
+        if locked.status != RefundRequest.Status.PROCESSING:
+            return locked
+        locked.status = RefundRequest.Status.FAILED
+        locked.failure_message = message
+        locked.processing_started_at = None
+        if stripe_refund is not None:
+            locked.stripe_refund_id = stripe_refund.id
+        locked.save(
+            update_fields=[
+                "status",
+                "failure_message",
+                "processing_started_at",
+                "stripe_refund_id",
+                "updated_at",
+            ]
+        )
+        _audit(
+            action=AUDIT_PROCESS,
+            refund_request=locked,
+            acting_user=acting_user,
+            client=None,
+            reason=message,
+            result=AdminAction.Result.FAILURE,
+        )
+    return locked
+
+
+def _pro_rata_minutes(package_minutes: int, refunded: int, amount: int) -> int:
+    """Minutes that `refunded` of `amount` buys back, rounded half up (integers only)."""
+    return (package_minutes * refunded * 2 + amount) // (amount * 2)
+
+
+def _apply_balance_effect(*, payment: Payment, refund_request: RefundRequest) -> None:
+    """Take the refunded share of an hour package off the student's balance. Cumulative per
+    payment, so partial refunds add up to exactly the package (no rounding drift); the unique
+    reference makes a retry a no-op."""
+    if (
+        payment.product_kind != Payment.ProductKind.HOUR_PACKAGE
+        or not payment.package_minutes
+        or payment.customer_id is None
+        or payment.amount <= 0
+    ):
+        return
+    reference = f"refund_request:{refund_request.pk}"
+    if BalanceEntry.objects.filter(reference=reference).exists():
+        return
+    balance, _ = StudentBalance.objects.get_or_create(customer_id=payment.customer_id)
+    balance = StudentBalance.objects.select_for_update().get(pk=balance.pk)
+    already = -(
+        BalanceEntry.objects.filter(payment=payment, kind=BalanceEntry.Kind.REFUND)
+        .order_by()
+        .aggregate(total=Sum("minutes"))["total"]
+        or 0
+    )
+    from .selectors import payment_processed_amount
+
+    refunded = min(payment.amount, payment_processed_amount(payment=payment))
+    target = _pro_rata_minutes(payment.package_minutes, refunded, payment.amount)
+    minutes = max(0, target - already)
+    BalanceEntry.objects.create(
+        balance=balance,
+        kind=BalanceEntry.Kind.REFUND,
+        minutes=-minutes,
+        payment=payment,
+        reference=reference,
+        note=f"{refund_request} refunded {format_money(refund_request.amount, payment.currency)}",
+    )
+    StudentBalance.objects.filter(pk=balance.pk).update(minutes=F("minutes") - minutes)
+
+
+def _record_success(refund_request_id: int, *, stripe_refund, acting_user) -> RefundRequest:
+    """One transaction: the request, the payment's refunded amount and status, the Refund
+    mirror row, the hour balance, the audit row. Then e-mail and refund_processed."""
+    with transaction.atomic():
+        request_row = RefundRequest.objects.only("payment_id").get(pk=refund_request_id)
+        payment = _locked_payment(request_row.payment_id)
+        locked = RefundRequest.objects.select_for_update().get(pk=refund_request_id)
+        if locked.status == RefundRequest.Status.PROCESSED:
+            return locked  # a concurrent resumer recorded it already
+        if locked.status != RefundRequest.Status.PROCESSING:
+            logger.error(
+                "refund request %s: Stripe refund %s arrived while the request is %s",
+                locked.pk,
+                stripe_refund.id,
+                locked.status,
+            )
+            return locked
+        # The same upsert the Stripe sync and webhooks use: the mirror row, then the payment's
+        # amount_refunded / status / net re-derived from it. Whoever gets there first (this,
+        # a webhook or a sync run), the result is the same.
+        from payments.sync import upsert_refunds
+
+        upsert_refunds([_with_payment_intent(stripe_refund, payment)])
+        payment.refresh_from_db()
+        locked.status = RefundRequest.Status.PROCESSED
+        locked.stripe_refund_id = stripe_refund.id
+        locked.processed_at = timezone.now()
+        locked.processing_started_at = None
+        locked.failure_message = ""
+        locked.save(
+            update_fields=[
+                "status",
+                "stripe_refund_id",
+                "processed_at",
+                "processing_started_at",
+                "failure_message",
+                "updated_at",
+            ]
+        )
+        _apply_balance_effect(payment=payment, refund_request=locked)
+        _audit(
+            action=AUDIT_PROCESS,
+            refund_request=locked,
+            acting_user=acting_user,
+            client=None,
+            details={"stripe_refund_id": stripe_refund.id, "stripe_status": stripe_refund.status},
+        )
+        if locked.notify_customer:
+            transaction.on_commit(lambda: _notify_customer(locked, payment), robust=True)
+        transaction.on_commit(
+            lambda: refund_processed.send(
+                sender=RefundRequest,
+                payment=payment,
+                refund_amount=locked.amount,
+                stripe_refund_id=locked.stripe_refund_id,
+                refund_request=locked,
+            ),
+            robust=True,
+        )
+    return locked
+
+
+def _with_payment_intent(stripe_refund, payment: Payment):
+    """Stripe answers with the payment intent id; a fake or a partial answer may not."""
+    if getattr(stripe_refund, "payment_intent_id", ""):
+        return stripe_refund
+    return dataclasses.replace(stripe_refund, payment_intent_id=payment.stripe_payment_intent_id)
+
+
+EMAIL_SUBJECT = "Your refund of {amount} is on its way"
+EMAIL_BODY = (
+    "Hello{name},\n\n"
+    "we have refunded {amount} for {what} (payment {payment}).\n"
+    "Depending on your bank it can take 5-10 business days to appear on your statement.\n\n"
+    "Refund reference: {refund_id}\n"
+)
+
+
+def _notify_customer(refund_request: RefundRequest, payment: Payment) -> None:
+    customer = payment.customer
+    if customer is None or not customer.email:
+        return
+    amount = format_money(refund_request.amount, refund_request.currency)
+    send_mail(
+        EMAIL_SUBJECT.format(amount=amount),
+        EMAIL_BODY.format(
+            name=f" {customer.name}" if customer.name else "",
+            amount=amount,
+            what=payment.description or payment.get_product_kind_display(),
+            payment=payment.stripe_payment_intent_id,
+            refund_id=refund_request.stripe_refund_id,
+        ),
+        settings.DEFAULT_FROM_EMAIL,
+        [customer.email],
+    )
+
+
+def refund_requests_process_pending(*, limit: int = 500) -> dict:
+    """Process approved requests and resume PROCESSING ones whose worker died or whose
+    Stripe call had an unknown outcome. For `manage_payments --process-pending-refunds`."""
+    lease = timedelta(seconds=settings.REFUND_PROCESSING_LEASE_SECONDS)
+    now = timezone.now()
+    from django.db.models import Q
+
+    ids = list(
+        RefundRequest.objects.filter(
+            Q(status=RefundRequest.Status.APPROVED)
+            | Q(status=RefundRequest.Status.PROCESSING, processing_started_at__isnull=True)
+            | Q(status=RefundRequest.Status.PROCESSING, processing_started_at__lte=now - lease)
+        )
+        .order_by("approved_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    counts = {"candidates": len(ids), "processed": 0, "failed": 0, "still_processing": 0}
+    for pk in ids:
+        result = refund_request_process(refund_request=RefundRequest(pk=pk))
+        if result.status == RefundRequest.Status.PROCESSED:
+            counts["processed"] += 1
+        elif result.status == RefundRequest.Status.FAILED:
+            counts["failed"] += 1
+        else:
+            counts["still_processing"] += 1
+    return counts
