@@ -27,3 +27,19 @@ def system_overview() -> dict:
         ).count(),
         "latest_payment_at": Payment.objects.aggregate(latest=Max("created"))["latest"],
     }
+
+
+def stripe_sync(*, full=False, since=None, trigger="command", progress=None) -> dict:
+    """Mirror Stripe into our tables (payments/jobs.py): incremental from the watermarks,
+    `full=True` backfills, `since=date` re-reads a window. Recorded as a SyncRun."""
+    from payments.jobs import stripe_sync as run
+
+    return run(full=full, since=since, trigger=trigger, progress=progress).as_dict()
+
+
+def stripe_sync_scheduled(trigger="schedule") -> dict:
+    """The django-q2 schedule's entry point: raises on failure so the task shows failed."""
+    result = stripe_sync(trigger=trigger)
+    if result["status"] == "failed":
+        raise RuntimeError(result["error"])
+    return result

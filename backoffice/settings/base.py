@@ -173,6 +173,21 @@ if env_str("REDIS_URL"):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = env_str("REDIS_URL")
 
+# --- Reports --------------------------------------------------------------------------------
+# Dashboard thresholds: success rate target (%), failed-payment share alert (%), pending refund
+# requests alert (count), median refund processing target (hours), sync staleness (minutes).
+REPORTS_SUCCESS_RATE_TARGET = env_int("REPORTS_SUCCESS_RATE_TARGET", 95)
+REPORTS_FAILED_SHARE_ALERT = env_int("REPORTS_FAILED_SHARE_ALERT", 5)
+REPORTS_PENDING_REFUNDS_ALERT = env_int("REPORTS_PENDING_REFUNDS_ALERT", 10)
+REPORTS_REFUND_HOURS_TARGET = env_int("REPORTS_REFUND_HOURS_TARGET", 24)
+REPORTS_SYNC_STALE_MINUTES = env_int("REPORTS_SYNC_STALE_MINUTES", 60)
+# Printed on receipts, credit notes and reports.
+REPORTS_COMPANY_NAME = env_str("REPORTS_COMPANY_NAME", "Tutoring Marketplace Ltd")
+REPORTS_COMPANY_ADDRESS = env_str("REPORTS_COMPANY_ADDRESS", "1 Example Street, London")
+# Exports need the permission reports.export_payments (reports/exports.py). Formula cells are
+# neutralised by our resources; import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
+# stays off (it only strips "=" and turns every cell, None included, into text).
+
 # --- Unfold ---------------------------------------------------------------------------------
 UNFOLD = {
     "SITE_TITLE": "Payments back-office",
@@ -180,6 +195,7 @@ UNFOLD = {
     "SITE_SUBHEADER": "Finance operations",
     "SITE_SYMBOL": "payments",
     "ENVIRONMENT": "backoffice.admin_site.environment_callback",
+    "DASHBOARD_CALLBACK": "reports.dashboard.dashboard_callback",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "COLORS": {

@@ -10,12 +10,48 @@ from django.core.management.base import BaseCommand
 
 from management import jobs
 
+ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe."
+ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
+
+
+def _sync_since(value: str):
+    from argparse import ArgumentTypeError
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _sync_summary(result: dict) -> str:
+    counts = "; ".join(
+        f"{kind} +{c['created']} ~{c['updated']} ={c['unchanged']}"
+        + (f" skipped {c['skipped']}" if c["skipped"] else "")
+        for kind, c in result["counts"].items()
+    )
+    return (
+        f"Stripe sync #{result['run']} {result['status']}: {counts or 'nothing read'}; "
+        f"{result['api_calls']} API calls ({result['api_retries']} retries), "
+        f"{result['pages']} pages, {result['seconds']:.1f}s"
+    )
+
 
 class Command(BaseCommand):
     help = "Payments operations: sync, analytics, refunds, reports, repairs. No flag: overview."
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print results as JSON.")
+        # Stripe sync (payments/jobs.py).
+        parser.add_argument(
+            "--sync-stripe", action="store_true", help="Mirror Stripe (incremental by default)."
+        )
+        parser.add_argument("--full", action="store_true", help="With --sync-stripe: backfill all.")
+        parser.add_argument(
+            "--since",
+            type=_sync_since,
+            help="With --sync-stripe: re-read objects created since YYYY-MM-DD.",
+        )
         # Refunds (refunds/jobs.py).
         parser.add_argument(
             "--process-pending-refunds",
@@ -24,9 +60,44 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if options["sync_stripe"] or options["full"] or options["since"]:
+            return self._sync_stripe(options)
         if options["process_pending_refunds"]:
             return self._print(jobs.process_pending_refunds(), as_json=options["json"])
         self._print(jobs.system_overview(), as_json=options["json"])
+
+    def _sync_stripe(self, options) -> None:
+        """A live progress line on a terminal, one summary line otherwise (cron, logs);
+        CommandError (exit 1) when the run failed."""
+        from django.core.management.base import CommandError
+
+        if not options["sync_stripe"]:
+            raise CommandError(ERR_SYNC_FLAGS)
+        if options["full"] and options["since"]:
+            raise CommandError(ERR_SYNC_FULL_AND_SINCE)
+        tty = self.stdout.isatty()
+        seen: dict[str, int] = {}
+
+        def progress(object_type: str, objects: int, pages: int) -> None:
+            seen[object_type] = objects
+            width = min(40, pages)
+            line = "  ".join(f"{k} {v:,}" for k, v in seen.items())
+            self.stdout.write(f"\r[{'#' * width:<40}] {pages} pages  {line}", ending="")
+            self.stdout.flush()
+
+        result = jobs.stripe_sync(
+            full=options["full"], since=options["since"], progress=progress if tty else None
+        )
+        if tty and seen:
+            self.stdout.write("")
+        if options["json"]:
+            self.stdout.write(json.dumps(result, default=str, indent=2))
+        else:
+            self.stdout.write(_sync_summary(result))
+        if result["status"] == "failed":
+            raise CommandError(f"Stripe sync failed: {result['error']}")
+        if result["status"] == "skipped":
+            self.stderr.write(result["error"])
 
     def _print(self, result: dict, *, as_json: bool) -> None:
         if as_json:

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from management import demo_data
 from payments.models import Payment
 from refunds.demo import seed_refund_requests
+from reports.demo import seed_reports
 
 
 class Command(BaseCommand):
@@ -28,3 +29,5 @@ class Command(BaseCommand):
         )
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
+        # Last: rollups and receipts summarise everything seeded above.
+        seed_reports(stdout=self.stdout)

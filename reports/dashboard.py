@@ -1,0 +1,411 @@
+"""The Unfold dashboard (UNFOLD["DASHBOARD_CALLBACK"]): what finance checks first each day.
+
+Reads rollups and a few cheap indexed queries only; a fixed number of queries whatever the
+size of the tables (tests/reports/test_dashboard.py counts them).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.apps import apps
+from django.conf import settings
+from django.db.models import Count, Min, Q, Sum
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from payments.models import Dispute, Payment, Refund, StudentBalance
+from payments.money import format_money
+
+from .models import DailyRollup
+from .rollups import day_bounds, percent
+from .selectors import chart_series_from_rows
+
+CHART_DAYS = 30
+RATE_WINDOW_DAYS = 7
+REFUND_TIME_WINDOW_DAYS = 30
+# Distinguishable line colours for the revenue chart, one per currency.
+CHART_COLOURS = ["#9333ea", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#64748b"]
+
+OK, WARNING, DANGER, INFO = "success", "warning", "danger", "info"
+TONE_ICONS = {OK: "check_circle", WARNING: "warning", DANGER: "error", INFO: "info"}
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def _decimal(value) -> Decimal:
+    return Decimal(str(value))
+
+
+@dataclass
+class Card:
+    """One tile: a figure, what it is measured against, and its state (colour + icon)."""
+
+    key: str
+    title: str
+    value: str
+    tone: str = INFO
+    target: str = ""
+    detail: str = ""
+    href: str = ""
+    icon: str = ""
+    lines: list = field(default_factory=list)
+
+    @property
+    def state_icon(self) -> str:
+        return TONE_ICONS[self.tone]
+
+
+def _url(name: str, query: str = "") -> str:
+    try:
+        return reverse(name) + query
+    except NoReverseMatch:
+        return ""
+
+
+def _model(app_label: str, name: str):
+    try:
+        return apps.get_model(app_label, name)
+    except LookupError:
+        return None
+
+
+def today_by_currency() -> list[dict]:
+    """Today's revenue (captured, minor units) and transactions per currency, live from the
+    payments table: a range scan of today on the (created) index, one query."""
+    lo, hi = day_bounds(timezone.localdate(), timezone.localdate())
+    captured = Q(status__in=Payment.CAPTURED_STATUSES)
+    rows = (
+        Payment.objects.filter(created__gte=lo, created__lt=hi)
+        .order_by()
+        .values("currency")
+        .annotate(
+            transactions=Count("id"),
+            succeeded=Count("id", filter=captured),
+            revenue=Sum("amount", filter=captured, default=0),
+        )
+        .order_by("-revenue", "currency")
+    )
+    return [
+        {**row, "revenue_display": format_money(row["revenue"], row["currency"])} for row in rows
+    ]
+
+
+def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
+    since = timezone.localdate() - timedelta(days=RATE_WINDOW_DAYS - 1)
+    window = [row for row in rollups if row.day >= since]
+    attempted = sum(row.attempted_count for row in window)
+    succeeded = sum(row.succeeded_count for row in window)
+    failed = sum(row.failed_count for row in window)
+    target = success_target()
+    alert = _decimal(_setting("REPORTS_FAILED_SHARE_ALERT", 5))
+    rate = percent(succeeded, succeeded + failed)
+    share = percent(failed, attempted)
+    analytics = _url("admin:reports_dailyrollup_changelist")
+    return [
+        Card(
+            key="success_rate",
+            title="Success rate",
+            value="—" if rate is None else f"{rate} %",
+            tone=INFO if rate is None else (OK if rate >= target else DANGER),
+            target=f"target ≥ {target} %",
+            detail=f"last {RATE_WINDOW_DAYS} days · {succeeded:,} of {succeeded + failed:,}",
+            href=analytics,
+            icon="verified",
+        ),
+        Card(
+            key="failed_share",
+            title="Failed payments",
+            value="—" if share is None else f"{share} %",
+            tone=INFO if share is None else (DANGER if share > alert else OK),
+            target=f"alert above {alert} %",
+            detail=f"last {RATE_WINDOW_DAYS} days · {failed:,} of {attempted:,} attempts",
+            href=_url("admin:payments_payment_changelist", "?status=failed"),
+            icon="credit_card_off",
+        ),
+    ]
+
+
+def _refund_cards() -> list[Card]:
+    alert = int(_setting("REPORTS_PENDING_REFUNDS_ALERT", 10))
+    target_hours = _decimal(_setting("REPORTS_REFUND_HOURS_TARGET", 24))
+    request_model = _model("refunds", "RefundRequest")
+    if request_model is None:
+        # Until refund requests exist: Stripe refunds still pending, from the mirror.
+        pending = Refund.objects.filter(status=Refund.Status.PENDING).count()
+        return [
+            Card(
+                key="pending_refunds",
+                title="Pending refunds",
+                value=f"{pending:,}",
+                tone=DANGER if pending >= alert else OK,
+                target=f"alert at {alert}",
+                detail="Stripe refunds not yet succeeded",
+                icon="currency_exchange",
+            ),
+            Card(
+                key="refund_time",
+                title="Median refund time",
+                value="—",
+                target=f"target ≤ {target_hours} h",
+                detail="needs refund requests",
+                icon="timer",
+            ),
+        ]
+    pending = request_model.objects.filter(status="pending").count()
+    since = timezone.now() - timedelta(days=REFUND_TIME_WINDOW_DAYS)
+    durations = [
+        (processed - created).total_seconds()
+        for processed, created in request_model.objects.filter(
+            status="processed", processed_at__gte=since
+        )
+        .order_by()
+        .values_list("processed_at", "created_at")[:10_000]
+    ]
+    median = _decimal(round(statistics.median(durations) / 3600, 1)) if durations else None
+    return [
+        Card(
+            key="pending_refunds",
+            title="Pending refunds",
+            value=f"{pending:,}",
+            tone=DANGER if pending >= alert else (WARNING if pending else OK),
+            target=f"alert at {alert}",
+            detail="refund requests waiting for a decision",
+            href=_url("admin:refunds_refundrequest_changelist", "?status=pending"),
+            icon="currency_exchange",
+        ),
+        Card(
+            key="refund_time",
+            title="Median refund time",
+            value="—" if median is None else f"{median} h",
+            tone=INFO if median is None else (OK if median <= target_hours else DANGER),
+            target=f"target ≤ {target_hours} h",
+            detail=f"request to processed, last {REFUND_TIME_WINDOW_DAYS} days "
+            f"({len(durations):,} refunds)",
+            href=_url("admin:refunds_refundrequest_changelist", "?status=processed"),
+            icon="timer",
+        ),
+    ]
+
+
+def _dispute_card() -> Card:
+    needs = [Dispute.Status.NEEDS_RESPONSE, Dispute.Status.WARNING_NEEDS_RESPONSE]
+    row = Dispute.objects.filter(status__in=needs).aggregate(
+        n=Count("id"), due=Min("evidence_due_by")
+    )
+    n, due = row["n"], row["due"]
+    soon = due is not None and due - timezone.now() < timedelta(days=3)
+    detail = "none waiting"
+    if due is not None:
+        detail = (
+            f"next evidence due in {timesince(timezone.now(), due)}"
+            if due > timezone.now()
+            else "evidence deadline passed"
+        )
+    return Card(
+        key="disputes",
+        title="Disputes needing a response",
+        value=f"{n:,}",
+        tone=OK if not n else (DANGER if soon else WARNING),
+        target="respond before the evidence deadline",
+        detail=detail,
+        href=_url("admin:payments_dispute_changelist"),
+        icon="gavel",
+    )
+
+
+def _fraud_card() -> Card | None:
+    """Only when a fraud-alert model exists (none yet in this project)."""
+    model = _model("payments", "FraudAlert")
+    if model is None:
+        return None
+    status_values = {f.name for f in model._meta.get_fields()}
+    queryset = model.objects.all()
+    if "status" in status_values:
+        queryset = queryset.filter(status="open")
+    n = queryset.count()
+    return Card(
+        key="fraud",
+        title="Open fraud alerts",
+        value=f"{n:,}",
+        tone=DANGER if n else OK,
+        target="alert at 1",
+        icon="shield",
+    )
+
+
+def _webhook_card() -> Card:
+    try:
+        from payments.selectors_webhooks import webhook_health
+    except ImportError:
+        return Card(
+            key="webhooks", title="Webhooks", value="—", detail="not set up", icon="webhook"
+        )
+    health = webhook_health()
+    failed, retrying, avg_ms = health["failed_24h"], health["retrying"], health["avg_processing_ms"]
+    tone = DANGER if failed else (WARNING if retrying else OK)
+    return Card(
+        key="webhooks",
+        title="Webhook health",
+        value="Failing" if failed else ("Retrying" if retrying else "Healthy"),
+        tone=tone,
+        target="0 failed in 24 h",
+        detail=(
+            f"{failed} failed (24 h) · {retrying} retrying · "
+            + ("no events in 24 h" if avg_ms is None else f"avg {avg_ms} ms")
+        ),
+        href=_url("admin:payments_webhookevent_changelist"),
+        icon="webhook",
+    )
+
+
+def _balance_card() -> Card:
+    n = StudentBalance.objects.filter(minutes__lt=0).count()
+    return Card(
+        key="negative_balances",
+        title="Students with a negative balance",
+        value=f"{n:,}",
+        tone=WARNING if n else OK,
+        target="follow up each one",
+        href=_url("admin:payments_studentbalance_changelist", "?minutes__lt=0"),
+        icon="person_alert",
+    )
+
+
+def _sync_card() -> Card:
+    model = _model("management", "SyncRun")
+    if model is None:
+        return Card(key="sync", title="Last sync", value="—", detail="no sync yet", icon="sync")
+    names = {f.name for f in model._meta.get_fields()}
+    started = "started_at" if "started_at" in names else "created_at"
+    runs = model.objects.order_by(f"-{started}")
+    if "status" in names:
+        # A run skipped because another held the lock says nothing about freshness.
+        runs = runs.exclude(status="skipped")
+    run = runs.first()
+    if run is None:
+        return Card(
+            key="sync",
+            title="Last sync",
+            value="never",
+            tone=WARNING,
+            icon="sync",
+            href=_url("admin:management_syncrun_changelist"),
+        )
+    when = getattr(run, "finished_at", None) or getattr(run, started)
+    status = str(getattr(run, "status", "") or "")
+    failed = status in {"failed", "error"}
+    stale = when is not None and timezone.now() - when > timedelta(
+        minutes=int(_setting("REPORTS_SYNC_STALE_MINUTES", 60))
+    )
+    return Card(
+        key="sync",
+        title="Last sync",
+        value=f"{timesince(when)} ago" if when else "running",
+        tone=DANGER if failed else (WARNING if stale else OK),
+        target="at least hourly",
+        detail=status.replace("_", " "),
+        href=_url("admin:management_syncrun_changelist"),
+        icon="sync",
+    )
+
+
+def success_target() -> Decimal:
+    return _decimal(_setting("REPORTS_SUCCESS_RATE_TARGET", 95))
+
+
+def revenue_charts(series: dict) -> list[dict]:
+    """Chart.js data, one chart per currency (major units): currencies are never summed, and
+    yen beside dollars on one axis would flatten the dollars."""
+    return [
+        {
+            "currency": code,
+            "data": json.dumps(
+                {
+                    "labels": series["labels"],
+                    "datasets": [
+                        {
+                            "label": code.upper(),
+                            "data": values,
+                            "borderColor": CHART_COLOURS[i % len(CHART_COLOURS)],
+                            "backgroundColor": CHART_COLOURS[i % len(CHART_COLOURS)],
+                        }
+                    ],
+                }
+            ),
+        }
+        for i, (code, values) in enumerate(series["revenue"].items())
+    ]
+
+
+def success_chart_json(series: dict) -> str:
+    """Chart.js data: the daily success rate and the target as a flat dashed line."""
+    target = float(success_target())
+    return json.dumps(
+        {
+            "labels": series["labels"],
+            "datasets": [
+                {
+                    "label": "Success rate %",
+                    "data": series["success_rate"],
+                    "borderColor": "#16a34a",
+                    "backgroundColor": "#16a34a",
+                },
+                {
+                    "label": f"Target {target:g} %",
+                    "data": [target] * len(series["labels"]),
+                    "borderColor": "#dc2626",
+                    "borderDash": [6, 4],
+                    "pointRadius": 0,
+                },
+            ],
+        }
+    )
+
+
+def dashboard_context() -> dict:
+    today = timezone.localdate()
+    since = today - timedelta(days=CHART_DAYS - 1)
+    rollups_qs = DailyRollup.objects.filter(day__gte=since, day__lte=today)
+    rollups = list(rollups_qs.order_by("day", "currency"))
+    series = chart_series_from_rows(
+        [
+            (row.day, row.currency, row.gross_amount, row.succeeded_count, row.failed_count)
+            for row in rollups
+        ],
+        max_days=CHART_DAYS,
+    )
+    cards = [
+        *_rate_cards(rollups),
+        *_refund_cards(),
+        _dispute_card(),
+        _fraud_card(),
+        _webhook_card(),
+        _balance_card(),
+        _sync_card(),
+    ]
+    cards = [card for card in cards if card is not None]
+    last_computed = max((row.computed_at for row in rollups), default=None)
+    return {
+        "today": today,
+        "today_rows": today_by_currency(),
+        "cards": cards,
+        "alerts": [card for card in cards if card.tone in {DANGER, WARNING}],
+        "revenue_charts": revenue_charts(series),
+        "success_chart": success_chart_json(series),
+        "rollups_computed_at": last_computed,
+        "analytics_url": _url("admin:reports_dailyrollup_changelist"),
+    }
+
+
+def dashboard_callback(request, context):
+    """Unfold hook: adds the dashboard's figures to the admin index context."""
+    context.update({"dashboard": dashboard_context()})
+    return context

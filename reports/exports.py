@@ -1,0 +1,331 @@
+"""Exports of payments and refunds: django-import-export (CSV, JSON, XLSX) for everyday sizes
+and a streaming CSV for any size. Both keep the changelist's filters, both need the export
+permission, both neutralise spreadsheet formulas.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+
+from django.apps import apps
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.utils import timezone
+from import_export import fields, resources
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV, JSON, XLSX
+from unfold.contrib.import_export.forms import SelectableFieldsExportForm
+from unfold.decorators import action
+
+from payments.models import Payment, Refund
+from payments.money import decimal_places
+
+# Configured here rather than with IMPORT_EXPORT_EXPORT_PERMISSION_CODE: that setting asks for
+# `<app>.export_<model>` on every exporting model, which the models of other apps do not define.
+EXPORT_PERMISSION = "reports.export_payments"
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+STREAM_CHUNK_ROWS = 2000
+ERR_BAD_FILTERS = "The changelist filters in this link are not valid."
+
+
+def neutralise(value):
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe, which makes
+    it literal text. Numbers, dates and None pass untouched."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def has_export_permission(user) -> bool:
+    return bool(user and user.is_active and user.is_staff and user.has_perm(EXPORT_PERMISSION))
+
+
+class _MinorUnits:
+    """Fast minor units -> major-unit text ("1234" usd -> "12.34") without Decimal per row."""
+
+    def __init__(self) -> None:
+        self._places: dict[str, int] = {}
+
+    def __call__(self, amount: int | None, currency: str) -> str:
+        if amount is None:
+            return ""
+        places = self._places.get(currency)
+        if places is None:
+            places = self._places[currency] = decimal_places(currency)
+        if not places:
+            return str(amount)
+        sign = "-" if amount < 0 else ""
+        whole, part = divmod(abs(amount), 10**places)
+        return f"{sign}{whole}.{part:0{places}d}"
+
+
+major_units = _MinorUnits()
+
+
+class SafeResource(resources.ModelResource):
+    """ModelResource whose every exported cell is neutralised."""
+
+    def export_resource(self, instance, selected_fields=None, **kwargs):
+        row = super().export_resource(instance, selected_fields=selected_fields, **kwargs)
+        return [neutralise(value) for value in row]
+
+
+def _money_field(column: str, attribute: str) -> fields.Field:
+    return fields.Field(column_name=column, attribute=attribute, readonly=True)
+
+
+class PaymentResource(SafeResource):
+    """One row per payment; amounts in major units of `currency` (12.50), never converted."""
+
+    customer_email = fields.Field(column_name="customer_email", readonly=True)
+    customer_name = fields.Field(column_name="customer_name", readonly=True)
+    amount = _money_field("amount", "amount")
+    amount_refunded = _money_field("amount_refunded", "amount_refunded")
+    stripe_fee = _money_field("stripe_fee", "stripe_fee")
+    platform_fee = _money_field("platform_fee", "platform_fee")
+    net = _money_field("net", "net")
+
+    class Meta:
+        model = Payment
+        fields = [
+            "stripe_payment_intent_id",
+            "stripe_charge_id",
+            "created",
+            "status",
+            "currency",
+            "amount",
+            "amount_refunded",
+            "stripe_fee",
+            "platform_fee",
+            "net",
+            "payment_method_type",
+            "customer_email",
+            "customer_name",
+            "product_kind",
+            "description",
+            "failure_code",
+            "decline_code",
+            "failure_message",
+            "succeeded_at",
+        ]
+        export_order = fields
+
+    def get_queryset(self):
+        return Payment.objects.select_related("customer")
+
+    def dehydrate_customer_email(self, payment):
+        return payment.customer.email if payment.customer_id else ""
+
+    def dehydrate_customer_name(self, payment):
+        return payment.customer.name if payment.customer_id else ""
+
+    def dehydrate_amount(self, payment):
+        return major_units(payment.amount, payment.currency)
+
+    def dehydrate_amount_refunded(self, payment):
+        return major_units(payment.amount_refunded, payment.currency)
+
+    def dehydrate_stripe_fee(self, payment):
+        return major_units(payment.stripe_fee, payment.currency)
+
+    def dehydrate_platform_fee(self, payment):
+        return major_units(payment.platform_fee, payment.currency)
+
+    def dehydrate_net(self, payment):
+        return major_units(payment.net, payment.currency)
+
+
+class StripeRefundResource(SafeResource):
+    """Refunds as mirrored from Stripe (payments.Refund)."""
+
+    payment = fields.Field(column_name="payment_intent", readonly=True)
+    amount = _money_field("amount", "amount")
+
+    class Meta:
+        model = Refund
+        fields = ["stripe_id", "created", "status", "currency", "amount", "reason", "payment"]
+        export_order = fields
+
+    def get_queryset(self):
+        return Refund.objects.select_related("payment")
+
+    def dehydrate_payment(self, refund):
+        return refund.payment.stripe_payment_intent_id
+
+    def dehydrate_amount(self, refund):
+        return major_units(refund.amount, refund.currency)
+
+
+def refund_request_resource():
+    """A resource for refunds.RefundRequest, built once that model exists (refunds app)."""
+    try:
+        refund_model = apps.get_model("refunds", "RefundRequest")
+    except LookupError:
+        return None
+    names = {f.name for f in refund_model._meta.get_fields() if not f.is_relation or f.many_to_one}
+    wanted = [
+        name
+        for name in (
+            "id",
+            "status",
+            "amount",
+            "currency",
+            "reason",
+            "created_at",
+            "created",
+            "approved_at",
+            "processed_at",
+            "stripe_refund_id",
+            "failure_reason",
+        )
+        if name in names
+    ]
+    has_currency = "currency" in names
+
+    class RefundRequestResource(SafeResource):
+        payment_intent = fields.Field(column_name="payment_intent", readonly=True)
+        requested_by = fields.Field(column_name="requested_by", readonly=True)
+
+        class Meta:
+            model = refund_model
+            fields = [*wanted, "payment_intent", "requested_by"]
+            export_order = fields
+
+        def dehydrate_payment_intent(self, obj):
+            payment = getattr(obj, "payment", None)
+            return payment.stripe_payment_intent_id if payment else ""
+
+        def dehydrate_requested_by(self, obj):
+            user = getattr(obj, "requested_by", None)
+            return user.get_username() if user else ""
+
+        def dehydrate_amount(self, obj):
+            currency = obj.currency if has_currency else obj.payment.currency
+            return major_units(obj.amount, currency)
+
+    return RefundRequestResource
+
+
+# --- Streaming CSV: values_list + iterator, flat memory whatever the size -------------------
+
+PAYMENT_STREAM_COLUMNS = [
+    # (header, values_list path, minor units?)
+    ("stripe_payment_intent_id", "stripe_payment_intent_id", False),
+    ("created", "created", False),
+    ("status", "status", False),
+    ("currency", "currency", False),
+    ("amount", "amount", True),
+    ("amount_refunded", "amount_refunded", True),
+    ("stripe_fee", "stripe_fee", True),
+    ("platform_fee", "platform_fee", True),
+    ("net", "net", True),
+    ("payment_method_type", "payment_method_type", False),
+    ("customer_email", "customer__email", False),
+    ("product_kind", "product_kind", False),
+    ("description", "description", False),
+    ("failure_code", "failure_code", False),
+    ("decline_code", "decline_code", False),
+]
+
+
+class _Echo:
+    """csv.writer target that hands each formatted line back instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_rows(queryset, columns: list[tuple[str, str, bool]]) -> Iterator[str]:
+    """CSV text in chunks of STREAM_CHUNK_ROWS rows. Reads with a server-side cursor
+    (PostgreSQL) in chunks, so memory does not grow with the number of rows."""
+    paths = [path for _, path, _ in columns]
+    money_at = [i for i, (_, _, is_money) in enumerate(columns) if is_money]
+    currency_at = paths.index("currency") if money_at else None
+    writer = csv.writer(_Echo())
+    yield writer.writerow([header for header, _, _ in columns])
+    chunk: list[str] = []
+    for row in queryset.values_list(*paths).iterator(chunk_size=STREAM_CHUNK_ROWS):
+        values = list(row)
+        for i, value in enumerate(values):
+            if isinstance(value, str):
+                if value and value[0] in FORMULA_PREFIXES:
+                    values[i] = "'" + value
+            elif value is not None and hasattr(value, "isoformat"):
+                values[i] = value.isoformat()
+        if money_at:
+            currency = row[currency_at]
+            for i in money_at:
+                values[i] = major_units(row[i], currency)
+        chunk.append(writer.writerow(values))
+        if len(chunk) >= STREAM_CHUNK_ROWS:
+            yield "".join(chunk)
+            chunk = []
+    if chunk:
+        yield "".join(chunk)
+
+
+def streaming_csv_response(
+    queryset, columns: list[tuple[str, str, bool]], *, filename: str
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(csv_rows(queryset, columns), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _export_filename(prefix: str, extension: str) -> str:
+    return f"{prefix}-{timezone.localtime():%Y-%m-%d-%H%M}.{extension}"
+
+
+# Appends the changelist's current query string (filters, search, ordering) to the link, so
+# the streamed export is exactly what the staff member is looking at.
+KEEP_FILTERS_ATTRS = {
+    "onclick": "this.href = this.href.split('?')[0] + window.location.search;",
+}
+
+
+class ExportAdminMixin(ExportMixin):
+    """import-export for a changelist, limited to staff with reports.export_payments, plus a
+    streaming CSV list action over the same filtered queryset.
+
+    Set `stream_columns` and put "export_csv_stream" in the admin's `actions_list`.
+    """
+
+    export_form_class = SelectableFieldsExportForm
+    formats = [CSV, JSON, XLSX]
+    stream_columns: list[tuple[str, str, bool]] = []
+    stream_filename = "export"
+
+    def has_export_permission(self, request):
+        return has_export_permission(request.user)
+
+    def get_export_queryset(self, request):
+        # Without prefetches import-export reads with .iterator() instead of OFFSET paging.
+        return super().get_export_queryset(request).prefetch_related(None)
+
+    @action(
+        description="Export CSV (streamed, any size)",
+        icon="download",
+        permissions=["export"],
+        attrs=KEEP_FILTERS_ATTRS,
+    )
+    def export_csv_stream(self, request):
+        """GET, no side effects: the filtered changelist as CSV, streamed."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        try:
+            queryset = self.get_export_queryset(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest(ERR_BAD_FILTERS)
+        return streaming_csv_response(
+            queryset, self.stream_columns, filename=_export_filename(self.stream_filename, "csv")
+        )
+
+
+def write_csv(rows: Iterable[str], path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        for chunk in rows:
+            handle.write(chunk)
