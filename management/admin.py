@@ -1,0 +1,133 @@
+"""Operations in the admin: the record of Stripe sync runs and where each object type
+stands. Read-only: runs are started by the command, the schedule or a person at a shell."""
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
+from unfold.decorators import display
+
+from management.models import SyncRun, SyncState
+
+SYNC_STATUS_COLOURS = {
+    SyncRun.Status.RUNNING: "info",
+    SyncRun.Status.SUCCEEDED: "success",
+    SyncRun.Status.FAILED: "danger",
+    SyncRun.Status.SKIPPED: "warning",
+}
+
+
+class ReadOnlyAdmin(ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "status_badge",
+        "mode",
+        "trigger",
+        "started_at",
+        "duration",
+        "objects_changed",
+        "counts_summary",
+        "api_calls",
+        "api_retries",
+        "short_error",
+    ]
+    list_display_links = ["id", "status_badge"]
+    list_filter = [
+        ("status", ChoicesDropdownFilter),
+        ("mode", ChoicesDropdownFilter),
+        ("trigger", ChoicesDropdownFilter),
+        ("started_at", RangeDateTimeFilter),
+    ]
+    list_filter_submit = True
+    date_hierarchy = None
+    ordering = ["-started_at", "-id"]
+    show_full_result_count = False
+    fields = [
+        "status",
+        "mode",
+        "trigger",
+        "since",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "objects_changed",
+        "counts_table",
+        "api_calls",
+        "api_retries",
+        "pages",
+        "error",
+    ]
+    readonly_fields = fields
+
+    @display(description="Status", label=SYNC_STATUS_COLOURS, ordering="status")
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display().split(" (")[0]
+
+    @display(description="Duration", ordering="duration_ms")
+    def duration(self, obj):
+        if obj.duration_ms is None:
+            return "—"
+        return f"{obj.duration_ms / 1000:.1f} s"
+
+    @display(description="Per type (+new ~changed =same)")
+    def counts_summary(self, obj):
+        parts = [
+            f"{kind.replace('_', ' ')} +{c.get('created', 0)} ~{c.get('updated', 0)} "
+            f"={c.get('unchanged', 0)}"
+            for kind, c in (obj.counts or {}).items()
+            if any(c.values())
+        ]
+        return "; ".join(parts) or "—"
+
+    @display(description="Error")
+    def short_error(self, obj):
+        return (obj.error[:80] + "…") if len(obj.error) > 80 else (obj.error or "—")
+
+    @display(description="Objects per type")
+    def counts_table(self, obj):
+        if not obj.counts:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td class='pr-4'>{}</td><td class='pr-4 text-right'>{}</td>"
+            "<td class='pr-4 text-right'>{}</td><td class='pr-4 text-right'>{}</td>"
+            "<td class='text-right'>{}</td></tr>",
+            (
+                (
+                    kind.replace("_", " "),
+                    c.get("created", 0),
+                    c.get("updated", 0),
+                    c.get("unchanged", 0),
+                    c.get("skipped", 0),
+                )
+                for kind, c in obj.counts.items()
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th class='pr-4 text-left'>Type</th><th class='pr-4'>Created"
+            "</th><th class='pr-4'>Updated</th><th class='pr-4'>Unchanged</th><th>Skipped"
+            "</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+
+@admin.register(SyncState)
+class SyncStateAdmin(ReadOnlyAdmin):
+    list_display = ["object_type", "watermark", "resuming", "updated_at"]
+    ordering = ["object_type"]
+
+    @display(description="Interrupted pass", boolean=True)
+    def resuming(self, obj):
+        return bool(obj.cursor)

@@ -1,0 +1,321 @@
+"""The Stripe sync job: gateway pages -> payments.sync upserts, one object type at a time.
+
+Per object type a watermark (management.SyncState): a run lists objects created after
+watermark - STRIPE_SYNC_OVERLAP_SECONDS, 100 per page, upserts each page in one bulk
+statement set, and moves the watermark only when the pass is complete. After every page it
+records the page's cursor, so a run that fails mid-way (429/5xx past our retries, a crash)
+resumes after the last committed page: no gap, and no duplicate (rows are unique by Stripe id
+and compared before writing). `full=True` re-reads everything; `since=date` re-reads objects
+created since that day. A lease (management.JobLock) keeps two runs from overlapping, and
+every run leaves a management.SyncRun row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from management.models import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
+from payments import gateway, sync
+from payments.exceptions import GatewayError, ResourceMissing
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "stripe-sync"
+MSG_LOCKED = "Another Stripe sync is running; this run was skipped."
+MSG_LOCK_LOST = "The sync lost its lock (another run took over after it expired)."
+# At most this many missing parents (e.g. the payment of a refund older than our window)
+# are fetched one by one per page; more means the window is wrong: run with --full.
+MAX_PARENT_FETCHES_PER_PAGE = 100
+
+ProgressCallback = Callable[[str, int, int], None]  # (object type, objects so far, pages)
+
+
+class SyncLockLost(Exception):
+    pass
+
+
+@dataclass
+class SyncReport:
+    run_id: int
+    status: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    api_calls: int = 0
+    api_retries: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def objects_changed(self) -> int:
+        return sum(c["created"] + c["updated"] for c in self.counts.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "run": self.run_id,
+            "status": self.status,
+            "counts": self.counts,
+            "objects_changed": self.objects_changed,
+            "api_calls": self.api_calls,
+            "api_retries": self.api_retries,
+            "pages": self.pages,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+    def summary(self) -> str:
+        parts = []
+        for object_type, c in self.counts.items():
+            parts.append(
+                f"{object_type}: +{c['created']} ~{c['updated']} ={c['unchanged']}"
+                + (f" skipped {c['skipped']}" if c.get("skipped") else "")
+            )
+        text = (
+            f"Stripe sync #{self.run_id} {self.status} in {self.seconds:.1f}s, "
+            f"{self.api_calls} API calls ({self.api_retries} retries), {self.pages} pages; "
+            + ("; ".join(parts) or "nothing to do")
+        )
+        if self.error:
+            text += f". Error: {self.error}"
+        return text
+
+
+class _Run:
+    def __init__(
+        self,
+        *,
+        run: SyncRun,
+        token: str,
+        full: bool,
+        since: date | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.run = run
+        self.token = token
+        self.full = full
+        self.since = since
+        self.progress = progress
+        self.results: dict[str, sync.UpsertResult] = {
+            t.value: sync.UpsertResult() for t in SyncObjectType
+        }
+        self.pages = 0
+        self.client = gateway.StripeClient.from_settings()
+        self.overlap = timedelta(seconds=int(getattr(settings, "STRIPE_SYNC_OVERLAP_SECONDS", 300)))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _renew(self) -> None:
+        if not JobLock.objects.renew(LOCK_NAME, self.token, ttl=sync_run_lock_ttl()):
+            raise SyncLockLost(MSG_LOCK_LOST)
+
+    def _page_done(self, object_type: str, state: SyncState, page, floor, high) -> None:
+        self.pages += 1
+        state.cursor = page.last_id
+        state.pass_floor = floor
+        state.pass_high_water = high
+        state.save(update_fields=["cursor", "pass_floor", "pass_high_water", "updated_at"])
+        self._renew()
+        if self.progress:
+            r = self.results[object_type]
+            self.progress(object_type, r.created + r.updated + r.unchanged + r.skipped, self.pages)
+
+    def _send_signals(self, state: SyncState) -> bool:
+        # Backfills re-read history: receipts for last year's payments would be spam.
+        return not self.full and state.watermark is not None
+
+    # -- one object type -------------------------------------------------------------------
+
+    def sync_type(self, object_type: str, lister, upsert) -> None:
+        state, _ = SyncState.objects.get_or_create(object_type=object_type)
+        send_signals = self._send_signals(state)
+        if self.full:
+            floor, cursor, high = None, None, None
+        elif self.since is not None:
+            floor = datetime.combine(self.since, datetime.min.time(), tzinfo=UTC) - timedelta(
+                seconds=1
+            )
+            cursor, high = None, None
+        elif state.cursor:
+            floor, cursor, high = state.pass_floor, state.cursor, state.pass_high_water
+        else:
+            floor = state.watermark - self.overlap if state.watermark else None
+            cursor, high = None, None
+        try:
+            pages = lister(created_gt=floor, starting_after=cursor, client=self.client)
+            for page in pages:
+                upsert(page.items, send_signals)
+                for item in page.items:
+                    if high is None or item.created > high:
+                        high = item.created
+                self._page_done(object_type, state, page, floor, high)
+        except ResourceMissing:
+            if not cursor:
+                raise
+            # The object we resume after is gone at Stripe: restart this pass from its floor.
+            state.cursor = ""
+            state.save(update_fields=["cursor", "updated_at"])
+            return self.sync_type(object_type, lister, upsert)
+        if high is not None and (state.watermark is None or high > state.watermark):
+            state.watermark = high
+        state.cursor = ""
+        state.pass_floor = None
+        state.pass_high_water = None
+        state.save()
+
+    # -- the upserts per type --------------------------------------------------------------
+
+    def upsert_customers(self, items, send_signals) -> None:
+        self.results[SyncObjectType.CUSTOMER] += sync.upsert_customers(items)
+        # Stripe lists payment methods per customer only (no created filter): new customers'
+        # methods come here; later ones through webhooks and payment intent pages.
+        methods = []
+        for customer in items:
+            if not customer.deleted:
+                methods.extend(
+                    gateway.stripe_payment_method_list_for_customer(
+                        customer_id=customer.id, client=self.client
+                    )
+                )
+        self.results[SyncObjectType.PAYMENT_METHOD] += sync.upsert_payment_methods(methods)
+        # Defaults need the methods in place: apply them again now that they are.
+        sync.apply_default_payment_methods(items)
+
+    def upsert_payment_intents(self, items, send_signals) -> None:
+        self.results[SyncObjectType.PAYMENT_INTENT] += sync.upsert_payment_intents(
+            items, send_signals=send_signals
+        )
+
+    def _fetch_missing_payments(self, missing: set[str]) -> None:
+        intents = []
+        for pi_id in sorted(i for i in missing if i.startswith("pi_"))[
+            :MAX_PARENT_FETCHES_PER_PAGE
+        ]:
+            try:
+                intents.append(
+                    gateway.stripe_payment_intent_retrieve(
+                        payment_intent_id=pi_id, client=self.client
+                    )
+                )
+            except ResourceMissing:
+                logger.warning("Stripe sync: payment intent %s is gone", pi_id)
+        if intents:
+            sync.upsert_payment_intents(intents, send_signals=False)
+
+    def upsert_refunds(self, items, send_signals) -> None:
+        result = sync.upsert_refunds(items)
+        if result.missing_parents:
+            # Refunds of payments older than our window: mirror those payments, then retry.
+            self._fetch_missing_payments(result.missing_parents)
+            retried = sync.upsert_refunds(
+                [r for r in items if (r.payment_intent_id or r.charge_id) in result.missing_parents]
+            )
+            result.skipped -= retried.created + retried.updated + retried.unchanged
+            result.created += retried.created
+            result.updated += retried.updated
+            result.unchanged += retried.unchanged
+            result.missing_parents = retried.missing_parents
+        self.results[SyncObjectType.REFUND] += result
+
+    def upsert_disputes(self, items, send_signals) -> None:
+        result = sync.upsert_disputes(items)
+        if result.missing_parents:
+            self._fetch_missing_payments(result.missing_parents)
+            retried = sync.upsert_disputes(
+                [d for d in items if (d.payment_intent_id or d.charge_id) in result.missing_parents]
+            )
+            result.skipped -= retried.created + retried.updated + retried.unchanged
+            result.created += retried.created
+            result.updated += retried.updated
+            result.unchanged += retried.unchanged
+            result.missing_parents = retried.missing_parents
+        self.results[SyncObjectType.DISPUTE] += result
+
+    def execute(self) -> None:
+        self.sync_type(
+            SyncObjectType.CUSTOMER, gateway.stripe_customer_list_pages, self.upsert_customers
+        )
+        self.sync_type(
+            SyncObjectType.PAYMENT_INTENT,
+            gateway.stripe_payment_intent_list_pages,
+            self.upsert_payment_intents,
+        )
+        self.sync_type(SyncObjectType.REFUND, gateway.stripe_refund_list_pages, self.upsert_refunds)
+        self.sync_type(
+            SyncObjectType.DISPUTE, gateway.stripe_dispute_list_pages, self.upsert_disputes
+        )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {key: result.as_dict() for key, result in self.results.items()}
+
+
+def stripe_sync(
+    *,
+    full: bool = False,
+    since: date | None = None,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    progress: ProgressCallback | None = None,
+) -> SyncReport:
+    """Run the Stripe sync once and record it; returns the report (also on failure, with
+    status "failed" and the error: callers decide how loud to be). A run that finds another
+    one holding the lock is recorded as "skipped" and does nothing."""
+    if full and since is not None:
+        raise ValueError("full and since are exclusive")
+    mode = SyncRun.Mode.FULL if full else SyncRun.Mode.SINCE if since else SyncRun.Mode.INCREMENTAL
+    run = SyncRun.objects.create(mode=mode, trigger=trigger, since=since)
+    started = time.monotonic()
+    token = JobLock.objects.acquire(LOCK_NAME, ttl=sync_run_lock_ttl())
+    if token is None:
+        run.status = SyncRun.Status.SKIPPED
+        run.error = MSG_LOCKED
+        run.finished_at = timezone.now()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+        run.save()
+        return SyncReport(run_id=run.pk, status=run.status, error=MSG_LOCKED)
+
+    job = _Run(run=run, token=token, full=full, since=since, progress=progress)
+    error = ""
+    with gateway.count_api_calls() as calls:
+        try:
+            job.execute()
+            status = SyncRun.Status.SUCCEEDED
+        except (GatewayError, SyncLockLost) as exc:
+            status, error = SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+            logger.warning("Stripe sync #%s failed: %s", run.pk, error)
+        except Exception as exc:  # recorded, then re-raised: a bug must not look like a run
+            run.status = SyncRun.Status.FAILED
+            run.error = "".join(traceback.format_exception_only(exc)).strip()
+            _finish(run, job, calls, started)
+            JobLock.objects.release(LOCK_NAME, token)
+            raise
+    run.status = status
+    run.error = error
+    _finish(run, job, calls, started)
+    JobLock.objects.release(LOCK_NAME, token)
+    return SyncReport(
+        run_id=run.pk,
+        status=status,
+        counts=job.counts(),
+        api_calls=calls.calls,
+        api_retries=calls.retries,
+        pages=job.pages,
+        seconds=time.monotonic() - started,
+        error=error,
+    )
+
+
+def _finish(run: SyncRun, job: _Run, calls: gateway.CallCounter, started: float) -> None:
+    run.counts = job.counts()
+    run.objects_changed = sum(c["created"] + c["updated"] for c in run.counts.values())
+    run.api_calls = calls.calls
+    run.api_retries = calls.retries
+    run.pages = job.pages
+    run.finished_at = timezone.now()
+    run.duration_ms = int((time.monotonic() - started) * 1000)
+    run.save()
