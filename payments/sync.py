@@ -235,12 +235,13 @@ def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
         )
         created = [c for c in written if c.stripe_id not in existing]
         _history(Customer, created=created, updated=updated, key="stripe_id")
-        _apply_default_payment_methods(rows)
+        apply_default_payment_methods(rows)
     return result
 
 
-def _apply_default_payment_methods(rows: Sequence[StripeCustomer]) -> None:
-    """Two UPDATEs per page: clear stale defaults, then set the current ones (in that
+def apply_default_payment_methods(rows: Sequence[StripeCustomer]) -> None:
+    """Mark each customer's default payment method (invoice_settings) among the ones we
+    hold. Two UPDATEs per page: clear stale defaults, then set the current ones (in that
     order: at most one default per customer is a database constraint)."""
     defaults = {r.default_payment_method_id for r in rows if r.default_payment_method_id}
     customer_ids = [r.id for r in rows]
