@@ -18,16 +18,17 @@ def test_finance_staff_find_a_failed_payment_and_read_why(live_server, page, scr
         description="Intro to Machine Learning",
     )
 
-    page.goto(f"{live_server.url}/admin/login/")
+    page.goto(f"{live_server.url}/admin/")
     page.fill("input[name=username]", "finance")
     page.fill("input[name=password]", "pw")
     page.click("button[type=submit]")
-    page.get_by_role("link", name="Payments", exact=True).first.click()
+    # The sidebar's "Payments" entry.
+    page.locator("a[href='/admin/payments/payment/']").first.click()
     page.wait_for_url("**/admin/payments/payment/")
     assert page.locator("#result_list tbody tr").count() == 6
 
     # The filter sheet: choose status "Failed" and apply.
-    page.get_by_text("Filters", exact=True).first.click()
+    page.locator("a.filter-open-button").click()
     page.locator("select[name=status__exact]").evaluate(
         "(el) => { el.value = 'failed'; el.dispatchEvent(new Event('change')); }"
     )
