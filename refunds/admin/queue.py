@@ -146,8 +146,8 @@ class RefundRequestAdmin(ModelAdmin):
             "Request",
             {
                 "fields": [
-                    "status_badge",
-                    "priority_badge",
+                    "status",
+                    "priority_text",
                     "payment_link",
                     "amount_cell",
                     "reason",
@@ -188,8 +188,8 @@ class RefundRequestAdmin(ModelAdmin):
         ),
     ]
     readonly_fields = [
-        "status_badge",
-        "priority_badge",
+        "status",
+        "priority_text",
         "payment_link",
         "amount_cell",
         "reason",
@@ -230,7 +230,8 @@ class RefundRequestAdmin(ModelAdmin):
     # --- queryset -----------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        return selectors.refund_request_queue(queryset=super().get_queryset(request))
+        # Not super(): it orders by get_ordering() before the annotations exist.
+        return selectors.refund_request_queue(queryset=self.model._default_manager.all())
 
     def get_ordering(self, request):
         # Annotations, so not in `ordering` (the admin system check only knows fields).
@@ -376,17 +377,20 @@ class RefundRequestAdmin(ModelAdmin):
 
     @display(description="Priority", ordering="priority_rank", label=PRIORITY_COLOURS)
     def priority_badge(self, obj):
-        priority = getattr(obj, "priority", None)
-        if priority is None:  # an object not loaded through get_queryset
-            priority = (
-                selectors.refund_request_queue()
-                .filter(pk=obj.pk)
-                .values_list("priority", flat=True)
-                .first()
-            )
+        priority = getattr(obj, "priority", "")
         if not priority:
             return "", "—"
         return priority, priority.upper()
+
+    @display(description="Priority")
+    def priority_text(self, obj):
+        priority = (
+            selectors.refund_request_queue()
+            .filter(pk=obj.pk)
+            .values_list("priority", flat=True)
+            .first()
+        )
+        return dict(Priority.CHOICES).get(priority, "— (not pending)")
 
     @display(description="Status", ordering="status", label=STATUS_COLOURS)
     def status_badge(self, obj):
