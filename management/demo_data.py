@@ -18,7 +18,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from payments.models import Customer, Dispute, Instructor, Payment, PaymentMethod, Refund
+from payments.models import (
+    BalanceEntry,
+    Customer,
+    Dispute,
+    Instructor,
+    Payment,
+    PaymentMethod,
+    Refund,
+    StudentBalance,
+)
 from payments.money import percent_of
 
 CATALOG = Path(settings.BASE_DIR) / "fixtures" / "demo_catalog.json"
@@ -137,7 +146,52 @@ class DemoGenerator:
             counts["disputes"] += len(disputes)
             if size.payments >= 50_000:
                 self._log(f"  {counts['payments']:,} / {size.payments:,} payments")
+        counts["student_balances"] = self._balances()
         return counts
+
+    def _balances(self) -> int:
+        """Hour-package balances: minutes bought, minus lessons taken; a refunded package
+        whose hours were partly used leaves the student negative (finance follows up)."""
+        packages = (
+            Payment.objects.filter(product_kind=Payment.ProductKind.HOUR_PACKAGE)
+            .filter(status__in=Payment.CAPTURED_STATUSES)
+            .exclude(customer__balance__isnull=False)
+            .order_by("customer_id", "id")
+            .values_list("id", "customer_id", "package_minutes", "status")
+        )
+        balances: dict[int, list[BalanceEntry]] = {}
+        for payment_id, customer_id, minutes, status in packages.iterator(chunk_size=BATCH):
+            entries = balances.setdefault(customer_id, [])
+            entries.append(BalanceEntry(kind="purchase", minutes=minutes, payment_id=payment_id))
+            used = minutes * self.rng.choice([0, 25, 50, 75, 100]) // 100
+            if used:
+                entries.append(BalanceEntry(kind="usage", minutes=-used, note="Lessons taken"))
+            if status == Payment.Status.REFUNDED:
+                entries.append(
+                    BalanceEntry(
+                        kind="refund",
+                        minutes=-minutes,
+                        payment_id=payment_id,
+                        reference=f"demo-refund:{payment_id}",
+                    )
+                )
+        with transaction.atomic():
+            rows = StudentBalance.objects.bulk_create(
+                [
+                    StudentBalance(
+                        customer_id=customer_id, minutes=sum(entry.minutes for entry in entries)
+                    )
+                    for customer_id, entries in balances.items()
+                ],
+                batch_size=BATCH,
+            )
+            for balance in rows:
+                for entry in balances[balance.customer_id]:
+                    entry.balance_id = balance.pk
+            BalanceEntry.objects.bulk_create(
+                [entry for entries in balances.values() for entry in entries], batch_size=BATCH
+            )
+        return len(rows)
 
     def _instructors(self, n: int) -> list[Instructor]:
         names = self.catalog["instructors"]

@@ -1,10 +1,10 @@
 from django.contrib import admin
-from unfold.admin import ModelAdmin
+from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
 from backoffice.pagination import EstimatedCountPaginator
-from payments.models import Instructor, PaymentMethod
+from payments.models import BalanceEntry, Instructor, PaymentMethod, StudentBalance
 
 
 @admin.register(PaymentMethod)
@@ -45,3 +45,58 @@ class PaymentMethodAdmin(ModelAdmin):
 class InstructorAdmin(ModelAdmin):
     list_display = ["name", "email", "stripe_account_id"]
     search_fields = ["^name", "=email", "=stripe_account_id"]
+
+
+class NegativeBalanceFilter(admin.SimpleListFilter):
+    title = "balance"
+    parameter_name = "balance"
+
+    def lookups(self, request, model_admin):
+        return [("negative", "Negative (owes hours)"), ("positive", "Hours left")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "negative":
+            return queryset.filter(minutes__lt=0)
+        if self.value() == "positive":
+            return queryset.filter(minutes__gt=0)
+        return queryset
+
+
+class BalanceEntryInline(TabularInline):
+    model = BalanceEntry
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "minutes", "payment", "reference", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(StudentBalance)
+class StudentBalanceAdmin(ModelAdmin):
+    """Prepaid tutoring hours per student. Changed only through services (purchases, lessons,
+    refunds), each leaving a BalanceEntry, so the admin only reads."""
+
+    list_display = ["customer", "hours", "updated_at"]
+    list_select_related = ["customer"]
+    list_filter = [NegativeBalanceFilter]
+    search_fields = ["=customer__stripe_id", "^customer__email"]
+    ordering = ["minutes", "id"]
+    readonly_fields = ["customer", "minutes"]
+    inlines = [BalanceEntryInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @display(
+        description="Hours",
+        ordering="minutes",
+        label={"negative": "danger", "zero": "info", "positive": "success"},
+    )
+    def hours(self, obj):
+        key = "negative" if obj.minutes < 0 else "positive" if obj.minutes else "zero"
+        return key, f"{obj.minutes / 60:+g} h"
