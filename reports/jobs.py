@@ -123,8 +123,9 @@ def payment_report_job(
 
 
 def issue_missing_receipts() -> dict:
-    """Receipts for captured payments that have none (repair after a missed signal)."""
-    return receipts.receipts_issue_missing()
+    """Receipts for captured payments and credit notes for succeeded refunds that have none
+    (repair after a missed signal, or a refund made in the Stripe dashboard)."""
+    return {**receipts.receipts_issue_missing(), **receipts.credit_notes_issue_missing()}
 
 
 REPORT_SCHEDULES = [

@@ -40,13 +40,17 @@ GRID = colors.HexColor("#d4d4d8")
 HEAD_BG = colors.HexColor("#f4f4f5")
 
 
-def _table(rows, col_widths=None, *, align_right_from: int = 1) -> Table:
-    table = Table(rows, colWidths=col_widths, hAlign="LEFT", repeatRows=1)
+def _table(rows, col_widths=None, *, align_right_from: int = 1, header: bool = True) -> Table:
+    table = Table(rows, colWidths=col_widths, hAlign="LEFT", repeatRows=1 if header else 0)
+    head = (
+        [("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
+        if header
+        else []
+    )
     table.setStyle(
         TableStyle(
             [
-                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-                ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+                *head,
                 ("FONTSIZE", (0, 0), (-1, -1), 9),
                 ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID),
                 ("ALIGN", (align_right_from, 0), (-1, -1), "RIGHT"),
@@ -256,7 +260,7 @@ def receipt_pdf(document: Receipt) -> bytes:
         Paragraph(f"{title} {document.number}", STYLES["Title"]),
         parties,
         Spacer(0, 8 * mm),
-        _table([["", ""], *facts], [50 * mm, 120 * mm], align_right_from=2),
+        _table(facts, [50 * mm, 120 * mm], align_right_from=2, header=False),
         Spacer(0, 8 * mm),
         items,
         Spacer(0, 10 * mm),

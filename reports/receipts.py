@@ -11,7 +11,8 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from backoffice.models import AdminAction
@@ -174,6 +175,34 @@ def receipts_issue_missing(*, acting_user=None, limit: int | None = None) -> dic
             )
         issued += len(batch)
     return {"receipts_issued": issued}
+
+
+def credit_notes_issue_missing(*, acting_user=None) -> dict:
+    """Credit notes for succeeded Stripe refunds (payments.Refund) that have none: refunds
+    made outside the refund queue (the Stripe dashboard) or whose signal was missed.
+    One document each (a refund is rare next to a payment), oldest first, idempotent."""
+    from payments.models import Refund
+
+    refunds = (
+        Refund.objects.filter(status=Refund.Status.SUCCEEDED)
+        .filter(
+            ~Exists(
+                Receipt.objects.filter(reference=Concat(Value("refund:"), OuterRef("stripe_id")))
+            )
+        )
+        .select_related("payment")
+        .order_by("created", "id")
+    )
+    issued = 0
+    for refund in refunds.iterator(chunk_size=500):
+        credit_note_issue(
+            payment=refund.payment,
+            refund_amount=refund.amount,
+            stripe_refund_id=refund.stripe_id,
+            acting_user=acting_user,
+        )
+        issued += 1
+    return {"credit_notes_issued": issued}
 
 
 def on_payment_succeeded(sender, *, payment, **kwargs) -> None:

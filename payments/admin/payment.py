@@ -14,6 +14,7 @@ from refunds.payment_admin_actions import check_refund_eligibility, request_refu
 
 from .display import PAYMENT_STATUS_COLOURS, external_link, money
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
+from .payment_retry import PaymentRetryAdminMixin
 
 
 class ReadOnlyInline(TabularInline):
@@ -50,7 +51,7 @@ class DisputeInline(ReadOnlyInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(ModelAdmin):
+class PaymentAdmin(PaymentRetryAdminMixin, ModelAdmin):
     """Payments mirror Stripe: staff read them here and act through actions, never edit."""
 
     list_display = [
@@ -83,6 +84,8 @@ class PaymentAdmin(ModelAdmin):
     search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
     ordering = ["-created", "-id"]
     inlines = [RefundInline, DisputeInline]
+    # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py).
+    change_form_outer_before_template = "payments/admin/payment_retry_button.html"
     # Refunds (refunds/): GET links to the eligibility page and the request form, which POSTs.
     actions_detail = ["check_refund_eligibility", "request_refund"]
     check_refund_eligibility = check_refund_eligibility

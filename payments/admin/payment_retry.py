@@ -1,0 +1,83 @@
+"""Retry a failed payment from its page: a POST button, an intermediate confirmation with a
+reason, then payments.services.payment_retry. GET answers 405; staff without
+payments.retry_payment get 403."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+from unfold.widgets import UnfoldAdminTextareaWidget
+
+from payments.models import Payment, PaymentMethod
+from payments.services.payment_retry import PaymentRetryNotAllowed, payment_retry
+
+RETRY_PERMISSION = "payments.retry_payment"
+
+
+class PaymentRetryForm(forms.Form):
+    reason = forms.CharField(
+        max_length=1000,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
+        help_text="Why this payment is being charged again (kept in the audit trail).",
+    )
+
+
+class PaymentRetryAdminMixin:
+    """Mounts <pk>/retry/ on the payment admin."""
+
+    def has_retry_permission(self, request, obj=None):
+        return request.user.has_perm(RETRY_PERMISSION)
+
+    def get_urls(self):
+        retry = path(
+            "<path:object_id>/retry/",
+            self.admin_site.admin_view(self.retry_view),
+            name="payments_payment_retry",
+        )
+        return [retry, *super().get_urls()]
+
+    def retry_view(self, request, object_id):
+        return require_POST(self._retry)(request, object_id)
+
+    def _retry(self, request, object_id):
+        if not self.has_retry_permission(request):
+            raise PermissionDenied
+        payment = get_object_or_404(Payment.objects.select_related("customer"), pk=object_id)
+        change_url = reverse("admin:payments_payment_change", args=[payment.pk])
+        # The button on the payment page posts without `confirm`: show the form.
+        form = PaymentRetryForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            try:
+                result = payment_retry(
+                    payment=payment,
+                    reason=form.cleaned_data["reason"],
+                    acting_user=request.user,
+                    ip_address=request.META.get("REMOTE_ADDR"),
+                    user_agent=request.headers.get("User-Agent", ""),
+                )
+            except PaymentRetryNotAllowed as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                level = messages.SUCCESS if result.succeeded else messages.WARNING
+                self.message_user(request, result.message, level)
+            return HttpResponseRedirect(change_url)
+        method = None
+        if payment.customer_id:
+            method = PaymentMethod.objects.filter(
+                customer_id=payment.customer_id, is_default=True
+            ).first()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Retry payment {payment}",
+            "opts": self.model._meta,
+            "original": payment,
+            "payment": payment,
+            "method": method,
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "payments/admin/payment_retry_confirm.html", context)
