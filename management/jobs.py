@@ -7,6 +7,12 @@ from django.db.models import Count, Max, Q
 
 from payments.models import Customer, Dispute, Payment
 from refunds.jobs import process_pending_refunds  # noqa: F401 - the command calls jobs.*
+from reports.jobs import (  # noqa: F401 - re-exported: the command and schedules call jobs.*
+    generate_analytics_job,
+    issue_missing_receipts,
+    payment_report_job,
+    refresh_analytics,
+)
 
 
 def system_overview() -> dict:

@@ -11,6 +11,7 @@ from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
 from payments.stripe_links import stripe_dashboard_url
 from refunds.payment_admin_actions import check_refund_eligibility, request_refund
+from reports.payment_admin import PaymentReportsAdminMixin
 
 from .display import PAYMENT_STATUS_COLOURS, external_link, money
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
@@ -51,7 +52,8 @@ class DisputeInline(ReadOnlyInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(PaymentRetryAdminMixin, ModelAdmin):
+# Exports, the "JSON report" action and the receipt link come from reports/payment_admin.py.
+class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin):
     """Payments mirror Stripe: staff read them here and act through actions, never edit."""
 
     list_display = [

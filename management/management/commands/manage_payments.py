@@ -4,11 +4,24 @@ Thin by design: it parses flags, calls a job in management/jobs.py and prints it
 Without a flag it prints the system overview. Exits non-zero when a job fails so cron sees it.
 """
 
+import argparse
 import json
+from datetime import date
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from management import jobs
+
+ERR_DATE_AND_RANGE = "Give either --date or --from/--to, not both."
+ERR_HALF_RANGE = "--from and --to go together."
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
 
 ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe."
 ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
@@ -58,13 +71,65 @@ class Command(BaseCommand):
             action="store_true",
             help="Refund approved requests through Stripe and resume interrupted ones.",
         )
+        # Reports (reports/jobs.py).
+        parser.add_argument(
+            "--generate-analytics",
+            action="store_true",
+            help="Upsert the daily rollups: today, --date D, or --from D --to D (inclusive).",
+        )
+        parser.add_argument("--date", type=_iso_date, help="A day, YYYY-MM-DD.")
+        parser.add_argument("--from", dest="date_from", type=_iso_date, help="First day.")
+        parser.add_argument("--to", dest="date_to", type=_iso_date, help="Last day.")
+        parser.add_argument(
+            "--payment-report",
+            choices=["daily", "weekly", "monthly"],
+            help="Report of the last 1/7/30 days ending yesterday (or --date), from rollups.",
+        )
+        parser.add_argument("--format", choices=["json", "csv", "pdf"], default="json")
+        parser.add_argument("--output", help="Write the report to this file.")
+        parser.add_argument(
+            "--issue-receipts",
+            action="store_true",
+            help="Issue receipts for captured payments that have none.",
+        )
 
     def handle(self, *args, **options):
         if options["sync_stripe"] or options["full"] or options["since"]:
             return self._sync_stripe(options)
         if options["process_pending_refunds"]:
             return self._print(jobs.process_pending_refunds(), as_json=options["json"])
+        if options["generate_analytics"] or options["payment_report"] or options["issue_receipts"]:
+            return self._reports(options)
         self._print(jobs.system_overview(), as_json=options["json"])
+
+    def _reports(self, options) -> None:
+        try:
+            if options["generate_analytics"]:
+                if options["date"] and (options["date_from"] or options["date_to"]):
+                    raise CommandError(ERR_DATE_AND_RANGE)
+                if bool(options["date_from"]) != bool(options["date_to"]):
+                    raise CommandError(ERR_HALF_RANGE)
+                start = options["date"] or options["date_from"]
+                end = options["date"] or options["date_to"]
+                result = jobs.generate_analytics_job(start=start, end=end)
+            elif options["payment_report"]:
+                result = jobs.payment_report_job(
+                    period=options["payment_report"],
+                    fmt=options["format"],
+                    output=options["output"],
+                    end=options["date"],
+                )
+                if options["format"] == "json" and not options["output"]:
+                    self.stdout.write(json.dumps(result, indent=2))
+                    return
+                if "csv" in result:
+                    self.stdout.write(result["csv"], ending="")
+                    return
+            else:
+                result = jobs.issue_missing_receipts()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self._print(result, as_json=options["json"])
 
     def _sync_stripe(self, options) -> None:
         """A live progress line on a terminal, one summary line otherwise (cron, logs);
