@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import Q
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.utils import timezone
@@ -106,7 +106,7 @@ def _event_fields(event: dict) -> dict:
 
 
 def webhook_event_record(*, event: dict) -> tuple[WebhookEvent | None, bool]:
-    """Store a verified event once and enqueue its processing after commit.
+    """Store a verified event once and enqueue its processing (see _enqueue_with).
 
     Returns (event row, True) when this call inserted it, (None, False) for a duplicate. The
     unique index on stripe_id decides between concurrent deliveries: on PostgreSQL the second
@@ -116,12 +116,28 @@ def webhook_event_record(*, event: dict) -> tuple[WebhookEvent | None, bool]:
     try:
         with transaction.atomic():
             row = WebhookEvent.objects.create(**fields)
-            transaction.on_commit(lambda: webhook_event_enqueue(event=row))
+            _enqueue_with(row)
     except IntegrityError:
         if not WebhookEvent.objects.filter(stripe_id=fields["stripe_id"]).exists():
             raise  # some other constraint: a real error, not a duplicate
         return None, False
     return row, True
+
+
+def _enqueue_with(row: WebhookEvent) -> None:
+    """Enqueue inside the caller's transaction when that is safe, else after commit.
+
+    With django-q2's ORM broker on our own database the queued task is one more row in the
+    event's transaction: both commit or neither (an outbox), and the broker, which closes
+    connections when called in autocommit, keeps the request's connection. With Redis (or
+    inline tasks) the task goes after commit, so a worker never looks for an uncommitted
+    event."""
+    from django_q.conf import Conf
+
+    if not Conf.SYNC and Conf.ORM and router.db_for_write(WebhookEvent) == Conf.ORM:
+        webhook_event_enqueue(event=row)
+    else:
+        transaction.on_commit(lambda: webhook_event_enqueue(event=row))
 
 
 def webhook_event_enqueue(*, event: WebhookEvent) -> None:
@@ -238,6 +254,7 @@ def webhook_event_replay(*, event: WebhookEvent, acting_user) -> None:
         locked.next_attempt_at = None
         locked.processing_started_at = None
         locked.save(update_fields=["status", "next_attempt_at", "processing_started_at"])
+        _enqueue_with(locked)
         AdminAction.objects.create(
             actor=acting_user,
             action="webhook_event_replay",
@@ -246,7 +263,6 @@ def webhook_event_replay(*, event: WebhookEvent, acting_user) -> None:
             target_repr=str(locked)[:255],
             details={"stripe_id": locked.stripe_id, "previous_status": previous},
         )
-        transaction.on_commit(lambda: webhook_event_enqueue(event=locked))
 
 
 # --- Handlers -----------------------------------------------------------------------------
