@@ -12,6 +12,8 @@ export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:8420}"
 export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_demo}"
 # The peer is localstripe: the gateway and refunds leave out what it refuses.
 export STRIPE_LOCALSTRIPE_COMPAT="${STRIPE_LOCALSTRIPE_COMPAT:-1}"
+# Webhooks: localstripe signs its events with the first secret and POSTs them to the server.
+export STRIPE_WEBHOOK_SECRETS="${STRIPE_WEBHOOK_SECRETS:-whsec_demo_localstripe}"
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
@@ -25,6 +27,22 @@ $PY manage.py migrate --no-input -v0
 $PY manage.py seed_demo --if-empty
 echo "==> demo logins"
 $PY manage.py demo_staff
+
+echo "==> localstripe will POST its events to http://127.0.0.1:8000/stripe/webhook/"
+$PY - <<'PYEOF'
+import os, time, requests
+base, secret = os.environ["STRIPE_API_BASE"], os.environ["STRIPE_WEBHOOK_SECRETS"].split(",")[0]
+for _ in range(50):  # localstripe may still be starting
+    try:
+        requests.post(f"{base}/_config/webhooks/backoffice_demo", timeout=2, json={
+            "url": "http://127.0.0.1:8000/stripe/webhook/", "secret": secret}).raise_for_status()
+        break
+    except requests.RequestException:
+        time.sleep(0.2)
+else:
+    raise SystemExit("could not register the demo webhook in localstripe")
+PYEOF
+
 
 echo "==> starting the django-q2 cluster (log: var/qcluster.log)"
 $PY manage.py qcluster > var/qcluster.log 2>&1 &
