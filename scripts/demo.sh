@@ -43,7 +43,6 @@ else:
     raise SystemExit("could not register the demo webhook in localstripe")
 PYEOF
 
-
 echo "==> starting the django-q2 cluster (log: var/qcluster.log)"
 $PY manage.py qcluster > var/qcluster.log 2>&1 &
 pids+=($!)
