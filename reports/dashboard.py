@@ -26,6 +26,8 @@ from .models import DailyRollup
 from .rollups import day_bounds, percent
 from .selectors import chart_series_from_rows
 
+# Revenue and payment figures are for staff who may read payments.
+DASHBOARD_PERMISSION = "payments.view_payment"
 CHART_DAYS = 30
 RATE_WINDOW_DAYS = 7
 REFUND_TIME_WINDOW_DAYS = 30
@@ -406,6 +408,8 @@ def dashboard_context() -> dict:
 
 
 def dashboard_callback(request, context):
-    """Unfold hook: adds the dashboard's figures to the admin index context."""
-    context.update({"dashboard": dashboard_context()})
+    """Unfold hook: adds the dashboard's figures to the admin index context, for staff who
+    may read payments (others get the plain app list)."""
+    if request.user.has_perm(DASHBOARD_PERMISSION):
+        context.update({"dashboard": dashboard_context()})
     return context
