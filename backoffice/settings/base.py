@@ -282,6 +282,26 @@ UNFOLD = {
                     },
                 ],
             },
+            {
+                "title": "Reports",
+                "separator": True,
+                "items": [
+                    {
+                        "title": "Analytics",
+                        "icon": "monitoring",
+                        "link": reverse_lazy("admin:reports_dailyrollup_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "reports.view_dailyrollup"
+                        ),
+                    },
+                    {
+                        "title": "Receipts",
+                        "icon": "receipt_long",
+                        "link": reverse_lazy("admin:reports_receipt_changelist"),
+                        "permission": lambda request: request.user.has_perm("reports.view_receipt"),
+                    },
+                ],
+            },
         ],
     },
     "STYLES": [lambda request: static("backoffice/admin.css")],
