@@ -161,9 +161,12 @@ def _claim(event_pk: int) -> WebhookEvent | None:
     """Mark the event `processing` under a row lock; None if there is nothing to do (done
     already, or another worker holds a fresh claim)."""
     now = timezone.now()
+    Status = WebhookEvent.Status
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().filter(pk=event_pk).first()
-        if event is None or event.status in WebhookEvent.DONE_STATUSES:
+        # FAILED waits for a replay (which resets it to RECEIVED): a leftover scheduled retry
+        # must not run it again.
+        if event is None or event.status in (*WebhookEvent.DONE_STATUSES, Status.FAILED):
             return None
         if (
             event.status == WebhookEvent.Status.PROCESSING

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from payments.models import Payment, PaymentMethod
+from payments.money import format_money
 from payments.services.payment_retry import PaymentRetryNotAllowed, payment_retry
 
 RETRY_PERMISSION = "payments.retry_payment"
@@ -77,6 +78,7 @@ class PaymentRetryAdminMixin:
             "original": payment,
             "payment": payment,
             "method": method,
+            "amount": format_money(payment.amount, payment.currency),
             "form": form,
             "change_url": change_url,
         }

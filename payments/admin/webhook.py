@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
+from unfold.utils import display_for_label
 
 from backoffice.pagination import EstimatedCountPaginator
 from payments.models import WebhookEvent
@@ -126,7 +127,7 @@ class WebhookEventAdmin(ModelAdmin):
                 "fields": [
                     "stripe_id",
                     "type",
-                    "status_badge",
+                    "status_label",
                     "object_id",
                     "api_version",
                     "livemode",
@@ -152,7 +153,7 @@ class WebhookEventAdmin(ModelAdmin):
     readonly_fields = [
         "stripe_id",
         "type",
-        "status_badge",
+        "status_label",
         "object_id",
         "api_version",
         "livemode",
@@ -194,6 +195,13 @@ class WebhookEventAdmin(ModelAdmin):
     @display(description="Status", ordering="status", label=WEBHOOK_STATUS_COLOURS)
     def status_badge(self, obj):
         return obj.status, obj.get_status_display()
+
+    @display(description="Status")
+    def status_label(self, obj):
+        # Detail pages don't apply `label=`: render the same badge explicitly.
+        return display_for_label(
+            (obj.status, obj.get_status_display()), "-", WEBHOOK_STATUS_COLOURS
+        )
 
     @display(description="Processing time", ordering="processing_ms")
     def processing_ms_cell(self, obj):

@@ -91,8 +91,11 @@ def test_after_max_attempts_the_event_is_failed(client, flaky):
     assert event.attempts == MAX_ATTEMPTS
     assert event.error == f"RuntimeError: boom {MAX_ATTEMPTS}"
     assert handler.calls == MAX_ATTEMPTS
-    # Failed events wait for a replay; nothing schedules them again.
+    # Failed events wait for a replay; nothing schedules them again, and a leftover
+    # scheduled retry does not run them.
     assert Schedule.objects.filter(func=TASK_PATH).count() == MAX_ATTEMPTS - 1
+    assert webhook_event_process_task(event.pk) is None
+    assert handler.calls == MAX_ATTEMPTS
 
 
 def test_a_processed_event_is_not_processed_again(client, flaky):
