@@ -90,6 +90,8 @@ class DailyRollupAdmin(ModelAdmin):
                 "totals": rollup_totals(queryset=queryset),
                 "revenue_charts": dashboard.revenue_charts(series),
                 "success_chart": dashboard.success_chart_json(series),
+                "revenue_options": dashboard.REVENUE_CHART_OPTIONS,
+                "rate_options": dashboard.RATE_CHART_OPTIONS,
                 "target": dashboard.success_target(),
             }
         return response

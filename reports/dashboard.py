@@ -319,6 +319,27 @@ def _sync_card() -> Card:
     )
 
 
+def _line_options(*, y: dict) -> str:
+    """Chart.js options: a visible, labelled y axis (Unfold's default hides it)."""
+    return json.dumps(
+        {
+            "animation": False,
+            "responsive": True,
+            "maintainAspectRatio": False,
+            "plugins": {"legend": {"display": False}, "tooltip": {"enabled": True}},
+            "datasets": {"line": {"borderWidth": 2, "pointRadius": 0}},
+            "scales": {
+                "x": {"grid": {"display": False}, "ticks": {"maxTicksLimit": 8}},
+                "y": {"ticks": {"maxTicksLimit": 5}, **y},
+            },
+        }
+    )
+
+
+REVENUE_CHART_OPTIONS = _line_options(y={"beginAtZero": True})
+RATE_CHART_OPTIONS = _line_options(y={"suggestedMin": 80, "suggestedMax": 100})
+
+
 def success_target() -> Decimal:
     return _decimal(_setting("REPORTS_SUCCESS_RATE_TARGET", 95))
 
@@ -402,6 +423,8 @@ def dashboard_context() -> dict:
         "alerts": [card for card in cards if card.tone in {DANGER, WARNING}],
         "revenue_charts": revenue_charts(series),
         "success_chart": success_chart_json(series),
+        "revenue_options": REVENUE_CHART_OPTIONS,
+        "rate_options": RATE_CHART_OPTIONS,
         "rollups_computed_at": last_computed,
         "analytics_url": _url("admin:reports_dailyrollup_changelist"),
     }
