@@ -4,6 +4,7 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilter
 from unfold.decorators import display
+from unfold.utils import display_for_label
 
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
@@ -86,19 +87,19 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
     search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
     ordering = ["-created", "-id"]
     inlines = [RefundInline, DisputeInline]
-    # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py).
-    change_form_outer_before_template = "payments/admin/payment_retry_button.html"
     # Refunds (refunds/): GET links to the eligibility page and the request form, which POSTs.
     actions_detail = ["check_refund_eligibility", "request_refund"]
     check_refund_eligibility = check_refund_eligibility
     request_refund = request_refund
+    # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py).
+    change_form_outer_before_template = "payments/admin/payment_retry_button.html"
 
     fieldsets = [
         (
             "Summary",
             {
                 "fields": [
-                    "status_badge",
+                    "status_label",
                     "stripe_status",
                     "fee_breakdown",
                     "stripe_links",
@@ -131,7 +132,7 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
         ),
     ]
     readonly_fields = [
-        "status_badge",
+        "status_label",
         "stripe_status",
         "fee_breakdown",
         "stripe_links",
@@ -183,6 +184,24 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
     @display(description="Status", ordering="status", label=PAYMENT_STATUS_COLOURS)
     def status_badge(self, obj):
         return obj.status, obj.get_status_display()
+
+    @display(description="Status")
+    def status_label(self, obj):
+        # Detail pages don't apply `label=`; render the same badge explicitly.
+        return display_for_label(
+            (obj.status, obj.get_status_display()), "-", PAYMENT_STATUS_COLOURS
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Everything here is read-only (a mirror of Stripe): no Save buttons to mislead.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @display(description="Net")
     def net_cell(self, obj):
