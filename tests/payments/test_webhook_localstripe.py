@@ -4,6 +4,7 @@ localstripe signs and POSTs customer.* and payment_intent.* events itself; it ha
 charge, refund, payment_method or dispute events, so those are Stripe-shaped payloads about
 the real localstripe objects, signed here with the real scheme and POSTed to the endpoint.
 Handlers re-read payment intents, refunds, customers and payment methods from localstripe.
+Every delivery here is real HTTP to pytest-django's live_server.
 """
 
 import random
@@ -15,7 +16,7 @@ import stripe
 from django.db.models import PROTECT
 
 from payments.models import Customer, Dispute, Payment, PaymentMethod, Refund, WebhookEvent
-from tests.payments.webhook_support import PRIMARY_SECRET, make_event, post_event
+from tests.payments.webhook_support import PRIMARY_SECRET, make_event, post_http
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
 
@@ -227,7 +228,7 @@ def reset_local():
     Customer.objects.all().delete()
 
 
-def test_a_payments_events_in_any_order_converge_to_the_same_state(peer, client):
+def test_a_payments_events_in_any_order_converge_to_the_same_state(peer, live_server):
     events, objects = build_history(peer)
     rng = random.Random(20261121)
     orders = [list(events), list(reversed(events))]
@@ -236,7 +237,7 @@ def test_a_payments_events_in_any_order_converge_to_the_same_state(peer, client)
     for order in orders:
         reset_local()
         for event in order:
-            assert post_event(client, event).status_code == 200
+            assert post_http(live_server.url, event).status_code == 200
         statuses = dict(WebhookEvent.objects.values_list("stripe_id", "status"))
         assert set(statuses.values()) == {"processed"}, statuses
         finals.append(local_state())
@@ -261,29 +262,29 @@ def test_a_payments_events_in_any_order_converge_to_the_same_state(peer, client)
     assert state["disputes"] == [("dp_grace", "won", 3500)]
 
 
-def test_duplicate_payment_event_has_one_effect(peer, client):
+def test_duplicate_payment_event_has_one_effect(peer, live_server):
     events, objects = build_history(peer)
     succeeded = next(e for e in events if e["type"] == "payment_intent.succeeded")
-    answers = [post_event(client, succeeded).json()["duplicate"] for _ in range(5)]
+    answers = [post_http(live_server.url, succeeded).json()["duplicate"] for _ in range(5)]
     assert answers == [False, True, True, True, True]
     payment = Payment.objects.get(stripe_payment_intent_id=objects["paid"].id)
     assert payment.history.count() == 1  # created once, never rewritten
 
 
-def test_customer_deleted_at_stripe_keeps_our_row(peer, client):
+def test_customer_deleted_at_stripe_keeps_our_row(peer, live_server):
     customer = peer.v1.customers.create(params={"email": "gone@example.com"})
-    post_event(client, make_event("customer.created", {"id": customer.id}))
+    post_http(live_server.url, make_event("customer.created", {"id": customer.id}))
     peer.v1.customers.delete(customer.id)
-    post_event(client, make_event("customer.deleted", {"id": customer.id, "deleted": True}))
+    post_http(live_server.url, make_event("customer.deleted", {"id": customer.id, "deleted": True}))
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
     assert Customer.objects.filter(stripe_id=customer.id).exists()
 
 
-def test_payment_method_detached_at_stripe_loses_its_customer(peer, client):
+def test_payment_method_detached_at_stripe_loses_its_customer(peer, live_server):
     customer = peer.v1.customers.create(params={"email": "pm@example.com"})
     method = card(peer, customer=customer.id)
-    post_event(client, make_event("payment_method.attached", {"id": method.id}))
+    post_http(live_server.url, make_event("payment_method.attached", {"id": method.id}))
     assert PaymentMethod.objects.get(stripe_id=method.id).customer.stripe_id == customer.id
     peer.v1.payment_methods.detach(method.id)
-    post_event(client, make_event("payment_method.detached", {"id": method.id}))
+    post_http(live_server.url, make_event("payment_method.detached", {"id": method.id}))
     assert PaymentMethod.objects.get(stripe_id=method.id).customer is None

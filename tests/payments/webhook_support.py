@@ -53,3 +53,16 @@ def post_event(client, event: dict, *, secret: str = PRIMARY_SECRET, timestamp=N
         content_type="application/json",
         headers={"Stripe-Signature": sign(body, secret, timestamp)},
     )
+
+
+def post_http(base_url: str, event: dict, *, secret: str = PRIMARY_SECRET):
+    """POST over real HTTP (e.g. to pytest-django's live_server), as Stripe delivers."""
+    import requests
+
+    body = body_of(event)
+    return requests.post(
+        f"{base_url}{WEBHOOK_PATH}",
+        data=body,
+        headers={"Content-Type": "application/json", "Stripe-Signature": sign(body, secret)},
+        timeout=30,
+    )
