@@ -137,8 +137,10 @@ class TokenBucket:
                     self._updated = now
                 self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # The epsilon absorbs float error: a wait of (1 - 0.9999999) / rate would add
+                # nothing to a large clock value and loop for ever.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return waited
                 delay = (1 - self._tokens) / self.rate
             (self._sleep or sleep)(delay)
@@ -952,9 +954,21 @@ def stripe_payment_intent_confirm(
     if not idempotency_key:
         raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
     client = client or StripeClient.from_settings()
-    params: dict[str, Any] = {"payment_method": payment_method_id}
-    if not client.config.localstripe_compat:
-        params["expand"] = ["latest_charge.balance_transaction", "payment_method"]
+    params: dict[str, Any] = {
+        "payment_method": payment_method_id,
+        "expand": ["latest_charge.balance_transaction", "payment_method"],
+    }
+    if client.config.localstripe_compat:
+        # localstripe confirms only without parameters (500 "Not implemented" otherwise) and
+        # only an intent that was never charged: set the method by an update first.
+        client.call(
+            lambda sdk, options: sdk.v1.payment_intents.update(
+                payment_intent_id, params={"payment_method": payment_method_id}, options=options
+            ),
+            idempotency_key=f"{idempotency_key}:payment-method",
+            mutating=True,
+        )
+        params = {}
     return payment_intent_from_stripe(
         client.call(
             lambda sdk, options: sdk.v1.payment_intents.confirm(

@@ -1,0 +1,401 @@
+"""payments.gateway without a network: mappers, token bucket, retry/backoff decisions,
+error translation and webhook signatures. Clocks and sleeps are injected; nothing sleeps."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import stripe
+
+from payments import gateway
+from payments.exceptions import (
+    ERR_IDEMPOTENCY_KEY_REQUIRED,
+    ERR_SIGNATURE_MALFORMED,
+    ERR_SIGNATURE_MISMATCH,
+    ERR_SIGNATURE_MISSING,
+    ERR_SIGNATURE_NO_SECRETS,
+    ERR_SIGNATURE_STALE,
+    AuthenticationFailed,
+    CardDeclined,
+    GatewayConnectionError,
+    GatewayServerError,
+    GatewayTimeout,
+    IdempotencyConflict,
+    InvalidRequest,
+    RateLimited,
+    ResourceMissing,
+    WebhookSignatureError,
+)
+
+# --- mappers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mapper",
+    [
+        gateway.customer_from_stripe,
+        gateway.payment_method_from_stripe,
+        gateway.payment_intent_from_stripe,
+        gateway.refund_from_stripe,
+        gateway.dispute_from_stripe,
+    ],
+)
+def test_mappers_tolerate_an_object_with_only_an_id(mapper):
+    mapped = mapper({"id": "x_1"})
+    assert mapped.id == "x_1"
+
+
+def test_payment_intent_mapper_reads_expanded_charge_and_balance_transaction():
+    intent = gateway.payment_intent_from_stripe(
+        {
+            "id": "pi_1",
+            "amount": 2000,
+            "currency": "USD",
+            "status": "succeeded",
+            "created": 1_790_000_000,
+            "customer": {"id": "cus_1", "object": "customer"},
+            "payment_method": "pm_1",
+            "latest_charge": {
+                "id": "ch_1",
+                "status": "succeeded",
+                "created": 1_790_000_002,
+                "amount_captured": 2000,
+                "amount_refunded": 500,
+                "payment_method_details": {"type": "card"},
+                "balance_transaction": {"fee": 88, "net": 1912, "currency": "usd"},
+            },
+        }
+    )
+    assert (intent.currency, intent.customer_id, intent.payment_method_id) == (
+        "usd",
+        "cus_1",
+        "pm_1",
+    )
+    assert (intent.stripe_fee, intent.balance_net) == (88, 1912)
+    assert (intent.amount_received, intent.amount_refunded) == (2000, 500)
+    assert intent.latest_charge_id == "ch_1"
+    assert intent.charge_created == datetime.fromtimestamp(1_790_000_002, tz=UTC)
+
+
+def test_fee_settled_in_another_currency_is_converted_to_the_charge_currency():
+    # A EUR charge settled in USD at 1.10 USD per EUR: a fee of 110 US cents is 100 euro cents.
+    intent = gateway.payment_intent_from_stripe(
+        {
+            "id": "pi_1",
+            "amount": 10_000,
+            "currency": "eur",
+            "status": "succeeded",
+            "latest_charge": {
+                "id": "ch_1",
+                "balance_transaction": {
+                    "fee": 110,
+                    "net": 10_890,
+                    "currency": "usd",
+                    "exchange_rate": 1.1,
+                },
+            },
+        }
+    )
+    assert intent.stripe_fee == 100
+
+
+def test_unexpanded_balance_transaction_leaves_the_fee_unknown():
+    intent = gateway.payment_intent_from_stripe(
+        {"id": "pi_1", "latest_charge": {"id": "ch_1", "balance_transaction": "txn_1"}}
+    )
+    assert intent.stripe_fee is None
+
+
+def test_declined_intent_maps_error_and_decline_code():
+    intent = gateway.payment_intent_from_stripe(
+        {
+            "id": "pi_1",
+            "status": "requires_payment_method",
+            "last_payment_error": {
+                "code": "card_declined",
+                "decline_code": "insufficient_funds",
+                "message": "Your card has insufficient funds.",
+            },
+        }
+    )
+    assert (intent.failure_code, intent.decline_code) == ("card_declined", "insufficient_funds")
+
+
+def test_mapper_accepts_a_stripe_object():
+    obj = stripe.StripeObject.construct_from(
+        {
+            "id": "re_1",
+            "amount": 300,
+            "currency": "usd",
+            "status": "succeeded",
+            "metadata": {"a": "1"},
+        },
+        "sk_test",
+    )
+    refund = gateway.refund_from_stripe(obj)
+    assert (refund.amount, refund.metadata) == (300, {"a": "1"})
+
+
+def test_customer_mapper_default_payment_method_and_lowercase_email():
+    customer = gateway.customer_from_stripe(
+        {
+            "id": "cus_1",
+            "email": " Ada@Example.COM ",
+            "invoice_settings": {"default_payment_method": {"id": "pm_9"}},
+        }
+    )
+    assert (customer.email, customer.default_payment_method_id) == ("ada@example.com", "pm_9")
+
+
+# --- token bucket -------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_token_bucket_allows_a_burst_then_paces_at_the_rate():
+    clock = FakeClock()
+    bucket = gateway.TokenBucket(20, clock=clock, sleeper=clock.sleep)
+    for _ in range(20):
+        assert bucket.acquire() == 0
+    assert clock.slept == []
+    for _ in range(40):
+        bucket.acquire()
+    # 40 more requests at 20/s take 2 seconds of waiting.
+    assert sum(clock.slept) == pytest.approx(2.0)
+
+
+def test_token_bucket_refills_while_idle():
+    clock = FakeClock()
+    bucket = gateway.TokenBucket(5, clock=clock, sleeper=clock.sleep)
+    for _ in range(5):
+        bucket.acquire()
+    clock.now += 1.0
+    for _ in range(5):
+        assert bucket.acquire() == 0
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped():
+    policy = gateway.RetryPolicy(base_delay=0.5, max_delay=8)
+    assert policy.delay(0, rand=1.0) == pytest.approx(0.5)
+    assert policy.delay(0, rand=0.0) == pytest.approx(0.25)
+    assert policy.delay(3, rand=1.0) == pytest.approx(4.0)
+    assert policy.delay(10, rand=1.0) == pytest.approx(8.0)
+
+
+def test_retry_after_is_a_floor_and_capped():
+    policy = gateway.RetryPolicy(base_delay=0.5, max_retry_after=60)
+    assert policy.delay(0, retry_after=5, rand=1.0) == 5
+    assert policy.delay(0, retry_after=600, rand=1.0) == 60
+
+
+def err(cls, status, headers=None, **kwargs):
+    return cls("boom", http_status=status, headers=headers or {}, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (err(stripe.RateLimitError, 429), True),
+        (err(stripe.APIError, 500), True),
+        (err(stripe.APIError, 503), True),
+        (err(stripe.InvalidRequestError, 409, param=None), True),
+        (err(stripe.InvalidRequestError, 400, param="amount"), False),
+        (err(stripe.APIError, 500, {"Stripe-Should-Retry": "false"}), False),
+        (err(stripe.InvalidRequestError, 400, {"Stripe-Should-Retry": "true"}, param=None), True),
+        (stripe.APIConnectionError("down", should_retry=True), True),
+    ],
+)
+def test_should_retry_honours_stripe_should_retry_first(error, expected):
+    assert gateway.should_retry(error) is expected
+
+
+def make_client(settings, *, max_retries=3):
+    settings.STRIPE_MAX_RETRIES = max_retries
+    settings.STRIPE_MAX_REQUESTS_PER_SECOND = 1000
+    return gateway.StripeClient.from_settings()
+
+
+def test_call_retries_then_succeeds_and_counts_calls(settings, monkeypatch):
+    slept = []
+    monkeypatch.setattr(gateway, "sleep", slept.append)
+    client = make_client(settings)
+    attempts = []
+
+    def flaky(sdk, options):
+        attempts.append(dict(options))
+        if len(attempts) < 3:
+            raise err(stripe.RateLimitError, 429, {"Retry-After": "2"})
+        return "ok"
+
+    with gateway.count_api_calls() as counter:
+        assert client.call(flaky, idempotency_key="k1", mutating=True) == "ok"
+    assert (counter.calls, counter.retries) == (3, 2)
+    assert slept and all(s >= 2 for s in slept)
+    assert [a["idempotency_key"] for a in attempts] == ["k1", "k1", "k1"]
+
+
+def test_call_gives_up_after_max_retries_with_our_error(settings, monkeypatch):
+    monkeypatch.setattr(gateway, "sleep", lambda s: None)
+    client = make_client(settings, max_retries=2)
+    calls = []
+
+    def always_429(sdk, options):
+        calls.append(1)
+        raise err(stripe.RateLimitError, 429, {"Retry-After": "7"})
+
+    with pytest.raises(RateLimited) as info:
+        client.call(always_429)
+    assert info.value.retry_after == 7
+    assert len(calls) == 3
+
+
+def test_a_mutation_without_an_idempotency_key_is_refused(settings):
+    client = make_client(settings)
+    with pytest.raises(ValueError, match=ERR_IDEMPOTENCY_KEY_REQUIRED):
+        client.call(lambda sdk, options: None, mutating=True)
+    with pytest.raises(ValueError, match=ERR_IDEMPOTENCY_KEY_REQUIRED):
+        gateway.stripe_refund_create(payment_intent_id="pi_1", amount=100, idempotency_key="")
+
+
+def test_settings_are_read_at_call_time(settings):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:1234/"
+    settings.STRIPE_API_VERSION = "2024-06-20"
+    config = gateway.GatewayConfig.from_settings()
+    assert (config.api_base, config.api_version) == ("http://127.0.0.1:1234", "2024-06-20")
+    settings.STRIPE_API_BASE = ""
+    assert gateway.GatewayConfig.from_settings().api_base == ""
+
+
+# --- error translation --------------------------------------------------------------------------
+
+
+def test_card_error_becomes_card_declined_with_codes():
+    error = stripe.CardError(
+        "Your card has insufficient funds.",
+        param=None,
+        code="card_declined",
+        http_status=402,
+        json_body={
+            "error": {
+                "code": "card_declined",
+                "decline_code": "insufficient_funds",
+                "charge": "ch_1",
+                "payment_intent": {"id": "pi_1"},
+            }
+        },
+    )
+    ours = gateway.translate_error(error)
+    assert isinstance(ours, CardDeclined)
+    assert (ours.code, ours.decline_code, ours.charge_id, ours.payment_intent_id) == (
+        "card_declined",
+        "insufficient_funds",
+        "ch_1",
+        "pi_1",
+    )
+    assert ours.message == "Your card has insufficient funds."
+
+
+@pytest.mark.parametrize(
+    ("error", "ours"),
+    [
+        (err(stripe.InvalidRequestError, 400, param="amount"), InvalidRequest),
+        (err(stripe.InvalidRequestError, 404, param="id"), ResourceMissing),
+        (err(stripe.IdempotencyError, 400), IdempotencyConflict),
+        (err(stripe.AuthenticationError, 401), AuthenticationFailed),
+        (err(stripe.PermissionError, 403), AuthenticationFailed),
+        (err(stripe.APIError, 500), GatewayServerError),
+        (err(stripe.RateLimitError, 429), RateLimited),
+    ],
+)
+def test_stripe_errors_become_ours(error, ours):
+    assert type(gateway.translate_error(error)) is ours
+
+
+def test_connection_errors_say_whether_the_request_may_have_reached_stripe():
+    not_sent = stripe.APIConnectionError("refused")
+    not_sent.maybe_sent = False
+    sent = stripe.APIConnectionError("read timed out")
+    sent.maybe_sent = True
+    assert type(gateway.translate_error(not_sent)) is GatewayConnectionError
+    assert type(gateway.translate_error(sent)) is GatewayTimeout
+
+
+# --- webhook signatures -------------------------------------------------------------------------
+
+PAYLOAD = json.dumps({"id": "evt_1", "type": "payment_intent.succeeded"}).encode()
+
+
+def construct(header, *, secrets=("whsec_a",), now=1_800_000_000, payload=PAYLOAD):
+    return gateway.webhook_event_construct(
+        payload=payload, sig_header=header, secrets=list(secrets), tolerance=300, now=now
+    )
+
+
+def test_valid_signature_returns_the_event():
+    header = gateway.webhook_signature_header(
+        payload=PAYLOAD, secret="whsec_a", timestamp=1_800_000_000
+    )
+    assert construct(header)["id"] == "evt_1"
+
+
+def test_any_configured_secret_is_accepted_during_rotation():
+    header = gateway.webhook_signature_header(
+        payload=PAYLOAD, secret="whsec_new", timestamp=1_800_000_000
+    )
+    assert construct(header, secrets=("whsec_old", "whsec_new"))["id"] == "evt_1"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("", ERR_SIGNATURE_MISSING),
+        ("nonsense", ERR_SIGNATURE_MALFORMED),
+        ("t=abc,v1=00", ERR_SIGNATURE_MALFORMED),
+        ("t=1800000000", ERR_SIGNATURE_MALFORMED),
+        ("t=1800000000,v1=deadbeef", ERR_SIGNATURE_MISMATCH),
+    ],
+)
+def test_bad_signatures_are_rejected(header, message):
+    with pytest.raises(WebhookSignatureError) as info:
+        construct(header)
+    assert info.value.message == message
+
+
+def test_a_signature_for_another_payload_is_rejected():
+    header = gateway.webhook_signature_header(
+        payload=b"{}", secret="whsec_a", timestamp=1_800_000_000
+    )
+    with pytest.raises(WebhookSignatureError, match=ERR_SIGNATURE_MISMATCH):
+        construct(header)
+
+
+def test_a_stale_signature_is_rejected():
+    header = gateway.webhook_signature_header(
+        payload=PAYLOAD, secret="whsec_a", timestamp=1_800_000_000 - 301
+    )
+    with pytest.raises(WebhookSignatureError, match=ERR_SIGNATURE_STALE):
+        construct(header)
+
+
+def test_no_configured_secret_trusts_nothing():
+    header = gateway.webhook_signature_header(payload=PAYLOAD, secret="", timestamp=1_800_000_000)
+    with pytest.raises(WebhookSignatureError) as info:
+        construct(header, secrets=())
+    assert info.value.message == ERR_SIGNATURE_NO_SECRETS
+    with pytest.raises(WebhookSignatureError) as info:
+        construct(header, secrets=("",))
+    assert info.value.message == ERR_SIGNATURE_MISMATCH
