@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import (
@@ -36,7 +36,7 @@ from refunds.services import (
     refund_request_reject,
 )
 
-from . import views
+from . import cells, views
 
 PRIORITY_COLOURS = {
     Priority.URGENT: "danger",
@@ -117,6 +117,7 @@ class RefundRequestAdmin(ModelAdmin):
         "age_cell",
         "reason_cell",
         "requester_cell",
+        "decide_cell",
     ]
     list_display_links = ["request_cell"]
     list_select_related = ["payment", "payment__customer", "requested_by", "approved_by"]
@@ -138,7 +139,6 @@ class RefundRequestAdmin(ModelAdmin):
     search_help_text = "Request number, a payment id (pi_), a refund id (re_) or an email."
     list_before_template = "refunds/admin/queue_presets.html"
     actions = ["bulk_approve", "bulk_reject"]
-    actions_row = ["approve_confirm", "reject_confirm"]
     actions_detail = ["approve_confirm", "reject_confirm"]
 
     fieldsets = [
@@ -360,27 +360,27 @@ class RefundRequestAdmin(ModelAdmin):
 
     # --- cells ----------------------------------------------------------------------------------
 
-    @display(description="Request", header=True, ordering="created_at")
+    @display(description="Request", ordering="created_at")
     def request_cell(self, obj):
-        return [f"#{obj.pk}", obj.payment.stripe_payment_intent_id]
+        return cells.two_lines(f"#{obj.pk}", obj.payment.stripe_payment_intent_id)
 
-    @display(description="Customer", header=True)
+    @display(description="Customer")
     def customer_cell(self, obj):
         customer = obj.payment.customer
         if customer is None:
-            return ["—", ""]
-        return [customer.email or customer.stripe_id, customer.name]
+            return "—"
+        return cells.two_lines(customer.email or customer.stripe_id, customer.name)
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
         return format_money(obj.amount, obj.currency)
 
-    @display(description="Priority", ordering="priority_rank", label=PRIORITY_COLOURS)
+    @display(description="Priority", ordering="priority_rank")
     def priority_badge(self, obj):
         priority = getattr(obj, "priority", "")
         if not priority:
-            return "", "—"
-        return priority, priority.upper()
+            return cells.badge("—")
+        return cells.badge(priority.upper(), PRIORITY_COLOURS[priority])
 
     @display(description="Priority")
     def priority_text(self, obj):
@@ -392,30 +392,41 @@ class RefundRequestAdmin(ModelAdmin):
         )
         return dict(Priority.CHOICES).get(priority, "— (not pending)")
 
-    @display(description="Status", ordering="status", label=STATUS_COLOURS)
+    @display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return obj.status, obj.get_status_display()
+        return cells.badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, ""))
 
     @display(description="Age", ordering="created_at")
     def age_cell(self, obj):
         return _age(timezone.now() - obj.created_at)
 
-    @display(description="Reason", header=True)
+    @display(description="Reason")
     def reason_cell(self, obj):
-        return [
+        return cells.two_lines(
             obj.get_reason_display(),
             obj.get_internal_reason_display() if obj.internal_reason else "",
-        ]
+        )
 
-    @display(description="Requested by", header=True)
+    @display(description="Requested by")
     def requester_cell(self, obj):
         who = obj.requested_by.get_username() if obj.requested_by else obj.get_source_display()
         approved = f"approved by {obj.approved_by.get_username()}" if obj.approved_by else ""
-        return [who, approved]
+        return cells.two_lines(who, approved)
+
+    @display(description="Decide")
+    def decide_cell(self, obj):
+        # Plain links to the confirmation pages (which POST); only where a decision is due.
+        if obj.status != RefundRequest.Status.PENDING:
+            return ""
+        return cells.link_pair(
+            reverse("admin:refunds_refundrequest_approve_confirm", args=[obj.pk]),
+            "Approve",
+            reverse("admin:refunds_refundrequest_reject_confirm", args=[obj.pk]),
+            "Reject",
+        )
 
     @display(description="Payment")
     def payment_link(self, obj):
-        from django.urls import reverse
         from django.utils.html import format_html
 
         return format_html(

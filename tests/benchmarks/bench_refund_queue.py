@@ -1,0 +1,147 @@
+"""Benchmark: the refund queue ordered by priority with many pending requests on PostgreSQL.
+
+Prints p50/p95 server time (the whole admin request: query, count, rendering) and the query
+count for two page sizes, for the default queue and two saved presets. Target: p95 <= 250 ms
+and the same query count for both page sizes. Never asserts on time.
+
+    DATABASE_URL=postgres://... REFUND_BENCH_ROWS=100000 \
+        .venv/bin/python -m pytest -m benchmark -s -q tests/benchmarks/bench_refund_queue.py
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from payments.models import Customer, Payment
+from refunds.models import RefundRequest
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.postgres, pytest.mark.django_db]
+
+ROWS = int(os.environ.get("REFUND_BENCH_ROWS", "100000"))
+REPEATS = int(os.environ.get("REFUND_BENCH_REPEATS", "30"))
+PAGE_SIZES = (50, 200)
+VIEWS = [
+    ("queue (default order)", ""),
+    ("all pending", "?status__exact=pending"),
+    ("urgent pending", "?status__exact=pending&priority=urgent"),
+    ("large pending", "?status__exact=pending&priority=large"),
+]
+BATCH = 10_000
+
+
+def _seed(rows: int) -> None:
+    rng = random.Random(7)
+    now = timezone.now()
+    customers = Customer.objects.bulk_create(
+        [
+            Customer(stripe_id=f"cus_bench{i}", email=f"b{i}@example.com", created=now)
+            for i in range(200)
+        ]
+    )
+    payments = Payment.objects.bulk_create(
+        [
+            Payment(
+                stripe_payment_intent_id=f"pi_bench{i:07d}",
+                customer=customers[i % len(customers)],
+                amount=10**7,
+                currency=currency,
+                status=Payment.Status.SUCCEEDED,
+                created=now - timedelta(days=30),
+            )
+            for i, currency in enumerate(
+                rng.choice(["usd", "usd", "usd", "eur", "jpy"]) for _ in range(2000)
+            )
+        ],
+        batch_size=BATCH,
+    )
+    requester = UserFactory(username="bench-requester")
+    batch = []
+    for i in range(rows):
+        payment = payments[i % len(payments)]
+        batch.append(
+            RefundRequest(
+                payment=payment,
+                amount=rng.randint(100, 20000)
+                if payment.currency != "jpy"
+                else rng.randint(10, 200),
+                currency=payment.currency,
+                requested_by=requester,
+            )
+        )
+        if len(batch) == BATCH:
+            RefundRequest.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        RefundRequest.objects.bulk_create(batch)
+
+
+def _fix_created_at(rows: int) -> None:
+    """created_at is auto_now_add: spread the ages over 10 days in one UPDATE (about 70%
+    urgent, 20% high, 10% large or normal), then refresh the planner's statistics."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE refunds_refundrequest SET created_at = now() - (random() * interval '10 days')"
+        )
+        cursor.execute("ANALYZE refunds_refundrequest")
+        cursor.execute("ANALYZE payments_payment")
+
+
+def _p(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def test_refund_queue_benchmark(client):
+    started = time.perf_counter()
+    _seed(ROWS)
+    _fix_created_at(ROWS)
+    seeded = time.perf_counter() - started
+    boss = UserFactory(username="bench-boss", is_superuser=True)
+    client.force_login(boss)
+    model_admin = admin.site._registry[RefundRequest]
+    url = reverse("admin:refunds_refundrequest_changelist")
+    original = model_admin.list_per_page
+    print(
+        f"\nrefund queue benchmark: {ROWS:,} pending requests (seeded in {seeded:.1f} s), "
+        f"{REPEATS} requests per view"
+    )
+    print(f"{'view':<24}{'page':>6}{'queries':>9}{'p50 ms':>9}{'p95 ms':>9}{'rows':>6}")
+    try:
+        for label, query in VIEWS:
+            for size in PAGE_SIZES:
+                model_admin.list_per_page = size
+                client.get(url + query)  # warm caches
+                timings = []
+                for _ in range(REPEATS):
+                    t0 = time.perf_counter()
+                    response = client.get(url + query)
+                    timings.append((time.perf_counter() - t0) * 1000)
+                assert response.status_code == 200
+                with CaptureQueriesContext(connection) as ctx:
+                    response = client.get(url + query)
+                shown = len(response.context["cl"].result_list)
+                print(
+                    f"{label:<24}{size:>6}{len(ctx.captured_queries):>9}"
+                    f"{statistics.median(timings):>9.1f}{_p(timings, 0.95):>9.1f}{shown:>6}"
+                )
+    finally:
+        model_admin.list_per_page = original
+    with connection.cursor() as cursor:
+        sql, params = (
+            model_admin.get_queryset(None).filter(status="pending")[:50].query.sql_with_params()
+        )
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    print("plan of the first page of the pending queue:\n" + plan)
