@@ -91,8 +91,9 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
     actions_detail = ["check_refund_eligibility", "request_refund"]
     check_refund_eligibility = check_refund_eligibility
     request_refund = request_refund
-    # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py).
-    change_form_outer_before_template = "payments/admin/payment_retry_button.html"
+    # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py) and
+    # a link to the payment's Stripe webhook events.
+    change_form_outer_before_template = "payments/admin/payment_page_tools.html"
 
     fieldsets = [
         (

@@ -15,6 +15,7 @@ from unfold.decorators import action, display
 from unfold.utils import display_for_label
 
 from backoffice.pagination import EstimatedCountPaginator
+from payments import selectors_webhooks
 from payments.models import WebhookEvent
 from payments.webhooks import webhook_event_replay
 
@@ -90,6 +91,28 @@ class EventTypeFilter(admin.SimpleListFilter):
         return queryset.filter(type=value[:100]) if value else queryset
 
 
+class PaymentEventsFilter(admin.SimpleListFilter):
+    """?payment=<pk>: every event about one payment (its intent, charge, refunds and
+    disputes), linked from the payment's page. Indexed lookups on object_id."""
+
+    title = "payment"
+    parameter_name = "payment"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        return [(value, f"Payment #{value}")] if value else []
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(
+            object_id__in=selectors_webhooks.payment_object_ids(payment_pk=int(value))
+        )
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ModelAdmin):
     """Read-only log. Replay is a POST (bulk action or the button on the event's page)
@@ -106,6 +129,7 @@ class WebhookEventAdmin(ModelAdmin):
     ]
     list_display_links = ["event_cell"]
     list_filter = [
+        PaymentEventsFilter,
         FailedEventsFilter,
         ("status", ChoicesDropdownFilter),
         EventTypeFilter,

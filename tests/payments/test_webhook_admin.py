@@ -221,3 +221,26 @@ def test_sidebar_badge_counts_failed_events(admin_client):
     assert webhook_failed_badge(None) == "2"
     body = admin_client.get(reverse("admin:index")).content.decode()
     assert "Stripe webhooks" in body
+
+
+def test_a_payments_events_are_one_click_from_its_page(admin_client):
+    from tests.factories import DisputeFactory, PaymentFactory, RefundFactory
+
+    payment = PaymentFactory(stripe_payment_intent_id="pi_mine", stripe_charge_id="ch_mine")
+    RefundFactory(payment=payment, stripe_id="re_mine")
+    DisputeFactory(payment=payment, stripe_id="dp_mine")
+    for object_id in ["pi_mine", "ch_mine", "re_mine", "dp_mine", "pi_other", "cus_x"]:
+        stored(object_id=object_id)
+    page = admin_client.get(reverse("admin:payments_payment_change", args=[payment.pk]))
+    link = f"{CHANGELIST}?payment={payment.pk}"
+    assert link in page.content.decode()
+    shown = {e.object_id for e in admin_client.get(link).context["cl"].result_list}
+    assert shown == {"pi_mine", "ch_mine", "re_mine", "dp_mine"}
+
+
+@pytest.mark.parametrize("value", ["abc", "999999", "-1"])
+def test_payment_filter_with_a_bad_value_shows_nothing_not_500(admin_client, value):
+    stored(object_id="pi_mine")
+    response = admin_client.get(f"{CHANGELIST}?payment={value}")
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
