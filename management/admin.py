@@ -17,6 +17,18 @@ SYNC_STATUS_COLOURS = {
 }
 
 
+def sync_failed_badge(request) -> str | None:
+    """Sidebar badge: shown while the latest (non-skipped) sync run failed. One indexed
+    query."""
+    latest = (
+        SyncRun.objects.exclude(status=SyncRun.Status.SKIPPED)
+        .order_by("-started_at", "-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return "failed" if latest == SyncRun.Status.FAILED else None
+
+
 class ReadOnlyAdmin(ModelAdmin):
     def has_add_permission(self, request):
         return False

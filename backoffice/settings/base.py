@@ -302,6 +302,22 @@ UNFOLD = {
                     },
                 ],
             },
+            {
+                "title": "Operations",
+                "separator": True,
+                "items": [
+                    {
+                        "title": "Stripe sync runs",
+                        "icon": "sync",
+                        "link": reverse_lazy("admin:management_syncrun_changelist"),
+                        # "failed" while the latest sync run failed.
+                        "badge": "management.admin.sync_failed_badge",
+                        "permission": lambda request: request.user.has_perm(
+                            "management.view_syncrun"
+                        ),
+                    },
+                ],
+            },
         ],
     },
     "STYLES": [lambda request: static("backoffice/admin.css")],
