@@ -1,9 +1,9 @@
 """Retrying a failed payment: the service and the admin view.
 
-localstripe cannot confirm an intent again with a new payment method (it answers 500 "Not
-implemented"), so the success and decline paths fake the gateway at its boundary (its
-functions and dataclasses); the test marked `stripe` sends the real request to localstripe
-and checks that an unclear answer never leads to a second key."""
+localstripe cannot confirm again an intent whose charge failed (real Stripe can), so the
+success, decline and unclear-answer paths fake the gateway at its boundary (its functions and
+dataclasses); the test marked `stripe` sends the real requests to localstripe and checks that
+its refusal is reported and charges nothing."""
 
 import dataclasses
 from datetime import timedelta
@@ -153,6 +153,22 @@ def test_a_retry_in_flight_refuses_a_second_one(failed_payment, fake_stripe, sta
         payment_retry(payment=failed_payment, reason="again", acting_user=staff)
     assert again.value.message == ERROR_IN_FLIGHT
     assert len(fake.confirms) == 1
+
+
+def test_a_stripe_5xx_is_an_unknown_outcome_like_a_timeout(
+    failed_payment, fake_stripe, staff, monkeypatch
+):
+    from payments.exceptions import GatewayServerError
+
+    fake_stripe()
+
+    def server_error(**kwargs):
+        raise GatewayServerError()
+
+    monkeypatch.setattr(service.gateway, "stripe_payment_intent_confirm", server_error)
+    result = payment_retry(payment=failed_payment, reason="x", acting_user=staff)
+    assert result.message == MESSAGE_UNKNOWN
+    assert AdminAction.objects.get(pk=result.audit_id).details["state"] == "pending"
 
 
 def test_an_interrupted_retry_is_resent_with_the_same_key(failed_payment, fake_stripe, staff):
@@ -310,9 +326,10 @@ def test_retry_view_explains_a_refusal(client, retrier, failed_payment, fake_str
 
 
 @pytest.mark.stripe
-def test_against_localstripe_an_unclear_answer_keeps_the_key(localstripe, settings, staff):
-    """localstripe refuses confirm-with-a-new-method with a 500; a 5xx may hide a charge at
-    real Stripe, so the retry stays pending and would be re-sent with the same key."""
+def test_against_localstripe_a_refused_confirm_charges_nothing(localstripe, settings, staff):
+    """The real request goes to localstripe, which cannot confirm an intent whose charge
+    failed (real Stripe can): the refusal is reported, audited as an error, and no charge is
+    made; the next retry uses a new key, since Stripe refused before charging."""
     import stripe
 
     settings.STRIPE_LOCALSTRIPE_COMPAT = True
@@ -353,8 +370,12 @@ def test_against_localstripe_an_unclear_answer_keeps_the_key(localstripe, settin
     assert payment.status == Payment.Status.FAILED
     payment.customer.payment_methods.filter(stripe_id=good.id).update(is_default=True)
 
-    result = payment_retry(payment=payment, reason="new card", acting_user=staff)
-    assert result.message == MESSAGE_UNKNOWN
-    assert AdminAction.objects.get(pk=result.audit_id).details["state"] == "pending"
+    with pytest.raises(PaymentRetryNotAllowed):
+        payment_retry(payment=payment, reason="new card", acting_user=staff)
+    audit = AdminAction.objects.get(action="payment_retry")
+    assert audit.result == AdminAction.Result.FAILURE
+    assert audit.details["state"] == "error"
     payment.refresh_from_db()
     assert payment.status == Payment.Status.FAILED
+    charges = peer.v1.charges.list(params={"customer": customer.id}).data
+    assert [c.status for c in charges] == ["failed"]  # nothing was charged
