@@ -231,6 +231,14 @@ UNFOLD = {
                         ),
                     },
                     {
+                        "title": "Disputes",
+                        "icon": "gavel",
+                        "link": reverse_lazy("admin:payments_dispute_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_dispute"
+                        ),
+                    },
+                    {
                         "title": "Customers",
                         "icon": "group",
                         "link": reverse_lazy("admin:payments_customer_changelist"),
@@ -252,6 +260,14 @@ UNFOLD = {
                         "link": reverse_lazy("admin:payments_instructor_changelist"),
                         "permission": lambda request: request.user.has_perm(
                             "payments.view_instructor"
+                        ),
+                    },
+                    {
+                        "title": "Student balances",
+                        "icon": "hourglass_top",
+                        "link": reverse_lazy("admin:payments_studentbalance_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "payments.view_studentbalance"
                         ),
                     },
                     {
@@ -314,6 +330,22 @@ UNFOLD = {
                         "badge": "management.admin.sync_failed_badge",
                         "permission": lambda request: request.user.has_perm(
                             "management.view_syncrun"
+                        ),
+                    },
+                    {
+                        "title": "Audit trail",
+                        "icon": "policy",
+                        "link": reverse_lazy("admin:backoffice_adminaction_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "backoffice.view_adminaction"
+                        ),
+                    },
+                    {
+                        "title": "Scheduled jobs",
+                        "icon": "schedule",
+                        "link": reverse_lazy("admin:django_q_schedule_changelist"),
+                        "permission": lambda request: request.user.has_perm(
+                            "django_q.view_schedule"
                         ),
                     },
                 ],

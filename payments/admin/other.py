@@ -1,10 +1,18 @@
 from django.contrib import admin
+from django.utils import timezone
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
 from backoffice.pagination import EstimatedCountPaginator
-from payments.models import BalanceEntry, Instructor, PaymentMethod, StudentBalance
+from payments.models import (
+    BalanceEntry,
+    Dispute,
+    Instructor,
+    PaymentMethod,
+    StudentBalance,
+)
+from payments.money import format_money
 
 
 @admin.register(PaymentMethod)
@@ -100,3 +108,71 @@ class StudentBalanceAdmin(ModelAdmin):
     def hours(self, obj):
         key = "negative" if obj.minutes < 0 else "positive" if obj.minutes else "zero"
         return key, f"{obj.minutes / 60:+g} h"
+
+
+OPEN_DISPUTE_STATUSES = [
+    Dispute.Status.NEEDS_RESPONSE,
+    Dispute.Status.WARNING_NEEDS_RESPONSE,
+]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ModelAdmin):
+    """Chargebacks mirrored from Stripe; evidence is submitted in the Stripe dashboard, this
+    page is the worklist ordered by the evidence deadline."""
+
+    list_display = ["stripe_id", "payment", "amount_cell", "status_badge", "reason", "due"]
+    list_select_related = ["payment"]
+    list_filter = [("status", ChoicesDropdownFilter), "reason"]
+    search_fields = ["=stripe_id", "=payment__stripe_payment_intent_id"]
+    ordering = ["evidence_due_by", "id"]
+    show_full_result_count = False
+    readonly_fields = [
+        "stripe_id",
+        "payment",
+        "amount",
+        "currency",
+        "status",
+        "reason",
+        "evidence_due_by",
+        "created",
+        "closed_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @display(description="Amount", ordering="amount")
+    def amount_cell(self, obj):
+        return format_money(obj.amount, obj.currency)
+
+    @display(
+        description="Status",
+        ordering="status",
+        label={"open": "danger", "review": "warning", "won": "success", "closed": "info"},
+    )
+    def status_badge(self, obj):
+        if obj.status in OPEN_DISPUTE_STATUSES:
+            key = "open"
+        elif obj.status == Dispute.Status.WON:
+            key = "won"
+        elif obj.status in (Dispute.Status.LOST, Dispute.Status.WARNING_CLOSED):
+            key = "closed"
+        else:
+            key = "review"
+        return key, obj.get_status_display()
+
+    @display(
+        description="Evidence due",
+        ordering="evidence_due_by",
+        label={"overdue": "danger", "soon": "warning", "later": "info"},
+    )
+    def due(self, obj):
+        if not obj.evidence_due_by or obj.status not in OPEN_DISPUTE_STATUSES:
+            return "—"
+        left = obj.evidence_due_by - timezone.now()
+        key = "overdue" if left.total_seconds() < 0 else "soon" if left.days < 3 else "later"
+        return key, obj.evidence_due_by.strftime("%Y-%m-%d %H:%M")

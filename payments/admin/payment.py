@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilter
@@ -65,7 +66,7 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
         "net_cell",
         "method_cell",
         "product_kind",
-        "created",
+        "created_cell",
     ]
     list_display_links = ["payment_cell"]
     list_select_related = ["customer"]
@@ -203,6 +204,11 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
             "show_delete": False,
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @display(description="Created", ordering="created")
+    def created_cell(self, obj):
+        # Compact and sortable at a glance; the site's time zone.
+        return timezone.localtime(obj.created).strftime("%Y-%m-%d %H:%M")
 
     @display(description="Net")
     def net_cell(self, obj):

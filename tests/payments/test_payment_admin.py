@@ -247,3 +247,37 @@ def test_payments_cannot_be_added_edited_or_deleted_in_the_admin(admin_client):
 def test_staff_without_view_permission_cannot_see_payments(client):
     client.force_login(UserFactory(username="nobody"))
     assert client.get(CHANGELIST).status_code == 403
+
+
+def test_dispute_worklist_orders_by_deadline_and_flags_overdue(admin_client):
+    from datetime import timedelta as td
+
+    from django.utils import timezone as tz
+
+    DisputeFactory(stripe_id="dp_later", evidence_due_by=tz.now() + td(days=6))
+    DisputeFactory(stripe_id="dp_overdue", evidence_due_by=tz.now() - td(days=1))
+    response = admin_client.get(reverse("admin:payments_dispute_changelist"))
+    assert [d.stripe_id for d in response.context["cl"].result_list] == ["dp_overdue", "dp_later"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "django_q_schedule",
+        "django_q_success",
+        "django_q_failure",
+        "backoffice_adminaction",
+        "payments_studentbalance",
+    ],
+)
+def test_operations_changelists_render(admin_client, name):
+    assert admin_client.get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def test_payment_page_has_no_save_button(admin_client):
+    payment = PaymentFactory()
+    body = admin_client.get(
+        reverse("admin:payments_payment_change", args=[payment.pk])
+    ).content.decode()
+    assert 'name="_save"' not in body
+    assert 'name="_continue"' not in body
