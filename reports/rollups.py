@@ -162,6 +162,9 @@ def compute_figures(start: date, end: date) -> dict[tuple[date, str], dict]:
             platform_fee=Sum("platform_fee", filter=captured, default=0),
             net=Sum("net", filter=captured, default=0),
         )
+        # Day first: PostgreSQL then sorts on the date and rarely reaches the text columns'
+        # collation; grouped currency-first the same query took twice as long.
+        .order_by("day", "currency", "payment_method_type")
     )
     for day, currency, method, n, ok, bad, cancel, gross, s_fee, p_fee, net in per_method:
         row = figures[(day, currency)]
@@ -188,6 +191,7 @@ def compute_figures(start: date, end: date) -> dict[tuple[date, str], dict]:
         )
         .values_list("day", "currency", "reason")
         .annotate(n=Count("id"))
+        .order_by("day", "currency", "reason")
     )
     for day, currency, reason, n in reasons:
         figures[(day, currency)].failure_reasons[reason] = n
