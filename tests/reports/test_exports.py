@@ -173,3 +173,22 @@ def test_json_report_action_needs_the_export_permission(client):
     assert response.status_code == 200
     assert "Content-Disposition" not in response
     assert "json_report" not in response.content.decode()
+
+
+def test_refund_request_resource_and_stream_neutralise_and_use_major_units():
+    from django.db.models import QuerySet
+
+    from refunds.models import RefundRequest
+    from reports.exports import REFUND_REQUEST_STREAM_COLUMNS, RefundRequestResource, csv_rows
+    from tests.factories import RefundRequestFactory
+
+    RefundRequestFactory(amount=1250, internal_reason="", customer_note="x")
+    RefundRequest.objects.update(failure_message="+call me")
+    row = RefundRequestResource().export().dict[0]
+    assert (row["amount"], row["failure_message"]) == ("12.50", "'+call me")
+    assert row["payment_intent"].startswith("pi_")
+    queryset: QuerySet = RefundRequest.objects.all()
+    text = "".join(csv_rows(queryset, REFUND_REQUEST_STREAM_COLUMNS))
+    record = next(csv.DictReader(io.StringIO(text)))
+    assert (record["amount"], record["failure_message"]) == ("12.50", "'+call me")
+    assert record["requested_by"].startswith("staff")
