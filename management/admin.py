@@ -50,10 +50,9 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "started_at",
         "duration",
         "objects_changed",
-        "counts_summary",
         "api_calls",
-        "api_retries",
         "short_error",
+        "counts_summary",
     ]
     list_display_links = ["id", "status_badge"]
     list_filter = [

@@ -107,12 +107,12 @@ class SyncRun(models.Model):
     since = models.DateField(null=True, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField("Duration (ms)", null=True, blank=True)
     # {"payment_intent": {"created": 3, "updated": 1, "unchanged": 96, "skipped": 0}, ...}
     counts = models.JSONField(default=dict, blank=True)
     objects_changed = models.PositiveIntegerField(default=0)
-    api_calls = models.PositiveIntegerField(default=0)
-    api_retries = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField("API calls", default=0)
+    api_retries = models.PositiveIntegerField("API retries", default=0)
     pages = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
 
