@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Max, Q
 
+from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa: F401
 from payments.models import Customer, Dispute, Payment
 from refunds.jobs import process_pending_refunds  # noqa: F401 - the command calls jobs.*
 from reports.jobs import (  # noqa: F401 - re-exported: the command and schedules call jobs.*

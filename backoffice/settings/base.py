@@ -138,6 +138,14 @@ REFUND_SENIOR_APPROVAL_ABOVE = env_str("REFUND_SENIOR_APPROVAL_ABOVE", "500.00")
 # A worker's claim on a request older than this is a crashed worker: the request may resume.
 REFUND_PROCESSING_LEASE_SECONDS = env_int("REFUND_PROCESSING_LEASE_SECONDS", 300)
 
+# What `manage_payments --cleanup-old-data` keeps, in days. Money rows and the audit trail
+# are never deleted.
+RETENTION_DAYS = {
+    "webhook_events": env_int("RETENTION_WEBHOOK_EVENTS_DAYS", 90),
+    "sync_runs": env_int("RETENTION_SYNC_RUNS_DAYS", 180),
+    "task_results": env_int("RETENTION_TASK_RESULTS_DAYS", 30),
+}
+
 # --- Stripe ---------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_localstripe")
 # Empty means Stripe's own API; the demo and the tests point this at a localstripe process.

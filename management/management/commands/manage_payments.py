@@ -93,7 +93,27 @@ class Command(BaseCommand):
             help="Issue receipts for captured payments that have none.",
         )
 
+        # Repairs and retention (management/maintenance.py).
+        parser.add_argument(
+            "--fix-inconsistencies",
+            action="store_true",
+            help="Repair derived columns (refunded amounts, net, balances); audited.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="With --fix-inconsistencies: only report."
+        )
+        parser.add_argument(
+            "--cleanup-old-data",
+            action="store_true",
+            help="Delete processed webhook events, sync runs and task results past retention.",
+        )
+
     def handle(self, *args, **options):
+        if options["fix_inconsistencies"]:
+            result = jobs.fix_inconsistencies(dry_run=options["dry_run"])
+            return self._print(result, as_json=options["json"])
+        if options["cleanup_old_data"]:
+            return self._print(jobs.cleanup_old_data(), as_json=options["json"])
         if options["sync_stripe"] or options["full"] or options["since"]:
             return self._sync_stripe(options)
         if options["process_pending_refunds"]:

@@ -1,0 +1,92 @@
+"""--fix-inconsistencies repairs derived columns from their sources, audited; --cleanup-old-data
+deletes only operational records past retention."""
+
+import json
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from backoffice.models import AdminAction
+from payments.models import BalanceEntry, Payment, StudentBalance, WebhookEvent
+from tests.factories import CustomerFactory, PaymentFactory, RefundFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> dict:
+    out = StringIO()
+    call_command("manage_payments", *args, "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_refunded_amount_and_status_are_rebuilt_from_succeeded_refunds():
+    payment = PaymentFactory(amount=5000)  # succeeded, amount_refunded 0
+    RefundFactory(payment=payment, amount=2000)
+    RefundFactory(payment=payment, amount=999, status="failed")
+    result = run("--fix-inconsistencies")
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 2000
+    assert payment.status == Payment.Status.PARTIALLY_REFUNDED
+    assert result["repairs"] == 2
+    assert (
+        AdminAction.objects.filter(action="fix_inconsistency", target_id=str(payment.pk)).count()
+        == 2
+    )
+    assert run("--fix-inconsistencies")["repairs"] == 0  # idempotent
+
+
+def test_net_is_rebuilt_and_disputed_status_is_kept():
+    payment = PaymentFactory(amount=10000, status=Payment.Status.DISPUTED)
+    Payment.objects.filter(pk=payment.pk).update(net=1)
+    run("--fix-inconsistencies")
+    payment.refresh_from_db()
+    assert payment.net == 10000 - payment.stripe_fee - payment.platform_fee
+    assert payment.status == Payment.Status.DISPUTED
+
+
+def test_dry_run_changes_nothing():
+    payment = PaymentFactory(amount=5000)
+    RefundFactory(payment=payment, amount=5000)
+    result = run("--fix-inconsistencies", "--dry-run")
+    payment.refresh_from_db()
+    assert result["repairs"] == 2 and result["dry_run"] is True
+    assert payment.amount_refunded == 0
+    assert not AdminAction.objects.exists()
+
+
+def test_balance_is_rebuilt_from_its_ledger():
+    balance = StudentBalance.objects.create(customer=CustomerFactory(), minutes=999)
+    BalanceEntry.objects.create(balance=balance, kind="purchase", minutes=600)
+    BalanceEntry.objects.create(balance=balance, kind="usage", minutes=-120)
+    run("--fix-inconsistencies")
+    balance.refresh_from_db()
+    assert balance.minutes == 480
+
+
+def test_cleanup_deletes_only_old_done_events(settings):
+    old = timezone.now() - timedelta(days=settings.RETENTION_DAYS["webhook_events"] + 1)
+
+    def event(event_id, status, received_at):
+        return WebhookEvent.objects.create(
+            stripe_id=event_id,
+            type="payment_intent.succeeded",
+            status=status,
+            payload={},
+            created=received_at,
+            received_at=received_at,
+        )
+
+    event("evt_old_done", WebhookEvent.Status.PROCESSED, old)
+    event("evt_old_failed", WebhookEvent.Status.FAILED, old)
+    event("evt_new_done", WebhookEvent.Status.PROCESSED, timezone.now())
+    PaymentFactory(created=old)
+    result = run("--cleanup-old-data")
+    assert result["deleted"]["webhook_events"] == 1
+    assert set(WebhookEvent.objects.values_list("stripe_id", flat=True)) == {
+        "evt_old_failed",
+        "evt_new_done",
+    }
+    assert Payment.objects.count() == 1
