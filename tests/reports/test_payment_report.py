@@ -172,3 +172,23 @@ def test_generate_analytics_command_range_and_errors(capsys):
         call_command(
             "manage_payments", "--generate-analytics", "--from", "2026-01-02", "--to", "2026-01-01"
         )
+
+
+def test_pdf_report_page_renders_with_its_chart(week, tmp_path):
+    """Rendered to pixels (pypdfium2), page 1 shows the chart's bars in the brand purple."""
+    import pypdfium2
+
+    from reports.pdf import payment_report_pdf
+
+    pdf = pypdfium2.PdfDocument(payment_report_pdf(payment_report(period="weekly", end=END)))
+    image = pdf[0].render(scale=1).to_pil().convert("RGB")
+    image.save(tmp_path / "report-page-1.png")
+    purple = sum(
+        1
+        for r, g, b in image.get_flattened_data()
+        if abs(r - 0x7E) < 12 and g < 0x40 and abs(b - 0xCE) < 12
+    )
+    pages = len(pdf)
+    pdf.close()
+    assert purple > 500  # the bars; a page without a chart has none
+    assert pages >= 2  # each currency starts on its own page
