@@ -597,9 +597,15 @@ def _payment_pks_for(pi_ids: set[str], charge_ids: set[str]) -> tuple[dict, dict
         query |= Q(stripe_charge_id__in=charge_ids)
     if not query:
         return by_pi, by_charge
-    for pk, pi_id, charge_id in Payment.objects.filter(query).values_list(
-        "pk", "stripe_payment_intent_id", "stripe_charge_id"
-    ):
+    # Locked, in pk order, BEFORE the refund/dispute rows: every path locks a payment before
+    # its children (the refunds service does too), so two writers cannot deadlock.
+    rows = (
+        Payment.objects.select_for_update()
+        .filter(query)
+        .order_by("pk")
+        .values_list("pk", "stripe_payment_intent_id", "stripe_charge_id")
+    )
+    for pk, pi_id, charge_id in rows:
         by_pi[pi_id] = pk
         if charge_id:
             by_charge[charge_id] = pk
