@@ -245,13 +245,20 @@ def webhook_events_requeue_stale(*, now: datetime | None = None) -> dict:
     return {"requeued": len(pks)}
 
 
-def webhook_event_replay(*, event: WebhookEvent, acting_user) -> None:
+def webhook_event_replay(*, event: WebhookEvent, acting_user) -> bool:
     """Run a stored event's handler again (staff action): reset it to `received`, audit, and
-    enqueue after commit. Safe on processed events too: handlers are idempotent."""
+    enqueue. Safe on processed events too: handlers are idempotent. Returns False (and does
+    nothing) while a worker is processing the event right now."""
     from backoffice.models import AdminAction
 
     with transaction.atomic():
         locked = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+        if (
+            locked.status == WebhookEvent.Status.PROCESSING
+            and locked.processing_started_at
+            and locked.processing_started_at > timezone.now() - STALE_PROCESSING
+        ):
+            return False
         previous = locked.status
         locked.status = WebhookEvent.Status.RECEIVED
         locked.next_attempt_at = None
@@ -266,6 +273,7 @@ def webhook_event_replay(*, event: WebhookEvent, acting_user) -> None:
             target_repr=str(locked)[:255],
             details={"stripe_id": locked.stripe_id, "previous_status": previous},
         )
+    return True
 
 
 # --- Handlers -----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ WEBHOOK_STATUS_COLOURS = {
 }
 
 MESSAGE_REPLAYED = "Replay queued for {count} event(s)."
+MESSAGE_BUSY = "{count} event(s) are being processed right now; try again in a moment."
 REPLAY_PERMISSION = "payments.replay_webhookevent"
 
 # Event types in the type filter: the ones we handle. A fixed list keeps the filter free of a
@@ -251,9 +252,14 @@ class WebhookEventAdmin(ModelAdmin):
     @action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
         events = list(queryset.only("pk", "stripe_id", "type", "status")[:500])
-        for event in events:
-            webhook_event_replay(event=event, acting_user=request.user)
-        self.message_user(request, MESSAGE_REPLAYED.format(count=len(events)), messages.SUCCESS)
+        replayed = sum(webhook_event_replay(event=e, acting_user=request.user) for e in events)
+        self._report_replay(request, replayed=replayed, busy=len(events) - replayed)
+
+    def _report_replay(self, request, *, replayed, busy):
+        if replayed:
+            self.message_user(request, MESSAGE_REPLAYED.format(count=replayed), messages.SUCCESS)
+        if busy:
+            self.message_user(request, MESSAGE_BUSY.format(count=busy), messages.WARNING)
 
     def get_urls(self):
         urls = super().get_urls()
@@ -272,6 +278,6 @@ class WebhookEventAdmin(ModelAdmin):
         if not self.has_replay_permission(request):
             raise PermissionDenied
         event = get_object_or_404(WebhookEvent, pk=object_id)
-        webhook_event_replay(event=event, acting_user=request.user)
-        self.message_user(request, MESSAGE_REPLAYED.format(count=1), messages.SUCCESS)
+        replayed = webhook_event_replay(event=event, acting_user=request.user)
+        self._report_replay(request, replayed=int(replayed), busy=1 - int(replayed))
         return HttpResponseRedirect(reverse("admin:payments_webhookevent_change", args=[event.pk]))

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from backoffice.models import AdminAction
 from payments import webhooks
-from payments.admin.webhook import MESSAGE_REPLAYED, WebhookEventAdmin
+from payments.admin.webhook import MESSAGE_BUSY, MESSAGE_REPLAYED, WebhookEventAdmin
 from payments.models import WebhookEvent
 from payments.selectors_webhooks import webhook_failed_badge, webhook_health
 from tests.factories import UserFactory
@@ -244,3 +244,14 @@ def test_payment_filter_with_a_bad_value_shows_nothing_not_500(admin_client, val
     response = admin_client.get(f"{CHANGELIST}?payment={value}")
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+
+
+def test_replay_waits_while_a_worker_is_processing_the_event(client, replayer, recorded):
+    event = stored(status=WebhookEvent.Status.PROCESSING, processing_started_at=timezone.now())
+    client.force_login(replayer)
+    response = client.post(replay_url(event), follow=True)
+    assert MESSAGE_BUSY.format(count=1) in response.content.decode()
+    event.refresh_from_db()
+    assert event.status == WebhookEvent.Status.PROCESSING
+    assert recorded == []
+    assert not AdminAction.objects.exists()
