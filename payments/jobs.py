@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = "stripe-sync"
 MSG_LOCKED = "Another Stripe sync is running; this run was skipped."
+MSG_ABANDONED = "Abandoned: the process running it stopped before it finished."
 MSG_LOCK_LOST = "The sync lost its lock (another run took over after it expired)."
 # At most this many missing parents (e.g. the payment of a refund older than our window)
 # are fetched one by one per page; more means the window is wrong: run with --full.
@@ -279,6 +280,10 @@ def stripe_sync(
         run.save()
         return SyncReport(run_id=run.pk, status=run.status, error=MSG_LOCKED)
 
+    # We hold the lock, so any other run still marked running died without finishing.
+    SyncRun.objects.filter(status=SyncRun.Status.RUNNING).exclude(pk=run.pk).update(
+        status=SyncRun.Status.FAILED, error=MSG_ABANDONED, finished_at=timezone.now()
+    )
     job = _Run(run=run, token=token, full=full, since=since, progress=progress)
     error = ""
     with gateway.count_api_calls() as calls:

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from management.models import JobLock, SyncObjectType, SyncRun, SyncState
-from payments.jobs import LOCK_NAME, MSG_LOCKED, stripe_sync
+from payments.jobs import LOCK_NAME, MSG_ABANDONED, MSG_LOCKED, stripe_sync
 from payments.models import Customer, Payment, PaymentMethod, Refund
 from payments.money import percent_of
 from tests.management.stripe_peer import CARD_DECLINED, make_customer, make_payment, setup_peer
@@ -235,6 +235,7 @@ def test_a_run_while_another_holds_the_lock_is_skipped(peer, account):
 
 
 def test_an_expired_lock_of_a_dead_run_is_taken_over(peer, account):
+    dead = SyncRun.objects.create(status=SyncRun.Status.RUNNING)
     JobLock.objects.create(
         name=LOCK_NAME,
         owner="crashed-worker",
@@ -243,6 +244,8 @@ def test_an_expired_lock_of_a_dead_run_is_taken_over(peer, account):
     )
     assert stripe_sync().status == "succeeded"
     assert Payment.objects.count() == 4
+    dead.refresh_from_db()
+    assert (dead.status, dead.error) == (SyncRun.Status.FAILED, MSG_ABANDONED)
 
 
 def test_command_prints_one_summary_line_without_a_terminal(peer, account):
