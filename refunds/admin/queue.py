@@ -35,6 +35,7 @@ from refunds.services import (
     refund_request_approve,
     refund_request_reject,
 )
+from reports.exports import RefundExportAdminMixin
 
 from . import cells, views
 
@@ -107,7 +108,7 @@ def _age(delta) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(ModelAdmin):
+class RefundRequestAdmin(RefundExportAdminMixin, ModelAdmin):
     list_display = [
         "request_cell",
         "customer_cell",
@@ -139,6 +140,8 @@ class RefundRequestAdmin(ModelAdmin):
     search_help_text = "Request number, a payment id (pi_), a refund id (re_) or an email."
     list_before_template = "refunds/admin/queue_presets.html"
     actions = ["bulk_approve", "bulk_reject"]
+    # The filtered queue as CSV, streamed (reports/exports.py; needs the export permission).
+    actions_list = ["export_csv_stream"]
     actions_detail = ["approve_confirm", "reject_confirm"]
 
     fieldsets = [
