@@ -129,7 +129,7 @@ def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
             tone=INFO if share is None else (DANGER if share > alert else OK),
             target=f"alert above {alert} %",
             detail=f"last {RATE_WINDOW_DAYS} days · {failed:,} of {attempted:,} attempts",
-            href=_url("admin:payments_payment_changelist", "?status=failed"),
+            href=_url("admin:payments_payment_changelist", "?status__exact=failed"),
             icon="credit_card_off",
         ),
     ]
@@ -180,7 +180,7 @@ def _refund_cards() -> list[Card]:
             tone=DANGER if pending >= alert else (WARNING if pending else OK),
             target=f"alert at {alert}",
             detail="refund requests waiting for a decision",
-            href=_url("admin:refunds_refundrequest_changelist", "?status=pending"),
+            href=_url("admin:refunds_refundrequest_changelist", "?status__exact=pending"),
             icon="currency_exchange",
         ),
         Card(
@@ -191,7 +191,7 @@ def _refund_cards() -> list[Card]:
             target=f"target ≤ {target_hours} h",
             detail=f"request to processed, last {REFUND_TIME_WINDOW_DAYS} days "
             f"({len(durations):,} refunds)",
-            href=_url("admin:refunds_refundrequest_changelist", "?status=processed"),
+            href=_url("admin:refunds_refundrequest_changelist", "?status__exact=processed"),
             icon="timer",
         ),
     ]
@@ -218,7 +218,7 @@ def _dispute_card() -> Card:
         tone=OK if not n else (DANGER if soon else WARNING),
         target="respond before the evidence deadline",
         detail=detail,
-        href=_url("admin:payments_dispute_changelist"),
+        href=_url("admin:payments_dispute_changelist", "?status__exact=needs_response"),
         icon="gavel",
     )
 
@@ -276,7 +276,7 @@ def _balance_card() -> Card:
         value=f"{n:,}",
         tone=WARNING if n else OK,
         target="follow up each one",
-        href=_url("admin:payments_studentbalance_changelist", "?minutes__lt=0"),
+        href=_url("admin:payments_studentbalance_changelist", "?balance=negative"),
         icon="person_alert",
     )
 

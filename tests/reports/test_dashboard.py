@@ -138,3 +138,12 @@ def test_staff_without_the_payments_permission_get_no_figures(client):
     assert response.status_code == 200
     assert "dashboard" not in response.context
     assert "$42.00" not in response.content.decode()
+
+
+def test_every_card_link_opens_its_filtered_list(admin_client):
+    _refresh()
+    for card in dashboard_context()["cards"]:
+        if card.href:
+            response = admin_client.get(card.href)
+            assert response.status_code == 200, card.href
+            assert "?e=" not in response.get("Location", ""), card.href
