@@ -84,3 +84,11 @@ def requests_get(localstripe):
         return response.json()
 
     return get
+
+
+def test_the_safety_net_is_scheduled():
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.get(name="refunds: process pending refunds")
+    assert schedule.func == "refunds.jobs.process_pending_refunds"
+    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 5)
