@@ -400,18 +400,30 @@ def _superseded(event: WebhookEvent) -> bool:
 def handle_dispute(event: WebhookEvent) -> None:
     """Apply the event's snapshot unless a later event about the same dispute was applied
     already. (Stripe has GET /v1/disputes/:id, but localstripe, our test and demo peer, has
-    no disputes; event `created` plus the forward-only dispute status order them as well.)"""
-    if _superseded(event):
-        return
+    no disputes; event `created` plus the forward-only dispute status order them as well.)
+
+    Two events of one dispute processed at once are serialised by locking that dispute's
+    event rows, and this event is marked processed in the same transaction as the upsert,
+    so the next one's `_superseded` check sees it."""
     dispute = gateway.dispute_from_stripe(_object(event))
     if (
         dispute.payment_intent_id
         and not Payment.objects.filter(stripe_payment_intent_id=dispute.payment_intent_id).exists()
     ):
         sync_payment_intent(dispute.payment_intent_id)
-    result = sync.upsert_disputes([dispute])
-    if result.missing_parents:
-        raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
+    with transaction.atomic():
+        list(
+            WebhookEvent.objects.select_for_update()
+            .filter(object_id=event.object_id, type__startswith="charge.dispute.")
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if _superseded(event):
+            return
+        result = sync.upsert_disputes([dispute])
+        if result.missing_parents:
+            raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
+        WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
 
 
 def handle_customer(event: WebhookEvent) -> None:

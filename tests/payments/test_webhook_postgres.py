@@ -64,3 +64,26 @@ def test_ten_different_events_at_once_are_all_kept(effects):
     assert answers == [(200, False)] * 10
     assert WebhookEvent.objects.filter(status="processed").count() == 10
     assert sorted(effects) == sorted(e["id"] for e in events)
+
+
+def test_a_disputes_events_processed_at_once_end_in_the_latest_state():
+    """The older snapshot must never win over the newer one, however the two handlers
+    interleave (each round: both events at once, in both list orders)."""
+    from payments.models import Dispute, Payment
+    from tests.factories import PaymentFactory
+    from tests.payments.test_webhook_processing import dispute_events
+
+    payment = PaymentFactory(stripe_payment_intent_id="pi_disputed", stripe_charge_id="ch_disputed")
+    created, _, _, closed = dispute_events(base=1_790_000_000)
+    finals = set()
+    for round_ in range(8):
+        Dispute.objects.all().delete()
+        WebhookEvent.objects.all().delete()
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.SUCCEEDED)
+        pair = [created, closed] if round_ % 2 else [closed, created]
+        # Fresh event ids each round, same created / payload.
+        pair = [{**e, "id": f"{e['id']}_{round_}"} for e in pair]
+        answers = post_concurrently(pair)
+        assert answers == [(200, False)] * 2
+        finals.add(Dispute.objects.get().status)
+    assert finals == {"lost"}
