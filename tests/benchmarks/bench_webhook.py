@@ -204,7 +204,8 @@ def test_webhook_endpoint_latency_under_gunicorn(server):
         f"  latency ms: p50 {_pct(latencies, 50):.1f}  p90 {_pct(latencies, 90):.1f}  "
         f"p99 {_pct(latencies, 99):.1f}  max {max(latencies):.1f}  "
         f"mean {statistics.fmean(latencies):.1f}  (target p99 <= 100)\n"
-        f"  client send lag ms: p99 {_pct(lags, 99):.1f}\n"
+        f"  client send lag ms: p99 {_pct(lags, 99):.1f} (high: the load generator fell behind)\n"
+        f"  machine load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
         f"  statuses: { {s: statuses.count(s) for s in set(statuses)} }; rows {rows} for "
         f"{len(distinct)} distinct events"
     )
