@@ -2,8 +2,9 @@
 
 The endpoint does the least it safely can inside Stripe's timeout: check `Stripe-Signature`
 against every configured secret (rotation), insert the event unique by its Stripe id (a
-duplicate delivery, even ten at once, inserts nothing) and enqueue one django-q2 task after
-commit. The task runs the handler for the event's type.
+duplicate delivery, even ten at once, inserts nothing) and enqueue one django-q2 task (in the
+same transaction with the ORM broker, after commit otherwise). The task runs the handler for
+the event's type, with retries; staff can replay any event from the admin.
 
 Handlers converge whatever order events arrive in: for objects Stripe lets us read (payment
 intents with their charge, refunds, customers, payment methods) they ignore the event's
@@ -84,23 +85,28 @@ def stripe_webhook(request):
 
 
 def _event_fields(event: dict) -> dict:
-    """Columns of a WebhookEvent from a verified Stripe event (a plain dict)."""
+    """Columns of a WebhookEvent from a verified Stripe event (a plain dict). Raises
+    ValueError for anything that is not shaped like a Stripe event."""
     event_id, event_type = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
         raise ValueError(ERROR_MALFORMED_EVENT)
-    data_object = (event.get("data") or {}).get("object") or {}
-    created = event.get("created")
+    if not isinstance(event_type, str) or not event_type:
+        raise ValueError(ERROR_MALFORMED_EVENT)
+    data = event.get("data")
+    data_object = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(data_object, dict):
+        data_object = {}
+    try:
+        created = datetime.fromtimestamp(int(event["created"]), tz=UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        created = timezone.now()
     return {
         "stripe_id": event_id,
         "type": event_type[:100],
         "api_version": str(event.get("api_version") or "")[:32],
-        "livemode": bool(event.get("livemode")),
+        "livemode": event.get("livemode") is True,
         "object_id": str(data_object.get("id") or "")[:255],
-        "created": (
-            datetime.fromtimestamp(int(created), tz=UTC)
-            if isinstance(created, int | float)
-            else timezone.now()
-        ),
+        "created": created,
         "payload": event,
     }
 

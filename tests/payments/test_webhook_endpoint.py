@@ -142,6 +142,35 @@ def test_signed_payload_that_is_not_an_event_is_400(client):
     assert not WebhookEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "evt_1", "type": "customer.created", "data": "nonsense", "created": "x"},
+        {"id": "evt_2", "type": "customer.created", "data": {"object": [1]}, "created": 1e30},
+        {"id": "evt_3", "type": "customer.created"},
+    ],
+    ids=["data-not-a-dict", "object-not-a-dict", "no-data"],
+)
+def test_odd_but_signed_events_are_stored_not_500(client, event):
+    response = post_event(client, event)
+    assert response.status_code == 200
+    row = WebhookEvent.objects.get()
+    assert row.object_id == ""
+    assert row.payload == event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"id": "e" * 256, "type": "x.y"}, {"id": 5, "type": "x.y"}, {"id": "evt_1", "type": ""}],
+    ids=["id-too-long", "id-not-a-string", "no-type"],
+)
+def test_signed_events_without_a_usable_id_or_type_are_400(client, event):
+    response = post_event(client, event)
+    assert response.status_code == 400
+    assert response.content.decode() == ERROR_MALFORMED_EVENT
+    assert not WebhookEvent.objects.exists()
+
+
 def test_get_is_405(client):
     assert client.get(WEBHOOK_PATH).status_code == 405
 
