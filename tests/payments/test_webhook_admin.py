@@ -203,6 +203,7 @@ def test_health_counts_failures_of_the_last_24h_and_average_time(db):
     stored(processing_ms=10)
     stored(processing_ms=31)
     stored(processing_ms=1000, processed_at=now - timedelta(hours=30))
+    stored(status=WebhookEvent.Status.IGNORED, processing_ms=0)
     health = webhook_health(now=now)
     assert health["failed_24h"] == 1
     assert health["retrying"] == 1
