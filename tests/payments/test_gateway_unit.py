@@ -399,3 +399,74 @@ def test_no_configured_secret_trusts_nothing():
     with pytest.raises(WebhookSignatureError) as info:
         construct(header, secrets=("",))
     assert info.value.message == ERR_SIGNATURE_MISMATCH
+
+
+# --- paging (the real-Stripe path: the server filters by `created`) -----------------------------
+
+
+class FakeList:
+    """Stands in for one list endpoint: records each call's params, serves pages."""
+
+    def __init__(self, pages):
+        self.pages = list(pages)
+        self.params = []
+
+    def __call__(self, sdk, params, options):
+        self.params.append(dict(params))
+        data, has_more = self.pages.pop(0)
+        return {"data": data, "has_more": has_more}
+
+
+def test_list_pages_sends_created_gt_and_resumes_after_the_last_id(settings):
+    client = make_client(settings)
+    fake = FakeList(
+        [
+            ([{"id": "re_3", "amount": 3, "created": 1_800_000_300}], True),
+            ([{"id": "re_2", "amount": 2, "created": 1_800_000_200}], False),
+        ]
+    )
+    floor = datetime.fromtimestamp(1_800_000_000, tz=UTC)
+    pages = list(
+        gateway._list_pages(
+            fake,
+            gateway.refund_from_stripe,
+            params={},
+            created_gt=floor,
+            starting_after="re_9",
+            client=client,
+            server_filters_created=True,
+        )
+    )
+    assert fake.params == [
+        {"limit": 100, "created": {"gt": 1_800_000_000}, "starting_after": "re_9"},
+        {"limit": 100, "created": {"gt": 1_800_000_000}, "starting_after": "re_3"},
+    ]
+    assert [[r.id for r in p.items] for p in pages] == [["re_3"], ["re_2"]]
+    assert [p.last_id for p in pages] == ["re_3", "re_2"]
+
+
+def test_list_pages_filters_client_side_when_the_peer_cannot(settings):
+    client = make_client(settings)
+    fake = FakeList(
+        [
+            (
+                [
+                    {"id": "re_old", "created": 1_700_000_000},
+                    {"id": "re_new", "created": 1_800_000_001},
+                ],
+                False,
+            )
+        ]
+    )
+    (page,) = gateway._list_pages(
+        fake,
+        gateway.refund_from_stripe,
+        params={},
+        created_gt=datetime.fromtimestamp(1_800_000_000, tz=UTC),
+        starting_after=None,
+        client=client,
+        server_filters_created=False,
+    )
+    assert "created" not in fake.params[0]
+    assert [r.id for r in page.items] == ["re_new"]
+    assert page.last_id == "re_new"  # the cursor follows the raw page, filtered or not

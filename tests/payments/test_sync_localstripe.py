@@ -284,3 +284,16 @@ def test_watermarks_follow_the_newest_object(peer, account):
     state = SyncState.objects.get(object_type=SyncObjectType.PAYMENT_INTENT)
     assert state.watermark == ts(newest)
     assert state.cursor == ""
+
+
+class Terminal(StringIO):
+    def isatty(self):
+        return True
+
+
+def test_command_draws_a_progress_line_on_a_terminal(peer, account):
+    out = Terminal()
+    call_command("manage_payments", "--sync-stripe", stdout=out)
+    text = out.getvalue()
+    assert "\r[#" in text and "payment_intent 4" in text
+    assert text.strip().splitlines()[-1].startswith("Stripe sync #")
