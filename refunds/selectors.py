@@ -7,7 +7,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, CharField, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 
 from payments.models import Payment, Refund
@@ -40,13 +50,15 @@ def _minor_threshold(major: str | Decimal, places: int) -> int:
 
 
 def amount_above_q(major: str | Decimal) -> Q:
-    """amount > `major` in each row's own currency, as one SQL condition (no join)."""
-    zero, three = sorted(ZERO_DECIMAL_CURRENCIES), sorted(THREE_DECIMAL_CURRENCIES)
-    return (
-        (Q(currency__in=zero) & Q(amount__gt=_minor_threshold(major, 0)))
-        | (Q(currency__in=three) & Q(amount__gt=_minor_threshold(major, 3)))
-        | (~Q(currency__in=zero + three) & Q(amount__gt=_minor_threshold(major, 2)))
+    """amount > `major` in each row's own currency, as one SQL condition (no join):
+    amount > CASE currency WHEN zero-decimal THEN 50 WHEN three-decimal THEN 50000 ELSE 5000."""
+    threshold = Case(
+        When(currency__in=sorted(ZERO_DECIMAL_CURRENCIES), then=Value(_minor_threshold(major, 0))),
+        When(currency__in=sorted(THREE_DECIMAL_CURRENCIES), then=Value(_minor_threshold(major, 3))),
+        default=Value(_minor_threshold(major, 2)),
+        output_field=BigIntegerField(),
     )
+    return Q(amount__gt=threshold)
 
 
 def is_above_major(*, amount: int, currency: str, major: str | Decimal) -> bool:
