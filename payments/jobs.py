@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from management.models import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 from payments import gateway, sync
-from payments.exceptions import GatewayError, ResourceMissing
+from payments.exceptions import GatewayError, InvalidRequest, ResourceMissing
 
 logger = logging.getLogger(__name__)
 
@@ -148,21 +148,29 @@ class _Run:
         else:
             floor = state.watermark - self.overlap if state.watermark else None
             cursor, high = None, None
-        try:
-            pages = lister(created_gt=floor, starting_after=cursor, client=self.client)
-            for page in pages:
-                upsert(page.items, send_signals)
-                for item in page.items:
-                    if high is None or item.created > high:
-                        high = item.created
-                self._page_done(object_type, state, page, floor, high)
-        except ResourceMissing:
-            if not cursor:
-                raise
-            # The object we resume after is gone at Stripe: restart this pass from its floor.
-            state.cursor = ""
-            state.save(update_fields=["cursor", "updated_at"])
-            return self.sync_type(object_type, lister, upsert)
+        pages = None
+        while True:
+            try:
+                if pages is None:
+                    pages = iter(
+                        lister(created_gt=floor, starting_after=cursor, client=self.client)
+                    )
+                page = next(pages)
+            except StopIteration:
+                break
+            except InvalidRequest as exc:
+                stale_cursor = isinstance(exc, ResourceMissing) or exc.param == "starting_after"
+                if not (cursor and stale_cursor):
+                    raise
+                # The object we resume after is gone at Stripe: restart this pass from the
+                # same floor (pages already upserted come back unchanged).
+                cursor, pages = None, None
+                continue
+            upsert(page.items, send_signals)
+            for item in page.items:
+                if high is None or item.created > high:
+                    high = item.created
+            self._page_done(object_type, state, page, floor, high)
         if high is not None and (state.watermark is None or high > state.watermark):
             state.watermark = high
         state.cursor = ""
@@ -178,12 +186,16 @@ class _Run:
         # methods come here; later ones through webhooks and payment intent pages.
         methods = []
         for customer in items:
-            if not customer.deleted:
+            if customer.deleted:
+                continue
+            try:
                 methods.extend(
                     gateway.stripe_payment_method_list_for_customer(
                         customer_id=customer.id, client=self.client
                     )
                 )
+            except ResourceMissing:
+                logger.info("Stripe sync: customer %s was deleted meanwhile", customer.id)
         self.results[SyncObjectType.PAYMENT_METHOD] += sync.upsert_payment_methods(methods)
         # Defaults need the methods in place: apply them again now that they are.
         sync.apply_default_payment_methods(items)
