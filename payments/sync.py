@@ -145,10 +145,6 @@ def _dedupe[T](rows: Iterable[T]) -> list[T]:
     return list(by_id.values())
 
 
-def _field_names(model) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields]
-
-
 def _differs(existing, values: dict) -> bool:
     return any(getattr(existing, name) != value for name, value in values.items())
 
