@@ -7,6 +7,7 @@ from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilt
 from unfold.decorators import display
 from unfold.utils import display_for_label
 
+from backoffice.admin_cells import FastActionCheckboxMixin, two_line
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
 from payments.models import Dispute, Payment, Refund
@@ -55,7 +56,9 @@ class DisputeInline(ReadOnlyInline):
 
 @admin.register(Payment)
 # Exports, the "JSON report" action and the receipt link come from reports/payment_admin.py.
-class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin):
+class PaymentAdmin(
+    FastActionCheckboxMixin, PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin
+):
     """Payments mirror Stripe: staff read them here and act through actions, never edit."""
 
     list_display = [
@@ -169,15 +172,17 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
     def get_search_results(self, request, queryset, search_term):
         return selectors.payment_search(queryset=queryset, term=search_term), False
 
-    @display(description="Payment", header=True, ordering="created")
+    @display(description="Payment", ordering="created")
     def payment_cell(self, obj):
-        return [obj.stripe_payment_intent_id, obj.description or obj.get_product_kind_display()]
+        return two_line(
+            obj.stripe_payment_intent_id, obj.description or obj.get_product_kind_display()
+        )
 
-    @display(description="Customer", header=True)
+    @display(description="Customer")
     def customer_cell(self, obj):
         if obj.customer is None:
-            return ["—", ""]
-        return [obj.customer.email or obj.customer.stripe_id, obj.customer.name]
+            return "—"
+        return two_line(obj.customer.email or obj.customer.stripe_id, obj.customer.name)
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
@@ -214,10 +219,9 @@ class PaymentAdmin(PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin)
     def net_cell(self, obj):
         return money(obj.net, obj.currency) if obj.is_captured else "—"
 
-    @display(description="Method", header=True)
+    @display(description="Method")
     def method_cell(self, obj):
-        reason = obj.decline_code or obj.failure_code
-        return [obj.get_payment_method_type_display(), reason]
+        return two_line(obj.get_payment_method_type_display(), obj.decline_code or obj.failure_code)
 
     @display(description="Amount, fees and net")
     def fee_breakdown(self, obj):
