@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.apps import apps
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
@@ -141,6 +141,18 @@ def _refund_request_created_field(model) -> str:
     return "created_at" if _has_field(model, "created_at") else "created"
 
 
+def _raw_rows(queryset):
+    """The queryset's rows straight from the cursor, skipping the ORM's per-value converters
+    (thousands of groups at a year's range): days as dates, sums as ints."""
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        for day, *rest in cursor.fetchall():
+            if isinstance(day, str):  # SQLite returns dates as text
+                day = date.fromisoformat(day)
+            yield (day, *(int(v) if isinstance(v, Decimal) else v for v in rest))
+
+
 def compute_figures(start: date, end: date) -> dict[tuple[date, str], dict]:
     """{(day, currency): row values} for every day/currency with any activity in the range."""
     lo, hi = day_bounds(start, end)
@@ -180,7 +192,9 @@ def compute_figures(start: date, end: date) -> dict[tuple[date, str], dict]:
         # collation; grouped currency-first the same query took twice as long.
         .order_by("day", "currency", "payment_method_type", "reason")
     )
-    for day, currency, method, why, n, ok, bad, cancel, gross, s_fee, p_fee, net in groups:
+    for day, currency, method, why, n, ok, bad, cancel, gross, s_fee, p_fee, net in _raw_rows(
+        groups
+    ):
         row = figures[(day, currency)]
         row.attempted_count += n
         row.succeeded_count += ok
@@ -273,18 +287,20 @@ def generate_analytics(*, start: date, end: date) -> RollupResult:
         raise ValueError(ERR_RANGE_TOO_LONG.format(days=MAX_RANGE_DAYS))
     computed = compute_figures(start, end)
     existing = {
-        (row.day, row.currency): row
-        for row in DailyRollup.objects.filter(day__gte=start, day__lte=end)
+        (row["day"], row["currency"]): row
+        for row in DailyRollup.objects.filter(day__gte=start, day__lte=end).values(
+            "pk", "day", "currency", *METRIC_FIELDS
+        )
     }
     now = timezone.now()
     to_write, unchanged = [], 0
     for (day, currency), values in computed.items():
         old = existing.get((day, currency))
-        if old is not None and all(getattr(old, k) == v for k, v in values.items()):
+        if old is not None and all(old[k] == v for k, v in values.items()):
             unchanged += 1
             continue
         to_write.append(DailyRollup(day=day, currency=currency, computed_at=now, **values))
-    stale = [row.pk for key, row in existing.items() if key not in computed]
+    stale = [row["pk"] for key, row in existing.items() if key not in computed]
     created = sum(1 for row in to_write if (row.day, row.currency) not in existing)
     with transaction.atomic():
         if to_write:
