@@ -192,3 +192,26 @@ def test_refund_request_resource_and_stream_neutralise_and_use_major_units():
     record = next(csv.DictReader(io.StringIO(text)))
     assert (record["amount"], record["failure_message"]) == ("12.50", "'+call me")
     assert record["requested_by"].startswith("staff")
+
+
+def test_refund_queue_exports_need_the_permission_and_keep_filters(client):
+    from refunds.models import RefundRequest
+    from tests.factories import RefundRequestFactory
+
+    RefundRequestFactory(amount=700)
+    rejected = RefundRequestFactory(amount=900)
+    RefundRequest.objects.filter(pk=rejected.pk).update(status="rejected")
+    export = reverse("admin:refunds_refundrequest_export")
+    stream = reverse("admin:refunds_refundrequest_export_csv_stream")
+
+    client.force_login(staff_with("refunds.view_refundrequest", username="viewer"))
+    assert client.get(export).status_code == 403
+    assert client.get(stream).status_code == 403
+
+    client.force_login(
+        staff_with("refunds.view_refundrequest", "reports.export_payments", username="clerk")
+    )
+    response = client.get(stream, {"status__exact": "rejected"})
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["status"], r["amount"]) for r in rows] == [("rejected", "9.00")]
