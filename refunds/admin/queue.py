@@ -23,7 +23,6 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action, display
 
-from backoffice.pagination import EstimatedCountPaginator
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
 from payments.money import format_money
 from refunds import selectors
@@ -39,6 +38,7 @@ from refunds.services import (
 from reports.exports import RefundExportAdminMixin
 
 from . import cells, views
+from .pagination import PriorityQueuePaginator
 
 PRIORITY_COLOURS = {
     Priority.URGENT: "danger",
@@ -135,7 +135,7 @@ class RefundRequestAdmin(RefundExportAdminMixin, ModelAdmin):
     list_filter_submit = True
     list_per_page = 50
     list_max_show_all = 500
-    paginator = EstimatedCountPaginator
+    paginator = PriorityQueuePaginator
     show_full_result_count = False
     search_fields = ["idempotency_key"]  # enables the box; get_search_results does the work
     search_help_text = "Request number, a payment id (pi_), a refund id (re_) or an email."

@@ -1,0 +1,71 @@
+"""The queue's index-only paginator returns exactly the pages of the plain ORDER BY."""
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.core.paginator import Paginator
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from refunds.admin.pagination import PriorityQueuePaginator
+from refunds.models import RefundRequest
+from refunds.selectors import refund_request_queue
+from tests.factories import PaymentFactory, UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+@pytest.fixture
+def queue_rows():
+    rng = random.Random(3)
+    user = UserFactory()
+    payments = [PaymentFactory(amount=10**7, currency=c) for c in ("usd", "jpy", "kwd")]
+    rows = RefundRequest.objects.bulk_create(
+        [
+            RefundRequest(
+                payment=(payment := rng.choice(payments)),
+                amount=rng.choice([40, 60, 4000, 6000, 40000, 60000]),
+                currency=payment.currency,
+                status=rng.choice(["pending"] * 4 + ["approved", "processed", "rejected"]),
+                requested_by=user,
+            )
+            for _ in range(300)
+        ]
+    )
+    now = timezone.now()
+    for row in rows:
+        RefundRequest.objects.filter(pk=row.pk).update(
+            created_at=now - timedelta(hours=rng.randint(0, 24 * 6))
+        )
+
+
+@pytest.mark.parametrize("per_page", [7, 50, 200])
+@pytest.mark.parametrize("status", [None, "pending"])
+def test_pages_match_the_plain_order(queue_rows, per_page, status):
+    queryset = refund_request_queue()
+    if status:
+        queryset = queryset.filter(status=status)
+    plain, fast = Paginator(queryset, per_page), PriorityQueuePaginator(queryset, per_page)
+    assert fast._fast_path()
+    for number in plain.page_range:
+        assert [r.pk for r in fast.page(number).object_list] == [
+            r.pk for r in plain.page(number).object_list
+        ]
+
+
+def test_a_page_is_two_queries_whatever_its_size(queue_rows):
+    counts = []
+    for per_page in (10, 100):
+        paginator = PriorityQueuePaginator(refund_request_queue(), per_page)
+        paginator.count  # noqa: B018 - counted separately
+        with CaptureQueriesContext(connection) as ctx:
+            list(paginator.page(1).object_list)
+        counts.append(len(ctx.captured_queries))
+    assert counts == [2, 2]
+
+
+def test_other_orders_page_the_ordinary_way(queue_rows):
+    queryset = refund_request_queue().order_by("-amount", "id")
+    assert not PriorityQueuePaginator(queryset, 10)._fast_path()
