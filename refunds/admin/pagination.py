@@ -37,7 +37,11 @@ class PriorityQueuePaginator(EstimatedCountPaginator):
     def _fast_path(self) -> bool:
         queryset = self.object_list
         query = getattr(queryset, "query", None)
-        if query is None or tuple(query.order_by) != DEFAULT_ORDER or query.is_empty():
+        if query is None or query.is_empty():
+            return False
+        # The admin's ChangeList appends the queryset's own ordering to the one it chose, so
+        # the default order arrives twice; any column the user sorts by comes first.
+        if tuple(dict.fromkeys(query.order_by)) != DEFAULT_ORDER:
             return False
         features = connections[queryset.db].features
         return bool(features.supports_slicing_ordering_in_compound)
@@ -55,6 +59,10 @@ class PriorityQueuePaginator(EstimatedCountPaginator):
         return self._get_page([by_id[pk] for pk in ids if pk in by_id], number, self)
 
     def _page_ids(self, bottom: int, top: int) -> list[int]:
+        return [pk for pk, *_ in self.page_ids_queryset(bottom, top)]
+
+    def page_ids_queryset(self, bottom: int, top: int):
+        """(id, created_at, rank) of rows bottom..top of the priority order, as one query."""
         base = self.object_list.order_by().values_list("pk", "created_at")
         tiers = [(priority_q(value), rank) for value, rank in Priority.RANK.items()] + [
             (~Q(status=RefundRequest.Status.PENDING), Priority.NONE_RANK)
@@ -66,4 +74,4 @@ class PriorityQueuePaginator(EstimatedCountPaginator):
             for condition, rank in tiers
         ]
         union = parts[0].union(*parts[1:], all=True).order_by("rank", "created_at", "id")
-        return [pk for pk, *_ in union[bottom:top]]
+        return union[bottom:top]

@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from payments.models import Customer, Payment
+from refunds.admin.pagination import PriorityQueuePaginator
 from refunds.models import RefundRequest
 from tests.factories import UserFactory
 
@@ -151,4 +152,10 @@ def test_refund_queue_benchmark(client):
         )
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    print("plan of the first page of the pending queue:\n" + plan)
+    print("plan of the first page of the pending queue, plain ORDER BY:\n" + plan)
+    paginator = PriorityQueuePaginator(model_admin.get_queryset(None).filter(status="pending"), 50)
+    sql, params = paginator.page_ids_queryset(0, 50).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE) " + sql, params)
+        rows = [row[0] for row in cursor.fetchall()]
+    print("the same page through PriorityQueuePaginator (ids), summary:\n" + "\n".join(rows[-3:]))

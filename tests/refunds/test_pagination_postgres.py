@@ -69,3 +69,13 @@ def test_a_page_is_two_queries_whatever_its_size(queue_rows):
 def test_other_orders_page_the_ordinary_way(queue_rows):
     queryset = refund_request_queue().order_by("-amount", "id")
     assert not PriorityQueuePaginator(queryset, 10)._fast_path()
+
+
+def test_the_admin_queue_uses_it_for_its_default_order(queue_rows, admin_client):
+    response = admin_client.get("/admin/refunds/refundrequest/")
+    cl = response.context["cl"]
+    assert cl.paginator._fast_path()
+    expected = list(refund_request_queue().values_list("pk", flat=True)[: cl.list_per_page])
+    assert [row.pk for row in cl.result_list] == expected
+    sorted_by_amount = admin_client.get("/admin/refunds/refundrequest/?o=3")
+    assert not sorted_by_amount.context["cl"].paginator._fast_path()
