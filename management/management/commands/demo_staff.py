@@ -6,7 +6,11 @@ from django.core.management.base import BaseCommand
 DEMO_USERS = [
     # username, password, superuser, groups
     ("demo", "demo-finance-2026", True, []),
+    # Finance staff can request and approve, but never their own request (four-eyes): log in
+    # as both to walk a refund through; only "senior" may approve large ones.
     ("analyst", "demo-analyst-2026", False, ["Finance staff"]),
+    ("senior", "demo-senior-2026", False, ["Finance staff", "Senior approvers"]),
+    ("auditor", "demo-auditor-2026", False, ["Read-only auditors"]),
 ]
 
 
