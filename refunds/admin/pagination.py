@@ -1,11 +1,12 @@
 """A paginator for the refund queue's default order that never sorts the whole table.
 
 ORDER BY priority_rank, created_at makes PostgreSQL compute the CASE for every matching row
-and top-N sort them (100k pending requests: a parallel seq scan, ~80 ms idle). But each rank
-is a plain range of columns, served in created_at order by the (status, created_at, id)
-index. So a page is read as UNION ALL of one index range scan per rank, each with
-LIMIT <end of page>, ordered by rank: a few index probes whatever the table size. The rows
-are then loaded through the admin's own queryset (annotations, select_related) by primary key.
+and top-N sort them (100k pending requests: a parallel seq scan, ~80 ms on an idle machine).
+But each rank is a plain range of columns, served in created_at order by the
+(status, created_at, id) index. So a page is read as UNION ALL of one index range scan per
+rank, each with LIMIT <end of page>, ordered by rank: a few index probes whatever the table
+size. That union is a subquery (`id IN (...)`) of the admin's own queryset, so its joins and
+annotations stay, and the page is still one query whose ORDER BY sorts only the page's rows.
 
 Used only for the default order on databases that allow ORDER BY / LIMIT inside a UNION
 (PostgreSQL); any other order, or SQLite, pages the ordinary way.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from django.db import connections
 from django.db.models import IntegerField, Q, Value
+from django.db.models.expressions import RawSQL
 from django.utils.functional import cached_property
 
 from backoffice.pagination import EstimatedCountPaginator
@@ -54,16 +56,17 @@ class PriorityQueuePaginator(EstimatedCountPaginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        ids = self._page_ids(bottom, top)
-        by_id = {row.pk: row for row in self.object_list.order_by().filter(pk__in=ids)}
-        return self._get_page([by_id[pk] for pk in ids if pk in by_id], number, self)
-
-    def _page_ids(self, bottom: int, top: int) -> list[int]:
-        return [pk for pk, *_ in self.page_ids_queryset(bottom, top)]
+        # One query: the admin's own queryset (its joins and annotations), restricted to the
+        # page's ids; its ORDER BY then sorts only those few rows.
+        ids_sql, params = self.page_ids_queryset(bottom, top).query.sql_with_params()
+        rows = self.object_list.filter(
+            pk__in=RawSQL(f"SELECT page_ids.id FROM ({ids_sql}) AS page_ids", params)
+        )
+        return self._get_page(list(rows), number, self)
 
     def page_ids_queryset(self, bottom: int, top: int):
         """(id, created_at, rank) of rows bottom..top of the priority order, as one query."""
-        base = self.object_list.order_by().values_list("pk", "created_at")
+        base = self.object_list.order_by().values_list("id", "created_at")
         tiers = [(priority_q(value), rank) for value, rank in Priority.RANK.items()] + [
             (~Q(status=RefundRequest.Status.PENDING), Priority.NONE_RANK)
         ]

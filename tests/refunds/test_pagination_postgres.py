@@ -55,7 +55,7 @@ def test_pages_match_the_plain_order(queue_rows, per_page, status):
         ]
 
 
-def test_a_page_is_two_queries_whatever_its_size(queue_rows):
+def test_a_page_is_one_query_whatever_its_size(queue_rows):
     counts = []
     for per_page in (10, 100):
         paginator = PriorityQueuePaginator(refund_request_queue(), per_page)
@@ -63,7 +63,7 @@ def test_a_page_is_two_queries_whatever_its_size(queue_rows):
         with CaptureQueriesContext(connection) as ctx:
             list(paginator.page(1).object_list)
         counts.append(len(ctx.captured_queries))
-    assert counts == [2, 2]
+    assert counts == [1, 1]
 
 
 def test_other_orders_page_the_ordinary_way(queue_rows):
