@@ -28,7 +28,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export "$($PY scripts/pgcluster.py start "$pgdir")"
 fi
 pg_status=0
-$PY -m pytest -q -m postgres "$@" || pg_status=$?
+$PY -m pytest -q -m "postgres and not benchmark" "$@" || pg_status=$?
 
 if [ "$status" != 0 ] || [ "$pg_status" != 0 ]; then
   echo "FAILED: sqlite run exit $status, postgres run exit $pg_status" >&2
