@@ -136,32 +136,8 @@ class PaymentAdmin(
             },
         ),
     ]
-    readonly_fields = [
-        "status_label",
-        "stripe_status",
-        "fee_breakdown",
-        "stripe_links",
-        "product_kind",
-        "description",
-        "instructor",
-        "customer",
-        "payment_method",
-        "payment_method_type",
-        "failure_code",
-        "decline_code",
-        "failure_message",
-        "timeline",
-        "stripe_payment_intent_id",
-        "stripe_charge_id",
-        "livemode",
-        "ip_address",
-        "billing_details",
-        "metadata",
-        "created",
-        "succeeded_at",
-        "failed_at",
-        "canceled_at",
-    ]
+    # A mirror of Stripe: every field on the page is read-only.
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
     def has_add_permission(self, request):
         return False
