@@ -18,7 +18,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,26 +28,10 @@ from payments.money import percent_of
 
 from .models import RefundRequest
 
-# Staff groups for the refund roles (granted by `seed_demo`; the same in production).
+# Staff groups for the refund roles, defined in fixtures/groups.json with the other roles.
 GROUP_REQUESTERS = "Refund requesters"
 GROUP_APPROVERS = "Refund approvers"
 GROUP_SENIOR = "Senior refund approvers"
-GROUP_PERMISSIONS = {
-    GROUP_REQUESTERS: ["view_refundrequest", "add_refundrequest", "view_payment"],
-    GROUP_APPROVERS: [
-        "view_refundrequest",
-        "add_refundrequest",
-        "approve_refundrequest",
-        "view_payment",
-    ],
-    GROUP_SENIOR: [
-        "view_refundrequest",
-        "add_refundrequest",
-        "approve_refundrequest",
-        "approve_large_refundrequest",
-        "view_payment",
-    ],
-}
 # Demo staff who *request* refunds (so that the `demo` login can approve them: four-eyes).
 DEMO_REQUESTERS = ["support.alice", "support.bob"]
 
@@ -192,13 +177,10 @@ def payment_from_demo_stripe(
 
 
 def refund_groups_ensure() -> dict[str, Group]:
-    """The three refund roles as groups with their permissions (idempotent)."""
-    groups = {}
-    for name, codenames in GROUP_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.add(*Permission.objects.filter(codename__in=codenames))
-        groups[name] = group
-    return groups
+    """The three refund roles, loaded from the staff groups fixture (idempotent)."""
+    call_command("loaddata", "groups", verbosity=0)
+    names = [GROUP_REQUESTERS, GROUP_APPROVERS, GROUP_SENIOR]
+    return {group.name: group for group in Group.objects.filter(name__in=names)}
 
 
 def _stripe_reachable() -> bool:

@@ -89,6 +89,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# `loaddata groups` finds fixtures/groups.json from any working directory.
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -25,7 +25,7 @@ def test_demo_staff_roles():
 
 
 def test_auditor_reads_payments_but_cannot_export(client):
-    call_command("loaddata", "fixtures/groups.json", verbosity=0)
+    call_command("loaddata", "groups", verbosity=0)
     from django.contrib.auth.models import Group
 
     user = UserFactory(username="reader")

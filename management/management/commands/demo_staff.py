@@ -18,7 +18,7 @@ class Command(BaseCommand):
     help = "Load staff groups and create the demo logins (idempotent). Never use in production."
 
     def handle(self, *args, **options):
-        call_command("loaddata", "fixtures/groups.json", verbosity=0)
+        call_command("loaddata", "groups", verbosity=0)
         User = get_user_model()
         for username, password, superuser, groups in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username)
