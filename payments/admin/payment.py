@@ -201,6 +201,8 @@ class PaymentAdmin(
 
     @display(description="Amount, fees and net")
     def fee_breakdown(self, obj):
+        # Net is amount - fees, as Stripe's balance transaction and the reports count it;
+        # refunds are shown after it so that every line adds up.
         rows = [
             ("Amount", obj.amount),
             ("Stripe fee", -obj.stripe_fee),
@@ -208,7 +210,10 @@ class PaymentAdmin(
             ("Net to instructor", obj.net),
         ]
         if obj.amount_refunded:
-            rows.insert(1, ("Refunded", -obj.amount_refunded))
+            rows += [
+                ("Refunded to the customer", -obj.amount_refunded),
+                ("Net after refunds", obj.net - obj.amount_refunded),
+            ]
         return render_to_string(
             "payments/admin/fee_breakdown.html",
             {
