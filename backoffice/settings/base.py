@@ -203,6 +203,77 @@ REPORTS_COMPANY_ADDRESS = env_str("REPORTS_COMPANY_ADDRESS", "1 Example Street, 
 # stays off (it only strips "=" and turns every cell, None included, into text).
 
 # --- Unfold ---------------------------------------------------------------------------------
+
+
+def _nav_item(title: str, icon: str, model: str, badge: str | None = None) -> dict:
+    """A sidebar link to `app_label.model`'s changelist, shown to staff who may view it."""
+    app_label, model_name = model.split(".")
+    item = {
+        "title": title,
+        "icon": icon,
+        "link": reverse_lazy(f"admin:{app_label}_{model_name}_changelist"),
+        "permission": lambda request: request.user.has_perm(f"{app_label}.view_{model_name}"),
+    }
+    if badge:
+        item["badge"] = badge
+    return item
+
+
+# (section, [(title, Material icon, app_label.model, badge callback or None)])
+SIDEBAR_SECTIONS = [
+    (
+        "Payments",
+        [
+            ("Payments", "payments", "payments.payment"),
+            ("Disputes", "gavel", "payments.dispute"),
+            ("Customers", "group", "payments.customer"),
+            ("Payment methods", "credit_card", "payments.paymentmethod"),
+            ("Instructors", "school", "payments.instructor"),
+            ("Student balances", "hourglass_top", "payments.studentbalance"),
+            # Badge: events that failed for good and wait for a replay.
+            (
+                "Stripe webhooks",
+                "webhook",
+                "payments.webhookevent",
+                "payments.selectors_webhooks.webhook_failed_badge",
+            ),
+        ],
+    ),
+    (
+        "Refunds",
+        [
+            # Badge: pending requests waiting for a decision.
+            (
+                "Refund queue",
+                "currency_exchange",
+                "refunds.refundrequest",
+                "refunds.admin.badges.pending_refund_requests_badge",
+            ),
+        ],
+    ),
+    (
+        "Reports",
+        [
+            ("Analytics", "monitoring", "reports.dailyrollup"),
+            ("Receipts", "receipt_long", "reports.receipt"),
+        ],
+    ),
+    (
+        "Operations",
+        [
+            # Badge: "failed" while the latest sync run failed.
+            (
+                "Stripe sync runs",
+                "sync",
+                "management.syncrun",
+                "management.admin.sync_failed_badge",
+            ),
+            ("Audit trail", "policy", "backoffice.adminaction"),
+            ("Scheduled jobs", "schedule", "django_q.schedule"),
+        ],
+    ),
+]
+
 UNFOLD = {
     "SITE_TITLE": "Payments back-office",
     "SITE_HEADER": "Payments",
@@ -232,137 +303,11 @@ UNFOLD = {
         "show_all_applications": True,
         "navigation": [
             {
-                "title": "Payments",
-                "separator": False,
-                "items": [
-                    {
-                        "title": "Payments",
-                        "icon": "payments",
-                        "link": reverse_lazy("admin:payments_payment_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_payment"
-                        ),
-                    },
-                    {
-                        "title": "Disputes",
-                        "icon": "gavel",
-                        "link": reverse_lazy("admin:payments_dispute_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_dispute"
-                        ),
-                    },
-                    {
-                        "title": "Customers",
-                        "icon": "group",
-                        "link": reverse_lazy("admin:payments_customer_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_customer"
-                        ),
-                    },
-                    {
-                        "title": "Payment methods",
-                        "icon": "credit_card",
-                        "link": reverse_lazy("admin:payments_paymentmethod_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_paymentmethod"
-                        ),
-                    },
-                    {
-                        "title": "Instructors",
-                        "icon": "school",
-                        "link": reverse_lazy("admin:payments_instructor_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_instructor"
-                        ),
-                    },
-                    {
-                        "title": "Student balances",
-                        "icon": "hourglass_top",
-                        "link": reverse_lazy("admin:payments_studentbalance_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_studentbalance"
-                        ),
-                    },
-                    {
-                        "title": "Stripe webhooks",
-                        "icon": "webhook",
-                        "link": reverse_lazy("admin:payments_webhookevent_changelist"),
-                        # Events that failed for good and wait for a replay.
-                        "badge": "payments.selectors_webhooks.webhook_failed_badge",
-                        "permission": lambda request: request.user.has_perm(
-                            "payments.view_webhookevent"
-                        ),
-                    },
-                ],
-            },
-            {
-                "title": "Refunds",
-                "separator": True,
-                "items": [
-                    {
-                        "title": "Refund queue",
-                        "icon": "currency_exchange",
-                        "link": reverse_lazy("admin:refunds_refundrequest_changelist"),
-                        # Pending requests waiting for a decision.
-                        "badge": "refunds.admin.badges.pending_refund_requests_badge",
-                        "permission": lambda request: request.user.has_perm(
-                            "refunds.view_refundrequest"
-                        ),
-                    },
-                ],
-            },
-            {
-                "title": "Reports",
-                "separator": True,
-                "items": [
-                    {
-                        "title": "Analytics",
-                        "icon": "monitoring",
-                        "link": reverse_lazy("admin:reports_dailyrollup_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "reports.view_dailyrollup"
-                        ),
-                    },
-                    {
-                        "title": "Receipts",
-                        "icon": "receipt_long",
-                        "link": reverse_lazy("admin:reports_receipt_changelist"),
-                        "permission": lambda request: request.user.has_perm("reports.view_receipt"),
-                    },
-                ],
-            },
-            {
-                "title": "Operations",
-                "separator": True,
-                "items": [
-                    {
-                        "title": "Stripe sync runs",
-                        "icon": "sync",
-                        "link": reverse_lazy("admin:management_syncrun_changelist"),
-                        # "failed" while the latest sync run failed.
-                        "badge": "management.admin.sync_failed_badge",
-                        "permission": lambda request: request.user.has_perm(
-                            "management.view_syncrun"
-                        ),
-                    },
-                    {
-                        "title": "Audit trail",
-                        "icon": "policy",
-                        "link": reverse_lazy("admin:backoffice_adminaction_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "backoffice.view_adminaction"
-                        ),
-                    },
-                    {
-                        "title": "Scheduled jobs",
-                        "icon": "schedule",
-                        "link": reverse_lazy("admin:django_q_schedule_changelist"),
-                        "permission": lambda request: request.user.has_perm(
-                            "django_q.view_schedule"
-                        ),
-                    },
-                ],
-            },
+                "title": title,
+                "separator": index > 0,
+                "items": [_nav_item(*item) for item in items],
+            }
+            for index, (title, items) in enumerate(SIDEBAR_SECTIONS)
         ],
     },
     "STYLES": [lambda request: static("backoffice/admin.css")],
