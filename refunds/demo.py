@@ -244,7 +244,8 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
                     stripe_payment,
                     email=email,
                     name=name,
-                    created=now - age - timedelta(days=2),
+                    # Stripe's own creation time (localstripe can't back-date): the sync would
+                    # otherwise move it, leaving "succeeded" before "created".
                     description="10 tutoring hours" if i % 3 == 0 else "Python for Data Analysis",
                     product_kind=(
                         Payment.ProductKind.HOUR_PACKAGE
@@ -284,9 +285,7 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
             stripe_payment = stripe_demo_payment_create(
                 amount=3000, currency="usd", email=email, name=name, key=f"{seed}:{i}"
             )
-            payment = payment_from_demo_stripe(
-                stripe_payment, email=email, name=name, created=now - age - timedelta(days=3)
-            )
+            payment = payment_from_demo_stripe(stripe_payment, email=email, name=name)
             request = RefundRequest.objects.create(
                 payment=payment,
                 amount=1000,
