@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.template.loader import render_to_string
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import display
+from unfold.utils import display_for_label
 
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
@@ -13,6 +14,7 @@ from .display import PAYMENT_STATUS_COLOURS, external_link, money
 
 class CustomerPaymentInline(TabularInline):
     model = Payment
+    show_title = False
     fk_name = "customer"
     extra = 0
     can_delete = False
@@ -37,13 +39,17 @@ class CustomerPaymentInline(TabularInline):
     def amount_display(self, obj):
         return money(obj.amount, obj.currency)
 
-    @display(description="Status", label=PAYMENT_STATUS_COLOURS)
+    @display(description="Status")
     def status_badge(self, obj):
-        return obj.status, obj.get_status_display()
+        # Inline read-only fields don't apply `label=`; render the badge explicitly.
+        return display_for_label(
+            (obj.status, obj.get_status_display()), "-", PAYMENT_STATUS_COLOURS
+        )
 
 
 class PaymentMethodInline(TabularInline):
     model = PaymentMethod
+    show_title = False
     extra = 0
     can_delete = False
     fields = [
@@ -78,7 +84,17 @@ class CustomerAdmin(ModelAdmin):
         (None, {"fields": ["summary", "email", "name", "user"]}),
         ("Stripe", {"fields": ["stripe_id", "stripe_link", "livemode", "created"]}),
     ]
-    readonly_fields = ["summary", "stripe_id", "stripe_link", "livemode", "created"]
+    # Email and name mirror Stripe (the sync would overwrite edits); only the link to a local
+    # user account is ours to change.
+    readonly_fields = [
+        "summary",
+        "email",
+        "name",
+        "stripe_id",
+        "stripe_link",
+        "livemode",
+        "created",
+    ]
 
     def has_add_permission(self, request):
         # Customers are created in Stripe and mirrored here.

@@ -72,6 +72,7 @@ class NegativeBalanceFilter(admin.SimpleListFilter):
 
 class BalanceEntryInline(TabularInline):
     model = BalanceEntry
+    show_title = False
     extra = 0
     can_delete = False
     fields = ["created_at", "kind", "minutes", "payment", "reference", "note"]

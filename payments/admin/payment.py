@@ -23,6 +23,7 @@ from .payment_retry import PaymentRetryAdminMixin
 
 class ReadOnlyInline(TabularInline):
     extra = 0
+    show_title = False  # the first column already names the row
     can_delete = False
     show_change_link = False
 

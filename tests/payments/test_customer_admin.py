@@ -83,3 +83,15 @@ def test_customer_emails_are_stored_lower_case(db):
     customer = CustomerFactory(email="  Mixed.Case@Example.COM ")
     customer.refresh_from_db()
     assert customer.email == "mixed.case@example.com"
+
+
+def test_customer_page_shows_status_badges_and_keeps_stripe_fields_read_only(admin_client):
+    customer = CustomerFactory(email="keep@example.com")
+    PaymentFactory(customer=customer, failed=True)
+    url = reverse("admin:payments_customer_change", args=[customer.pk])
+    body = admin_client.get(url).content.decode()
+    assert "('failed', 'Failed')" not in body
+    assert "Failed" in body
+    admin_client.post(url, {"email": "changed@example.com", "name": "X"})
+    customer.refresh_from_db()
+    assert customer.email == "keep@example.com"
