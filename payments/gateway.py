@@ -1017,6 +1017,79 @@ def stripe_refund_create(
 # --- webhooks ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StripeTestPurchase:
+    customer_id: str
+    payment_method_id: str
+    payment_intent: StripePaymentIntent
+
+
+TEST_CARD_SUCCEEDS = "4242424242424242"
+TEST_CARD_DECLINES = "4000000000000341"  # attaches, then declines on payment
+ERR_TEST_MODE_ONLY = "Test purchases are only ever created with a test-mode key."
+
+
+def stripe_test_purchase_create(
+    *,
+    amount: int,
+    currency: str,
+    email: str,
+    name: str,
+    key: str,
+    card_number: str = TEST_CARD_SUCCEEDS,
+    client: StripeClient | None = None,
+) -> StripeTestPurchase:
+    """A student's card purchase made in TEST mode (the demo and tests; the back-office never
+    takes payments itself): a customer, a card attached to them, a confirmed payment intent of
+    `amount` minor units. `key` prefixes the idempotency keys. Raises CardDeclined for a
+    declining card, GatewayError otherwise; RuntimeError with a live key."""
+    if settings.STRIPE_LIVEMODE or not str(settings.STRIPE_SECRET_KEY).startswith("sk_test"):
+        raise RuntimeError(ERR_TEST_MODE_ONLY)
+    client = client or StripeClient.from_settings()
+    customer = client.call(
+        lambda sdk, options: sdk.v1.customers.create(
+            params={"email": email, "name": name}, options=options
+        ),
+        idempotency_key=f"{key}:customer",
+        mutating=True,
+    )
+    card = {"number": card_number, "exp_month": 12, "exp_year": 2035, "cvc": "123"}
+    method = client.call(
+        lambda sdk, options: sdk.v1.payment_methods.create(
+            params={"type": "card", "card": card}, options=options
+        ),
+        idempotency_key=f"{key}:pm",
+        mutating=True,
+    )
+    client.call(
+        lambda sdk, options: sdk.v1.payment_methods.attach(
+            method.id, params={"customer": customer.id}, options=options
+        ),
+        idempotency_key=f"{key}:attach",
+        mutating=True,
+    )
+    intent = client.call(
+        lambda sdk, options: sdk.v1.payment_intents.create(
+            params={
+                "amount": amount,
+                "currency": currency,
+                "customer": customer.id,
+                "payment_method": method.id,
+                "payment_method_types": ["card"],
+                "confirm": True,
+            },
+            options=options,
+        ),
+        idempotency_key=f"{key}:pi",
+        mutating=True,
+    )
+    return StripeTestPurchase(
+        customer_id=customer.id,
+        payment_method_id=method.id,
+        payment_intent=payment_intent_from_stripe(intent),
+    )
+
+
 def webhook_event_construct(
     *,
     payload: bytes,

@@ -68,64 +68,17 @@ class DemoStripePayment:
 def stripe_demo_payment_create(
     *, amount: int, currency: str, email: str, name: str, key: str
 ) -> DemoStripePayment:
-    """Create a customer, a card payment method and a confirmed payment intent in the
-    configured Stripe (localstripe in the demo and tests). `key` makes the idempotency keys.
+    """A confirmed card payment in the configured (test-mode) Stripe, through the gateway.
     Raises payments.exceptions.GatewayError."""
-    from payments.gateway import StripeClient, payment_intent_from_stripe
+    from payments.gateway import stripe_test_purchase_create
 
-    if settings.STRIPE_LIVEMODE or not str(settings.STRIPE_SECRET_KEY).startswith("sk_test"):
-        raise RuntimeError("demo payments are only ever created with a test-mode key")
-    client = StripeClient.from_settings()
-    customer = client.call(
-        lambda sdk, options: sdk.v1.customers.create(
-            params={"email": email, "name": name}, options=options
-        ),
-        idempotency_key=f"demo:{key}:customer",
-        mutating=True,
+    purchase = stripe_test_purchase_create(
+        amount=amount, currency=currency, email=email, name=name, key=f"demo:{key}"
     )
-    method = client.call(
-        lambda sdk, options: sdk.v1.payment_methods.create(
-            params={
-                "type": "card",
-                "card": {
-                    "number": "4242424242424242",
-                    "exp_month": 12,
-                    "exp_year": timezone.now().year + 3,
-                    "cvc": "123",
-                },
-            },
-            options=options,
-        ),
-        idempotency_key=f"demo:{key}:pm",
-        mutating=True,
-    )
-    client.call(
-        lambda sdk, options: sdk.v1.payment_methods.attach(
-            method.id, params={"customer": customer.id}, options=options
-        ),
-        idempotency_key=f"demo:{key}:attach",
-        mutating=True,
-    )
-    intent = payment_intent_from_stripe(
-        client.call(
-            lambda sdk, options: sdk.v1.payment_intents.create(
-                params={
-                    "amount": amount,
-                    "currency": currency,
-                    "customer": customer.id,
-                    "payment_method": method.id,
-                    "payment_method_types": ["card"],
-                    "confirm": True,
-                },
-                options=options,
-            ),
-            idempotency_key=f"demo:{key}:pi",
-            mutating=True,
-        )
-    )
+    intent = purchase.payment_intent
     return DemoStripePayment(
-        customer_id=customer.id,
-        payment_method_id=method.id,
+        customer_id=purchase.customer_id,
+        payment_method_id=purchase.payment_method_id,
         payment_intent_id=intent.id,
         charge_id=intent.latest_charge_id,
         amount=intent.amount,

@@ -47,5 +47,17 @@ echo "==> starting the django-q2 cluster (log: var/qcluster.log)"
 $PY manage.py qcluster > var/qcluster.log 2>&1 &
 pids+=($!)
 
-echo "==> back-office at http://127.0.0.1:8000/admin/"
-$PY manage.py runserver 127.0.0.1:8000
+$PY manage.py runserver --noreload 127.0.0.1:8000 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -fs -o /dev/null http://127.0.0.1:8000/admin/login/ && break
+  sleep 0.3
+done
+
+if [ ! -f var/.demo-activity-done ]; then
+  echo "==> a few new purchases in localstripe, arriving here as signed webhooks"
+  $PY manage.py demo_activity && touch var/.demo-activity-done || echo "warning: demo purchases failed (see above); the back-office still runs"
+fi
+
+echo "==> back-office at http://127.0.0.1:8000/admin/  (Ctrl-C stops everything)"
+wait
