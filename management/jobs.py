@@ -6,8 +6,11 @@ from __future__ import annotations
 from django.db.models import Count, Max, Q
 
 from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa: F401
-from payments.models import Customer, Dispute, Payment
+from management.models import SyncRun
+from payments.models import Customer, Dispute, Payment, StudentBalance
+from payments.selectors_webhooks import webhook_health
 from refunds.jobs import process_pending_refunds  # noqa: F401 - the command calls jobs.*
+from refunds.selectors import refund_request_pending_count
 from reports.jobs import (  # noqa: F401 - re-exported: the command and schedules call jobs.*
     generate_analytics_job,
     issue_missing_receipts,
@@ -24,6 +27,12 @@ def system_overview() -> dict:
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
+    last_sync = (
+        SyncRun.objects.exclude(status=SyncRun.Status.SKIPPED)
+        .order_by("-started_at")
+        .values("status", "started_at", "error")
+        .first()
+    )
     return {
         "payments": sum(by_status.values()),
         "payments_by_status": by_status,
@@ -32,6 +41,10 @@ def system_overview() -> dict:
             Q(status=Dispute.Status.NEEDS_RESPONSE)
             | Q(status=Dispute.Status.WARNING_NEEDS_RESPONSE)
         ).count(),
+        "pending_refund_requests": refund_request_pending_count(),
+        "negative_balances": StudentBalance.objects.filter(minutes__lt=0).count(),
+        "webhooks_24h": webhook_health(),
+        "last_sync": last_sync or "never",
         "latest_payment_at": Payment.objects.aggregate(latest=Max("created"))["latest"],
     }
 
