@@ -27,16 +27,6 @@ ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe."
 ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
 
 
-def _sync_since(value: str):
-    from argparse import ArgumentTypeError
-    from datetime import date
-
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
-
-
 def _sync_summary(result: dict) -> str:
     counts = "; ".join(
         f"{kind} +{c['created']} ~{c['updated']} ={c['unchanged']}"
@@ -62,7 +52,7 @@ class Command(BaseCommand):
         parser.add_argument("--full", action="store_true", help="With --sync-stripe: backfill all.")
         parser.add_argument(
             "--since",
-            type=_sync_since,
+            type=_iso_date,
             help="With --sync-stripe: re-read objects created since YYYY-MM-DD.",
         )
         # Refunds (refunds/jobs.py).
@@ -154,8 +144,6 @@ class Command(BaseCommand):
     def _sync_stripe(self, options) -> None:
         """A live progress line on a terminal, one summary line otherwise (cron, logs);
         CommandError (exit 1) when the run failed."""
-        from django.core.management.base import CommandError
-
         if not options["sync_stripe"]:
             raise CommandError(ERR_SYNC_FLAGS)
         if options["full"] and options["since"]:
