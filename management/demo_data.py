@@ -22,6 +22,7 @@ from payments.models import (
     BalanceEntry,
     Customer,
     Dispute,
+    FraudAlert,
     Instructor,
     Payment,
     PaymentMethod,
@@ -147,7 +148,33 @@ class DemoGenerator:
             if size.payments >= 50_000:
                 self._log(f"  {counts['payments']:,} / {size.payments:,} payments")
         counts["student_balances"] = self._balances()
+        counts["fraud_alerts"] = self._fraud_alerts()
         return counts
+
+    def _fraud_alerts(self) -> int:
+        """Radar-style early fraud warnings on a few captured payments, still to review."""
+        candidates = list(
+            Payment.objects.filter(status__in=[Payment.Status.SUCCEEDED, Payment.Status.DISPUTED])
+            .exclude(fraud_alerts__isnull=False)
+            .order_by("-created", "id")
+            .values_list("id", "created", "status")[:2000]
+        )
+        alerts = [
+            FraudAlert(
+                payment_id=payment_id,
+                source=FraudAlert.Source.EARLY_FRAUD_WARNING,
+                stripe_id=_stripe_id(self.rng, "issfr_"),
+                fraud_type=self.rng.choice(["made_with_stolen_card", "unauthorized_use_of_card"]),
+                created=created + timedelta(days=self.rng.randint(1, 10)),
+            )
+            for payment_id, created, status in candidates
+            if status == Payment.Status.DISPUTED or self.rng.random() < 0.004
+        ]
+        now = self.now
+        for alert in alerts:
+            alert.created = min(alert.created, now)
+        FraudAlert.objects.bulk_create(alerts, batch_size=BATCH)
+        return len(alerts)
 
     def _balances(self) -> int:
         """Hour-package balances: minutes bought, minus lessons taken; a refunded package

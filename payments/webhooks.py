@@ -32,6 +32,7 @@ from django.views.decorators.http import require_POST
 from payments import gateway, sync
 from payments.exceptions import ResourceMissing, WebhookSignatureError
 from payments.models import Customer, Payment, PaymentMethod, WebhookEvent
+from payments.services.fraud_alert import UnknownPayment, fraud_alert_open_from_warning
 
 logger = logging.getLogger(__name__)
 
@@ -447,6 +448,20 @@ def handle_payment_method(event: WebhookEvent) -> None:
         _refresh_customer(method.customer_id)
 
 
+def handle_early_fraud_warning(event: WebhookEvent) -> None:
+    """Radar's early fraud warning: open one FraudAlert per warning (idempotent)."""
+    try:
+        fraud_alert_open_from_warning(warning=_object(event))
+    except UnknownPayment as exc:
+        # The payment is not mirrored yet: mirror it, then the retry finds it.
+        intent_id = _id_of(_object(event).get("payment_intent"))
+        if intent_id:
+            sync_payment_intent(intent_id)
+            fraud_alert_open_from_warning(warning=_object(event))
+        else:
+            raise MissingParent(str(exc)) from exc
+
+
 HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     **dict.fromkeys(
         [
@@ -475,4 +490,8 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     ),
     **dict.fromkeys(["customer.created", "customer.updated", "customer.deleted"], handle_customer),
     **dict.fromkeys(["payment_method.attached", "payment_method.detached"], handle_payment_method),
+    **dict.fromkeys(
+        ["radar.early_fraud_warning.created", "radar.early_fraud_warning.updated"],
+        handle_early_fraud_warning,
+    ),
 }

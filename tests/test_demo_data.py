@@ -7,7 +7,15 @@ import pytest
 from django.core.management import call_command
 
 from management.demo_data import DemoGenerator, demo_size
-from payments.models import BalanceEntry, Customer, Dispute, Payment, Refund, StudentBalance
+from payments.models import (
+    BalanceEntry,
+    Customer,
+    Dispute,
+    FraudAlert,
+    Payment,
+    Refund,
+    StudentBalance,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -30,7 +38,7 @@ def snapshot():
 def test_same_seed_gives_the_same_data():
     DemoGenerator(seed=7, now=NOW).run(demo_size(400))
     first = snapshot()
-    for model in (BalanceEntry, StudentBalance, Refund, Dispute, Payment):
+    for model in (FraudAlert, BalanceEntry, StudentBalance, Refund, Dispute, Payment):
         model.objects.all().delete()
     Customer.objects.all().delete()
     DemoGenerator(seed=7, now=NOW).run(demo_size(400))

@@ -226,6 +226,7 @@ SIDEBAR_SECTIONS = [
         [
             ("Payments", "payments", "payments.payment"),
             ("Disputes", "gavel", "payments.dispute"),
+            ("Fraud alerts", "shield", "payments.fraudalert"),
             ("Customers", "group", "payments.customer"),
             ("Payment methods", "credit_card", "payments.paymentmethod"),
             ("Instructors", "school", "payments.instructor"),

@@ -1,10 +1,12 @@
 from .customer import CustomerAdmin
+from .fraud import FraudAlertAdmin
 from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
     "CustomerAdmin",
+    "FraudAlertAdmin",
     "InstructorAdmin",
     "PaymentAdmin",
     "PaymentMethodAdmin",

@@ -1,6 +1,7 @@
 from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
+from .fraud_alert import FraudAlert
 from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
@@ -11,6 +12,7 @@ __all__ = [
     "BalanceEntry",
     "Customer",
     "Dispute",
+    "FraudAlert",
     "Instructor",
     "Payment",
     "PaymentMethod",

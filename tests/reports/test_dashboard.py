@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from payments.models import StudentBalance
+from payments.models import FraudAlert, StudentBalance
 from refunds.models import RefundRequest
 from reports.dashboard import dashboard_context
 from reports.rollups import generate_analytics
@@ -86,7 +86,13 @@ def test_disputes_needing_a_response_negative_balances_and_webhooks():
     assert (state["disputes"].value, state["disputes"].tone) == ("1", "danger")
     assert (state["negative_balances"].value, state["negative_balances"].tone) == ("1", "warning")
     assert state["webhooks"].tone == "success"
-    assert "fraud" not in state  # no fraud-alert model in this project yet
+    assert (state["fraud"].value, state["fraud"].tone) == ("0", "success")
+    FraudAlert.objects.create(
+        payment=PaymentFactory(),
+        source=FraudAlert.Source.EARLY_FRAUD_WARNING,
+        created=timezone.now(),
+    )
+    assert (cards()["fraud"].value, cards()["fraud"].tone) == ("1", "danger")
 
 
 def test_query_count_does_not_grow_with_data(admin_client):
