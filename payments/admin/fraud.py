@@ -4,6 +4,7 @@ from django.template.response import TemplateResponse
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin_cells import two_line
 from payments.models import FraudAlert
@@ -19,7 +20,7 @@ STATUS_COLOURS = {
 
 class FraudReviewForm(forms.Form):
     note = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
         help_text="Why: what you checked (customer history, IP, card country ...).",
     )
 
