@@ -12,15 +12,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Min, Q, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from payments.models import Dispute, Payment, Refund, StudentBalance
+from management.models import SyncRun
+from payments.models import Dispute, FraudAlert, Payment, StudentBalance
 from payments.money import format_money
+from payments.selectors_webhooks import webhook_health
+from refunds.models import RefundRequest
+from refunds.selectors import refund_request_pending_count
 
 from .models import DailyRollup
 from .rollups import day_bounds, percent
@@ -70,13 +73,6 @@ def _url(name: str, query: str = "") -> str:
         return reverse(name) + query
     except NoReverseMatch:
         return ""
-
-
-def _model(app_label: str, name: str):
-    try:
-        return apps.get_model(app_label, name)
-    except LookupError:
-        return None
 
 
 def today_by_currency() -> list[dict]:
@@ -138,35 +134,12 @@ def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
 def _refund_cards() -> list[Card]:
     alert = int(_setting("REPORTS_PENDING_REFUNDS_ALERT", 10))
     target_hours = _decimal(_setting("REPORTS_REFUND_HOURS_TARGET", 24))
-    request_model = _model("refunds", "RefundRequest")
-    if request_model is None:
-        # Until refund requests exist: Stripe refunds still pending, from the mirror.
-        pending = Refund.objects.filter(status=Refund.Status.PENDING).count()
-        return [
-            Card(
-                key="pending_refunds",
-                title="Pending refunds",
-                value=f"{pending:,}",
-                tone=DANGER if pending >= alert else OK,
-                target=f"alert at {alert}",
-                detail="Stripe refunds not yet succeeded",
-                icon="currency_exchange",
-            ),
-            Card(
-                key="refund_time",
-                title="Median refund time",
-                value="—",
-                target=f"target ≤ {target_hours} h",
-                detail="needs refund requests",
-                icon="timer",
-            ),
-        ]
-    pending = request_model.objects.filter(status="pending").count()
+    pending = refund_request_pending_count()
     since = timezone.now() - timedelta(days=REFUND_TIME_WINDOW_DAYS)
     durations = [
         (processed - created).total_seconds()
-        for processed, created in request_model.objects.filter(
-            status="processed", processed_at__gte=since
+        for processed, created in RefundRequest.objects.filter(
+            status=RefundRequest.Status.PROCESSED, processed_at__gte=since
         )
         .order_by()
         .values_list("processed_at", "created_at")[:10_000]
@@ -223,33 +196,20 @@ def _dispute_card() -> Card:
     )
 
 
-def _fraud_card() -> Card | None:
-    """Only when a fraud-alert model exists (none yet in this project)."""
-    model = _model("payments", "FraudAlert")
-    if model is None:
-        return None
-    status_values = {f.name for f in model._meta.get_fields()}
-    queryset = model.objects.all()
-    if "status" in status_values:
-        queryset = queryset.filter(status="open")
-    n = queryset.count()
+def _fraud_card() -> Card:
+    n = FraudAlert.objects.filter(status=FraudAlert.Status.OPEN).count()
     return Card(
         key="fraud",
         title="Open fraud alerts",
         value=f"{n:,}",
         tone=DANGER if n else OK,
         target="alert at 1",
+        href=_url("admin:payments_fraudalert_changelist", "?status__exact=open"),
         icon="shield",
     )
 
 
 def _webhook_card() -> Card:
-    try:
-        from payments.selectors_webhooks import webhook_health
-    except ImportError:
-        return Card(
-            key="webhooks", title="Webhooks", value="—", detail="not set up", icon="webhook"
-        )
     health = webhook_health()
     failed, retrying, avg_ms = health["failed_24h"], health["retrying"], health["avg_processing_ms"]
     tone = DANGER if failed else (WARNING if retrying else OK)
@@ -282,16 +242,8 @@ def _balance_card() -> Card:
 
 
 def _sync_card() -> Card:
-    model = _model("management", "SyncRun")
-    if model is None:
-        return Card(key="sync", title="Last sync", value="—", detail="no sync yet", icon="sync")
-    names = {f.name for f in model._meta.get_fields()}
-    started = "started_at" if "started_at" in names else "created_at"
-    runs = model.objects.order_by(f"-{started}")
-    if "status" in names:
-        # A run skipped because another held the lock says nothing about freshness.
-        runs = runs.exclude(status="skipped")
-    run = runs.first()
+    # A run skipped because another held the lock says nothing about freshness.
+    run = SyncRun.objects.exclude(status=SyncRun.Status.SKIPPED).order_by("-started_at").first()
     if run is None:
         return Card(
             key="sync",
@@ -301,9 +253,9 @@ def _sync_card() -> Card:
             icon="sync",
             href=_url("admin:management_syncrun_changelist"),
         )
-    when = getattr(run, "finished_at", None) or getattr(run, started)
-    status = str(getattr(run, "status", "") or "")
-    failed = status in {"failed", "error"}
+    when = run.finished_at or run.started_at
+    status = run.status
+    failed = status == SyncRun.Status.FAILED
     stale = when is not None and timezone.now() - when > timedelta(
         minutes=int(_setting("REPORTS_SYNC_STALE_MINUTES", 60))
     )
