@@ -46,12 +46,14 @@ class AdminActionAdmin(ModelAdmin):
 # django-q2 ships plain Django admins; re-register them with Unfold's look, same behaviour.
 # `django_q` is before `backoffice` in INSTALLED_APPS, so its admin module has run already.
 from django_q import admin as q_admin  # noqa: E402
-from django_q.models import Failure, Schedule, Success  # noqa: E402
+from django_q.models import Failure, OrmQ, Schedule, Success  # noqa: E402
 
 for model, base in (
     (Schedule, q_admin.ScheduleAdmin),
     (Success, q_admin.TaskAdmin),
     (Failure, q_admin.FailAdmin),
+    (OrmQ, q_admin.QueueAdmin),  # registered by django-q2 only with the ORM broker
 ):
-    admin.site.unregister(model)
-    admin.site.register(model, type(f"Unfold{base.__name__}", (base, ModelAdmin), {}))
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+        admin.site.register(model, type(f"Unfold{base.__name__}", (base, ModelAdmin), {}))
