@@ -28,7 +28,8 @@ MAX_RANGE_DAYS = 3660
 UNKNOWN_REASON = "unknown"
 CENT = Decimal("0.01")
 
-METRIC_FIELDS = [
+# Counts and minor-unit amounts: a period's figure is the sum of its days' figures.
+ADDITIVE_FIELDS = [
     "attempted_count",
     "succeeded_count",
     "failed_count",
@@ -39,12 +40,17 @@ METRIC_FIELDS = [
     "stripe_fee_amount",
     "platform_fee_amount",
     "net_amount",
+    "disputes_opened",
+]
+# Everything a rollup row holds: the additive figures, then those derived per day (rates,
+# averages, breakdowns, medians), which are recomputed from sums rather than added up.
+METRIC_FIELDS = [
+    *ADDITIVE_FIELDS,
     "average_amount",
     "success_rate",
     "conversion_rate",
     "payment_methods",
     "failure_reasons",
-    "disputes_opened",
     "refund_requests_processed",
     "median_refund_hours",
 ]

@@ -18,24 +18,10 @@ from payments.models import Payment
 from payments.money import format_money, to_decimal
 
 from .models import DailyRollup
-from .rollups import UNKNOWN_REASON, average_minor, percent
+from .rollups import ADDITIVE_FIELDS, UNKNOWN_REASON, average_minor, percent
 
 PERIOD_DAYS = {"daily": 1, "weekly": 7, "monthly": 30}
 ERR_UNKNOWN_PERIOD = "Unknown period {period!r}: choose daily, weekly or monthly."
-
-SUMMED_FIELDS = [
-    "attempted_count",
-    "succeeded_count",
-    "failed_count",
-    "canceled_count",
-    "refunded_count",
-    "refunded_amount",
-    "gross_amount",
-    "stripe_fee_amount",
-    "platform_fee_amount",
-    "net_amount",
-    "disputes_opened",
-]
 
 
 @dataclass
@@ -101,7 +87,7 @@ def rollup_totals(*, queryset: QuerySet[DailyRollup]) -> list[CurrencyTotals]:
     rows = (
         queryset.order_by()
         .values("currency")
-        .annotate(**{name: Sum(name) for name in SUMMED_FIELDS})
+        .annotate(**{name: Sum(name) for name in ADDITIVE_FIELDS})
         .order_by("currency")
     )
     return [CurrencyTotals(**row) for row in rows]
@@ -202,7 +188,7 @@ def payment_report(*, period: str, end: date | None = None) -> dict:
     daily: dict[str, list] = defaultdict(list)
     for row in rows:
         entry = totals.setdefault(row.currency, CurrencyTotals(currency=row.currency))
-        for name in SUMMED_FIELDS:
+        for name in ADDITIVE_FIELDS:
             setattr(entry, name, getattr(entry, name) + getattr(row, name))
         for method, figures in row.payment_methods.items():
             methods[row.currency][method] += figures["attempted"]
