@@ -202,12 +202,7 @@ def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
     if not rows:
         return result
     with transaction.atomic():
-        existing = {
-            c.stripe_id: c
-            for c in Customer.objects.select_for_update()
-            .filter(stripe_id__in=[r.id for r in rows])
-            .order_by("pk")
-        }
+        existing = _lock_existing(Customer, rows)
         to_write, updated = [], []
         for row in rows:
             values = {
@@ -279,12 +274,7 @@ def upsert_payment_methods(rows: Iterable[StripePaymentMethod]) -> UpsertResult:
         return result
     with transaction.atomic():
         customers = _customer_pks(r.customer_id for r in rows)
-        existing = {
-            pm.stripe_id: pm
-            for pm in PaymentMethod.objects.select_for_update()
-            .filter(stripe_id__in=[r.id for r in rows])
-            .order_by("pk")
-        }
+        existing = _lock_existing(PaymentMethod, rows)
         to_write, detached = [], []
         for row in rows:
             exp_month = row.card_exp_month if row.card_exp_month in range(1, 13) else None
@@ -483,12 +473,7 @@ def upsert_payment_intents(
         embedded = [r.payment_method for r in rows if r.payment_method is not None]
         if embedded:
             upsert_payment_methods(embedded)
-        existing = {
-            p.stripe_payment_intent_id: p
-            for p in Payment.objects.select_for_update()
-            .filter(stripe_payment_intent_id__in=[r.id for r in rows])
-            .order_by("pk")
-        }
+        existing = _lock_existing(Payment, rows, field="stripe_payment_intent_id")
         customers = _customer_pks(r.customer_id for r in rows)
         method_ids = {r.payment_method_id for r in rows if r.payment_method_id}
         methods = (
@@ -583,6 +568,14 @@ def _refresh_payments(payment_pks: set[int], *, exact_refunds: set[int] = frozen
     return len(changed)
 
 
+def _lock_existing(model, rows, *, field: str = "stripe_id") -> dict:
+    """Our rows for these Stripe objects, keyed by Stripe id and locked FOR UPDATE in pk
+    order. Every writer (sync, webhooks, refunds) locks in pk order, so two of them never
+    wait on each other in a cycle."""
+    locked = model.objects.select_for_update().filter(**{f"{field}__in": [r.id for r in rows]})
+    return {getattr(obj, field): obj for obj in locked.order_by("pk")}
+
+
 def _payment_pks_for(pi_ids: set[str], charge_ids: set[str]) -> tuple[dict, dict]:
     by_pi: dict[str, int] = {}
     by_charge: dict[str, int] = {}
@@ -634,12 +627,7 @@ def upsert_refunds(rows: Iterable[StripeRefund]) -> UpsertResult:
             {r.payment_intent_id for r in rows if r.payment_intent_id},
             {r.charge_id for r in rows if r.charge_id},
         )
-        existing = {
-            r.stripe_id: r
-            for r in Refund.objects.select_for_update()
-            .filter(stripe_id__in=[r.id for r in rows])
-            .order_by("pk")
-        }
+        existing = _lock_existing(Refund, rows)
         to_write, touched, exact = [], set(), set()
         for row in rows:
             payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
@@ -701,12 +689,7 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
             {r.payment_intent_id for r in rows if r.payment_intent_id},
             {r.charge_id for r in rows if r.charge_id},
         )
-        existing = {
-            d.stripe_id: d
-            for d in Dispute.objects.select_for_update()
-            .filter(stripe_id__in=[r.id for r in rows])
-            .order_by("pk")
-        }
+        existing = _lock_existing(Dispute, rows)
         to_write, touched = [], set()
         for row in rows:
             payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
