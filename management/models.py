@@ -149,7 +149,7 @@ def ensure_stripe_sync_schedule(**kwargs) -> None:
     using = kwargs.get("using") or "default"
     if Schedule._meta.db_table not in connections[using].introspection.table_names():
         return  # django_q is not migrated on this database yet
-    minutes = max(1, int(getattr(settings, "STRIPE_SYNC_SCHEDULE_MINUTES", 15)))
+    minutes = max(1, int(settings.STRIPE_SYNC_SCHEDULE_MINUTES))
     schedule_kwargs = "{'trigger': 'schedule'}"
     _validate_schedule_arguments(schedule_kwargs)
     Schedule.objects.using(using).update_or_create(

@@ -87,14 +87,12 @@ class GatewayConfig:
     def from_settings(cls) -> GatewayConfig:
         return cls(
             api_key=settings.STRIPE_SECRET_KEY,
-            api_base=(getattr(settings, "STRIPE_API_BASE", "") or "").rstrip("/"),
+            api_base=(settings.STRIPE_API_BASE or "").rstrip("/"),
             api_version=settings.STRIPE_API_VERSION,
-            max_requests_per_second=float(
-                getattr(settings, "STRIPE_MAX_REQUESTS_PER_SECOND", 20) or 20
-            ),
-            max_retries=int(getattr(settings, "STRIPE_MAX_RETRIES", 4)),
-            timeout_seconds=float(getattr(settings, "STRIPE_TIMEOUT_SECONDS", 30)),
-            localstripe_compat=bool(getattr(settings, "STRIPE_LOCALSTRIPE_COMPAT", False)),
+            max_requests_per_second=float(settings.STRIPE_MAX_REQUESTS_PER_SECOND or 20),
+            max_retries=int(settings.STRIPE_MAX_RETRIES),
+            timeout_seconds=float(settings.STRIPE_TIMEOUT_SECONDS),
+            localstripe_compat=bool(settings.STRIPE_LOCALSTRIPE_COMPAT),
         )
 
 

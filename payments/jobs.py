@@ -108,7 +108,7 @@ class _Run:
         }
         self.pages = 0
         self.client = gateway.StripeClient.from_settings()
-        self.overlap = timedelta(seconds=int(getattr(settings, "STRIPE_SYNC_OVERLAP_SECONDS", 300)))
+        self.overlap = timedelta(seconds=int(settings.STRIPE_SYNC_OVERLAP_SECONDS))
 
     # -- bookkeeping -----------------------------------------------------------------------
 

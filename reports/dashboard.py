@@ -41,10 +41,6 @@ OK, WARNING, DANGER, INFO = "success", "warning", "danger", "info"
 TONE_ICONS = {OK: "check_circle", WARNING: "warning", DANGER: "error", INFO: "info"}
 
 
-def _setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 def _decimal(value) -> Decimal:
     return Decimal(str(value))
 
@@ -103,7 +99,7 @@ def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
     succeeded = sum(row.succeeded_count for row in window)
     failed = sum(row.failed_count for row in window)
     target = success_target()
-    alert = _decimal(_setting("REPORTS_FAILED_SHARE_ALERT", 5))
+    alert = _decimal(settings.REPORTS_FAILED_SHARE_ALERT)
     rate = percent(succeeded, succeeded + failed)
     share = percent(failed, attempted)
     analytics = _url("admin:reports_dailyrollup_changelist")
@@ -132,8 +128,8 @@ def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
 
 
 def _refund_cards() -> list[Card]:
-    alert = int(_setting("REPORTS_PENDING_REFUNDS_ALERT", 10))
-    target_hours = _decimal(_setting("REPORTS_REFUND_HOURS_TARGET", 24))
+    alert = int(settings.REPORTS_PENDING_REFUNDS_ALERT)
+    target_hours = _decimal(settings.REPORTS_REFUND_HOURS_TARGET)
     pending = refund_request_pending_count()
     since = timezone.now() - timedelta(days=REFUND_TIME_WINDOW_DAYS)
     durations = [
@@ -257,7 +253,7 @@ def _sync_card() -> Card:
     status = run.status
     failed = status == SyncRun.Status.FAILED
     stale = when is not None and timezone.now() - when > timedelta(
-        minutes=int(_setting("REPORTS_SYNC_STALE_MINUTES", 60))
+        minutes=int(settings.REPORTS_SYNC_STALE_MINUTES)
     )
     return Card(
         key="sync",
@@ -293,7 +289,7 @@ RATE_CHART_OPTIONS = _line_options(y={"suggestedMin": 80, "suggestedMax": 100})
 
 
 def success_target() -> Decimal:
-    return _decimal(_setting("REPORTS_SUCCESS_RATE_TARGET", 95))
+    return _decimal(settings.REPORTS_SUCCESS_RATE_TARGET)
 
 
 def revenue_charts(series: dict) -> list[dict]:

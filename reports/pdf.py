@@ -66,7 +66,7 @@ def _footer(canvas, doc) -> None:
     canvas.saveState()
     canvas.setFont("Helvetica", 8)
     canvas.setFillColor(colors.grey)
-    canvas.drawString(15 * mm, 10 * mm, getattr(settings, "REPORTS_COMPANY_NAME", ""))
+    canvas.drawString(15 * mm, 10 * mm, settings.REPORTS_COMPANY_NAME)
     canvas.drawRightString(A4[0] - 15 * mm, 10 * mm, f"Page {doc.page}")
     canvas.restoreState()
 
@@ -118,7 +118,7 @@ def payment_report_pdf(report: dict) -> bytes:
         topMargin=15 * mm,
         bottomMargin=18 * mm,
         title=f"Payment report {report['start']} to {report['end']}",
-        author=getattr(settings, "REPORTS_COMPANY_NAME", ""),
+        author=settings.REPORTS_COMPANY_NAME,
     )
     story = [
         Paragraph(f"Payment report ({report['period']})", STYLES["Title"]),
@@ -210,12 +210,12 @@ def receipt_pdf(document: Receipt) -> bytes:
         topMargin=20 * mm,
         bottomMargin=20 * mm,
         title=f"{title} {document.number}",
-        author=getattr(settings, "REPORTS_COMPANY_NAME", ""),
+        author=settings.REPORTS_COMPANY_NAME,
     )
     issued = timezone.localtime(document.issued_at).strftime("%d %B %Y")
     paid = timezone.localtime(payment.succeeded_at or payment.created).strftime("%d %B %Y")
-    company = getattr(settings, "REPORTS_COMPANY_NAME", "")
-    address = getattr(settings, "REPORTS_COMPANY_ADDRESS", "")
+    company = settings.REPORTS_COMPANY_NAME
+    address = settings.REPORTS_COMPANY_ADDRESS
     billed_to = "<br/>".join(
         escape(part) for part in ((customer.name, customer.email) if customer else ("—",)) if part
     )
