@@ -8,8 +8,10 @@ of only the rows that changed, and one bulk history insert. Rows are compared fi
 re-run over the same objects writes nothing and reports them as unchanged.
 
 Payments never regress: a snapshot that is older than what we hold (a non-final Stripe
-status over a final one) does not overwrite it; refunded / partially refunded / disputed
-are derived from amounts and local disputes, never taken from a snapshot.
+status over a final one) does not overwrite it. Status, refunded amount, fees and net are
+derived by payments/ledger.py from the snapshot and our refund and dispute rows; the
+marketplace's fields (instructor, product, hours, coupon, booking) come from the metadata
+contract (payments/metadata.py).
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
+from payments import ledger
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -30,27 +32,19 @@ from payments.gateway import (
     StripePaymentMethod,
     StripeRefund,
 )
-from payments.models import Customer, Dispute, Payment, PaymentMethod, PaymentMethodType, Refund
-from payments.money import percent_of
+from payments.metadata import PaymentMetadata, parse_payment_metadata
+from payments.models import (
+    Customer,
+    Dispute,
+    Instructor,
+    Payment,
+    PaymentMethod,
+    PaymentMethodType,
+    Refund,
+)
 from payments.signals import payment_succeeded
 
 HISTORY_REASON = "Stripe sync"
-
-# Stripe PaymentIntent statuses after which nothing else happens to the intent itself.
-FINAL_STRIPE_STATUSES = frozenset({"succeeded", "canceled"})
-# Dispute statuses in which the payment counts as disputed (money held or lost).
-OPEN_DISPUTE_STATUSES = frozenset(
-    {
-        Dispute.Status.WARNING_NEEDS_RESPONSE,
-        Dispute.Status.WARNING_UNDER_REVIEW,
-        Dispute.Status.NEEDS_RESPONSE,
-        Dispute.Status.UNDER_REVIEW,
-        Dispute.Status.LOST,
-    }
-)
-CLOSED_DISPUTE_STATUSES = frozenset(
-    {Dispute.Status.WON, Dispute.Status.LOST, Dispute.Status.WARNING_CLOSED}
-)
 
 _METHOD_TYPES = {
     "card": PaymentMethodType.CARD,
@@ -105,35 +99,6 @@ def method_type(stripe_type: str) -> str:
     if not stripe_type:
         return PaymentMethodType.CARD
     return _METHOD_TYPES.get(stripe_type, PaymentMethodType.OTHER)
-
-
-def payment_status(
-    *,
-    stripe_status: str,
-    charge_status: str,
-    failure_code: str,
-    amount: int,
-    amount_refunded: int,
-    has_open_dispute: bool,
-) -> str:
-    """Our business status from Stripe's status plus what we know locally."""
-    if stripe_status == "succeeded":
-        if has_open_dispute:
-            return Payment.Status.DISPUTED
-        if amount > 0 and amount_refunded >= amount:
-            return Payment.Status.REFUNDED
-        if amount_refunded > 0:
-            return Payment.Status.PARTIALLY_REFUNDED
-        return Payment.Status.SUCCEEDED
-    if stripe_status == "canceled":
-        return Payment.Status.CANCELED
-    if stripe_status in ("processing", "requires_capture"):
-        return Payment.Status.PROCESSING
-    if stripe_status == "requires_action":
-        return Payment.Status.REQUIRES_ACTION
-    if stripe_status == "requires_payment_method" and (failure_code or charge_status == "failed"):
-        return Payment.Status.FAILED
-    return Payment.Status.PENDING
 
 
 def _dedupe[T](rows: Iterable[T]) -> list[T]:
@@ -312,6 +277,7 @@ _PAYMENT_FIELDS = [
     "stripe_charge_id",
     "customer_id",
     "payment_method_id",
+    "instructor_id",
     "amount",
     "currency",
     "amount_refunded",
@@ -319,12 +285,21 @@ _PAYMENT_FIELDS = [
     "platform_fee",
     "net",
     "status",
+    "stripe_amount_refunded",
+    "charge_disputed",
     "stripe_status",
     "payment_method_type",
     "failure_code",
     "decline_code",
     "failure_message",
     "description",
+    "product_kind",
+    "product_id",
+    "product_name",
+    "package_minutes",
+    "coupon_code",
+    "booking_id",
+    "metadata_problems",
     "billing_details",
     "metadata",
     "livemode",
@@ -335,41 +310,65 @@ _PAYMENT_FIELDS = [
 ]
 
 
-def _succeeded_refund_sums(payment_pks: Iterable[int]) -> dict[int, int]:
-    pks = [pk for pk in payment_pks if pk]
-    if not pks:
-        return {}
-    return dict(
-        Refund.objects.filter(payment_id__in=pks, status=Refund.Status.SUCCEEDED)
-        .order_by()
-        .values("payment_id")
-        .annotate(total=Sum("amount"))
-        .values_list("payment_id", "total")
-    )
+def _instructor_pks(metas: Sequence[PaymentMetadata]) -> list[int | None]:
+    """The instructor of each payment's metadata, matched by connected account id, then by
+    e-mail, and created when new: a fixed number of statements per page. A match by e-mail
+    learns the account id (and the marketplace id) when the instructor had none."""
+    wanted = [m for m in metas if m.names_instructor]
+    if not wanted:
+        return [None] * len(metas)
+    accounts = {m.instructor_account for m in wanted if m.instructor_account}
+    emails = {m.instructor_email for m in wanted if m.instructor_email}
 
+    def load() -> tuple[dict, dict]:
+        found = Instructor.objects.filter(
+            Q(stripe_account_id__in=accounts) | Q(email__in=emails)
+        ).order_by("pk")
+        by_account, by_email = {}, {}
+        for instructor in found:
+            if instructor.stripe_account_id:
+                by_account[instructor.stripe_account_id] = instructor
+            if instructor.email:
+                by_email[instructor.email] = instructor
+        return by_account, by_email
 
-def _open_dispute_payments(payment_pks: Iterable[int]) -> set[int]:
-    pks = [pk for pk in payment_pks if pk]
-    if not pks:
-        return set()
-    return set(
-        Dispute.objects.filter(payment_id__in=pks, status__in=OPEN_DISPUTE_STATUSES)
-        .order_by()
-        .values_list("payment_id", flat=True)
-        .distinct()
-    )
+    def match(meta: PaymentMetadata, by_account: dict, by_email: dict) -> Instructor | None:
+        return by_account.get(meta.instructor_account) or by_email.get(meta.instructor_email)
 
-
-def _money_fields(*, status: str, amount: int, stripe_fee: int) -> dict:
-    """Fees and net: only captured money has them (minor units)."""
-    if status not in Payment.CAPTURED_STATUSES:
-        return {"stripe_fee": 0, "platform_fee": 0, "net": 0}
-    platform_fee = percent_of(amount, settings.PLATFORM_FEE_BPS)
-    return {
-        "stripe_fee": stripe_fee,
-        "platform_fee": platform_fee,
-        "net": amount - stripe_fee - platform_fee,
-    }
+    by_account, by_email = load()
+    new: dict[str, Instructor] = {}
+    learned: dict[int, Instructor] = {}
+    for meta in wanted:
+        instructor = match(meta, by_account, by_email)
+        if instructor is None:
+            key = meta.instructor_account or meta.instructor_email
+            new.setdefault(
+                key,
+                Instructor(
+                    name=meta.instructor_name or meta.instructor_email or meta.instructor_account,
+                    email=meta.instructor_email,
+                    stripe_account_id=meta.instructor_account,
+                    external_id=meta.instructor_id,
+                ),
+            )
+        elif (meta.instructor_account and not instructor.stripe_account_id) or (
+            meta.instructor_id and not instructor.external_id
+        ):
+            instructor.stripe_account_id = instructor.stripe_account_id or meta.instructor_account
+            instructor.external_id = instructor.external_id or meta.instructor_id
+            learned[instructor.pk] = instructor
+    if learned:
+        Instructor.objects.bulk_update(learned.values(), ["stripe_account_id", "external_id"])
+    if new:
+        # A concurrent sync or webhook may create the same instructor: skip the conflict and
+        # read back whichever row won.
+        Instructor.objects.bulk_create(new.values(), ignore_conflicts=True)
+        by_account, by_email = load()
+    result: list[int | None] = []
+    for meta in metas:
+        instructor = match(meta, by_account, by_email) if meta.names_instructor else None
+        result.append(instructor.pk if instructor else None)
+    return result
 
 
 def _payment_values(
@@ -378,33 +377,38 @@ def _payment_values(
     *,
     customer_pk: int | None,
     method_pk: int | None,
-    refunded_locally: int,
-    has_open_dispute: bool,
+    instructor_pk: int | None,
+    meta: PaymentMetadata,
+    facts: ledger.PaymentFacts,
 ) -> dict:
     stale = (
         current is not None
-        and current.stripe_status in FINAL_STRIPE_STATUSES
-        and row.status not in FINAL_STRIPE_STATUSES
+        and current.stripe_status in ledger.FINAL_STRIPE_STATUSES
+        and row.status not in ledger.FINAL_STRIPE_STATUSES
     )
     stripe_status = current.stripe_status if stale else row.status
-    amount = row.amount
-    # Refunds only grow through snapshots; a failed refund lowers it via upsert_refunds.
-    amount_refunded = min(
-        amount,
-        max(row.amount_refunded, refunded_locally, current.amount_refunded if current else 0),
-    )
     failure_code = "" if stripe_status == "succeeded" else row.failure_code
-    status = payment_status(
+    known_fee = row.stripe_fee
+    if known_fee is None and current is not None:
+        known_fee = current.stripe_fee  # the balance transaction is not ready yet: keep
+    # An older snapshot never lowers what Stripe told us about refunds and disputes.
+    stripe_refunded = row.amount_refunded
+    charge_disputed = row.charge_disputed
+    if stale:
+        stripe_refunded = max(stripe_refunded, current.stripe_amount_refunded)
+        charge_disputed = charge_disputed or current.charge_disputed
+    derived = ledger.payment_derived_values(
         stripe_status=stripe_status,
         charge_status=row.charge_status,
         failure_code=failure_code,
-        amount=amount,
-        amount_refunded=amount_refunded,
-        has_open_dispute=has_open_dispute,
+        amount=row.amount,
+        currency=row.currency,
+        stripe_amount_refunded=stripe_refunded,
+        stripe_fee=known_fee or 0,
+        charge_disputed=charge_disputed,
+        facts=facts,
     )
-    known_fee = row.stripe_fee if row.stripe_fee is not None else None
-    if known_fee is None and current is not None:
-        known_fee = current.stripe_fee  # the balance transaction is not ready yet: keep
+    status = derived["status"]
     event_time = row.charge_created or row.created
     values = {
         "stripe_charge_id": row.latest_charge_id or (current.stripe_charge_id if current else ""),
@@ -412,16 +416,26 @@ def _payment_values(
         "payment_method_id": method_pk
         if method_pk or current is None
         else current.payment_method_id,
-        "amount": amount,
+        # Metadata without an instructor keeps the one we have (set by hand or an older
+        # snapshot); a payment's instructor is never removed by a sync.
+        "instructor_id": instructor_pk or (current.instructor_id if current else None),
+        "amount": row.amount,
         "currency": row.currency,
-        "amount_refunded": amount_refunded,
-        "status": status,
+        "stripe_amount_refunded": stripe_refunded,
+        "charge_disputed": charge_disputed,
         "stripe_status": stripe_status,
         "payment_method_type": method_type(row.payment_method_type),
         "failure_code": failure_code[:64],
         "decline_code": (row.decline_code if failure_code else "")[:64],
         "failure_message": row.failure_message if failure_code else "",
         "description": row.description[:500],
+        "product_kind": meta.product_kind,
+        "product_id": meta.product_id,
+        "product_name": meta.product_name,
+        "package_minutes": meta.package_minutes,
+        "coupon_code": meta.coupon_code,
+        "booking_id": meta.booking_id,
+        "metadata_problems": list(meta.problems),
         "billing_details": row.billing_details or {},
         "metadata": row.metadata or {},
         "livemode": row.livemode,
@@ -438,7 +452,7 @@ def _payment_values(
             if status == Payment.Status.CANCELED
             else None
         ),
-        **_money_fields(status=status, amount=amount, stripe_fee=known_fee or 0),
+        **derived,
     }
     if stale:
         # Keep what the newer state said about the charge; take only the derived fields.
@@ -485,20 +499,21 @@ def upsert_payment_intents(
             if method_ids
             else {}
         )
-        pks = [p.pk for p in existing.values()]
-        refunded = _succeeded_refund_sums(pks)
-        disputed = _open_dispute_payments(pks)
+        facts = ledger.payment_facts(p.pk for p in existing.values())
+        metas = [parse_payment_metadata(r.metadata) for r in rows]
+        instructors = _instructor_pks(metas)
 
         to_write, updated, newly_succeeded = [], [], []
-        for row in rows:
+        for row, meta, instructor_pk in zip(rows, metas, instructors, strict=True):
             current = existing.get(row.id)
             values = _payment_values(
                 row,
                 current,
                 customer_pk=customers.get(row.customer_id),
                 method_pk=methods.get(row.payment_method_id),
-                refunded_locally=refunded.get(current.pk, 0) if current else 0,
-                has_open_dispute=current is not None and current.pk in disputed,
+                instructor_pk=instructor_pk,
+                meta=meta,
+                facts=facts.get(current.pk if current else None, ledger.PaymentFacts()),
             )
             was_captured = current is not None and current.status in Payment.CAPTURED_STATUSES
             if current is None:
@@ -522,46 +537,23 @@ def upsert_payment_intents(
     return result
 
 
-def _refresh_payments(payment_pks: set[int], *, exact_refunds: set[int] = frozenset()) -> int:
-    """Re-derive amount_refunded and status of these payments from local refunds and
-    disputes (after refunds or disputes changed). Returns how many payments changed.
-
-    amount_refunded only grows (snapshots may know refunds we have not mirrored yet),
-    except for payments in `exact_refunds`, where a refund stopped counting (failed or
-    canceled after succeeding)."""
+def refresh_payments(payment_pks: set[int]) -> int:
+    """Re-derive the ledger's columns of these payments from their stored Stripe snapshot and
+    local refunds and disputes (after refunds or disputes changed). Locks them in pk order.
+    Returns how many payments changed."""
     if not payment_pks:
         return 0
     payments = list(Payment.objects.select_for_update().filter(pk__in=payment_pks).order_by("pk"))
-    refunded = _succeeded_refund_sums(payment_pks)
-    disputed = _open_dispute_payments(payment_pks)
+    facts = ledger.payment_facts(payment_pks)
     changed = []
     for payment in payments:
-        local = refunded.get(payment.pk, 0)
-        amount_refunded = (
-            local if payment.pk in exact_refunds else max(payment.amount_refunded, local)
-        )
-        amount_refunded = min(payment.amount, amount_refunded)
-        status = payment_status(
-            stripe_status=payment.stripe_status,
-            charge_status="",
-            failure_code=payment.failure_code,
-            amount=payment.amount,
-            amount_refunded=amount_refunded,
-            has_open_dispute=payment.pk in disputed,
-        )
-        if payment.stripe_status not in ("succeeded",):
-            status = payment.status  # refunds and disputes only move captured payments
-        money = _money_fields(status=status, amount=payment.amount, stripe_fee=payment.stripe_fee)
-        values = {"amount_refunded": amount_refunded, "status": status, **money}
+        values = ledger.payment_rederive(payment, facts.get(payment.pk, ledger.PaymentFacts()))
         if _differs(payment, values):
             _apply(payment, values)
             payment.updated_at = timezone.now()
             changed.append(payment)
     if changed:
-        Payment.objects.bulk_update(
-            changed,
-            ["amount_refunded", "status", "stripe_fee", "platform_fee", "net", "updated_at"],
-        )
+        Payment.objects.bulk_update(changed, [*ledger.DERIVED_FIELDS, "updated_at"])
         Payment.history.bulk_history_create(
             changed, update=True, default_change_reason=HISTORY_REASON
         )
@@ -628,7 +620,7 @@ def upsert_refunds(rows: Iterable[StripeRefund]) -> UpsertResult:
             {r.charge_id for r in rows if r.charge_id},
         )
         existing = _lock_existing(Refund, rows)
-        to_write, touched, exact = [], set(), set()
+        to_write, touched = [], set()
         for row in rows:
             payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
             if payment_pk is None:
@@ -650,15 +642,13 @@ def upsert_refunds(rows: Iterable[StripeRefund]) -> UpsertResult:
                 result.created += 1
             elif _differs(current, values):
                 result.updated += 1
-                if current.status == Refund.Status.SUCCEEDED and status != current.status:
-                    exact.add(payment_pk)
             else:
                 result.unchanged += 1
                 continue
             touched.add(payment_pk)
             to_write.append(Refund(stripe_id=row.id, **values))
         _bulk_upsert(Refund, to_write, unique="stripe_id", update_fields=_REFUND_FIELDS)
-        _refresh_payments(touched, exact_refunds=exact)
+        refresh_payments(touched)
     return result
 
 
@@ -677,8 +667,9 @@ _DISPUTE_FIELDS = [
 
 
 def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = None) -> UpsertResult:
-    """Mirror disputes, then re-derive their payments' status (disputed while a dispute is
-    open or lost). Disputes of payments we do not hold are skipped (see upsert_refunds)."""
+    """Mirror disputes, then re-derive their payments' ledger columns (disputed while a
+    dispute is open or lost; a lost one comes off the net). Disputes of payments we do not
+    hold are skipped (see upsert_refunds)."""
     rows = _dedupe(rows)
     result = UpsertResult()
     if not rows:
@@ -699,7 +690,7 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
                     result.missing_parents.add(row.payment_intent_id or row.charge_id)
                 continue
             current = existing.get(row.id)
-            closed = row.status in CLOSED_DISPUTE_STATUSES
+            closed = row.status in ledger.CLOSED_DISPUTE_STATUSES
             values = {
                 "payment_id": payment_pk,
                 "amount": row.amount,
@@ -721,5 +712,5 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
             touched.add(payment_pk)
             to_write.append(Dispute(stripe_id=row.id, **values))
         _bulk_upsert(Dispute, to_write, unique="stripe_id", update_fields=_DISPUTE_FIELDS)
-        _refresh_payments(touched)
+        refresh_payments(touched)
     return result

@@ -127,6 +127,12 @@ LOGGING = {
 # --- Payments -------------------------------------------------------------------------------
 # Platform commission on each captured payment, in basis points (2000 = 20%).
 PLATFORM_FEE_BPS = env_int("PLATFORM_FEE_BPS", 2000)
+# Fee policy (payments/ledger.py): on refunds the platform returns its fee pro rata, as
+# Stripe's refund_application_fee does ("pro_rata"), or keeps it ("keep"); a lost dispute's
+# amount is borne by the instructor and Stripe's dispute fee by the platform ("instructor"),
+# or the other way round ("platform").
+PLATFORM_FEE_ON_REFUND = env_str("PLATFORM_FEE_ON_REFUND", "pro_rata")
+DISPUTE_LOSS_BORNE_BY = env_str("DISPUTE_LOSS_BORNE_BY", "instructor")
 # The admin shows an estimated row count instead of COUNT(*) on unfiltered PostgreSQL tables
 # larger than this.
 ADMIN_ESTIMATED_COUNT_THRESHOLD = env_int("ADMIN_ESTIMATED_COUNT_THRESHOLD", 50_000)

@@ -21,6 +21,8 @@ class Dispute(TimestampedModel):
     )
     amount = MinorUnitsField()
     currency = CurrencyField()
+    # Stripe's dispute fee (its balance transactions' fees), minor units of `currency`.
+    fee = MinorUnitsField()
     status = models.CharField(max_length=32, choices=Status.choices)
     reason = models.CharField(max_length=64, blank=True)
     evidence_due_by = models.DateTimeField(null=True, blank=True)

@@ -59,10 +59,19 @@ class Payment(TimestampedModel):
 
     amount = MinorUnitsField(help_text="Minor units of the currency.")
     currency = CurrencyField()
-    amount_refunded = MinorUnitsField(help_text="Minor units, refunds that succeeded.")
+    # The derived columns (status, amount_refunded, stripe_fee, platform_fee, net) are written
+    # only by payments/ledger.py's rules, so every screen and report that reads them agrees.
+    amount_refunded = MinorUnitsField(help_text="Minor units refunded (payments/ledger.py).")
     stripe_fee = MinorUnitsField(help_text="Stripe's fee from the balance transaction.")
-    platform_fee = MinorUnitsField(help_text="Our commission (PLATFORM_FEE_BPS of the amount).")
-    net = MinorUnitsField(help_text="What remains for the instructor: amount - fees.")
+    platform_fee = MinorUnitsField(
+        help_text="Our commission after what refunds returned (payments/ledger.py)."
+    )
+    net = MinorUnitsField(
+        help_text="Net to the instructor after fees, refunds and lost disputes (ledger)."
+    )
+    # What Stripe's charge last said, kept so the ledger can re-derive without a snapshot.
+    stripe_amount_refunded = MinorUnitsField(help_text="The charge's amount_refunded in Stripe.")
+    charge_disputed = models.BooleanField(default=False, help_text="The charge's `disputed`.")
 
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
     stripe_status = models.CharField("Stripe status", max_length=64, blank=True)
@@ -73,12 +82,21 @@ class Payment(TimestampedModel):
     decline_code = models.CharField(max_length=64, blank=True)
     failure_message = models.TextField(blank=True)
 
+    # From the PaymentIntent's metadata (payments/metadata.py: the contract); "" when the
+    # checkout did not send a valid value, and then named in `metadata_problems`.
     product_kind = models.CharField(
-        "Product", max_length=32, choices=ProductKind.choices, default=ProductKind.COURSE
+        "Product", max_length=32, choices=ProductKind.choices, blank=True, default=""
     )
+    product_id = models.CharField(max_length=64, blank=True)
+    product_name = models.CharField(max_length=255, blank=True)
     description = models.CharField(max_length=500, blank=True)
     # Hours bought, in minutes, when product_kind is an hour package.
     package_minutes = models.PositiveIntegerField(null=True, blank=True)
+    coupon_code = models.CharField(max_length=64, blank=True)
+    booking_id = models.CharField(max_length=64, blank=True)
+    metadata_problems = models.JSONField(
+        default=list, blank=True, help_text="What the metadata contract found missing or invalid."
+    )
     billing_details = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)

@@ -9,6 +9,7 @@ with Stripe-shaped payloads in test_sync_upserts.py).
 """
 
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from io import StringIO
 
 import pytest
@@ -123,8 +124,11 @@ def test_sync_mirrors_localstripe_field_by_field(peer, account, settings):
             )
             assert local.status == expected
             assert local.stripe_fee == charge.balance_transaction.fee
-            assert local.platform_fee == percent_of(remote.amount, 2000)
-            assert local.net == remote.amount - local.stripe_fee - local.platform_fee
+            # 20% of what the customer kept paying: the fee goes back pro rata with refunds.
+            gross = percent_of(remote.amount, 2000)
+            returned = int(Fraction(gross * refunded, remote.amount) + Fraction(1, 2))  # half up
+            assert local.platform_fee == gross - returned
+            assert local.net == remote.amount - refunded - local.stripe_fee - local.platform_fee
             assert local.succeeded_at == ts(charge.created)
             assert local.failure_code == ""
         else:
