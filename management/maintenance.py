@@ -12,34 +12,20 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.models import Success
 
 from backoffice.models import AdminAction
 from management.models import SyncRun
-from payments.models import BalanceEntry, Payment, Refund, StudentBalance, WebhookEvent
+from payments import ledger
+from payments.models import BalanceEntry, Payment, StudentBalance, WebhookEvent
+from payments.sync import refresh_payments
 
 ACTION_FIX = "fix_inconsistency"
-# Statuses the refunded amount decides; disputed payments keep their status.
-REFUND_DRIVEN_STATUSES = (
-    Payment.Status.SUCCEEDED,
-    Payment.Status.PARTIALLY_REFUNDED,
-    Payment.Status.REFUNDED,
-)
-
-
-def _refunded_status(payment: Payment, refunded: int) -> str:
-    if payment.status not in REFUND_DRIVEN_STATUSES:
-        return payment.status
-    if refunded == 0:
-        return Payment.Status.SUCCEEDED
-    return (
-        Payment.Status.REFUNDED
-        if refunded >= payment.amount
-        else (Payment.Status.PARTIALLY_REFUNDED)
-    )
+CHUNK = 2000
+MAX_EXAMPLES = 20
 
 
 def _audit(obj, *, field: str, old, new, dry_run: bool) -> dict:
@@ -57,59 +43,41 @@ def _audit(obj, *, field: str, old, new, dry_run: bool) -> dict:
     return change
 
 
-def fix_inconsistencies(*, dry_run: bool = False) -> dict:
-    """Find and (unless dry_run) repair derived columns that disagree with their sources."""
-    changes: list[dict] = []
-    succeeded_refunds = (
-        Refund.objects.filter(payment=OuterRef("pk"), status=Refund.Status.SUCCEEDED)
-        .order_by()
-        .values("payment")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    with transaction.atomic():
-        payments = (
-            Payment.objects.select_for_update()
-            .annotate(refund_total=Coalesce(Subquery(succeeded_refunds), Value(0)))
-            .filter(
-                ~Q(amount_refunded=F("refund_total"))
-                | (
-                    Q(status__in=Payment.CAPTURED_STATUSES)
-                    & ~Q(net=F("amount") - F("stripe_fee") - F("platform_fee"))
-                )
-            )
-        )
-        for payment in payments:
-            refunded = min(payment.refund_total, payment.amount)
-            if payment.amount_refunded != refunded:
-                changes.append(
-                    _audit(
-                        payment,
-                        field="amount_refunded",
-                        old=payment.amount_refunded,
-                        new=refunded,
-                        dry_run=dry_run,
-                    )
-                )
-                payment.amount_refunded = refunded
-                status = _refunded_status(payment, refunded)
-                if status != payment.status:
-                    changes.append(
-                        _audit(
-                            payment, field="status", old=payment.status, new=status, dry_run=dry_run
-                        )
-                    )
-                    payment.status = status
-            net = payment.amount - payment.stripe_fee - payment.platform_fee
-            if payment.is_captured and payment.net != net:
-                changes.append(
-                    _audit(payment, field="net", old=payment.net, new=net, dry_run=dry_run)
-                )
-                payment.net = net
-            if not dry_run:
-                payment._change_reason = "fix_inconsistencies"
-                payment.save(update_fields=["amount_refunded", "status", "net", "updated_at"])
+def _payments_off_ledger(pks: list[int]) -> set[int]:
+    """Which of these payments hold ledger columns that the ledger's rules would not give
+    them. Read without locks: a candidate is locked and re-derived before it is changed."""
+    facts = ledger.payment_facts(pks)
+    candidates = set()
+    for payment in Payment.objects.filter(pk__in=pks).order_by():
+        values = ledger.payment_rederive(payment, facts.get(payment.pk, ledger.PaymentFacts()))
+        if any(getattr(payment, name) != value for name, value in values.items()):
+            candidates.add(payment.pk)
+    return candidates
 
+
+def fix_inconsistencies(*, dry_run: bool = False) -> dict:
+    """Find and (unless dry_run) repair derived columns that disagree with their sources:
+    each payment's ledger columns (status, refunded amount, fees, net: payments/ledger.py,
+    the same rules as the sync), hour balances against their entries. Reports the payments
+    whose metadata misses fields of the contract (only the checkout can fill those)."""
+    changes: list[dict] = []
+    all_pks = list(Payment.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(all_pks), CHUNK):
+        candidates = _payments_off_ledger(all_pks[start : start + CHUNK])
+        if not candidates:
+            continue
+        with transaction.atomic():
+            for change in refresh_payments(candidates, reason="fix_inconsistencies"):
+                for field, old in change.old.items():
+                    new = getattr(change.payment, field)
+                    if old != new:
+                        changes.append(
+                            _audit(change.payment, field=field, old=old, new=new, dry_run=dry_run)
+                        )
+            if dry_run:
+                transaction.set_rollback(True)
+
+    with transaction.atomic():
         # A correlated subquery, not a join + GROUP BY: FOR UPDATE can't lock grouped rows.
         entries = (
             BalanceEntry.objects.filter(balance=OuterRef("pk"))
@@ -118,12 +86,12 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
             .annotate(total=Sum("minutes"))
             .values("total")
         )
-        ledger = (
+        off_ledger = (
             StudentBalance.objects.select_for_update()
             .annotate(ledger=Coalesce(Subquery(entries), Value(0)))
             .exclude(minutes=F("ledger"))
         )
-        for balance in ledger:
+        for balance in off_ledger:
             changes.append(
                 _audit(
                     balance,
@@ -137,7 +105,19 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
                 StudentBalance.objects.filter(pk=balance.pk).update(minutes=balance.ledger)
         if dry_run:
             transaction.set_rollback(True)
-    return {"dry_run": dry_run, "repairs": len(changes), "changes": changes[:200]}
+    gaps = Payment.objects.exclude(metadata_problems=[]).order_by("-created")
+    return {
+        "dry_run": dry_run,
+        "repairs": len(changes),
+        "changes": changes[:200],
+        "metadata_gaps": gaps.count(),
+        "metadata_gap_examples": [
+            {"payment": pi, "problems": problems}
+            for pi, problems in gaps.values_list("stripe_payment_intent_id", "metadata_problems")[
+                :MAX_EXAMPLES
+            ]
+        ],
+    }
 
 
 def cleanup_old_data(*, now=None) -> dict:

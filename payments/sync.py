@@ -537,27 +537,35 @@ def upsert_payment_intents(
     return result
 
 
-def refresh_payments(payment_pks: set[int]) -> int:
+@dataclass(frozen=True)
+class PaymentChange:
+    """One payment whose ledger columns refresh_payments rewrote: the old values."""
+
+    payment: Payment
+    old: dict
+
+
+def refresh_payments(payment_pks: set[int], *, reason: str = HISTORY_REASON) -> list[PaymentChange]:
     """Re-derive the ledger's columns of these payments from their stored Stripe snapshot and
-    local refunds and disputes (after refunds or disputes changed). Locks them in pk order.
-    Returns how many payments changed."""
+    local refunds and disputes (after refunds or disputes changed, or to repair them). Locks
+    them in pk order; the caller's transaction holds the locks. Returns what changed."""
     if not payment_pks:
-        return 0
+        return []
     payments = list(Payment.objects.select_for_update().filter(pk__in=payment_pks).order_by("pk"))
     facts = ledger.payment_facts(payment_pks)
-    changed = []
+    changes = []
     for payment in payments:
         values = ledger.payment_rederive(payment, facts.get(payment.pk, ledger.PaymentFacts()))
         if _differs(payment, values):
+            old = {name: getattr(payment, name) for name in values}
             _apply(payment, values)
             payment.updated_at = timezone.now()
-            changed.append(payment)
-    if changed:
+            changes.append(PaymentChange(payment, old))
+    if changes:
+        changed = [change.payment for change in changes]
         Payment.objects.bulk_update(changed, [*ledger.DERIVED_FIELDS, "updated_at"])
-        Payment.history.bulk_history_create(
-            changed, update=True, default_change_reason=HISTORY_REASON
-        )
-    return len(changed)
+        Payment.history.bulk_history_create(changed, update=True, default_change_reason=reason)
+    return changes
 
 
 def _lock_existing(model, rows, *, field: str = "stripe_id") -> dict:

@@ -15,12 +15,17 @@ from unfold.decorators import action, display
 from unfold.utils import parse_date_str
 
 from payments.admin.filters import CurrencyFilter
+from payments.admin.payment import payment_admin_extend
 from payments.money import format_money
 
 from . import dashboard
 from .models import DailyRollup, Receipt
+from .payment_admin import PaymentReportsAdminMixin
 from .pdf import receipt_pdf
 from .selectors import rollup_chart_series, rollup_totals
+
+# Exports, the "JSON report" action and the receipt link on the payments changelist and page.
+payment_admin_extend(PaymentReportsAdminMixin)
 
 WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 

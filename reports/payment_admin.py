@@ -1,7 +1,8 @@
 """What reports adds to the payments changelist and page: exports (import-export and a
 streamed CSV, both keeping the filters), a "JSON report" bulk action and the receipt link.
 
-Mixed into payments.admin.payment.PaymentAdmin; kept here so the payments admin stays thin.
+Added to payments.admin.payment.PaymentAdmin by reports/admin.py (payment_admin_extend):
+payments never imports reports.
 """
 
 from __future__ import annotations

@@ -87,6 +87,10 @@ class PaymentFactory(factory.django.DjangoModelFactory):
             o.amount - o.stripe_fee - o.platform_fee if o.status in Payment.CAPTURED_STATUSES else 0
         )
     )
+    # What Stripe's charge says, consistent with the status asked for (the ledger reads them).
+    amount_refunded = 0
+    stripe_amount_refunded = factory.SelfAttribute("amount_refunded")
+    charge_disputed = factory.LazyAttribute(lambda o: o.status == Payment.Status.DISPUTED)
 
     class Params:
         failed = factory.Trait(

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -9,12 +10,10 @@ from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, two_line
 from backoffice.pagination import EstimatedCountPaginator
-from payments import selectors
+from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
 from payments.stripe_links import stripe_dashboard_url
-from refunds.payment_admin_actions import check_refund_eligibility, request_refund
-from reports.payment_admin import PaymentReportsAdminMixin
 
 from .display import PAYMENT_STATUS_COLOURS, external_link, money
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
@@ -55,12 +54,11 @@ class DisputeInline(ReadOnlyInline):
         return money(obj.amount, obj.currency)
 
 
-@admin.register(Payment)
-# Exports, the "JSON report" action and the receipt link come from reports/payment_admin.py.
-class PaymentAdmin(
-    FastActionCheckboxMixin, PaymentReportsAdminMixin, PaymentRetryAdminMixin, ModelAdmin
-):
-    """Payments mirror Stripe: staff read them here and act through actions, never edit."""
+class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
+    """Payments mirror Stripe: staff read them here and act through actions, never edit.
+
+    Apps above payments add to this page through `payment_admin_extend` (refunds: the refund
+    links; reports: exports, the JSON report and the receipt), so payments imports neither."""
 
     list_display = [
         "payment_cell",
@@ -92,10 +90,6 @@ class PaymentAdmin(
     search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
     ordering = ["-created", "-id"]
     inlines = [RefundInline, DisputeInline]
-    # Refunds (refunds/): GET links to the eligibility page and the request form, which POSTs.
-    actions_detail = ["check_refund_eligibility", "request_refund"]
-    check_refund_eligibility = check_refund_eligibility
-    request_refund = request_refund
     # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py) and
     # a link to the payment's Stripe webhook events.
     change_form_outer_before_template = "payments/admin/payment_page_tools.html"
@@ -109,9 +103,22 @@ class PaymentAdmin(
                     "stripe_status",
                     "fee_breakdown",
                     "stripe_links",
-                    "product_kind",
                     "description",
+                ]
+            },
+        ),
+        (
+            "Marketplace (from the payment's metadata)",
+            {
+                "fields": [
+                    "metadata_gaps",
                     "instructor",
+                    "product_kind",
+                    "product_id",
+                    "product_name",
+                    "package_minutes",
+                    "coupon_code",
+                    "booking_id",
                 ]
             },
         ),
@@ -192,8 +199,9 @@ class PaymentAdmin(
         # Compact and sortable at a glance; the site's time zone.
         return timezone.localtime(obj.created).strftime("%Y-%m-%d %H:%M")
 
-    @display(description="Net")
+    @display(description="Net to instructor")
     def net_cell(self, obj):
+        # The ledger's stored figure: the payment page's last breakdown line is the same one.
         return money(obj.net, obj.currency) if obj.is_captured else "—"
 
     @display(description="Method")
@@ -202,25 +210,44 @@ class PaymentAdmin(
 
     @display(description="Amount, fees and net")
     def fee_breakdown(self, obj):
-        # Net is amount - fees, as Stripe's balance transaction and the reports count it;
-        # refunds are shown after it so that every line adds up.
-        rows = [
-            ("Amount", obj.amount),
-            ("Stripe fee", -obj.stripe_fee),
-            ("Platform fee", -obj.platform_fee),
-            ("Net to instructor", obj.net),
+        # Every line comes from the ledger and they add up to the net the changelist shows.
+        figures = ledger.payment_breakdown(payment=obj)
+        rows = [("Amount", figures.amount)]
+        if figures.refunded:
+            rows.append(("Refunded to the customer", -figures.refunded))
+        rows += [
+            ("Stripe fee", -figures.stripe_fee),
+            ("Platform fee", -figures.platform_fee_gross),
         ]
-        if obj.amount_refunded:
-            rows += [
-                ("Refunded to the customer", -obj.amount_refunded),
-                ("Net after refunds", obj.net - obj.amount_refunded),
-            ]
+        if figures.platform_fee_returned:
+            rows.append(("Platform fee returned with refunds", figures.platform_fee_returned))
+        if figures.instructor_dispute_loss:
+            label = (
+                "Lost in disputes"
+                if settings.DISPUTE_LOSS_BORNE_BY == "instructor"
+                else "Dispute fees"
+            )
+            rows.append((label, -figures.instructor_dispute_loss))
+        rows.append(("Net to instructor", figures.net_to_instructor))
         return render_to_string(
             "payments/admin/fee_breakdown.html",
             {
                 "rows": [(label, format_money(value, obj.currency)) for label, value in rows],
-                "captured": obj.is_captured,
+                "captured": figures.captured,
+                "platform_keeps": format_money(figures.net_to_platform, obj.currency),
+                "disputed_lost": format_money(figures.disputed_lost, obj.currency)
+                if figures.disputed_lost
+                else "",
+                "stale": figures.captured and figures.net_to_instructor != obj.net,
             },
+        )
+
+    @display(description="Metadata")
+    def metadata_gaps(self, obj):
+        if not obj.metadata_problems:
+            return "Complete: the checkout sent every field this payment needs."
+        return render_to_string(
+            "payments/admin/metadata_problems.html", {"problems": obj.metadata_problems}
         )
 
     @display(description="Stripe dashboard")
@@ -248,3 +275,18 @@ class PaymentAdmin(
             "payments/admin/timeline.html",
             {"entries": selectors.payment_timeline(payment=obj)},
         )
+
+
+admin.site.register(Payment, PaymentAdmin)
+_extensions: list[type] = []
+
+
+def payment_admin_extend(mixin: type) -> None:
+    """Add an admin mixin (actions, fieldsets, exports) of an app above payments to the
+    payment page: the registered admin becomes PaymentAdmin with every mixin added so far in
+    front of it. Called from those apps' admin modules; idempotent."""
+    if mixin in _extensions:
+        return
+    _extensions.append(mixin)
+    admin.site.unregister(Payment)
+    admin.site.register(Payment, type("PaymentAdmin", (*_extensions, PaymentAdmin), {}))

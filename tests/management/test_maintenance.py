@@ -30,11 +30,17 @@ def test_refunded_amount_and_status_are_rebuilt_from_succeeded_refunds():
     payment.refresh_from_db()
     assert payment.amount_refunded == 2000
     assert payment.status == Payment.Status.PARTIALLY_REFUNDED
-    assert result["repairs"] == 2
-    assert (
-        AdminAction.objects.filter(action="fix_inconsistency", target_id=str(payment.pk)).count()
-        == 2
-    )
+    # The refund gives back 2/5 of the 10.00 platform fee, and the net follows.
+    assert payment.platform_fee == 600
+    assert payment.net == 5000 - 2000 - payment.stripe_fee - 600
+    fixed = AdminAction.objects.filter(action="fix_inconsistency", target_id=str(payment.pk))
+    assert result["repairs"] == 4
+    assert sorted(fixed.values_list("details__field", flat=True)) == [
+        "amount_refunded",
+        "net",
+        "platform_fee",
+        "status",
+    ]
     assert run("--fix-inconsistencies")["repairs"] == 0  # idempotent
 
 
@@ -52,7 +58,7 @@ def test_dry_run_changes_nothing():
     RefundFactory(payment=payment, amount=5000)
     result = run("--fix-inconsistencies", "--dry-run")
     payment.refresh_from_db()
-    assert result["repairs"] == 2 and result["dry_run"] is True
+    assert result["repairs"] == 4 and result["dry_run"] is True
     assert payment.amount_refunded == 0
     assert not AdminAction.objects.exists()
 
