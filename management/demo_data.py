@@ -1,5 +1,11 @@
 """Deterministic demo data: the same seed and `now` always give the same rows.
 
+The generator writes what Stripe would send, not our rows: customers, payment methods,
+payment intents (with the marketplace's metadata contract, payments/metadata.py), refunds and
+disputes as the gateway's dataclasses, fed through the sync's upserts (payments/sync.py). So
+the mirror's fields, the instructors and every derived figure (payments/ledger.py) come from
+the same code as production, and a field only the generator filled cannot hide.
+
 Small by default (a few thousand payments in seconds); the same code fills a million rows for
 the benchmarks, streaming in batches so memory stays flat.
 """
@@ -18,17 +24,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from payments.models import (
-    BalanceEntry,
-    Customer,
-    Dispute,
-    FraudAlert,
-    Instructor,
-    Payment,
-    PaymentMethod,
-    Refund,
-    StudentBalance,
+from payments import sync
+from payments.gateway import (
+    StripeCustomer,
+    StripeDispute,
+    StripePaymentIntent,
+    StripePaymentMethod,
+    StripeRefund,
 )
+from payments.models import BalanceEntry, FraudAlert, Payment, StudentBalance
 from payments.money import percent_of
 
 CATALOG = Path(settings.BASE_DIR) / "fixtures" / "demo_catalog.json"
@@ -68,9 +72,16 @@ CURRENCIES = [("usd", 75), ("eur", 18), ("jpy", 5), ("gbp", 2)]
 CURRENCY_SCALE = {"usd": 1.0, "eur": 0.92, "gbp": 0.79, "jpy": 1.5}
 # Stripe-like pricing: (basis points, fixed minor units).
 STRIPE_PRICING = {"usd": (290, 30), "eur": (150, 25), "gbp": (150, 20), "jpy": (360, 0)}
-METHODS = [("card", 85), ("wallet", 8), ("bank_transfer", 4), ("sepa_debit", 3)]
+# Stripe payment method types (the mirror maps them to ours: paypal -> wallet, ...).
+METHODS = [("card", 85), ("paypal", 8), ("us_bank_account", 4), ("sepa_debit", 3)]
 CARD_BRANDS = [("visa", 55), ("mastercard", 30), ("amex", 10), ("discover", 5)]
 DISPUTE_REASONS = ["fraudulent", "product_not_received", "duplicate", "subscription_canceled"]
+# Disputed payments: most still open, some already lost (the instructor's net shows it).
+DISPUTE_STATUSES = [("needs_response", 45), ("under_review", 35), ("lost", 20)]
+COUPONS = ["WELCOME10", "SPRING25", "FRIENDS15"]
+# A few payments from an older checkout that sent no marketplace metadata: the payment page
+# and --fix-inconsistencies show the gap.
+LEGACY_CHECKOUT_SHARE = 0.01
 REFUND_REASONS = ["requested_by_customer", "duplicate", "fraudulent"]
 
 
@@ -121,8 +132,8 @@ class DemoGenerator:
             self.stdout.write(message)
 
     def run(self, size: DemoSize) -> dict[str, int]:
+        instructors = self._instructors(size.instructors)
         with transaction.atomic():
-            instructors = self._instructors(size.instructors)
             customers, methods = self._customers(size.customers)
         counts = {
             "instructors": len(instructors),
@@ -132,17 +143,15 @@ class DemoGenerator:
             "refunds": 0,
             "disputes": 0,
         }
-        for batch in self._payment_batches(size.payments, customers, methods, instructors):
+        for intents, refunds, disputes in self._payment_batches(
+            size.payments, customers, methods, instructors
+        ):
+            # The sync's own upserts, in its order: payments, then their refunds and disputes.
             with transaction.atomic():
-                created = Payment.objects.bulk_create([payment for payment, _ in batch])
-                refunds, disputes = [], []
-                for payment, (_, extra) in zip(created, batch, strict=True):
-                    for kind, row in extra:
-                        row.payment_id = payment.pk
-                        (refunds if kind == "refund" else disputes).append(row)
-                Refund.objects.bulk_create(refunds)
-                Dispute.objects.bulk_create(disputes)
-            counts["payments"] += len(created)
+                sync.upsert_payment_intents(intents, send_signals=False)
+                sync.upsert_refunds(refunds)
+                sync.upsert_disputes(disputes, now=self.now)
+            counts["payments"] += len(intents)
             counts["refunds"] += len(refunds)
             counts["disputes"] += len(disputes)
             if size.payments >= 50_000:
@@ -220,68 +229,79 @@ class DemoGenerator:
             )
         return len(rows)
 
-    def _instructors(self, n: int) -> list[Instructor]:
+    def _instructors(self, n: int) -> list[dict[str, str]]:
+        """The instructors' part of the metadata contract; the sync creates the rows."""
         names = self.catalog["instructors"]
         rows = []
         for i in range(n):
             name = names[i % len(names)] + ("" if i < len(names) else f" {i // len(names) + 1}")
-            email = f"{name.lower().replace(' ', '.')}@instructors.example.com"
-            instructor, _ = Instructor.objects.get_or_create(
-                email=email,
-                defaults={"name": name, "stripe_account_id": _stripe_id(self.rng, "acct_")[:21]},
+            rows.append(
+                {
+                    "instructor_name": name,
+                    "instructor_email": f"{name.lower().replace(' ', '.')}@instructors.example.com",
+                    "instructor_account": _stripe_id(self.rng, "acct_")[:21],
+                    "instructor_id": f"ins_{i + 1:04d}",
+                }
             )
-            rows.append(instructor)
         return rows
 
     def _customers(self, n: int):
+        """Stripe customers and their payment methods, mirrored through the sync."""
         first, last = self.catalog["first_names"], self.catalog["last_names"]
         domains = self.catalog["email_domains"]
-        customers, methods = [], []
+        customers: list[StripeCustomer] = []
+        methods: dict[str, list[StripePaymentMethod]] = {}
         start = self.now - timedelta(days=DAYS + 180)
         for i in range(n):
             given, family = self.rng.choice(first), self.rng.choice(last)
             email = f"{given}.{family}.{i}@{self.rng.choice(domains)}".lower()
+            customer_id = _stripe_id(self.rng, "cus_")[:18]
+            created = start + timedelta(minutes=self.rng.randint(0, (DAYS + 180) * 1440))
+            owned = methods.setdefault(customer_id, [])
+            for _ in range(1 if self.rng.random() < 0.7 else 2):
+                kind = _pick(self.rng, METHODS)
+                card = kind == "card"
+                owned.append(
+                    StripePaymentMethod(
+                        id=_stripe_id(self.rng, "pm_"),
+                        customer_id=customer_id,
+                        type=kind,
+                        card_brand=_pick(self.rng, CARD_BRANDS) if card else "",
+                        card_last4=f"{self.rng.randint(0, 9999):04d}" if card else "",
+                        card_exp_month=self.rng.randint(1, 12) if card else None,
+                        card_exp_year=self.now.year + self.rng.randint(0, 5) if card else None,
+                        livemode=False,
+                        created=created,
+                    )
+                )
             customers.append(
-                Customer(
-                    stripe_id=_stripe_id(self.rng, "cus_")[:18],
+                StripeCustomer(
+                    id=customer_id,
                     email=email,
                     name=f"{given} {family}",
-                    created=start + timedelta(minutes=self.rng.randint(0, (DAYS + 180) * 1440)),
+                    livemode=False,
+                    created=created,
+                    default_payment_method_id=owned[0].id,
                 )
             )
-        customers = Customer.objects.bulk_create(customers, batch_size=BATCH)
-        by_customer: dict[int, list[PaymentMethod]] = {}
-        for customer in customers:
-            for j in range(1 if self.rng.random() < 0.7 else 2):
-                kind = _pick(self.rng, METHODS)
-                pm = PaymentMethod(
-                    stripe_id=_stripe_id(self.rng, "pm_"),
-                    customer=customer,
-                    type=kind,
-                    is_default=(j == 0),
-                    created=customer.created,
-                )
-                if kind == "card":
-                    pm.card_brand = _pick(self.rng, CARD_BRANDS)
-                    pm.card_last4 = f"{self.rng.randint(0, 9999):04d}"
-                    pm.card_exp_month = self.rng.randint(1, 12)
-                    pm.card_exp_year = self.now.year + self.rng.randint(0, 5)
-                methods.append(pm)
-        methods = PaymentMethod.objects.bulk_create(methods, batch_size=BATCH)
-        for pm in methods:
-            by_customer.setdefault(pm.customer_id, []).append(pm)
-        return customers, by_customer
+        for start_at in range(0, n, BATCH):
+            page = customers[start_at : start_at + BATCH]
+            sync.upsert_customers(page)
+            sync.upsert_payment_methods([m for c in page for m in methods[c.id]])
+            # Now that the methods exist: mark each customer's default.
+            sync.apply_default_payment_methods(page)
+        return customers, methods
 
-    def _payment_batches(self, n, customers, methods, instructors) -> Iterator[list]:
+    def _payment_batches(self, n, customers, methods, instructors) -> Iterator[tuple]:
         products = self.catalog["products"]
         kinds = list(products)
         kind_weights = [50, 15, 25, 10]
         span_minutes = DAYS * 24 * 60
-        batch = []
+        intents, refunds, disputes = [], [], []
         for i in range(n):
             rng = self.rng
             customer = rng.choice(customers)
-            method = rng.choice(methods[customer.pk])
+            method = rng.choice(methods[customer.id])
             kind = rng.choices(kinds, weights=kind_weights, k=1)[0]
             currency = _pick(rng, CURRENCIES)
             status = _pick(rng, STATUS_MIX)
@@ -290,38 +310,58 @@ class DemoGenerator:
                 minutes=rng.randint(1, span_minutes), seconds=rng.randint(0, 59)
             )
             pi = _stripe_id(rng, "pi_")
-            payment = Payment(
-                stripe_payment_intent_id=pi,
-                customer_id=customer.pk,
-                payment_method_id=method.pk,
-                instructor=rng.choice(instructors),
-                amount=amount,
-                currency=currency,
-                status=status,
-                stripe_status=_stripe_status(status),
-                payment_method_type=method.type,
-                product_kind=kind,
-                description=(title := rng.choice(products[kind]["titles"])),
-                # Hour-package titles start with the number of hours ("10 tutoring hours").
-                package_minutes=int(title.split()[0]) * 60 if kind == "hour_package" else None,
-                billing_details={
+            title = rng.choice(products[kind]["titles"])
+            metadata = {"order_id": f"ord_{self.seed}_{i}"}
+            if rng.random() >= LEGACY_CHECKOUT_SHARE:
+                metadata |= rng.choice(instructors)
+                metadata |= {
+                    "product_kind": kind,
+                    "product_id": f"{kind}_{products[kind]['titles'].index(title) + 1:03d}",
+                    "product_name": title,
+                }
+                if kind == "hour_package":
+                    # Hour-package titles start with the number of hours ("10 tutoring hours").
+                    metadata["package_minutes"] = str(int(title.split()[0]) * 60)
+                if kind == "event":
+                    metadata["booking_id"] = f"bk_{self.seed}_{i}"
+                if rng.random() < 0.08:
+                    metadata["coupon_code"] = rng.choice(COUPONS)
+            charge_created = created + timedelta(seconds=rng.randint(2, 40))
+            intent = {
+                "id": pi,
+                "amount": amount,
+                "currency": currency,
+                "status": _stripe_status(status),
+                "created": created,
+                "customer_id": customer.id,
+                "payment_method_id": method.id,
+                "payment_method_type": method.type,
+                "description": title,
+                "metadata": metadata,
+                "billing_details": {
                     "name": customer.name,
                     "email": customer.email,
                     "address": {"country": rng.choice(["US", "DE", "FR", "JP", "GB", "ES"])},
                 },
-                ip_address=f"203.0.113.{rng.randint(1, 254)}",
-                metadata={"order_id": f"ord_{self.seed}_{i}"},
-                livemode=False,
-                created=created,
-            )
-            extra = []
-            if status in Payment.CAPTURED_STATUSES:
-                payment.stripe_charge_id = "ch_" + pi[3:]
-                payment.succeeded_at = created + timedelta(seconds=rng.randint(2, 40))
-                payment.stripe_fee = stripe_fee_for(amount, currency)
-                payment.platform_fee = percent_of(amount, settings.PLATFORM_FEE_BPS)
-                payment.net = amount - payment.stripe_fee - payment.platform_fee
-                extra = self._refunds_and_disputes(payment, rng)
+            }
+            captured = status in Payment.CAPTURED_STATUSES
+            if captured:
+                intent |= {
+                    "latest_charge_id": "ch_" + pi[3:],
+                    "charge_status": "succeeded",
+                    "charge_created": charge_created,
+                    "stripe_fee": stripe_fee_for(amount, currency),
+                    "amount_received": amount,
+                }
+                refund, dispute = self._refund_and_dispute(
+                    pi, status, amount, currency, charge_created, rng
+                )
+                if refund is not None:
+                    refunds.append(refund)
+                    intent["amount_refunded"] = refund.amount
+                if dispute is not None:
+                    disputes.append(dispute)
+                    intent["charge_disputed"] = True
             elif status == Payment.Status.FAILED:
                 code, decline, message = _pick(rng, FAILURES)
                 if method.type != "card":
@@ -330,59 +370,56 @@ class DemoGenerator:
                         "",
                         "The payment method is not activated.",
                     )
-                payment.failure_code, payment.decline_code = code, decline
-                payment.failure_message = message
-                payment.failed_at = created + timedelta(seconds=rng.randint(2, 40))
-                payment.stripe_charge_id = "ch_" + pi[3:]
+                intent |= {
+                    "latest_charge_id": "ch_" + pi[3:],
+                    "charge_status": "failed",
+                    "charge_created": charge_created,
+                    "failure_code": code,
+                    "decline_code": decline,
+                    "failure_message": message,
+                }
             elif status == Payment.Status.CANCELED:
-                payment.canceled_at = created + timedelta(hours=rng.randint(1, 48))
-            batch.append((payment, extra))
-            if len(batch) == BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+                intent["canceled_at"] = created + timedelta(hours=rng.randint(1, 48))
+            intents.append(StripePaymentIntent(**intent))
+            if len(intents) == BATCH:
+                yield intents, refunds, disputes
+                intents, refunds, disputes = [], [], []
+        if intents:
+            yield intents, refunds, disputes
 
-    def _refunds_and_disputes(self, payment: Payment, rng: random.Random):
-        extra = []
-        when = payment.succeeded_at + timedelta(hours=rng.randint(2, 24 * 20))
+    def _refund_and_dispute(self, pi, status, amount, currency, charged_at, rng):
+        when = charged_at + timedelta(hours=rng.randint(2, 24 * 20))
         when = min(when, self.now - timedelta(minutes=5))
-        if payment.status == Payment.Status.REFUNDED:
-            payment.amount_refunded = payment.amount
-        elif payment.status == Payment.Status.PARTIALLY_REFUNDED:
-            payment.amount_refunded = max(1, payment.amount * rng.choice([25, 40, 50]) // 100)
-        if payment.amount_refunded:
-            extra.append(
-                (
-                    "refund",
-                    Refund(
-                        stripe_id=_stripe_id(rng, "re_"),
-                        amount=payment.amount_refunded,
-                        currency=payment.currency,
-                        status=Refund.Status.SUCCEEDED,
-                        reason=rng.choice(REFUND_REASONS),
-                        created=when,
-                    ),
-                )
+        refund = dispute = None
+        refunded = 0
+        if status == Payment.Status.REFUNDED:
+            refunded = amount
+        elif status == Payment.Status.PARTIALLY_REFUNDED:
+            refunded = max(1, amount * rng.choice([25, 40, 50]) // 100)
+        if refunded:
+            refund = StripeRefund(
+                id=_stripe_id(rng, "re_"),
+                payment_intent_id=pi,
+                charge_id="ch_" + pi[3:],
+                amount=refunded,
+                currency=currency,
+                status="succeeded",
+                created=when,
+                reason=rng.choice(REFUND_REASONS),
             )
-        if payment.status == Payment.Status.DISPUTED:
-            extra.append(
-                (
-                    "dispute",
-                    Dispute(
-                        stripe_id=_stripe_id(rng, "dp_"),
-                        amount=payment.amount,
-                        currency=payment.currency,
-                        status=rng.choice(
-                            [Dispute.Status.NEEDS_RESPONSE, Dispute.Status.UNDER_REVIEW]
-                        ),
-                        reason=rng.choice(DISPUTE_REASONS),
-                        created=when,
-                        evidence_due_by=when + timedelta(days=7),
-                    ),
-                )
+        if status == Payment.Status.DISPUTED:
+            dispute = StripeDispute(
+                id=_stripe_id(rng, "dp_"),
+                charge_id="ch_" + pi[3:],
+                payment_intent_id=pi,
+                amount=amount,
+                currency=currency,
+                status=_pick(rng, DISPUTE_STATUSES),
+                created=when,
+                reason=rng.choice(DISPUTE_REASONS),
+                evidence_due_by=when + timedelta(days=7),
             )
-        return extra
+        return refund, dispute
 
 
 def _stripe_status(status: str) -> str:

@@ -2,6 +2,7 @@
 
 from collections import Counter
 from datetime import UTC, datetime
+from fractions import Fraction
 
 import pytest
 from django.core.management import call_command
@@ -67,7 +68,18 @@ def test_amounts_are_consistent():
     DemoGenerator(seed=3, now=NOW).run(demo_size(1000))
     for payment in Payment.objects.all():
         if payment.is_captured:
-            assert payment.net == payment.amount - payment.stripe_fee - payment.platform_fee
+            # The fee policy, recomputed here: 20% of the amount, returned pro rata (half up)
+            # with refunds; a lost dispute comes off the instructor's net.
+            gross = Fraction(payment.amount * 2000, 10000)
+            kept = int(gross + Fraction(1, 2)) - int(
+                int(gross + Fraction(1, 2)) * Fraction(payment.amount_refunded, payment.amount)
+                + Fraction(1, 2)
+            )
+            lost = sum(d.amount for d in payment.disputes.all() if d.status == "lost")
+            assert payment.platform_fee == kept
+            assert payment.net == (
+                payment.amount - payment.amount_refunded - payment.stripe_fee - kept - lost
+            )
             assert payment.stripe_fee > 0 or payment.currency == "jpy"
         else:
             assert (payment.stripe_fee, payment.platform_fee, payment.net) == (0, 0, 0)
@@ -75,6 +87,18 @@ def test_amounts_are_consistent():
         assert refunded == payment.amount_refunded
         if payment.currency == "jpy":
             assert payment.amount % 10 == 0
+    # The marketplace's fields came from the metadata contract, through the sync.
+    with_instructor = Payment.objects.filter(instructor__isnull=False)
+    assert with_instructor.count() > 950
+    assert Payment.objects.exclude(metadata_problems=[]).count() < 50
+    assert (
+        not Payment.objects.filter(product_kind="hour_package", package_minutes=None)
+        .exclude(metadata_problems=[])
+        .filter(instructor__isnull=False)
+        .exists()
+    )
+    assert Payment.objects.filter(coupon_code__gt="").exists()
+    assert Payment.objects.filter(status="disputed", disputes__status="lost").exists()
 
 
 def test_seed_demo_command_is_idempotent_with_if_empty():
