@@ -1,4 +1,4 @@
-"""Our errors in place of Stripe's. Only payments/gateway.py raises the gateway ones; every
+"""Our errors in place of Stripe's. Only payments/gateway/ raises the gateway ones; every
 caller catches these, never `stripe.*` exceptions.
 
 Messages are module constants so that tests and admin messages can use the exact words.

@@ -4,10 +4,9 @@ which really exist in the demo's localstripe, so approving one in the demo refun
 Called by `seed_demo` after the payments exist. Without a reachable STRIPE_API_BASE it seeds
 the local-only requests and warns.
 
-The gateway has no functions to *create* customers, payment methods or payment intents (the
-product never takes payments itself), so `stripe_demo_payment_create` below is a small
-demo-only adapter over the gateway's own client (payments.gateway.StripeClient): it never
-imports `stripe`, and it refuses to run against anything but a test-mode key.
+The product never takes payments itself: `stripe_demo_payment_create` below buys through
+management.demo_purchases (the demo's test purchase, composed from generic gateway calls and
+refusing anything but a test-mode key).
 """
 
 from __future__ import annotations
@@ -70,9 +69,12 @@ def stripe_demo_payment_create(
 ) -> DemoStripePayment:
     """A confirmed card payment in the configured (test-mode) Stripe, through the gateway.
     Raises payments.exceptions.GatewayError."""
-    from payments.gateway import stripe_test_purchase_create
+    # Imported late, and the one import of `management` from `refunds`: this module is demo
+    # seeding that only management's `seed_demo` (and tests) run, and the test purchase is
+    # demo code that belongs with the demo app rather than in the product.
+    from management.demo_purchases import demo_purchase_create
 
-    purchase = stripe_test_purchase_create(
+    purchase = demo_purchase_create(
         amount=amount, currency=currency, email=email, name=name, key=f"demo:{key}"
     )
     intent = purchase.payment_intent

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 import stripe
 
-from payments import gateway
+from payments.gateway import client as gateway_client
 
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000341"  # the one card localstripe declines on a one-off payment
@@ -223,5 +223,5 @@ def setup_peer(localstripe: str, settings, monkeypatch) -> Peer:
     settings.STRIPE_LOCALSTRIPE_COMPAT = True
     settings.STRIPE_SYNC_OVERLAP_SECONDS = 300
     sleeps: list[float] = []
-    monkeypatch.setattr(gateway, "sleep", sleeps.append)
+    monkeypatch.setattr(gateway_client, "sleep", sleeps.append)
     return Peer(url=localstripe, client=sdk(localstripe), sleeps=sleeps)

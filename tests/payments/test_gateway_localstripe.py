@@ -85,6 +85,50 @@ def test_retrieve_functions_map_current_objects(peer):
     assert (mirrored.amount_refunded, mirrored.payment_method.card_last4) == (99, "4242")
 
 
+def test_create_customer_attach_a_test_method_and_take_a_confirmed_payment(peer):
+    customer = gateway.stripe_customer_create(
+        email="Buyer@Example.com", name="Buyer", idempotency_key="buy:1:customer"
+    )
+    assert (customer.email, customer.name) == ("buyer@example.com", "Buyer")
+    method = gateway.stripe_payment_method_attach(
+        payment_method_id="pm_card_visa", customer_id=customer.id, idempotency_key="buy:1:attach"
+    )
+    assert (method.customer_id, method.card_last4) == (customer.id, "4242")
+    intent = gateway.stripe_payment_intent_create(
+        amount=3100,
+        currency="usd",
+        customer_id=customer.id,
+        payment_method_id=method.id,
+        confirm=True,
+        metadata={"order": 7},
+        idempotency_key="buy:1:pi",
+    )
+    assert (intent.status, intent.amount_received, intent.metadata) == (
+        "succeeded",
+        3100,
+        {"order": "7"},
+    )
+    assert intent.latest_charge_id
+    again = gateway.stripe_payment_intent_retrieve(payment_intent_id=intent.id)
+    assert (again.customer_id, again.payment_method_id) == (customer.id, method.id)
+
+
+def test_an_unconfirmed_payment_intent_waits_for_confirmation(peer):
+    customer, card = make_customer(peer.client, email="later@example.com")
+    intent = gateway.stripe_payment_intent_create(
+        amount=500,
+        currency="usd",
+        customer_id=customer.id,
+        payment_method_id=card.id,
+        idempotency_key="later:1:pi",
+    )
+    assert (intent.status, intent.amount_received, intent.latest_charge_id) == (
+        "requires_confirmation",
+        0,
+        "",
+    )
+
+
 def test_missing_object_raises_resource_missing(peer):
     with pytest.raises(ResourceMissing):
         gateway.stripe_payment_intent_retrieve(payment_intent_id="pi_doesnotexist")

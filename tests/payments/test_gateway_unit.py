@@ -26,6 +26,8 @@ from payments.exceptions import (
     ResourceMissing,
     WebhookSignatureError,
 )
+from payments.gateway import calls as gateway_calls
+from payments.gateway import client as gateway_client
 
 # --- mappers ------------------------------------------------------------------------------------
 
@@ -231,7 +233,7 @@ def make_client(settings, *, max_retries=3):
 
 def test_call_retries_then_succeeds_and_counts_calls(settings, monkeypatch):
     slept = []
-    monkeypatch.setattr(gateway, "sleep", slept.append)
+    monkeypatch.setattr(gateway_client, "sleep", slept.append)
     client = make_client(settings)
     attempts = []
 
@@ -249,7 +251,7 @@ def test_call_retries_then_succeeds_and_counts_calls(settings, monkeypatch):
 
 
 def test_call_gives_up_after_max_retries_with_our_error(settings, monkeypatch):
-    monkeypatch.setattr(gateway, "sleep", lambda s: None)
+    monkeypatch.setattr(gateway_client, "sleep", lambda s: None)
     client = make_client(settings, max_retries=2)
     calls = []
 
@@ -427,7 +429,7 @@ def test_list_pages_sends_created_gt_and_resumes_after_the_last_id(settings):
     )
     floor = datetime.fromtimestamp(1_800_000_000, tz=UTC)
     pages = list(
-        gateway._list_pages(
+        gateway_calls._list_pages(
             fake,
             gateway.refund_from_stripe,
             params={},
@@ -458,7 +460,7 @@ def test_list_pages_filters_client_side_when_the_peer_cannot(settings):
             )
         ]
     )
-    (page,) = gateway._list_pages(
+    (page,) = gateway_calls._list_pages(
         fake,
         gateway.refund_from_stripe,
         params={},
@@ -470,3 +472,132 @@ def test_list_pages_filters_client_side_when_the_peer_cannot(settings):
     assert "created" not in fake.params[0]
     assert [r.id for r in page.items] == ["re_new"]
     assert page.last_id == "re_new"  # the cursor follows the raw page, filtered or not
+
+
+# --- the calls the demo composes a purchase from (params and idempotency keys sent) -------------
+
+
+class RecordingEndpoint:
+    """Stands in for one SDK method: records (args, params, options), answers `reply`."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.calls = []
+
+    def __call__(self, *args, params=None, options=None):
+        self.calls.append((args, params, options))
+        return self.reply
+
+
+def recording_client(settings, **endpoints):
+    from types import SimpleNamespace
+
+    client = make_client(settings)
+    v1 = {name: SimpleNamespace(**methods) for name, methods in endpoints.items()}
+    client.sdk = SimpleNamespace(v1=SimpleNamespace(**v1))
+    return client
+
+
+def test_payment_intent_create_sends_a_confirmed_card_payment_with_the_key(settings):
+    create = RecordingEndpoint({"id": "pi_1", "amount": 2500, "currency": "usd"})
+    client = recording_client(settings, payment_intents={"create": create})
+    intent = gateway.stripe_payment_intent_create(
+        amount=2500,
+        currency="USD",
+        customer_id="cus_1",
+        payment_method_id="pm_1",
+        confirm=True,
+        metadata={"order": 42},
+        idempotency_key="purchase:42:pi",
+        client=client,
+    )
+    assert (intent.id, intent.amount) == ("pi_1", 2500)
+    ((args, params, options),) = create.calls
+    assert args == ()
+    assert params == {
+        "amount": 2500,
+        "currency": "usd",
+        "customer": "cus_1",
+        "payment_method": "pm_1",
+        "payment_method_types": ["card"],
+        "confirm": True,
+        "metadata": {"order": "42"},
+    }
+    assert options == {"idempotency_key": "purchase:42:pi"}
+
+
+def test_customer_create_and_payment_method_attach_send_their_keys(settings):
+    create = RecordingEndpoint({"id": "cus_1", "email": "ada@example.com"})
+    attach = RecordingEndpoint({"id": "pm_2", "customer": "cus_1", "type": "card"})
+    client = recording_client(
+        settings, customers={"create": create}, payment_methods={"attach": attach}
+    )
+    customer = gateway.stripe_customer_create(
+        email="ada@example.com", name="Ada", idempotency_key="k:customer", client=client
+    )
+    method = gateway.stripe_payment_method_attach(
+        payment_method_id="pm_card_visa",
+        customer_id=customer.id,
+        idempotency_key="k:attach",
+        client=client,
+    )
+    assert create.calls == [
+        ((), {"email": "ada@example.com", "name": "Ada"}, {"idempotency_key": "k:customer"})
+    ]
+    assert attach.calls == [
+        (("pm_card_visa",), {"customer": "cus_1"}, {"idempotency_key": "k:attach"})
+    ]
+    assert (method.id, method.customer_id) == ("pm_2", "cus_1")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: gateway.stripe_customer_create(email="a@example.com", name="A", idempotency_key=""),
+        lambda: gateway.stripe_payment_method_attach(
+            payment_method_id="pm_1", customer_id="cus_1", idempotency_key=""
+        ),
+        lambda: gateway.stripe_payment_intent_create(
+            amount=100,
+            currency="usd",
+            customer_id="cus_1",
+            payment_method_id="pm_1",
+            idempotency_key="",
+        ),
+    ],
+)
+def test_creating_calls_refuse_to_run_without_an_idempotency_key(call):
+    with pytest.raises(ValueError, match=ERR_IDEMPOTENCY_KEY_REQUIRED):
+        call()
+
+
+def test_payment_intent_create_refuses_a_non_positive_amount():
+    with pytest.raises(ValueError, match=gateway_calls.ERR_AMOUNT_NOT_POSITIVE):
+        gateway.stripe_payment_intent_create(
+            amount=0,
+            currency="usd",
+            customer_id="cus_1",
+            payment_method_id="pm_1",
+            idempotency_key="k",
+        )
+
+
+def test_the_package_reexports_its_calls_so_patching_reaches_callers(monkeypatch):
+    # Callers call `gateway.<name>(...)`; a test that patches payments.gateway.<name> must
+    # change what they run. Every public call is the submodule's own function.
+    for name in gateway.__all__:
+        if name.startswith("stripe_"):
+            assert getattr(gateway, name) is getattr(gateway_calls, name)
+    from payments.services import payment_retry
+
+    monkeypatch.setattr(gateway, "stripe_payment_intent_retrieve", lambda **kw: "patched")
+    assert payment_retry.gateway.stripe_payment_intent_retrieve(payment_intent_id="x") == (
+        "patched"
+    )
+
+
+def test_the_clock_and_sleep_are_patched_on_the_client_module_only():
+    # Patching them on the package would silently change nothing: they are not there.
+    assert not hasattr(gateway, "sleep")
+    assert not hasattr(gateway, "monotonic")
+    assert callable(gateway_client.sleep)

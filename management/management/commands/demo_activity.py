@@ -3,14 +3,18 @@ reach the running back-office (webhook log, new payments, a declined card)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from payments import gateway
+from management.demo_purchases import (
+    TEST_PAYMENT_METHOD_DECLINES,
+    TEST_PAYMENT_METHOD_SUCCEEDS,
+    demo_purchase_create,
+)
 from payments.exceptions import CardDeclined, GatewayError
 
 PURCHASES = [
-    # (amount in cents, card, who)
-    (4900, gateway.TEST_CARD_SUCCEEDS, "Live Demo Student A"),
-    (12900, gateway.TEST_CARD_SUCCEEDS, "Live Demo Student B"),
-    (2900, gateway.TEST_CARD_DECLINES, "Live Demo Student C"),
+    # (amount in cents, Stripe test payment method, who)
+    (4900, TEST_PAYMENT_METHOD_SUCCEEDS, "Live Demo Student A"),
+    (12900, TEST_PAYMENT_METHOD_SUCCEEDS, "Live Demo Student B"),
+    (2900, TEST_PAYMENT_METHOD_DECLINES, "Live Demo Student C"),
 ]
 
 
@@ -21,16 +25,16 @@ class Command(BaseCommand):
         parser.add_argument("--key", default="demo-activity", help="Idempotency key prefix.")
 
     def handle(self, *args, key, **options):
-        for index, (amount, card, name) in enumerate(PURCHASES):
+        for index, (amount, payment_method, name) in enumerate(PURCHASES):
             email = f"{name.lower().replace(' ', '.')}@example.com"
             try:
-                purchase = gateway.stripe_test_purchase_create(
+                purchase = demo_purchase_create(
                     amount=amount,
                     currency="usd",
                     email=email,
                     name=name,
                     key=f"{key}:{index}",
-                    card_number=card,
+                    test_payment_method=payment_method,
                 )
                 self.stdout.write(
                     f"  {purchase.payment_intent.id}: {purchase.payment_intent.status}"

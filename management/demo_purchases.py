@@ -1,0 +1,68 @@
+"""Demo purchases: a student buying a course with a card, in Stripe TEST mode only.
+
+The back-office never takes payments itself; the demo (and its tests) need a few real
+payments in the configured Stripe (localstripe) so that webhooks, the sync and refunds have
+something to work on. A purchase is composed from the gateway's generic calls: create the
+customer, attach one of Stripe's documented test payment methods (no card number ever
+leaves this module, or any other), then create and confirm the payment intent.
+
+Refuses to run with anything but a test-mode key: a demo must never charge a real card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from payments import gateway
+
+# Stripe's test payment methods (https://docs.stripe.com/testing, also served by localstripe):
+# a Visa that succeeds, and one that attaches to the customer, then declines on payment.
+TEST_PAYMENT_METHOD_SUCCEEDS = "pm_card_visa"
+TEST_PAYMENT_METHOD_DECLINES = "pm_card_chargeCustomerFail"
+
+ERR_TEST_MODE_ONLY = "Test purchases are only ever created with a test-mode key."
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPurchase:
+    customer_id: str
+    payment_method_id: str
+    payment_intent: gateway.StripePaymentIntent
+
+
+def demo_purchase_create(
+    *,
+    amount: int,
+    currency: str,
+    email: str,
+    name: str,
+    key: str,
+    test_payment_method: str = TEST_PAYMENT_METHOD_SUCCEEDS,
+) -> DemoPurchase:
+    """A student's card purchase of `amount` minor units of `currency`, in TEST mode: a new
+    customer, `test_payment_method` attached to them, a confirmed payment intent. `key`
+    prefixes the idempotency keys, so the same key never buys twice.
+
+    Raises RuntimeError (ERR_TEST_MODE_ONLY) with a live key, before any call; CardDeclined
+    for a declining test payment method; another GatewayError otherwise."""
+    if settings.STRIPE_LIVEMODE or not str(settings.STRIPE_SECRET_KEY).startswith("sk_test"):
+        raise RuntimeError(ERR_TEST_MODE_ONLY)
+    customer = gateway.stripe_customer_create(
+        email=email, name=name, idempotency_key=f"{key}:customer"
+    )
+    method = gateway.stripe_payment_method_attach(
+        payment_method_id=test_payment_method,
+        customer_id=customer.id,
+        idempotency_key=f"{key}:attach",
+    )
+    intent = gateway.stripe_payment_intent_create(
+        amount=amount,
+        currency=currency,
+        customer_id=customer.id,
+        payment_method_id=method.id,
+        confirm=True,
+        idempotency_key=f"{key}:pi",
+    )
+    return DemoPurchase(customer_id=customer.id, payment_method_id=method.id, payment_intent=intent)

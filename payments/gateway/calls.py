@@ -1,0 +1,455 @@
+"""The calls: `stripe_<object>_<verb>` functions and the list pagers.
+
+Each takes keyword-only arguments and an optional `client` (default: a StripeClient from
+settings), returns the dataclasses of payments.gateway.types with amounts in integer minor
+units, and raises payments.exceptions errors only. Every mutating call requires an
+idempotency key derived by the caller from its own row (`refund:<pk>`); retries reuse it.
+Pagers yield one `Page` per list call (limit 100), so the sync can upsert and advance its
+watermark page by page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from payments.exceptions import ERR_IDEMPOTENCY_KEY_REQUIRED
+from payments.gateway.client import StripeClient
+from payments.gateway.mappers import (
+    _get,
+    _id,
+    _int,
+    customer_from_stripe,
+    dispute_from_stripe,
+    payment_intent_from_stripe,
+    payment_method_from_stripe,
+    refund_from_stripe,
+)
+from payments.gateway.types import (
+    Page,
+    StripeCustomer,
+    StripeDispute,
+    StripePaymentIntent,
+    StripePaymentMethod,
+    StripeRefund,
+)
+
+ERR_AMOUNT_NOT_POSITIVE = "amount must be a positive number of minor units"
+
+# Stripe's list maximum; one call fetches one page of this many objects.
+PAGE_SIZE = 100
+# Expanded in the payment intent list call, so fees and card details arrive with the page
+# (no retrieve per object). Stripe allows up to 4 levels.
+PAYMENT_INTENT_EXPAND = ["data.latest_charge.balance_transaction", "data.payment_method"]
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+
+def _list_pages[T](
+    fetch: Callable[[stripe.StripeClient, dict, dict], Any],
+    mapper: Callable[[Any], T],
+    *,
+    params: dict,
+    created_gt: datetime | None,
+    starting_after: str | None,
+    client: StripeClient,
+    server_filters_created: bool,
+) -> Iterator[Page[T]]:
+    cursor = starting_after
+    gt = int(created_gt.timestamp()) if created_gt else None
+    while True:
+        call_params = {**params, "limit": PAGE_SIZE}
+        if gt is not None and server_filters_created:
+            # `gt`, not `gte`: localstripe answers 500 to gte; the overlap is the caller's.
+            call_params["created"] = {"gt": gt}
+        if cursor:
+            call_params["starting_after"] = cursor
+
+        def run(sdk, options, call_params=call_params):
+            return fetch(sdk, call_params, options)
+
+        result = client.call(run)
+        raw = list(_get(result, "data", []) or [])
+        items = [
+            mapper(obj)
+            for obj in raw
+            if gt is None or server_filters_created or _int(_get(obj, "created")) > gt
+        ]
+        has_more = bool(_get(result, "has_more", False)) and bool(raw)
+        cursor = _id(raw[-1]) if raw else cursor
+        yield Page(items=items, has_more=has_more, last_id=cursor or "")
+        if not has_more:
+            return
+
+
+def stripe_customer_list_pages(
+    *,
+    created_gt: datetime | None = None,
+    starting_after: str | None = None,
+    client: StripeClient | None = None,
+) -> Iterator[Page[StripeCustomer]]:
+    """Pages (100 each, newest first) of customers created after `created_gt`, resuming
+    after the object id `starting_after`. One API call per page. Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    return _list_pages(
+        lambda sdk, params, options: sdk.v1.customers.list(params=params, options=options),
+        customer_from_stripe,
+        params={},
+        created_gt=created_gt,
+        starting_after=starting_after,
+        client=client,
+        server_filters_created=not client.config.localstripe_compat,
+    )
+
+
+def stripe_payment_method_list_for_customer(
+    *, customer_id: str, client: StripeClient | None = None
+) -> list[StripePaymentMethod]:
+    """Every payment method attached to `customer_id` (Stripe lists them per customer and
+    without a `created` filter). ceil(n/100) calls. Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {}
+    if client.config.localstripe_compat:
+        params["type"] = "card"  # localstripe lists one type at a time, cards only
+
+    def fetch(sdk, call_params, options):
+        return sdk.v1.customers.payment_methods.list(
+            customer_id, params=call_params, options=options
+        )
+
+    methods: list[StripePaymentMethod] = []
+    for page in _list_pages(
+        fetch if not client.config.localstripe_compat else _pm_list_localstripe(customer_id),
+        payment_method_from_stripe,
+        params=params,
+        created_gt=None,
+        starting_after=None,
+        client=client,
+        server_filters_created=True,
+    ):
+        methods.extend(page.items)
+    return methods
+
+
+def _pm_list_localstripe(customer_id: str):
+    # localstripe serves GET /v1/payment_methods?customer=...&type=card, not the customer path.
+    def fetch(sdk, call_params, options):
+        return sdk.v1.payment_methods.list(
+            params={**call_params, "customer": customer_id}, options=options
+        )
+
+    return fetch
+
+
+def stripe_payment_intent_list_pages(
+    *,
+    created_gt: datetime | None = None,
+    starting_after: str | None = None,
+    client: StripeClient | None = None,
+) -> Iterator[Page[StripePaymentIntent]]:
+    """Pages (100 each) of payment intents created after `created_gt`, each with its latest
+    charge, the charge's balance transaction (fee, net) and the payment method expanded in
+    the list call itself: one API call per page, no retrieve per object. Raises
+    GatewayError."""
+    client = client or StripeClient.from_settings()
+    return _list_pages(
+        lambda sdk, params, options: sdk.v1.payment_intents.list(params=params, options=options),
+        payment_intent_from_stripe,
+        params={"expand": PAYMENT_INTENT_EXPAND},
+        created_gt=created_gt,
+        starting_after=starting_after,
+        client=client,
+        server_filters_created=not client.config.localstripe_compat,
+    )
+
+
+def stripe_refund_list_pages(
+    *,
+    created_gt: datetime | None = None,
+    starting_after: str | None = None,
+    client: StripeClient | None = None,
+) -> Iterator[Page[StripeRefund]]:
+    """Pages (100 each) of refunds created after `created_gt`. Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    return _list_pages(
+        lambda sdk, params, options: sdk.v1.refunds.list(params=params, options=options),
+        refund_from_stripe,
+        params={},
+        created_gt=created_gt,
+        starting_after=starting_after,
+        client=client,
+        server_filters_created=not client.config.localstripe_compat,
+    )
+
+
+def stripe_dispute_list_pages(
+    *,
+    created_gt: datetime | None = None,
+    starting_after: str | None = None,
+    client: StripeClient | None = None,
+) -> Iterator[Page[StripeDispute]]:
+    """Pages (100 each) of disputes created after `created_gt`. localstripe has no
+    disputes: in compat mode this yields one empty page without a call. Raises
+    GatewayError."""
+    client = client or StripeClient.from_settings()
+    if client.config.localstripe_compat:
+        return iter([Page(items=[], has_more=False, last_id="")])
+    return _list_pages(
+        lambda sdk, params, options: sdk.v1.disputes.list(params=params, options=options),
+        dispute_from_stripe,
+        params={},
+        created_gt=created_gt,
+        starting_after=starting_after,
+        client=client,
+        server_filters_created=True,
+    )
+
+
+def stripe_refund_list(
+    *, payment_intent_id: str, client: StripeClient | None = None
+) -> list[StripeRefund]:
+    """Every refund of one payment intent, newest first (amounts in minor units). Used to
+    find a refund by its metadata after an ambiguous timeout. Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    refunds: list[StripeRefund] = []
+    for page in _list_pages(
+        lambda sdk, params, options: sdk.v1.refunds.list(params=params, options=options),
+        refund_from_stripe,
+        params={"payment_intent": payment_intent_id},
+        created_gt=None,
+        starting_after=None,
+        client=client,
+        server_filters_created=True,
+    ):
+        refunds.extend(page.items)
+    return refunds
+
+
+# --- retrieving (webhook handlers re-read the object) -----------------------------------------
+
+
+def stripe_payment_intent_retrieve(
+    *, payment_intent_id: str, client: StripeClient | None = None
+) -> StripePaymentIntent:
+    """The current payment intent with latest charge, balance transaction and payment
+    method expanded. Raises ResourceMissing (404) or another GatewayError."""
+    client = client or StripeClient.from_settings()
+    expand = [path.removeprefix("data.") for path in PAYMENT_INTENT_EXPAND]
+    return payment_intent_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.payment_intents.retrieve(
+                payment_intent_id, params={"expand": expand}, options=options
+            )
+        )
+    )
+
+
+def stripe_customer_retrieve(
+    *, customer_id: str, client: StripeClient | None = None
+) -> StripeCustomer:
+    """The current customer (`deleted=True` for a deleted one). Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    return customer_from_stripe(
+        client.call(lambda sdk, options: sdk.v1.customers.retrieve(customer_id, options=options))
+    )
+
+
+def stripe_refund_retrieve(*, refund_id: str, client: StripeClient | None = None) -> StripeRefund:
+    """The current refund. Raises ResourceMissing (404) or another GatewayError."""
+    client = client or StripeClient.from_settings()
+    return refund_from_stripe(
+        client.call(lambda sdk, options: sdk.v1.refunds.retrieve(refund_id, options=options))
+    )
+
+
+def stripe_payment_method_retrieve(
+    *, payment_method_id: str, client: StripeClient | None = None
+) -> StripePaymentMethod:
+    """The current payment method (customer_id "" once detached). Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    return payment_method_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.payment_methods.retrieve(payment_method_id, options=options)
+        )
+    )
+
+
+def stripe_dispute_retrieve(
+    *, dispute_id: str, client: StripeClient | None = None
+) -> StripeDispute:
+    """The current dispute. Raises ResourceMissing (404) or another GatewayError."""
+    client = client or StripeClient.from_settings()
+    return dispute_from_stripe(
+        client.call(lambda sdk, options: sdk.v1.disputes.retrieve(dispute_id, options=options))
+    )
+
+
+# --- mutations (idempotency key required) -----------------------------------------------------
+
+
+def stripe_payment_intent_confirm(
+    *,
+    payment_intent_id: str,
+    payment_method_id: str,
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripePaymentIntent:
+    """Confirm `payment_intent_id` again with `payment_method_id` (retry a failed payment).
+
+    Raises CardDeclined (with code/decline_code) when the card is declined, GatewayTimeout
+    when the outcome is unknown (retry with the SAME key), or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {
+        "payment_method": payment_method_id,
+        "expand": ["latest_charge.balance_transaction", "payment_method"],
+    }
+    if client.config.localstripe_compat:
+        # localstripe confirms only without parameters (500 "Not implemented" otherwise) and
+        # only an intent that was never charged: set the method by an update first.
+        client.call(
+            lambda sdk, options: sdk.v1.payment_intents.update(
+                payment_intent_id, params={"payment_method": payment_method_id}, options=options
+            ),
+            idempotency_key=f"{idempotency_key}:payment-method",
+            mutating=True,
+        )
+        params = {}
+    return payment_intent_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.payment_intents.confirm(
+                payment_intent_id, params=params, options=options
+            ),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_refund_create(
+    *,
+    payment_intent_id: str,
+    amount: int,
+    idempotency_key: str,
+    reason: str | None = None,
+    metadata: dict | None = None,
+    client: StripeClient | None = None,
+) -> StripeRefund:
+    """Refund `amount` minor units of `payment_intent_id`.
+
+    Put your row's id in `metadata` (e.g. {"refund_request": "42"}) so that the refund can
+    be found with stripe_refund_list after an ambiguous failure. Raises GatewayTimeout when
+    the request may have reached Stripe (retry with the SAME key), InvalidRequest when
+    Stripe refuses (e.g. more than the refundable amount), or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    if amount <= 0:
+        raise ValueError(ERR_AMOUNT_NOT_POSITIVE)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": int(amount)}
+    if reason:
+        params["reason"] = reason
+    if metadata:
+        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+    return refund_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.refunds.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_customer_create(
+    *,
+    email: str,
+    name: str,
+    idempotency_key: str,
+    metadata: dict | None = None,
+    client: StripeClient | None = None,
+) -> StripeCustomer:
+    """Create a customer. Raises GatewayTimeout when the request may have reached Stripe
+    (retry with the SAME key), or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {"email": email, "name": name}
+    if metadata:
+        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+    return customer_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.customers.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_payment_method_attach(
+    *,
+    payment_method_id: str,
+    customer_id: str,
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripePaymentMethod:
+    """Attach a payment method to a customer and return it as attached. Use the returned
+    id: Stripe answers a test payment method (`pm_card_visa`) with a new object. Raises
+    CardDeclined when the card cannot be saved, or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+    return payment_method_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.payment_methods.attach(
+                payment_method_id, params={"customer": customer_id}, options=options
+            ),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_payment_intent_create(
+    *,
+    amount: int,
+    currency: str,
+    customer_id: str,
+    payment_method_id: str,
+    idempotency_key: str,
+    confirm: bool = False,
+    metadata: dict | None = None,
+    client: StripeClient | None = None,
+) -> StripePaymentIntent:
+    """Create a card payment intent of `amount` minor units of `currency` for a customer's
+    saved payment method; with `confirm=True` Stripe charges it at once.
+
+    Raises CardDeclined (with code/decline_code) when a confirmed charge is declined,
+    GatewayTimeout when the outcome is unknown (retry with the SAME key), or another
+    GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    if amount <= 0:
+        raise ValueError(ERR_AMOUNT_NOT_POSITIVE)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {
+        "amount": int(amount),
+        "currency": currency.lower(),
+        "customer": customer_id,
+        "payment_method": payment_method_id,
+        "payment_method_types": ["card"],
+        "confirm": confirm,
+    }
+    if metadata:
+        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+    return payment_intent_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.payment_intents.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )

@@ -1,0 +1,107 @@
+"""What the gateway returns: frozen dataclasses, never Stripe objects.
+
+Amounts are integers in the minor unit of `currency` (lower-case ISO 4217, as Stripe sends
+it); times are aware UTC datetimes. `Page` is one list call's worth of mapped objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StripeCustomer:
+    id: str
+    email: str
+    name: str
+    livemode: bool
+    created: datetime
+    default_payment_method_id: str = ""
+    deleted: bool = False
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StripePaymentMethod:
+    id: str
+    customer_id: str
+    type: str
+    card_brand: str
+    card_last4: str
+    card_exp_month: int | None
+    card_exp_year: int | None
+    livemode: bool
+    created: datetime
+    billing_details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StripePaymentIntent:
+    """A PaymentIntent and its latest charge. Amounts in minor units of `currency`;
+    `stripe_fee`/`balance_net` come from the charge's balance transaction, converted to
+    `currency` when Stripe settled in another currency (None: not known yet)."""
+
+    id: str
+    amount: int
+    currency: str
+    status: str
+    created: datetime
+    livemode: bool = False
+    customer_id: str = ""
+    payment_method_id: str = ""
+    payment_method_type: str = ""
+    latest_charge_id: str = ""
+    charge_status: str = ""
+    charge_created: datetime | None = None
+    charge_disputed: bool = False
+    failure_code: str = ""
+    decline_code: str = ""
+    failure_message: str = ""
+    stripe_fee: int | None = None
+    balance_net: int | None = None
+    amount_received: int = 0
+    amount_refunded: int = 0
+    canceled_at: datetime | None = None
+    description: str = ""
+    metadata: dict = field(default_factory=dict)
+    billing_details: dict = field(default_factory=dict)
+    # The expanded payment method, when the list/retrieve call expanded it.
+    payment_method: StripePaymentMethod | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StripeRefund:
+    id: str
+    payment_intent_id: str
+    charge_id: str
+    amount: int
+    currency: str
+    status: str
+    created: datetime
+    reason: str = ""
+    failure_reason: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StripeDispute:
+    id: str
+    charge_id: str
+    payment_intent_id: str
+    amount: int
+    currency: str
+    status: str
+    created: datetime
+    reason: str = ""
+    evidence_due_by: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page[T]:
+    """One list call's worth: mapped items, whether more exist, and the cursor to resume
+    after this page (the last raw object's id, also when the mapped list is filtered)."""
+
+    items: list[T]
+    has_more: bool
+    last_id: str
