@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 
-from payments import gateway
+from payments import gateway, sync
+from payments.models import Payment
 
 # Stripe's test payment methods (https://docs.stripe.com/testing, also served by localstripe):
 # a Visa that succeeds, and one that attaches to the customer, then declines on payment.
@@ -40,9 +42,11 @@ def demo_purchase_create(
     name: str,
     key: str,
     test_payment_method: str = TEST_PAYMENT_METHOD_SUCCEEDS,
+    metadata: dict | None = None,
 ) -> DemoPurchase:
     """A student's card purchase of `amount` minor units of `currency`, in TEST mode: a new
-    customer, `test_payment_method` attached to them, a confirmed payment intent. `key`
+    customer, `test_payment_method` attached to them, a confirmed payment intent carrying
+    `metadata` (the marketplace's metadata contract, as the checkout sends it). `key`
     prefixes the idempotency keys, so the same key never buys twice.
 
     Raises RuntimeError (ERR_TEST_MODE_ONLY) with a live key, before any call; CardDeclined
@@ -63,6 +67,20 @@ def demo_purchase_create(
         customer_id=customer.id,
         payment_method_id=method.id,
         confirm=True,
+        metadata=metadata,
         idempotency_key=f"{key}:pi",
     )
     return DemoPurchase(customer_id=customer.id, payment_method_id=method.id, payment_intent=intent)
+
+
+def demo_purchase_mirror(purchase: DemoPurchase) -> Payment:
+    """Mirror a purchase the way production does: re-read the customer, the payment method
+    and the payment intent through the gateway and write them with the sync's upserts."""
+    customer = gateway.stripe_customer_retrieve(customer_id=purchase.customer_id)
+    method = gateway.stripe_payment_method_retrieve(payment_method_id=purchase.payment_method_id)
+    intent = gateway.stripe_payment_intent_retrieve(payment_intent_id=purchase.payment_intent.id)
+    with transaction.atomic():
+        sync.upsert_customers([customer])
+        sync.upsert_payment_methods([method])
+        sync.upsert_payment_intents([intent])
+    return Payment.objects.get(stripe_payment_intent_id=intent.id)

@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.utils import timezone
 
-from refunds.demo import payment_from_demo_stripe, stripe_demo_payment_create
+from management.demo_refunds import demo_payment_create
 from refunds.models import RefundRequest
 from tests.factories import PaymentFactory, RefundRequestFactory, UserFactory
 
@@ -16,10 +16,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.stripe, pytest.mark.django_db(transac
 
 
 def _urgent_request(i, requester):
-    created = stripe_demo_payment_create(
-        amount=4000, currency="usd", email=f"e2e{i}@example.com", name=f"E2E {i}", key=f"e2e{i}"
+    payment = demo_payment_create(
+        amount=4000, email=f"e2e{i}@example.com", name=f"E2E {i}", key=f"e2e{i}"
     )
-    payment = payment_from_demo_stripe(created, email=f"e2e{i}@example.com", name=f"E2E {i}")
     row = RefundRequest.objects.create(
         payment=payment, amount=1000 + i, currency="usd", requested_by=requester
     )

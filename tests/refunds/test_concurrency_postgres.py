@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import connection
 
-from refunds.demo import payment_from_demo_stripe, stripe_demo_payment_create
+from management.demo_refunds import demo_payment_create
 from refunds.models import RefundRequest
 from refunds.services import (
     RefundError,
@@ -53,10 +53,7 @@ def run_concurrently(functions):
 @pytest.fixture
 def stripe_payment(localstripe, settings):
     settings.STRIPE_LOCALSTRIPE_COMPAT = True
-    created = stripe_demo_payment_create(
-        amount=5000, currency="usd", email="ada@example.com", name="Ada", key="pg"
-    )
-    return payment_from_demo_stripe(created, email="ada@example.com", name="Ada")
+    return demo_payment_create(amount=5000, email="ada@example.com", name="Ada", key="pg")
 
 
 def test_50_concurrent_approvals_and_processing_runs_refund_once(

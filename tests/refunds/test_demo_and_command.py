@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from refunds.demo import (
+from management.demo_refunds import (
     GROUP_APPROVERS,
     GROUP_REQUESTERS,
     GROUP_SENIOR,

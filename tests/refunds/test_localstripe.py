@@ -5,10 +5,10 @@ fails before or after Stripe acted."""
 import pytest
 import requests
 
+from management.demo_refunds import demo_payment_create
 from payments import gateway
 from payments.exceptions import GatewayConnectionError, GatewayTimeout
 from payments.models import Payment, Refund
-from refunds.demo import payment_from_demo_stripe, stripe_demo_payment_create
 from refunds.models import RefundRequest
 from refunds.services import (
     RefundError,
@@ -25,11 +25,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.stripe]
 def stripe_payment(localstripe, settings):
     """A confirmed 50.00 USD payment in localstripe and its local Payment row."""
     settings.STRIPE_LOCALSTRIPE_COMPAT = True
-    created = stripe_demo_payment_create(
-        amount=5000, currency="usd", email="ada@example.com", name="Ada", key="t1"
-    )
-    assert created.status == "succeeded"
-    return payment_from_demo_stripe(created, email="ada@example.com", name="Ada")
+    payment = demo_payment_create(amount=5000, email="ada@example.com", name="Ada", key="t1")
+    assert payment.stripe_status == "succeeded"
+    return payment
 
 
 def refunds_in_stripe(base, payment_intent_id):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from management import demo_data
+from management.demo_refunds import seed_refund_requests
 from payments.models import Payment
-from refunds.demo import seed_refund_requests
 from reports.demo import seed_reports
 
 

@@ -4,15 +4,14 @@ which really exist in the demo's localstripe, so approving one in the demo refun
 Called by `seed_demo` after the payments exist. Without a reachable STRIPE_API_BASE it seeds
 the local-only requests and warns.
 
-The product never takes payments itself: `stripe_demo_payment_create` below buys through
+The product never takes payments itself: `demo_payment_create` below buys through
 management.demo_purchases (the demo's test purchase, composed from generic gateway calls and
-refusing anything but a test-mode key).
+refusing anything but a test-mode key) and mirrors the purchase with the sync's upserts.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,10 +21,11 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from payments.models import Customer, Payment, PaymentMethod, Refund
-from payments.money import percent_of
-
-from .models import RefundRequest
+from management.demo_purchases import demo_purchase_create, demo_purchase_mirror
+from payments import sync
+from payments.gateway import StripeRefund
+from payments.models import Payment
+from refunds.models import RefundRequest
 
 # Staff groups for the refund roles, defined in fixtures/groups.json with the other roles.
 GROUP_REQUESTERS = "Refund requesters"
@@ -53,82 +53,33 @@ STRIPE_BACKED = [
 ]
 
 
-@dataclass(frozen=True)
-class DemoStripePayment:
-    customer_id: str
-    payment_method_id: str
-    payment_intent_id: str
-    charge_id: str
-    amount: int
-    currency: str
-    status: str
+# The instructor of the Stripe-backed demo purchases (the metadata contract's fields).
+DEMO_INSTRUCTOR = {
+    "instructor_account": "acct_demorefunds01",
+    "instructor_email": "grace.hopper@instructors.example.com",
+    "instructor_name": "Grace Hopper",
+    "instructor_id": "ins_0001",
+}
 
 
-def stripe_demo_payment_create(
-    *, amount: int, currency: str, email: str, name: str, key: str
-) -> DemoStripePayment:
-    """A confirmed card payment in the configured (test-mode) Stripe, through the gateway.
-    Raises payments.exceptions.GatewayError."""
-    # Imported late, and the one import of `management` from `refunds`: this module is demo
-    # seeding that only management's `seed_demo` (and tests) run, and the test purchase is
-    # demo code that belongs with the demo app rather than in the product.
-    from management.demo_purchases import demo_purchase_create
-
-    purchase = demo_purchase_create(
-        amount=amount, currency=currency, email=email, name=name, key=f"demo:{key}"
-    )
-    intent = purchase.payment_intent
-    return DemoStripePayment(
-        customer_id=purchase.customer_id,
-        payment_method_id=purchase.payment_method_id,
-        payment_intent_id=intent.id,
-        charge_id=intent.latest_charge_id,
-        amount=intent.amount,
-        currency=intent.currency,
-        status=intent.status,
-    )
-
-
-def payment_from_demo_stripe(
-    stripe_payment: DemoStripePayment, *, email: str, name: str, created=None, **extra
+def demo_payment_create(
+    *, amount: int, email: str, name: str, key: str, hour_package: bool = False
 ) -> Payment:
-    """The local Payment (and Customer, PaymentMethod) rows mirroring a demo Stripe payment."""
-    created = created or timezone.now()
-    customer, _ = Customer.objects.get_or_create(
-        stripe_id=stripe_payment.customer_id,
-        defaults={"email": email, "name": name, "created": created},
+    """A confirmed card payment of `amount` US cents in the configured (test-mode) Stripe,
+    with the checkout's metadata, mirrored through the sync as production mirrors it.
+    Raises payments.exceptions.GatewayError."""
+    metadata = {
+        **DEMO_INSTRUCTOR,
+        "product_kind": "hour_package" if hour_package else "course",
+        "product_id": "hour_package_002" if hour_package else "course_001",
+        "product_name": "10 tutoring hours" if hour_package else "Python for Data Analysis",
+    }
+    if hour_package:
+        metadata["package_minutes"] = "600"
+    purchase = demo_purchase_create(
+        amount=amount, currency="usd", email=email, name=name, key=f"demo:{key}", metadata=metadata
     )
-    method, _ = PaymentMethod.objects.get_or_create(
-        stripe_id=stripe_payment.payment_method_id,
-        defaults={
-            "customer": customer,
-            "type": "card",
-            "card_brand": "visa",
-            "card_last4": "4242",
-            "card_exp_month": 12,
-            "card_exp_year": created.year + 3,
-            "created": created,
-        },
-    )
-    amount = stripe_payment.amount
-    stripe_fee = percent_of(amount, 290) + 30
-    platform_fee = percent_of(amount, settings.PLATFORM_FEE_BPS)
-    return Payment.objects.create(
-        stripe_payment_intent_id=stripe_payment.payment_intent_id,
-        stripe_charge_id=stripe_payment.charge_id,
-        customer=customer,
-        payment_method=method,
-        amount=amount,
-        currency=stripe_payment.currency,
-        status=Payment.Status.SUCCEEDED,
-        stripe_status=stripe_payment.status,
-        stripe_fee=stripe_fee,
-        platform_fee=platform_fee,
-        net=amount - stripe_fee - platform_fee,
-        created=created,
-        succeeded_at=created + timedelta(seconds=3),
-        **extra,
-    )
+    return demo_purchase_mirror(purchase)
 
 
 def refund_groups_ensure() -> dict[str, Group]:
@@ -191,24 +142,10 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
     if _stripe_reachable():
         for i, (age, amount, price) in enumerate(STRIPE_BACKED):
             email, name = f"refund.demo.{i}@example.com", f"Refund Demo {i}"
-            stripe_payment = stripe_demo_payment_create(
-                amount=price, currency="usd", email=email, name=name, key=f"{seed}:{i}"
+            payment = demo_payment_create(
+                amount=price, email=email, name=name, key=f"{seed}:{i}", hour_package=i % 3 == 0
             )
             with transaction.atomic():
-                payment = payment_from_demo_stripe(
-                    stripe_payment,
-                    email=email,
-                    name=name,
-                    # Stripe's own creation time (localstripe can't back-date): the sync would
-                    # otherwise move it, leaving "succeeded" before "created".
-                    description="10 tutoring hours" if i % 3 == 0 else "Python for Data Analysis",
-                    product_kind=(
-                        Payment.ProductKind.HOUR_PACKAGE
-                        if i % 3 == 0
-                        else Payment.ProductKind.COURSE
-                    ),
-                    package_minutes=600 if i % 3 == 0 else None,
-                )
                 request = RefundRequest.objects.create(
                     payment=payment,
                     amount=amount,
@@ -237,10 +174,7 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
         ):
             i = len(STRIPE_BACKED) + j
             email, name = f"refund.demo.{i}@example.com", f"Refund Demo {i}"
-            stripe_payment = stripe_demo_payment_create(
-                amount=3000, currency="usd", email=email, name=name, key=f"{seed}:{i}"
-            )
-            payment = payment_from_demo_stripe(stripe_payment, email=email, name=name)
+            payment = demo_payment_create(amount=3000, email=email, name=name, key=f"{seed}:{i}")
             request = RefundRequest.objects.create(
                 payment=payment,
                 amount=1000,
@@ -301,24 +235,23 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
         if status in (RefundRequest.Status.PROCESSED, RefundRequest.Status.FAILED):
             updates["idempotency_key"] = f"refund:{request.pk}"
         if status == RefundRequest.Status.PROCESSED:
-            # Keep the payment, its Refund mirror and the request in agreement.
+            # The refund as Stripe reports it, through the sync's upsert: the mirror row, then
+            # the payment's refunded amount, status and net re-derived by the ledger.
             stripe_id = f"re_demo{seed}x{request.pk:06d}"
-            Refund.objects.create(
-                stripe_id=stripe_id,
-                payment=payment,
-                amount=amount,
-                currency=payment.currency,
-                status=Refund.Status.SUCCEEDED,
-                reason=request.reason,
-                created=now - age + timedelta(hours=2),
+            sync.upsert_refunds(
+                [
+                    StripeRefund(
+                        id=stripe_id,
+                        payment_intent_id=payment.stripe_payment_intent_id,
+                        charge_id=payment.stripe_charge_id,
+                        amount=amount,
+                        currency=payment.currency,
+                        status="succeeded",
+                        created=now - age + timedelta(hours=2),
+                        reason=request.reason,
+                    )
+                ]
             )
-            payment.amount_refunded += amount
-            payment.status = (
-                Payment.Status.REFUNDED
-                if payment.amount_refunded >= payment.amount
-                else Payment.Status.PARTIALLY_REFUNDED
-            )
-            payment.save(update_fields=["amount_refunded", "status", "updated_at"])
             updates.update(stripe_refund_id=stripe_id, processed_at=now - age + timedelta(hours=2))
         if updates:
             RefundRequest.objects.filter(pk=request.pk).update(**updates)
