@@ -14,18 +14,23 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 from unfold.decorators import action, display
 from unfold.utils import parse_date_str
 
+from backoffice.admin_extensions import admin_extend
 from payments.admin.filters import CurrencyFilter
-from payments.admin.payment import payment_admin_extend
+from payments.models import Payment
 from payments.money import format_money
+from refunds.models import RefundRequest
 
 from . import dashboard
+from .exports import RefundExportAdminMixin
 from .models import DailyRollup, Receipt
 from .payment_admin import PaymentReportsAdminMixin
 from .pdf import receipt_pdf
 from .selectors import rollup_chart_series, rollup_totals
 
-# Exports, the "JSON report" action and the receipt link on the payments changelist and page.
-payment_admin_extend(PaymentReportsAdminMixin)
+# Exports, the "JSON report" action and the receipt link on the payments changelist and page;
+# the refund queue's exports. Added from here: payments and refunds never import reports.
+admin_extend(Payment, PaymentReportsAdminMixin)
+admin_extend(RefundRequest, RefundExportAdminMixin)
 
 WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 

@@ -365,10 +365,11 @@ REFUND_REQUEST_STREAM_COLUMNS = [
 
 
 class RefundExportAdminMixin(ExportAdminMixin):
-    """For refunds.admin.RefundRequestAdmin: `class RefundRequestAdmin(RefundExportAdminMixin,
-    ModelAdmin)` plus "export_csv_stream" in its actions_list. Payments' own refunds (the
-    Stripe mirror) export through StripeRefundResource."""
+    """Added to the refund queue's admin by reports/admin.py: the filtered queue as CSV,
+    streamed (needs the export permission), and import-export's formats. Payments' own
+    refunds (the Stripe mirror) export through StripeRefundResource."""
 
+    actions_list = ["export_csv_stream"]
     resource_classes = [RefundRequestResource]
     stream_columns = REFUND_REQUEST_STREAM_COLUMNS
     stream_filename = "refund-requests"

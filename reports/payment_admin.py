@@ -1,7 +1,7 @@
 """What reports adds to the payments changelist and page: exports (import-export and a
 streamed CSV, both keeping the filters), a "JSON report" bulk action and the receipt link.
 
-Added to payments.admin.payment.PaymentAdmin by reports/admin.py (payment_admin_extend):
+Added to the payments admin by reports/admin.py (backoffice.admin_extensions.admin_extend):
 payments never imports reports.
 """
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.apps import apps
 from django.db import connections, transaction
 from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, NullIf, TruncDate
 from django.utils import timezone
 
 from payments.models import Dispute, Payment, Refund
+from refunds.models import RefundRequest
 
 from .models import DailyRollup
 
@@ -131,22 +131,6 @@ class _Figures:
         }
 
 
-def refund_request_model():
-    """refunds.RefundRequest once the refunds app defines it, else None."""
-    try:
-        return apps.get_model("refunds", "RefundRequest")
-    except LookupError:
-        return None
-
-
-def _has_field(model, name: str) -> bool:
-    return any(f.name == name for f in model._meta.get_fields())
-
-
-def _refund_request_created_field(model) -> str:
-    return "created_at" if _has_field(model, "created_at") else "created"
-
-
 def _raw_rows(queryset):
     """The queryset's rows straight from the cursor, skipping the ORM's per-value converters
     (thousands of groups at a year's range): days as dates, sums as ints."""
@@ -244,19 +228,17 @@ def compute_figures(start: date, end: date) -> dict[tuple[date, str], dict]:
 
     # 5. Refund processing time (request created -> processed), by the day it was processed.
     # One row per processed request in the range: refunds are a small fraction of payments.
-    model = refund_request_model()
-    if model is not None:
-        created_field = _refund_request_created_field(model)
-        currency_field = "currency" if _has_field(model, "currency") else "payment__currency"
-        durations = (
-            model.objects.filter(status="processed", processed_at__gte=lo, processed_at__lt=hi)
-            .order_by()
-            .annotate(day=_day("processed_at"))
-            .values_list("day", currency_field, F("processed_at"), F(created_field))
+    durations = (
+        RefundRequest.objects.filter(
+            status=RefundRequest.Status.PROCESSED, processed_at__gte=lo, processed_at__lt=hi
         )
-        for day, currency, processed_at, created in durations.iterator(chunk_size=2000):
-            seconds = max(0.0, (processed_at - created).total_seconds())
-            figures[(day, currency)].refund_durations.append(seconds)
+        .order_by()
+        .annotate(day=_day("processed_at"))
+        .values_list("day", "currency", F("processed_at"), F("created_at"))
+    )
+    for day, currency, processed_at, created in durations.iterator(chunk_size=2000):
+        seconds = max(0.0, (processed_at - created).total_seconds())
+        figures[(day, currency)].refund_durations.append(seconds)
 
     return {key: value.as_row() for key, value in figures.items()}
 

@@ -57,8 +57,9 @@ class DisputeInline(ReadOnlyInline):
 class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     """Payments mirror Stripe: staff read them here and act through actions, never edit.
 
-    Apps above payments add to this page through `payment_admin_extend` (refunds: the refund
-    links; reports: exports, the JSON report and the receipt), so payments imports neither."""
+    Apps above payments add to this page with backoffice.admin_extensions.admin_extend
+    (refunds: the refund links; reports: exports, the JSON report and the receipt), so
+    payments imports neither."""
 
     list_display = [
         "payment_cell",
@@ -278,15 +279,3 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
 
 
 admin.site.register(Payment, PaymentAdmin)
-_extensions: list[type] = []
-
-
-def payment_admin_extend(mixin: type) -> None:
-    """Add an admin mixin (actions, fieldsets, exports) of an app above payments to the
-    payment page: the registered admin becomes PaymentAdmin with every mixin added so far in
-    front of it. Called from those apps' admin modules; idempotent."""
-    if mixin in _extensions:
-        return
-    _extensions.append(mixin)
-    admin.site.unregister(Payment)
-    admin.site.register(Payment, type("PaymentAdmin", (*_extensions, PaymentAdmin), {}))

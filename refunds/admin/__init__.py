@@ -1,8 +1,9 @@
-from payments.admin.payment import payment_admin_extend
+from backoffice.admin_extensions import admin_extend
+from payments.models import Payment
 
 from .payment_page import PaymentRefundLinksMixin
 from .queue import RefundRequestAdmin
 
-payment_admin_extend(PaymentRefundLinksMixin)
+admin_extend(Payment, PaymentRefundLinksMixin)
 
 __all__ = ["RefundRequestAdmin"]

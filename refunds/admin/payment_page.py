@@ -1,6 +1,6 @@
-"""What refunds adds to the payment page (registered with payments' `payment_admin_extend`, so
-payments never imports refunds): GET links to the eligibility page and the request form; the
-request itself is made by a POST there."""
+"""What refunds adds to the payment page: GET links to the eligibility page and the request
+form (the request itself is a POST there). Added by refunds/admin/__init__.py through
+backoffice.admin_extensions.admin_extend, so payments never imports refunds."""
 
 from django.shortcuts import redirect
 from django.urls import reverse

@@ -35,7 +35,6 @@ from refunds.services import (
     refund_request_approve,
     refund_request_reject,
 )
-from reports.exports import RefundExportAdminMixin
 
 from . import cells, views
 from .pagination import PriorityQueuePaginator
@@ -109,7 +108,7 @@ def _age(delta) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(RefundExportAdminMixin, ModelAdmin):
+class RefundRequestAdmin(ModelAdmin):
     list_display = [
         "request_cell",
         "customer_cell",
@@ -141,8 +140,7 @@ class RefundRequestAdmin(RefundExportAdminMixin, ModelAdmin):
     search_help_text = "Request number, a payment id (pi_), a refund id (re_) or an email."
     list_before_template = "refunds/admin/queue_presets.html"
     actions = ["bulk_approve", "bulk_reject"]
-    # The filtered queue as CSV, streamed (reports/exports.py; needs the export permission).
-    actions_list = ["export_csv_stream"]
+    # reports/admin.py adds the exports (reports.exports.RefundExportAdminMixin).
     actions_detail = ["approve_confirm", "reject_confirm"]
 
     fieldsets = [
