@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -20,7 +21,7 @@ from unfold.contrib.import_export.forms import SelectableFieldsExportForm
 from unfold.decorators import action
 
 from payments.models import Payment, Refund
-from payments.money import decimal_places
+from payments.money import decimal_places, to_decimal
 from refunds.models import RefundRequest
 
 # Configured here rather than with IMPORT_EXPORT_EXPORT_PERMISSION_CODE: that setting asks for
@@ -88,6 +89,12 @@ class _MinorUnits:
 major_units = _MinorUnits()
 
 
+def major_amount(amount: int | None, currency: str) -> Decimal | None:
+    """An exported money cell: a Decimal in major units, so spreadsheets get a number (not
+    text) and a negative net is not mistaken for a formula and quoted."""
+    return None if amount is None else to_decimal(amount, currency)
+
+
 class SafeResource(resources.ModelResource):
     """ModelResource whose every exported cell is neutralised."""
 
@@ -146,19 +153,19 @@ class PaymentResource(SafeResource):
         return payment.customer.name if payment.customer_id else ""
 
     def dehydrate_amount(self, payment):
-        return major_units(payment.amount, payment.currency)
+        return major_amount(payment.amount, payment.currency)
 
     def dehydrate_amount_refunded(self, payment):
-        return major_units(payment.amount_refunded, payment.currency)
+        return major_amount(payment.amount_refunded, payment.currency)
 
     def dehydrate_stripe_fee(self, payment):
-        return major_units(payment.stripe_fee, payment.currency)
+        return major_amount(payment.stripe_fee, payment.currency)
 
     def dehydrate_platform_fee(self, payment):
-        return major_units(payment.platform_fee, payment.currency)
+        return major_amount(payment.platform_fee, payment.currency)
 
     def dehydrate_net(self, payment):
-        return major_units(payment.net, payment.currency)
+        return major_amount(payment.net, payment.currency)
 
 
 class StripeRefundResource(SafeResource):
@@ -179,7 +186,7 @@ class StripeRefundResource(SafeResource):
         return refund.payment.stripe_payment_intent_id
 
     def dehydrate_amount(self, refund):
-        return major_units(refund.amount, refund.currency)
+        return major_amount(refund.amount, refund.currency)
 
 
 class RefundRequestResource(SafeResource):
@@ -219,7 +226,7 @@ class RefundRequestResource(SafeResource):
         return obj.requested_by.get_username() if obj.requested_by_id else ""
 
     def dehydrate_amount(self, obj):
-        return major_units(obj.amount, obj.currency)
+        return major_amount(obj.amount, obj.currency)
 
 
 # --- Streaming CSV: values_list + iterator, flat memory whatever the size -------------------

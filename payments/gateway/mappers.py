@@ -215,4 +215,16 @@ def dispute_from_stripe(obj: Any) -> StripeDispute:
         created=_ts(_get(obj, "created")) or datetime.now(UTC),
         reason=_str(_get(obj, "reason")),
         evidence_due_by=_ts(_get(evidence, "due_by")),
+        fee=_dispute_fee(obj),
     )
+
+
+def _dispute_fee(obj: Any) -> int:
+    """Sum of the fees of a dispute's balance transactions (the withdrawal charges the
+    dispute fee; a won dispute's reinstatement may return it as a negative fee)."""
+    currency = _str(_get(obj, "currency")).lower()
+    total = 0
+    for transaction in _get(obj, "balance_transactions") or []:
+        fee = _fee_in(currency, transaction, "fee")
+        total += fee or 0
+    return max(0, total)

@@ -95,6 +95,9 @@ class StripeDispute:
     created: datetime
     reason: str = ""
     evidence_due_by: datetime | None = None
+    # Stripe's dispute fees net of any it gave back: the sum of the dispute's balance
+    # transactions' fees, in minor units of `currency` (0 when Stripe sent none).
+    fee: int = 0
 
 
 @dataclass(frozen=True, slots=True)

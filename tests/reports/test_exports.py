@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -55,16 +56,21 @@ def test_resource_neutralises_formula_cells_and_writes_major_units():
     usd = rows["usd"]
     assert usd["description"] == "'" + EVIL
     assert usd["customer_name"] == "'@SUM(A1:A9)"
-    assert usd["amount"] == "12.34"
+    # Numbers, not text: a spreadsheet can sum them, and a minus is no formula.
+    assert usd["amount"] == Decimal("12.34")
     jpy = rows["jpy"]
-    assert jpy["amount"] == "1500"
+    assert jpy["amount"] == Decimal("1500")
     assert jpy["description"] == "'\tTabbed"
 
 
 def test_refund_resource_exports_stripe_refunds():
     RefundFactory(stripe_id="re_x", amount=250)
     row = StripeRefundResource().export().dict[0]
-    assert (row["stripe_id"], row["amount"], row["payment_intent"][:3]) == ("re_x", "2.50", "pi_")
+    assert (row["stripe_id"], row["amount"], row["payment_intent"][:3]) == (
+        "re_x",
+        Decimal("2.50"),
+        "pi_",
+    )
 
 
 def test_staff_without_the_export_permission_see_no_button_and_get_403(viewer):
@@ -185,7 +191,7 @@ def test_refund_request_resource_and_stream_neutralise_and_use_major_units():
     RefundRequestFactory(amount=1250, internal_reason="", customer_note="x")
     RefundRequest.objects.update(failure_message="+call me")
     row = RefundRequestResource().export().dict[0]
-    assert (row["amount"], row["failure_message"]) == ("12.50", "'+call me")
+    assert (row["amount"], row["failure_message"]) == (Decimal("12.50"), "'+call me")
     assert row["payment_intent"].startswith("pi_")
     queryset: QuerySet = RefundRequest.objects.all()
     text = "".join(csv_rows(queryset, REFUND_REQUEST_STREAM_COLUMNS))
