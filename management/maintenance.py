@@ -18,8 +18,14 @@ from django.utils import timezone
 from django_q.models import Success
 
 from backoffice.models import AdminAction
-from management.models import SyncRun
-from payments.models import BalanceEntry, Payment, Refund, StudentBalance, WebhookEvent
+from payments.models import (
+    BalanceEntry,
+    Payment,
+    Refund,
+    StudentBalance,
+    SyncRun,
+    WebhookEvent,
+)
 
 ACTION_FIX = "fix_inconsistency"
 # Statuses the refunded amount decides; disputed payments keep their status.
