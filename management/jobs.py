@@ -1,22 +1,44 @@
-"""Operational jobs. Plain functions: `manage_payments`, the admin and django-q2 schedules all
-call these, so a job behaves the same however it is started. Each returns a JSON-able dict."""
+"""The job registry. Plain functions: `manage_payments`, the admin and the django-q2
+schedules (management/schedules.py) all call these, so a job behaves the same however it is
+started. Each returns a JSON-able dict; the `*_scheduled` variants raise when the job could
+not do its work, so that django-q2 records the task as failed."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from django.db.models import Count, Max, Q
+from django.utils import timezone
 
 from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa: F401
-from management.models import SyncRun
-from payments.models import Customer, Dispute, Payment, StudentBalance
+from payments import sync_runs
+from payments.models import Customer, Dispute, Payment, StudentBalance, SyncRun
 from payments.selectors_webhooks import webhook_health
-from refunds.jobs import process_pending_refunds  # noqa: F401 - the command calls jobs.*
+from refunds.models import RefundRequest
 from refunds.selectors import refund_request_pending_count
-from reports.jobs import (  # noqa: F401 - re-exported: the command and schedules call jobs.*
-    generate_analytics_job,
-    issue_missing_receipts,
-    payment_report_job,
-    refresh_analytics,
+from refunds.services import refund_requests_process_pending
+from reports.payment_report_files import payment_report_write
+from reports.receipts import credit_notes_issue_missing, receipts_issue_missing
+from reports.rollups import generate_analytics
+
+# The analytics schedule recomputes this many days back: late webhooks, refunds and disputes
+# land on earlier days.
+REFRESH_DAYS = 3
+
+ERR_SYNC_FAILED = "Stripe sync failed: {error}"
+ERR_REFUNDS_UNKNOWN_OUTCOME = (
+    "{count} refund request(s) left with an unknown Stripe outcome (last error: {error}); "
+    "they stay processing and the next run looks each one up in Stripe before retrying."
 )
+
+
+class JobFailed(RuntimeError):
+    """A job could not do its work (Stripe unreachable, a sync pass failed). Raised by the
+    scheduled entry points so that the django-q2 task shows failed; the command turns the
+    same condition into exit status 1."""
+
+
+# --- overview ---------------------------------------------------------------------------------
 
 
 def system_overview() -> dict:
@@ -49,17 +71,94 @@ def system_overview() -> dict:
     }
 
 
-def stripe_sync(*, full=False, since=None, trigger="command", progress=None) -> dict:
-    """Mirror Stripe into our tables (payments/jobs.py): incremental from the watermarks,
-    `full=True` backfills, `since=date` re-reads a window. Recorded as a SyncRun."""
-    from payments.jobs import stripe_sync as run
+# --- Stripe sync (payments/sync_runs.py) -------------------------------------------------------
 
-    return run(full=full, since=since, trigger=trigger, progress=progress).as_dict()
+
+def stripe_sync(*, full=False, since=None, trigger="command", progress=None) -> dict:
+    """Mirror Stripe into our tables: incremental from the watermarks, `full=True` backfills,
+    `since=date` re-reads a window. Recorded as a SyncRun. `status` is "succeeded", "failed"
+    (a pass failed: see `outcomes` per object type) or "skipped" (another run held the
+    lock)."""
+    return sync_runs.stripe_sync(
+        full=full, since=since, trigger=trigger, progress=progress
+    ).as_dict()
 
 
 def stripe_sync_scheduled(trigger="schedule") -> dict:
-    """The django-q2 schedule's entry point: raises on failure so the task shows failed."""
+    """The django-q2 schedule's entry point: raises JobFailed when the run failed. A skipped
+    run is no failure: the run holding the lock is doing the work."""
     result = stripe_sync(trigger=trigger)
-    if result["status"] == "failed":
-        raise RuntimeError(result["error"])
+    if result["status"] == SyncRun.Status.FAILED:
+        raise JobFailed(ERR_SYNC_FAILED.format(error=result["error"]))
     return result
+
+
+# --- refunds (refunds/services.py) -------------------------------------------------------------
+
+
+def process_pending_refunds(*, limit: int = 500) -> dict:
+    """Refund approved requests through Stripe and resume interrupted ones.
+
+    Besides the service's counts: `unknown_outcome`, the requests now waiting with an unknown
+    Stripe outcome (a gateway error released their claim: PROCESSING, no processing start),
+    and the last such `gateway_error`. Non-zero means Stripe could not be asked or did not
+    answer: the job did not do its work. `failed` (Stripe refused a refund) is an answer,
+    and staff see it in the queue."""
+    counts = refund_requests_process_pending(limit=limit)
+    # Counted after the run, over all requests: a gateway error releases the claim
+    # (refunds.services.refund_request_process) and leaves exactly this state behind.
+    waiting = RefundRequest.objects.filter(
+        status=RefundRequest.Status.PROCESSING, processing_started_at__isnull=True
+    )
+    last = waiting.order_by("-updated_at", "-id").values_list("failure_message", flat=True).first()
+    return {**counts, "unknown_outcome": waiting.count(), "gateway_error": last or ""}
+
+
+def refunds_unknown_outcome_error(result: dict) -> str:
+    """The error to report for a process_pending_refunds result, or "" when it did its work."""
+    if not result["unknown_outcome"]:
+        return ""
+    return ERR_REFUNDS_UNKNOWN_OUTCOME.format(
+        count=result["unknown_outcome"], error=result["gateway_error"] or "none recorded"
+    )
+
+
+def process_pending_refunds_scheduled() -> dict:
+    """The refund safety net's schedule: raises JobFailed while requests are left with an
+    unknown Stripe outcome (they are retried on the next run either way)."""
+    result = process_pending_refunds()
+    error = refunds_unknown_outcome_error(result)
+    if error:
+        raise JobFailed(error)
+    return result
+
+
+# --- reports (reports/rollups.py, receipts.py, payment_report_files.py) ------------------------
+
+
+def generate_analytics_job(*, start: date | None = None, end: date | None = None) -> dict:
+    """Rollups of [start, end] (inclusive; default: today)."""
+    today = timezone.localdate()
+    start = start or end or today
+    end = end or start
+    return generate_analytics(start=start, end=end).as_dict()
+
+
+def refresh_analytics() -> dict:
+    """The schedule's job: the last REFRESH_DAYS days, today included."""
+    today = timezone.localdate()
+    return generate_analytics(start=today - timedelta(days=REFRESH_DAYS - 1), end=today).as_dict()
+
+
+def payment_report_job(
+    *, period: str, fmt: str = "json", output: str | None = None, end: date | None = None
+) -> dict:
+    """The payment report of the last 1/7/30 days as JSON, CSV or PDF (ValueError for an
+    unknown format or a PDF without `output`)."""
+    return payment_report_write(period=period, fmt=fmt, output=output, end=end)
+
+
+def issue_missing_receipts() -> dict:
+    """Receipts for captured payments and credit notes for succeeded refunds that have none
+    (repair after a missed signal, or a refund made in the Stripe dashboard)."""
+    return {**receipts_issue_missing(), **credit_notes_issue_missing()}

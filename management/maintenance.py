@@ -18,9 +18,8 @@ from django.utils import timezone
 from django_q.models import Success
 
 from backoffice.models import AdminAction
-from management.models import SyncRun
 from payments import ledger
-from payments.models import BalanceEntry, Payment, StudentBalance, WebhookEvent
+from payments.models import BalanceEntry, Payment, StudentBalance, SyncRun, WebhookEvent
 from payments.sync import refresh_payments
 
 ACTION_FIX = "fix_inconsistency"

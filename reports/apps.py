@@ -1,12 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
-
-
-def _ensure_schedules(**kwargs) -> None:
-    """After `migrate`: the django-q2 schedules that keep rollups and receipts current."""
-    from .jobs import ensure_report_schedules
-
-    ensure_report_schedules()
 
 
 class ReportsConfig(AppConfig):
@@ -26,4 +18,3 @@ class ReportsConfig(AppConfig):
         signals.refund_processed.connect(
             receipts.on_refund_processed, dispatch_uid="reports.credit_note_on_refund_processed"
         )
-        post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="reports.schedules")

@@ -18,8 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from management.models import SyncRun
-from payments.models import Dispute, FraudAlert, Payment, StudentBalance
+from payments.models import Dispute, FraudAlert, Payment, StudentBalance, SyncRun
 from payments.money import format_money
 from payments.selectors_webhooks import webhook_health
 from refunds.models import RefundRequest
@@ -247,7 +246,7 @@ def _sync_card() -> Card:
             value="never",
             tone=WARNING,
             icon="sync",
-            href=_url("admin:management_syncrun_changelist"),
+            href=_url("admin:payments_syncrun_changelist"),
         )
     when = run.finished_at or run.started_at
     status = run.status
@@ -262,7 +261,7 @@ def _sync_card() -> Card:
         tone=DANGER if failed else (WARNING if stale else OK),
         target="at least hourly",
         detail=status.replace("_", " "),
-        href=_url("admin:management_syncrun_changelist"),
+        href=_url("admin:payments_syncrun_changelist"),
         icon="sync",
     )
 

@@ -272,8 +272,8 @@ SIDEBAR_SECTIONS = [
             (
                 "Stripe sync runs",
                 "sync",
-                "management.syncrun",
-                "management.admin.sync_failed_badge",
+                "payments.syncrun",
+                "payments.admin.sync_run.sync_failed_badge",
             ),
             ("Audit trail", "policy", "backoffice.adminaction"),
             ("Scheduled jobs", "schedule", "django_q.schedule"),

@@ -2,6 +2,7 @@ from .customer import CustomerAdmin
 from .fraud import FraudAlertAdmin
 from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
+from .sync_run import SyncRunAdmin, SyncStateAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
@@ -10,5 +11,7 @@ __all__ = [
     "InstructorAdmin",
     "PaymentAdmin",
     "PaymentMethodAdmin",
+    "SyncRunAdmin",
+    "SyncStateAdmin",
     "WebhookEventAdmin",
 ]

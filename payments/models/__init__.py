@@ -21,3 +21,8 @@ __all__ = [
     "StudentBalance",
     "WebhookEvent",
 ]
+
+# The Stripe sync's state and run record (moved here from the management app).
+from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
+
+__all__ += ["JobLock", "SyncObjectType", "SyncRun", "SyncState", "sync_run_lock_ttl"]

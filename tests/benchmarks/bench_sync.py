@@ -15,8 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from payments import gateway
-from payments.jobs import stripe_sync
 from payments.models import Payment
+from payments.sync_runs import stripe_sync
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
 

@@ -11,14 +11,9 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from management import jobs
-from management.admin import sync_failed_badge
-from management.models import (
-    SYNC_SCHEDULE_FUNC,
-    SYNC_SCHEDULE_NAME,
-    JobLock,
-    SyncRun,
-    ensure_stripe_sync_schedule,
-)
+from management.schedules import SYNC_SCHEDULE_FUNC, SYNC_SCHEDULE_NAME, ensure_job_schedules
+from payments.admin.sync_run import sync_failed_badge
+from payments.models import JobLock, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +41,7 @@ def make_runs(n, **kwargs):
 def test_changelist_shows_status_badges_and_counts(admin_client):
     make_runs(2)
     SyncRun.objects.create(status=SyncRun.Status.FAILED, error="GatewayServerError: boom")
-    response = admin_client.get(reverse("admin:management_syncrun_changelist"))
+    response = admin_client.get(reverse("admin:payments_syncrun_changelist"))
     assert response.status_code == 200
     html = response.content.decode()
     assert "Succeeded" in html and "Failed" in html
@@ -59,9 +54,7 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client):
         SyncRun.objects.all().delete()
         make_runs(n)
         with CaptureQueriesContext(connection) as ctx:
-            assert (
-                admin_client.get(reverse("admin:management_syncrun_changelist")).status_code == 200
-            )
+            assert admin_client.get(reverse("admin:payments_syncrun_changelist")).status_code == 200
         return len(ctx.captured_queries)
 
     assert count(10) == count(100)
@@ -70,19 +63,19 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client):
 def test_detail_is_read_only_and_runs_cannot_be_added_or_deleted(admin_client):
     make_runs(1)
     run = SyncRun.objects.get()
-    response = admin_client.get(reverse("admin:management_syncrun_change", args=[run.pk]))
+    response = admin_client.get(reverse("admin:payments_syncrun_change", args=[run.pk]))
     assert response.status_code == 200
     assert "Unchanged" in response.content.decode()
-    assert admin_client.get(reverse("admin:management_syncrun_add")).status_code == 403
+    assert admin_client.get(reverse("admin:payments_syncrun_add")).status_code == 403
     assert (
-        admin_client.post(reverse("admin:management_syncrun_delete", args=[run.pk])).status_code
+        admin_client.post(reverse("admin:payments_syncrun_delete", args=[run.pk])).status_code
         == 403
     )
-    assert admin_client.get(reverse("admin:management_syncstate_changelist")).status_code == 200
+    assert admin_client.get(reverse("admin:payments_syncstate_changelist")).status_code == 200
 
 
 def test_bad_filter_values_do_not_500(admin_client):
-    url = reverse("admin:management_syncrun_changelist")
+    url = reverse("admin:payments_syncrun_changelist")
     for query in ("?status=nonsense", "?started_at_from=garbage", "?q=%00", "?o=99"):
         assert admin_client.get(url + query).status_code in (200, 302)
 
@@ -124,8 +117,8 @@ def test_an_expired_lock_is_taken_over_and_its_old_owner_cannot_renew():
 def test_schedule_exists_after_migrate_and_ensuring_it_again_is_idempotent(settings):
     assert Schedule.objects.filter(name=SYNC_SCHEDULE_NAME).count() == 1  # from post_migrate
     settings.STRIPE_SYNC_SCHEDULE_MINUTES = 30
-    ensure_stripe_sync_schedule()
-    ensure_stripe_sync_schedule()
+    ensure_job_schedules()
+    ensure_job_schedules()
     schedule = Schedule.objects.get(name=SYNC_SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
         SYNC_SCHEDULE_FUNC,
@@ -140,7 +133,7 @@ def test_scheduled_job_raises_when_the_sync_fails(monkeypatch):
     monkeypatch.setattr(
         jobs, "stripe_sync", lambda **kw: {"status": "failed", "error": "GatewayError: x"}
     )
-    with pytest.raises(RuntimeError, match="GatewayError: x"):
+    with pytest.raises(jobs.JobFailed, match="GatewayError: x"):
         jobs.stripe_sync_scheduled()
     monkeypatch.setattr(jobs, "stripe_sync", lambda **kw: {"status": "succeeded", "error": ""})
     assert jobs.stripe_sync_scheduled()["status"] == "succeeded"

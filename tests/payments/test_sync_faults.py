@@ -10,11 +10,10 @@ first answer replayed. Backoff sleeps are recorded, not slept.
 
 import pytest
 
-from management.models import SyncObjectType, SyncRun, SyncState
 from payments import gateway
 from payments.exceptions import GatewayServerError, GatewayTimeout
-from payments.jobs import stripe_sync
-from payments.models import Payment
+from payments.models import Payment, SyncObjectType, SyncRun, SyncState
+from payments.sync_runs import stripe_sync
 from tests.management.stripe_peer import Fault, FaultProxy, make_customer, setup_peer
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]

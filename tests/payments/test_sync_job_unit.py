@@ -5,12 +5,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from management.models import SyncObjectType, SyncState
 from payments import gateway
 from payments.exceptions import InvalidRequest
 from payments.gateway import Page, StripeRefund
-from payments.jobs import stripe_sync
-from payments.models import Refund
+from payments.models import Refund, SyncObjectType, SyncState
+from payments.sync_runs import stripe_sync
 from tests.factories import PaymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,4 +83,5 @@ def test_other_invalid_requests_fail_the_run(fake_gateway, monkeypatch):
     monkeypatch.setattr(gateway, "stripe_refund_list_pages", broken)
     report = stripe_sync()
     assert report.status == "failed"
-    assert report.error == "InvalidRequest: Invalid API version"
+    # The error names the object types it hit.
+    assert report.error == "InvalidRequest: Invalid API version [refund]"

@@ -16,10 +16,18 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from management.models import JobLock, SyncObjectType, SyncRun, SyncState
-from payments.jobs import LOCK_NAME, MSG_ABANDONED, MSG_LOCKED, stripe_sync
-from payments.models import Customer, Payment, PaymentMethod, Refund
+from payments.models import (
+    Customer,
+    JobLock,
+    Payment,
+    PaymentMethod,
+    Refund,
+    SyncObjectType,
+    SyncRun,
+    SyncState,
+)
 from payments.money import percent_of
+from payments.sync_runs import LOCK_NAME, MSG_ABANDONED, MSG_LOCKED, stripe_sync
 from tests.management.stripe_peer import CARD_DECLINED, make_customer, make_payment, setup_peer
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -263,13 +271,18 @@ def test_command_prints_one_summary_line_without_a_terminal(peer, account):
 def test_command_exits_non_zero_when_the_sync_fails(peer, settings):
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nothing listens on the discard port
     settings.STRIPE_MAX_RETRIES = 2
-    with pytest.raises(CommandError, match="Stripe sync failed: GatewayConnectionError"):
+    with pytest.raises(CommandError, match="Stripe sync failed: GatewayConnectionError") as exc:
         call_command("manage_payments", "--sync-stripe", stdout=StringIO())
+    assert exc.value.returncode == 1
     run = SyncRun.objects.get()
     assert run.status == SyncRun.Status.FAILED
     assert "Could not reach Stripe" in run.error
-    assert run.api_calls == 3  # the first try and two retries
-    assert len(peer.sleeps) == 2
+    # Every pass is attempted (one failing type does not stop the others), each with the
+    # first try and two retries; disputes make no call on localstripe, which has none.
+    passes = ("customer", "payment_intent", "refund")
+    assert all(run.outcomes[kind]["status"] == "failed" for kind in passes)
+    assert run.api_calls == 3 * len(passes)
+    assert len(peer.sleeps) == 2 * len(passes)
     assert not JobLock.objects.exists()
 
 

@@ -12,12 +12,11 @@ from datetime import timedelta
 import pytest
 from django.db import close_old_connections, connection
 
-from management.models import JobLock, SyncRun
 from payments import sync
 from payments.gateway import payment_intent_from_stripe
-from payments.jobs import LOCK_NAME
-from payments.models import Payment
+from payments.models import JobLock, Payment, SyncRun
 from payments.signals import payment_succeeded
+from payments.sync_runs import LOCK_NAME
 from tests.payments.test_sync_upserts import intent_payload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -75,7 +74,7 @@ def test_concurrent_lock_acquisition_has_one_winner():
 
 
 def test_a_sync_run_while_another_holds_the_lock_is_skipped_on_postgres():
-    from payments.jobs import stripe_sync
+    from payments.sync_runs import stripe_sync
 
     token = JobLock.objects.acquire(LOCK_NAME, ttl=timedelta(minutes=5))
     assert stripe_sync().status == "skipped"

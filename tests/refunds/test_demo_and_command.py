@@ -33,6 +33,8 @@ def test_process_pending_refunds_command(approver, fake_stripe):
         "processed": 1,
         "failed": 0,
         "still_processing": 0,
+        "unknown_outcome": 0,
+        "gateway_error": "",
     }
     row.refresh_from_db()
     assert row.status == RefundRequest.Status.PROCESSED
@@ -90,5 +92,5 @@ def test_the_safety_net_is_scheduled():
     from django_q.models import Schedule
 
     schedule = Schedule.objects.get(name="refunds: process pending refunds")
-    assert schedule.func == "refunds.jobs.process_pending_refunds"
+    assert schedule.func == "management.jobs.process_pending_refunds_scheduled"
     assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 5)

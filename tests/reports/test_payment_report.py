@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from payments.models import Payment
-from reports.jobs import ERR_PDF_NEEDS_OUTPUT
 from reports.models import DailyRollup
+from reports.payment_report_files import ERR_PDF_NEEDS_OUTPUT
 from reports.rollups import generate_analytics
 from reports.selectors import ERR_UNKNOWN_PERIOD, payment_report, period_range
 from tests.factories import DisputeFactory, PaymentFactory, RefundFactory

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from management import demo_data
 from management.demo_refunds import seed_refund_requests
+from management.schedules import ensure_job_schedules
 from payments.models import Payment
 from reports.demo import seed_reports
 
@@ -29,5 +30,10 @@ class Command(BaseCommand):
         )
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
-        # Last: rollups and receipts summarise everything seeded above.
-        seed_reports(stdout=self.stdout)
+        # Last: rollups and receipts summarise everything seeded above. DAYS + 1: the demo's
+        # payments reach back DAYS days from the current hour.
+        seed_reports(days=demo_data.DAYS + 1, stdout=self.stdout)
+        # The schedules that keep the sync, refunds and rollups going while the demo runs
+        # (also ensured after every `migrate`).
+        schedules = ensure_job_schedules()
+        self.stdout.write(f"Schedules: {schedules['schedules']} in place")

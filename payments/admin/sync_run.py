@@ -1,5 +1,5 @@
-"""Operations in the admin: the record of Stripe sync runs and where each object type
-stands. Read-only: runs are started by the command, the schedule or a person at a shell."""
+"""The record of Stripe sync runs and where each object type stands. Read-only: runs are
+started by the command, the schedule or a person at a shell (management/jobs.py)."""
 
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
@@ -7,7 +7,11 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
 from unfold.decorators import display
 
-from management.models import SyncRun, SyncState
+from payments.models import SyncRun, SyncState
+
+# Shown for a type a run never reached (it stopped early), and for runs recorded before
+# outcomes per type existed.
+NOT_ATTEMPTED = "—"
 
 SYNC_STATUS_COLOURS = {
     SyncRun.Status.RUNNING: "info",
@@ -110,26 +114,31 @@ class SyncRunAdmin(ReadOnlyAdmin):
     def counts_table(self, obj):
         if not obj.counts:
             return "—"
+        outcomes = obj.outcomes or {}
         rows = format_html_join(
             "",
-            "<tr><td class='pr-4'>{}</td><td class='pr-4 text-right'>{}</td>"
+            "<tr><td class='pr-4'>{}</td><td class='pr-4'>{}</td>"
             "<td class='pr-4 text-right'>{}</td><td class='pr-4 text-right'>{}</td>"
-            "<td class='text-right'>{}</td></tr>",
+            "<td class='pr-4 text-right'>{}</td><td class='pr-4 text-right'>{}</td>"
+            "<td>{}</td></tr>",
             (
                 (
                     kind.replace("_", " "),
+                    outcomes.get(kind, {}).get("status", NOT_ATTEMPTED),
                     c.get("created", 0),
                     c.get("updated", 0),
                     c.get("unchanged", 0),
                     c.get("skipped", 0),
+                    outcomes.get(kind, {}).get("error", ""),
                 )
                 for kind, c in obj.counts.items()
             ),
         )
         return format_html(
-            "<table><thead><tr><th class='pr-4 text-left'>Type</th><th class='pr-4'>Created"
-            "</th><th class='pr-4'>Updated</th><th class='pr-4'>Unchanged</th><th>Skipped"
-            "</th></tr></thead><tbody>{}</tbody></table>",
+            "<table><thead><tr><th class='pr-4 text-left'>Type</th><th class='pr-4 text-left'>"
+            "Outcome</th><th class='pr-4'>Created</th><th class='pr-4'>Updated</th>"
+            "<th class='pr-4'>Unchanged</th><th class='pr-4'>Skipped</th>"
+            "<th class='text-left'>Error</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
 

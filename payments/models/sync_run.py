@@ -1,4 +1,9 @@
-"""Operations state: job locks, Stripe sync watermarks and the record of every sync run."""
+"""The Stripe sync's own state: its lease (JobLock), where each object type stands
+(SyncState) and the record of every run (SyncRun). payments.sync_runs writes them; the
+admin (payments/admin/sync_run.py), the dashboard and the overview read them.
+
+These tables were created by the `management` app; payments/migrations/0007 took them over
+with their rows (the tables were renamed, nothing was copied)."""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import uuid
 from datetime import timedelta
 
 from django.db import IntegrityError, models, transaction
-from django.db.models.signals import post_migrate
 from django.utils import timezone
 
 
@@ -114,6 +118,12 @@ class SyncRun(models.Model):
     api_calls = models.PositiveIntegerField("API calls", default=0)
     api_retries = models.PositiveIntegerField("API retries", default=0)
     pages = models.PositiveIntegerField(default=0)
+    # How each object type's pass ended; one failing type does not stop the others:
+    # {"customer": {"status": "succeeded", "error": ""},
+    #  "refund": {"status": "failed", "error": "GatewayServerError: ..."}, ...}
+    # A type missing here did not finish: the run stopped at or before it (lost lease, a bug).
+    outcomes = models.JSONField(default=dict, blank=True)
+    # The run's error: every failed type's, "; "-separated, in the order they ran.
     error = models.TextField(blank=True)
 
     class Meta:
@@ -125,56 +135,6 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"Stripe sync #{self.pk} ({self.status})"
-
-
-# --- the django-q2 schedule of the sync -------------------------------------------------------
-
-SYNC_SCHEDULE_NAME = "Stripe sync"
-SYNC_SCHEDULE_FUNC = "management.jobs.stripe_sync_scheduled"
-
-
-def ensure_stripe_sync_schedule(**kwargs) -> None:
-    """Create or update the sync's django-q2 schedule, idempotently, after `migrate`.
-
-    Connected to post_migrate here (the app's models module loads once, at set-up). The
-    cluster's `catch_up: False` (settings.Q_CLUSTER) keeps a stopped cluster from running a
-    backlog of missed syncs; each run is incremental anyway."""
-    app_config = kwargs.get("app_config")
-    if app_config is not None and app_config.label != "management":
-        return
-    from django.conf import settings
-    from django.db import connections
-    from django_q.models import Schedule
-
-    using = kwargs.get("using") or "default"
-    if Schedule._meta.db_table not in connections[using].introspection.table_names():
-        return  # django_q is not migrated on this database yet
-    minutes = max(1, int(settings.STRIPE_SYNC_SCHEDULE_MINUTES))
-    schedule_kwargs = "{'trigger': 'schedule'}"
-    _validate_schedule_arguments(schedule_kwargs)
-    Schedule.objects.using(using).update_or_create(
-        name=SYNC_SCHEDULE_NAME,
-        defaults={
-            "func": SYNC_SCHEDULE_FUNC,
-            "args": "",
-            "kwargs": schedule_kwargs,
-            "schedule_type": Schedule.MINUTES,
-            "minutes": minutes,
-            "repeats": -1,
-        },
-    )
-
-
-def _validate_schedule_arguments(kwargs_text: str) -> None:
-    # One malformed schedule rolls back the whole scheduler pass (LIBRARY_NOTES): check first.
-    import ast
-
-    value = ast.literal_eval(kwargs_text)
-    if not isinstance(value, dict):
-        raise ValueError(f"schedule kwargs must be a dict literal: {kwargs_text!r}")
-
-
-post_migrate.connect(ensure_stripe_sync_schedule, dispatch_uid="management.stripe_sync_schedule")
 
 
 def sync_run_lock_ttl() -> timedelta:

@@ -1,13 +1,20 @@
-"""The Stripe sync job: gateway pages -> payments.sync upserts, one object type at a time.
+"""Stripe sync runs: gateway pages -> payments.sync upserts, one object type at a time.
 
-Per object type a watermark (management.SyncState): a run lists objects created after
-watermark - STRIPE_SYNC_OVERLAP_SECONDS, 100 per page, upserts each page in one bulk
-statement set, and moves the watermark only when the pass is complete. After every page it
-records the page's cursor, so a run that fails mid-way (429/5xx past our retries, a crash)
-resumes after the last committed page: no gap, and no duplicate (rows are unique by Stripe id
-and compared before writing). `full=True` re-reads everything; `since=date` re-reads objects
-created since that day. A lease (management.JobLock) keeps two runs from overlapping, and
-every run leaves a management.SyncRun row.
+Per object type a watermark (SyncState, payments/models/sync_run.py): a run lists objects
+created after watermark - STRIPE_SYNC_OVERLAP_SECONDS, 100 per page, upserts each page in
+one bulk statement set, and moves the watermark only when the pass is complete. After every
+page it records the page's cursor, so a run that fails mid-way (429/5xx past our retries, a
+crash) resumes after the last committed page: no gap, and no duplicate (rows are unique by
+Stripe id and compared before writing). `full=True` re-reads everything; `since=date`
+re-reads objects created since that day. A lease (JobLock) keeps two runs from overlapping,
+and every run leaves a SyncRun row.
+
+One object type failing (Stripe unreachable for it, a 400 on its list call) does not stop the
+others: each pass is attempted, its outcome recorded in SyncRun.outcomes, and the run is
+marked failed at the end if any pass failed. Passes run parents first; a child pass whose
+parent pass failed still runs but keeps its watermark, so the next run reads its window again
+and links the parents it could not see. A lost lease stops the run at once: without it
+another run may be writing the same watermarks.
 """
 
 from __future__ import annotations
@@ -22,9 +29,9 @@ from datetime import UTC, date, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from management.models import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 from payments import gateway, sync
 from payments.exceptions import GatewayError, InvalidRequest, ResourceMissing
+from payments.models import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,14 @@ MAX_PARENT_FETCHES_PER_PAGE = 100
 
 ProgressCallback = Callable[[str, int, int], None]  # (object type, objects so far, pages)
 
+# A pass whose parent pass failed in the same run completes but keeps its watermark: payment
+# intents read while customers could not be would stay unlinked from their customer.
+PARENT_TYPES = {
+    SyncObjectType.PAYMENT_INTENT: (SyncObjectType.CUSTOMER,),
+    SyncObjectType.REFUND: (SyncObjectType.PAYMENT_INTENT,),
+    SyncObjectType.DISPUTE: (SyncObjectType.PAYMENT_INTENT,),
+}
+
 
 class SyncLockLost(Exception):
     pass
@@ -48,6 +63,8 @@ class SyncReport:
     run_id: int
     status: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per object type: {"status": "succeeded" | "failed", "error": "..."} (SyncRun.outcomes).
+    outcomes: dict[str, dict[str, str]] = field(default_factory=dict)
     api_calls: int = 0
     api_retries: int = 0
     pages: int = 0
@@ -63,6 +80,7 @@ class SyncReport:
             "run": self.run_id,
             "status": self.status,
             "counts": self.counts,
+            "outcomes": self.outcomes,
             "objects_changed": self.objects_changed,
             "api_calls": self.api_calls,
             "api_retries": self.api_retries,
@@ -106,6 +124,7 @@ class _Run:
         self.results: dict[str, sync.UpsertResult] = {
             t.value: sync.UpsertResult() for t in SyncObjectType
         }
+        self.outcomes: dict[str, dict[str, str]] = {}
         self.pages = 0
         self.client = gateway.StripeClient.from_settings()
         self.overlap = timedelta(seconds=int(settings.STRIPE_SYNC_OVERLAP_SECONDS))
@@ -133,7 +152,10 @@ class _Run:
 
     # -- one object type -------------------------------------------------------------------
 
-    def sync_type(self, object_type: str, lister, upsert) -> None:
+    def sync_type(self, object_type: str, lister, upsert, *, hold_watermark: bool = False) -> None:
+        """One pass over `object_type`. `hold_watermark`: complete the pass but leave the
+        watermark where it was, so that the next run reads this window again (used when a
+        parent pass failed: rows upserted without their parent get linked on the re-read)."""
         state, _ = SyncState.objects.get_or_create(object_type=object_type)
         send_signals = self._send_signals(state)
         if self.full:
@@ -171,7 +193,11 @@ class _Run:
                 if high is None or item.created > high:
                     high = item.created
             self._page_done(object_type, state, page, floor, high)
-        if high is not None and (state.watermark is None or high > state.watermark):
+        if (
+            not hold_watermark
+            and high is not None
+            and (state.watermark is None or high > state.watermark)
+        ):
             state.watermark = high
         state.cursor = ""
         state.pass_floor = None
@@ -250,19 +276,60 @@ class _Run:
             result.missing_parents = retried.missing_parents
         self.results[SyncObjectType.DISPUTE] += result
 
+    def passes(self):
+        """(object type, lister, upsert) in the order they run: parents first. The listers
+        are looked up now, not at import, so that tests can stand in for the gateway."""
+        return [
+            (SyncObjectType.CUSTOMER, gateway.stripe_customer_list_pages, self.upsert_customers),
+            (
+                SyncObjectType.PAYMENT_INTENT,
+                gateway.stripe_payment_intent_list_pages,
+                self.upsert_payment_intents,
+            ),
+            (SyncObjectType.REFUND, gateway.stripe_refund_list_pages, self.upsert_refunds),
+            (SyncObjectType.DISPUTE, gateway.stripe_dispute_list_pages, self.upsert_disputes),
+        ]
+
     def execute(self) -> None:
-        self.sync_type(
-            SyncObjectType.CUSTOMER, gateway.stripe_customer_list_pages, self.upsert_customers
-        )
-        self.sync_type(
-            SyncObjectType.PAYMENT_INTENT,
-            gateway.stripe_payment_intent_list_pages,
-            self.upsert_payment_intents,
-        )
-        self.sync_type(SyncObjectType.REFUND, gateway.stripe_refund_list_pages, self.upsert_refunds)
-        self.sync_type(
-            SyncObjectType.DISPUTE, gateway.stripe_dispute_list_pages, self.upsert_disputes
-        )
+        """Attempt every pass; a GatewayError fails that pass only. A lost lease and any
+        other exception (a bug) propagate and end the run."""
+        for object_type, lister, upsert in self.passes():
+            parent_failed = any(
+                self.outcomes.get(parent, {}).get("status") == SyncRun.Status.FAILED
+                for parent in PARENT_TYPES.get(object_type, ())
+            )
+            try:
+                self.sync_type(object_type, lister, upsert, hold_watermark=parent_failed)
+            except GatewayError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                logger.warning("Stripe sync #%s: %s failed: %s", self.run.pk, object_type, error)
+                self._record_outcome(object_type, SyncRun.Status.FAILED, error)
+            except SyncLockLost as exc:
+                self._record_outcome(
+                    object_type, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+                )
+                raise
+            else:
+                self._record_outcome(object_type, SyncRun.Status.SUCCEEDED, "")
+
+    def _record_outcome(self, object_type: str, status: str, error: str) -> None:
+        outcome = {"status": str(status), "error": error}
+        self.outcomes[object_type] = outcome
+        if object_type == SyncObjectType.CUSTOMER:
+            # Payment methods are read per customer, inside the customers' pass.
+            self.outcomes[SyncObjectType.PAYMENT_METHOD] = dict(outcome)
+
+    def failed(self) -> bool:
+        return any(o["status"] == SyncRun.Status.FAILED for o in self.outcomes.values())
+
+    def error(self) -> str:
+        """Every failed pass's error once, with the types it hit (Stripe unreachable fails
+        every pass with the same message: one line, not four)."""
+        types_by_error: dict[str, list[str]] = {}
+        for object_type, outcome in self.outcomes.items():
+            if outcome["status"] == SyncRun.Status.FAILED:
+                types_by_error.setdefault(outcome["error"], []).append(object_type)
+        return "; ".join(f"{error} [{', '.join(types)}]" for error, types in types_by_error.items())
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {key: result.as_dict() for key, result in self.results.items()}
@@ -297,20 +364,23 @@ def stripe_sync(
         status=SyncRun.Status.FAILED, error=MSG_ABANDONED, finished_at=timezone.now()
     )
     job = _Run(run=run, token=token, full=full, since=since, progress=progress)
-    error = ""
     with gateway.count_api_calls() as calls:
         try:
             job.execute()
-            status = SyncRun.Status.SUCCEEDED
-        except (GatewayError, SyncLockLost) as exc:
-            status, error = SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
-            logger.warning("Stripe sync #%s failed: %s", run.pk, error)
+            error = job.error()
+        except SyncLockLost:
+            # Recorded as the outcome of the pass it stopped; later passes were not attempted.
+            error = job.error()
+            logger.warning("Stripe sync #%s stopped: %s", run.pk, error)
         except Exception as exc:  # recorded, then re-raised: a bug must not look like a run
             run.status = SyncRun.Status.FAILED
             run.error = "".join(traceback.format_exception_only(exc)).strip()
             _finish(run, job, calls, started)
             JobLock.objects.release(LOCK_NAME, token)
             raise
+    status = SyncRun.Status.FAILED if job.failed() else SyncRun.Status.SUCCEEDED
+    if status == SyncRun.Status.FAILED:
+        logger.warning("Stripe sync #%s failed: %s", run.pk, error)
     run.status = status
     run.error = error
     _finish(run, job, calls, started)
@@ -319,6 +389,7 @@ def stripe_sync(
         run_id=run.pk,
         status=status,
         counts=job.counts(),
+        outcomes=job.outcomes,
         api_calls=calls.calls,
         api_retries=calls.retries,
         pages=job.pages,
@@ -329,6 +400,7 @@ def stripe_sync(
 
 def _finish(run: SyncRun, job: _Run, calls: gateway.CallCounter, started: float) -> None:
     run.counts = job.counts()
+    run.outcomes = job.outcomes
     run.objects_changed = sum(c["created"] + c["updated"] for c in run.counts.values())
     run.api_calls = calls.calls
     run.api_retries = calls.retries

@@ -16,7 +16,7 @@ def keep_what_stripe_said(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0006_fraud_alerts'),
+        ('payments', '0008_syncrun_outcomes'),
     ]
 
     operations = [

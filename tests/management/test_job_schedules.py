@@ -1,0 +1,66 @@
+"""The django-q2 schedules of the job registry (management/schedules.py): created after
+migrate, idempotent, every func resolvable in management.jobs, and run by django-q2's own
+scheduler."""
+
+import importlib
+
+import pytest
+from django.utils import timezone
+from django_q.conf import Conf
+from django_q.models import Schedule
+from django_q.scheduler import scheduler
+
+from management.schedules import (
+    ANALYTICS_SCHEDULE_NAME,
+    RECEIPTS_SCHEDULE_NAME,
+    REFUNDS_SCHEDULE_FUNC,
+    REFUNDS_SCHEDULE_NAME,
+    ensure_job_schedules,
+    job_schedules,
+)
+from reports.models import DailyRollup, Receipt
+from tests.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _resolve(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_every_schedule_exists_after_migrate_and_calls_the_job_registry():
+    for schedule in job_schedules():
+        row = Schedule.objects.get(name=schedule.name)  # from post_migrate
+        assert row.func == schedule.func
+        assert row.func.startswith("management.jobs.")
+        assert callable(_resolve(row.func))
+
+
+def test_ensuring_the_schedules_again_creates_nothing():
+    before = Schedule.objects.count()
+    assert ensure_job_schedules()["created"] == 0
+    assert ensure_job_schedules()["created"] == 0
+    assert Schedule.objects.count() == before
+
+
+def test_an_old_row_is_repointed_by_name():
+    Schedule.objects.filter(name=REFUNDS_SCHEDULE_NAME).update(
+        func="refunds.jobs.process_pending_refunds"
+    )
+    ensure_job_schedules()
+    assert Schedule.objects.get(name=REFUNDS_SCHEDULE_NAME).func == REFUNDS_SCHEDULE_FUNC
+
+
+def test_due_schedules_refresh_today_and_issue_missing_receipts(monkeypatch):
+    monkeypatch.setattr(Conf, "SYNC", True)
+    names = [ANALYTICS_SCHEDULE_NAME, RECEIPTS_SCHEDULE_NAME]
+    Schedule.objects.filter(name__in=names).update(next_run=timezone.now())
+    # Only these: another due schedule (e.g. the Stripe sync) is not under test here.
+    Schedule.objects.exclude(name__in=names).delete()
+    PaymentFactory(created=timezone.now(), amount=1234)
+    scheduler()
+    row = DailyRollup.objects.get(day=timezone.localdate())
+    assert (row.gross_amount, row.attempted_count) == (1234, 1)
+    assert Receipt.objects.count() == 1
+    assert all(s.next_run > timezone.now() for s in Schedule.objects.filter(name__in=names))
