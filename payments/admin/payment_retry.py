@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 from unfold.widgets import UnfoldAdminTextareaWidget
 
+from backoffice.audit import client_info_from_request
 from payments.models import Payment, PaymentMethod
 from payments.money import format_money
 from payments.services.payment_retry import PaymentRetryNotAllowed, payment_retry
@@ -52,13 +53,14 @@ class PaymentRetryAdminMixin:
         # The button on the payment page posts without `confirm`: show the form.
         form = PaymentRetryForm(request.POST if "confirm" in request.POST else None)
         if form.is_valid():
+            client = client_info_from_request(request)
             try:
                 result = payment_retry(
                     payment=payment,
                     reason=form.cleaned_data["reason"],
                     acting_user=request.user,
-                    ip_address=request.META.get("REMOTE_ADDR"),
-                    user_agent=request.headers.get("User-Agent", ""),
+                    ip_address=client.ip_address,
+                    user_agent=client.user_agent,
                 )
             except PaymentRetryNotAllowed as exc:
                 self.message_user(request, exc.message, messages.ERROR)
