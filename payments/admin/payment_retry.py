@@ -15,9 +15,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from backoffice.audit import client_info_from_request
 from payments.models import Payment, PaymentMethod
 from payments.money import format_money
-from payments.services.payment_retry import PaymentRetryNotAllowed, payment_retry
-
-RETRY_PERMISSION = "payments.retry_payment"
+from payments.services.payment_retry import PERM_RETRY, PaymentRetryNotAllowed, payment_retry
 
 
 class PaymentRetryForm(forms.Form):
@@ -32,7 +30,7 @@ class PaymentRetryAdminMixin:
     """Mounts <pk>/retry/ on the payment admin."""
 
     def has_retry_permission(self, request, obj=None):
-        return request.user.has_perm(RETRY_PERMISSION)
+        return request.user.has_perm(PERM_RETRY)
 
     def get_urls(self):
         retry = path(
@@ -53,14 +51,12 @@ class PaymentRetryAdminMixin:
         # The button on the payment page posts without `confirm`: show the form.
         form = PaymentRetryForm(request.POST if "confirm" in request.POST else None)
         if form.is_valid():
-            client = client_info_from_request(request)
             try:
                 result = payment_retry(
                     payment=payment,
                     reason=form.cleaned_data["reason"],
                     acting_user=request.user,
-                    ip_address=client.ip_address,
-                    user_agent=client.user_agent,
+                    client=client_info_from_request(request),
                 )
             except PaymentRetryNotAllowed as exc:
                 self.message_user(request, exc.message, messages.ERROR)

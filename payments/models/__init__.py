@@ -5,6 +5,7 @@ from .fraud_alert import FraudAlert
 from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
+from .payment_retry import PaymentRetry
 from .refund import Refund
 from .webhook_event import WebhookEvent
 
@@ -17,6 +18,7 @@ __all__ = [
     "Payment",
     "PaymentMethod",
     "PaymentMethodType",
+    "PaymentRetry",
     "Refund",
     "StudentBalance",
     "WebhookEvent",
