@@ -1,8 +1,12 @@
-"""The audit trail: one helper writes it, deriving the target and the client."""
+"""The audit trail: one helper writes it (target and client derived), and a row, once
+written, is never changed or deleted: not by save(), delete(), queryset writes, the admin,
+nor (on PostgreSQL) raw SQL."""
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test import RequestFactory
+from django.urls import reverse
 
 from backoffice.audit import (
     ERR_TARGET_ID_REQUIRED,
@@ -10,11 +14,20 @@ from backoffice.audit import (
     audit_record,
     client_info_from_request,
 )
-from backoffice.models import AdminAction
+from backoffice.models import ERR_AUDIT_IMMUTABLE, AdminAction, AuditRowImmutable
 from payments.models import Payment
 from tests.factories import PaymentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+UPDATED = ERR_AUDIT_IMMUTABLE.format(what="updated")
+DELETED = ERR_AUDIT_IMMUTABLE.format(what="deleted")
+
+
+@pytest.fixture
+def row(db):
+    return audit_record(acting_user=None, action="test", target=PaymentFactory())
+
 
 # --- audit_record ----------------------------------------------------------------------------
 
@@ -122,3 +135,62 @@ def test_behind_trusted_proxies_the_client_is_read_from_the_right(
 def test_the_user_agent_is_cut_to_the_column():
     client = client_info_from_request(request(HTTP_USER_AGENT="u" * 900))
     assert len(client.user_agent) == AdminAction._meta.get_field("user_agent").max_length
+
+
+# --- Written once ----------------------------------------------------------------------------
+
+
+def test_saving_a_written_row_again_is_refused(row):
+    row.reason = "rewritten"
+    with pytest.raises(AuditRowImmutable, match=UPDATED):
+        row.save()
+    loaded = AdminAction.objects.get(pk=row.pk)
+    with pytest.raises(AuditRowImmutable, match=UPDATED):
+        loaded.save(update_fields=["reason"])
+    assert AdminAction.objects.get(pk=row.pk).reason == ""
+
+
+def test_a_new_row_with_an_existing_pk_cannot_overwrite_it(row):
+    impostor = AdminAction(pk=row.pk, action="forged", target_type="x", target_id="1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        impostor.save()
+    assert AdminAction.objects.get(pk=row.pk).action == "test"
+
+
+def test_deleting_a_row_is_refused(row):
+    with pytest.raises(AuditRowImmutable, match=DELETED):
+        row.delete()
+    assert AdminAction.objects.filter(pk=row.pk).exists()
+
+
+def test_queryset_updates_and_deletes_are_refused(row):
+    with pytest.raises(AuditRowImmutable, match=UPDATED):
+        AdminAction.objects.filter(pk=row.pk).update(reason="x")
+    with pytest.raises(AuditRowImmutable, match=DELETED):
+        AdminAction.objects.all().delete()
+    assert AdminAction.objects.get(pk=row.pk).reason == ""
+
+
+def test_the_admin_is_read_only_even_for_a_superuser(admin_client, row):
+    change = reverse("admin:backoffice_adminaction_change", args=[row.pk])
+    delete = reverse("admin:backoffice_adminaction_delete", args=[row.pk])
+    assert admin_client.get(change).status_code == 200  # viewable
+    assert admin_client.post(change, {"action": "forged", "reason": "x"}).status_code == 403
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert admin_client.get(reverse("admin:backoffice_adminaction_add")).status_code == 403
+    assert AdminAction.objects.get(pk=row.pk).action == "test"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE backoffice_adminaction SET reason = 'x' WHERE id = %s",
+        "DELETE FROM backoffice_adminaction WHERE id = %s",
+    ],
+)
+def test_on_postgresql_the_database_refuses_raw_updates_and_deletes(row, sql):
+    refused = pytest.raises(DatabaseError, match="Audit rows are written once")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [row.pk])
+    assert AdminAction.objects.get(pk=row.pk).reason == ""
