@@ -2,6 +2,7 @@ from .customer import CustomerAdmin
 from .fraud import FraudAlertAdmin
 from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
+from .payment_retry import PaymentRetryAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "InstructorAdmin",
     "PaymentAdmin",
     "PaymentMethodAdmin",
+    "PaymentRetryAdmin",
     "WebhookEventAdmin",
 ]

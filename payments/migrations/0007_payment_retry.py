@@ -96,6 +96,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-created_at', '-id'],
+                'indexes': [models.Index(fields=['-created_at', '-id'], name='payment_retry_created_idx')],
                 'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['processing', 'unknown'])), fields=('payment',), name='payment_retry_one_open_per_payment')],
             },
         ),

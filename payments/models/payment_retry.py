@@ -59,6 +59,8 @@ class PaymentRetry(TimestampedModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The admin list's default ordering.
+        indexes = [models.Index(fields=["-created_at", "-id"], name="payment_retry_created_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["payment"],

@@ -470,3 +470,55 @@ def test_against_localstripe_a_refused_confirm_charges_nothing(localstripe, sett
     assert payment.status == Payment.Status.FAILED
     charges = peer.v1.charges.list(params={"customer": customer.id}).data
     assert [c.status for c in charges] == ["failed"]  # nothing was charged
+
+
+# --- The list of retries ----------------------------------------------------------------------
+
+
+def make_retries(count):
+    for _ in range(count):
+        payment = PaymentFactory(failed=True)
+        PaymentRetry.objects.create(
+            payment=payment,
+            status=PaymentRetry.Status.DECLINED,
+            idempotency_key=f"payment_retry:test-{payment.pk}",
+            amount=payment.amount,
+            currency=payment.currency,
+            stripe_payment_intent_id=payment.stripe_payment_intent_id,
+            stripe_payment_method_id="pm_x",
+            requested_by=UserFactory(),
+            decline_code="insufficient_funds",
+        )
+
+
+def test_retries_list_shows_outcomes_in_constant_queries(admin_client, monkeypatch):
+    from django.contrib import admin
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_retries(30)
+    url = reverse("admin:payments_paymentretry_changelist")
+    model_admin = admin.site._registry[PaymentRetry]
+    counts = []
+    for per_page in (5, 25):
+        monkeypatch.setattr(model_admin, "list_per_page", per_page)
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.get(url)
+        assert response.status_code == 200
+        assert len(response.context["cl"].result_list) == per_page
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
+    assert "insufficient_funds" in response.content.decode()
+
+
+def test_retries_cannot_be_added_changed_or_deleted_in_the_admin(admin_client):
+    make_retries(1)
+    retry = PaymentRetry.objects.get()
+    change = reverse("admin:payments_paymentretry_change", args=[retry.pk])
+    assert admin_client.get(change).status_code == 200
+    assert admin_client.post(change, {"status": "succeeded"}).status_code == 403
+    delete = reverse("admin:payments_paymentretry_delete", args=[retry.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert admin_client.get(reverse("admin:payments_paymentretry_add")).status_code == 403
+    retry.refresh_from_db()
+    assert retry.status == PaymentRetry.Status.DECLINED
