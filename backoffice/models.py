@@ -1,10 +1,34 @@
 from django.conf import settings
 from django.db import models
 
+ERR_AUDIT_IMMUTABLE = "Audit rows are written once: an AdminAction cannot be {what}."
+
+
+class AuditRowImmutable(Exception):
+    """Someone tried to change or delete an audit row. The audit trail is append-only: record
+    a new row (through backoffice.audit.audit_record) instead."""
+
+
+class AdminActionQuerySet(models.QuerySet):
+    """`.update()` and `.delete()` refuse, like the model's save() and delete().
+
+    What Python cannot stop: raw SQL, `QuerySet._raw_delete` / `_update`, other programs.
+    On PostgreSQL a trigger refuses those too (migration 0002_adminaction_append_only_trigger);
+    SQLite has no such guard. Retention code leaves this table alone (management/
+    maintenance.py's cleanup does), and a user with audit rows cannot be deleted (PROTECT)."""
+
+    def update(self, **kwargs):
+        raise AuditRowImmutable(ERR_AUDIT_IMMUTABLE.format(what="updated"))
+
+    def delete(self):
+        raise AuditRowImmutable(ERR_AUDIT_IMMUTABLE.format(what="deleted"))
+
 
 class AdminAction(models.Model):
     """The audit trail: one row per staff action, written in the same transaction as the
-    change it describes (so a rolled-back change leaves no audit row, and vice versa)."""
+    change it describes (so a rolled-back change leaves no audit row, and vice versa).
+
+    Written once, by backoffice.audit.audit_record; never updated or deleted."""
 
     class Result(models.TextChoices):
         SUCCESS = "success", "Success"
@@ -30,9 +54,22 @@ class AdminAction(models.Model):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    objects = AdminActionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="adminaction_target_idx")]
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_repr or self.target_id}"
+
+    def save(self, *args, **kwargs):
+        # A row read from the database (or saved once) is never written again; a new one is
+        # always an INSERT, even with a pk set, so it cannot overwrite an existing row.
+        if not self._state.adding:
+            raise AuditRowImmutable(ERR_AUDIT_IMMUTABLE.format(what="updated"))
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditRowImmutable(ERR_AUDIT_IMMUTABLE.format(what="deleted"))

@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.models import Success
 
-from backoffice.models import AdminAction
+from backoffice.audit import audit_record
 from payments import ledger
 from payments.models import BalanceEntry, Payment, StudentBalance, SyncRun, WebhookEvent
 from payments.sync import refresh_payments
@@ -30,12 +30,10 @@ MAX_EXAMPLES = 20
 def _audit(obj, *, field: str, old, new, dry_run: bool) -> dict:
     change = {"target": f"{obj._meta.label_lower}:{obj.pk}", "field": field, "old": old, "new": new}
     if not dry_run:
-        AdminAction.objects.create(
-            actor=None,
+        audit_record(
+            acting_user=None,
             action=ACTION_FIX,
-            target_type=obj._meta.label_lower,
-            target_id=str(obj.pk),
-            target_repr=str(obj)[:255],
+            target=obj,
             reason=f"{field}: {old} -> {new}",
             details=change,
         )

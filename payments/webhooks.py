@@ -252,11 +252,12 @@ def webhook_events_requeue_stale(*, now: datetime | None = None) -> dict:
     return {"requeued": len(pks)}
 
 
-def webhook_event_replay(*, event: WebhookEvent, acting_user) -> bool:
+def webhook_event_replay(*, event: WebhookEvent, acting_user, client=None) -> bool:
     """Run a stored event's handler again (staff action): reset it to `received`, audit, and
     enqueue. Safe on processed events too: handlers are idempotent. Returns False (and does
-    nothing) while a worker is processing the event right now."""
-    from backoffice.models import AdminAction
+    nothing) while a worker is processing the event right now. `client`: a
+    backoffice.audit.ClientInfo for the audit row."""
+    from backoffice.audit import audit_record
 
     with transaction.atomic():
         locked = WebhookEvent.objects.select_for_update().get(pk=event.pk)
@@ -272,13 +273,12 @@ def webhook_event_replay(*, event: WebhookEvent, acting_user) -> bool:
         locked.processing_started_at = None
         locked.save(update_fields=["status", "next_attempt_at", "processing_started_at"])
         _enqueue_with(locked)
-        AdminAction.objects.create(
-            actor=acting_user,
+        audit_record(
+            acting_user=acting_user,
             action="webhook_event_replay",
-            target_type="payments.webhookevent",
-            target_id=str(locked.pk),
-            target_repr=str(locked)[:255],
+            target=locked,
             details={"stripe_id": locked.stripe_id, "previous_status": previous},
+            client=client,
         )
     return True
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
 from payments.models import BalanceEntry, Payment, StudentBalance
 from payments.money import decimal_places, format_money
@@ -85,14 +85,6 @@ class RefundPermissionError(RefundError):
     """The acting user lacks a permission (the admin turns this into 403)."""
 
 
-@dataclass(frozen=True)
-class ClientInfo:
-    """Where a staff action came from, for the audit row."""
-
-    ip_address: str | None = None
-    user_agent: str = ""
-
-
 def payment_blocked_reason(payment: Payment) -> str:
     """Why no refund can be made on `payment` at all, or "" when refunds are possible."""
     if payment.status in _BLOCKED_MESSAGES:
@@ -125,20 +117,16 @@ def _audit(
     result: str = AdminAction.Result.SUCCESS,
     details: dict | None = None,
 ) -> AdminAction:
-    client = client or ClientInfo()
-    return AdminAction.objects.create(
-        actor=acting_user if getattr(acting_user, "pk", None) else None,
+    return audit_record(
+        acting_user=acting_user,
         action=action,
-        target_type="refunds.refundrequest",
-        target_id=str(refund_request.pk),
-        target_repr=str(refund_request)[:255],
+        target=refund_request,
         amount=refund_request.amount,
         currency=refund_request.currency,
         reason=reason,
-        ip_address=client.ip_address,
-        user_agent=(client.user_agent or "")[:500],
         result=result,
         details={"payment_id": refund_request.payment_id, **(details or {})},
+        client=client,
     )
 
 

@@ -15,7 +15,7 @@ from django.db.models import Exists, OuterRef, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from backoffice.models import AdminAction
+from backoffice.audit import audit_record
 from payments.models import Payment
 
 from .models import DOCUMENT_PREFIX, DocumentKind, DocumentSequence, Receipt
@@ -41,11 +41,10 @@ def _locked_counter(*, kind: str, year: int) -> DocumentSequence:
 
 
 def _audit(*, document: Receipt, acting_user, action: str) -> None:
-    AdminAction.objects.create(
-        actor=acting_user,
+    audit_record(
+        acting_user=acting_user,
         action=action,
-        target_type="reports.receipt",
-        target_id=str(document.pk),
+        target=document,
         target_repr=document.number,
         amount=document.amount,
         currency=document.currency,
@@ -165,10 +164,10 @@ def receipts_issue_missing(*, acting_user=None, limit: int | None = None) -> dic
                     for i, (pk, amount, currency) in enumerate(batch)
                 ]
             )
-            AdminAction.objects.create(
-                actor=acting_user,
+            audit_record(
+                acting_user=acting_user,
                 action="receipts_issue_missing",
-                target_type="reports.receipt",
+                target=Receipt,
                 target_id=format_number(DocumentKind.RECEIPT, year, first),
                 target_repr=f"{len(batch)} receipts",
                 details={"first": first, "last": first + len(batch) - 1, "year": year},

@@ -15,6 +15,9 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-not-secret-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+# How many reverse proxies we run in front of the app (0: clients connect directly). The audit
+# trail's client IP is then read from X-Forwarded-For, that many entries from the right.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 INSTALLED_APPS = [
     # unfold before django.contrib.admin; its contrib apps before the apps they style.

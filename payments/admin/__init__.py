@@ -2,6 +2,7 @@ from .customer import CustomerAdmin
 from .fraud import FraudAlertAdmin
 from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
+from .payment_retry import PaymentRetryAdmin
 from .sync_run import SyncRunAdmin, SyncStateAdmin
 from .webhook import WebhookEventAdmin
 
@@ -11,6 +12,7 @@ __all__ = [
     "InstructorAdmin",
     "PaymentAdmin",
     "PaymentMethodAdmin",
+    "PaymentRetryAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
     "WebhookEventAdmin",

@@ -7,6 +7,7 @@ from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin_cells import two_line
+from backoffice.audit import client_info_from_request
 from payments.models import FraudAlert
 from payments.money import format_money
 from payments.services.fraud_alert import PERM_REVIEW, FraudReviewError, fraud_alert_review
@@ -110,8 +111,7 @@ class FraudAlertAdmin(ModelAdmin):
                         decision=decision,
                         note=form.cleaned_data["note"],
                         acting_user=request.user,
-                        ip_address=request.META.get("REMOTE_ADDR"),
-                        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                        client=client_info_from_request(request),
                     )
                     done += 1
                 except FraudReviewError as exc:

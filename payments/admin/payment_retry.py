@@ -1,22 +1,24 @@
 """Retry a failed payment from its page: a POST button, an intermediate confirmation with a
 reason, then payments.services.payment_retry. GET answers 405; staff without
-payments.retry_payment get 403."""
+payments.retry_payment get 403. And the read-only list of retries and their outcomes."""
 
 from django import forms
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
+from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextareaWidget
 
-from payments.models import Payment, PaymentMethod
+from backoffice.audit import client_info_from_request
+from payments.models import Payment, PaymentMethod, PaymentRetry
 from payments.money import format_money
-from payments.services.payment_retry import PaymentRetryNotAllowed, payment_retry
-
-RETRY_PERMISSION = "payments.retry_payment"
+from payments.services.payment_retry import PERM_RETRY, PaymentRetryNotAllowed, payment_retry
 
 
 class PaymentRetryForm(forms.Form):
@@ -31,7 +33,7 @@ class PaymentRetryAdminMixin:
     """Mounts <pk>/retry/ on the payment admin."""
 
     def has_retry_permission(self, request, obj=None):
-        return request.user.has_perm(RETRY_PERMISSION)
+        return request.user.has_perm(PERM_RETRY)
 
     def get_urls(self):
         retry = path(
@@ -57,8 +59,7 @@ class PaymentRetryAdminMixin:
                     payment=payment,
                     reason=form.cleaned_data["reason"],
                     acting_user=request.user,
-                    ip_address=request.META.get("REMOTE_ADDR"),
-                    user_agent=request.headers.get("User-Agent", ""),
+                    client=client_info_from_request(request),
                 )
             except PaymentRetryNotAllowed as exc:
                 self.message_user(request, exc.message, messages.ERROR)
@@ -83,3 +84,49 @@ class PaymentRetryAdminMixin:
             "change_url": change_url,
         }
         return TemplateResponse(request, "payments/admin/payment_retry_confirm.html", context)
+
+
+RETRY_STATUS_COLOURS = {
+    PaymentRetry.Status.PROCESSING: "info",
+    PaymentRetry.Status.UNKNOWN: "warning",
+    PaymentRetry.Status.SUCCEEDED: "success",
+    PaymentRetry.Status.DECLINED: "danger",
+    PaymentRetry.Status.FAILED: "danger",
+}
+
+
+@admin.register(PaymentRetry)
+class PaymentRetryAdmin(ModelAdmin):
+    """Every retry and how it ended. Read-only: retries are made from the payment page and
+    move only through payments.services.payment_retry."""
+
+    list_display = [
+        "created_at",
+        "payment",
+        "amount_display",
+        "status_badge",
+        "decline_code",
+        "attempts",
+        "requested_by",
+    ]
+    list_filter = [("status", ChoicesDropdownFilter)]
+    list_select_related = ["payment", "requested_by"]
+    search_fields = ["=idempotency_key", "=stripe_payment_intent_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @display(description="Amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_money(obj.amount, obj.currency)
+
+    @display(description="Status", ordering="status", label=RETRY_STATUS_COLOURS)
+    def status_badge(self, obj):
+        return obj.status, obj.get_status_display()

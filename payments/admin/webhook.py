@@ -14,6 +14,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 from unfold.utils import display_for_label
 
+from backoffice.audit import client_info_from_request
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors_webhooks
 from payments.models import WebhookEvent
@@ -252,7 +253,10 @@ class WebhookEventAdmin(ModelAdmin):
     @action(description="Replay selected events", permissions=["replay"])
     def replay_selected(self, request, queryset):
         events = list(queryset.only("pk", "stripe_id", "type", "status")[:500])
-        replayed = sum(webhook_event_replay(event=e, acting_user=request.user) for e in events)
+        client = client_info_from_request(request)
+        replayed = sum(
+            webhook_event_replay(event=e, acting_user=request.user, client=client) for e in events
+        )
         self._report_replay(request, replayed=replayed, busy=len(events) - replayed)
 
     def _report_replay(self, request, *, replayed, busy):
@@ -278,6 +282,8 @@ class WebhookEventAdmin(ModelAdmin):
         if not self.has_replay_permission(request):
             raise PermissionDenied
         event = get_object_or_404(WebhookEvent, pk=object_id)
-        replayed = webhook_event_replay(event=event, acting_user=request.user)
+        replayed = webhook_event_replay(
+            event=event, acting_user=request.user, client=client_info_from_request(request)
+        )
         self._report_replay(request, replayed=int(replayed), busy=1 - int(replayed))
         return HttpResponseRedirect(reverse("admin:payments_webhookevent_change", args=[event.pk]))

@@ -5,7 +5,9 @@ from .fraud_alert import FraudAlert
 from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
+from .payment_retry import PaymentRetry
 from .refund import Refund
+from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 from .webhook_event import WebhookEvent
 
 __all__ = [
@@ -14,15 +16,16 @@ __all__ = [
     "Dispute",
     "FraudAlert",
     "Instructor",
+    "JobLock",
     "Payment",
     "PaymentMethod",
     "PaymentMethodType",
+    "PaymentRetry",
     "Refund",
     "StudentBalance",
+    "SyncObjectType",
+    "SyncRun",
+    "SyncState",
     "WebhookEvent",
+    "sync_run_lock_ttl",
 ]
-
-# The Stripe sync's state and run record (moved here from the management app).
-from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
-
-__all__ += ["JobLock", "SyncObjectType", "SyncRun", "SyncState", "sync_run_lock_ttl"]

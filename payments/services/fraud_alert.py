@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from backoffice.models import AdminAction
+from backoffice.audit import ClientInfo, audit_record
 from payments.models import FraudAlert, Payment
 
 PERM_REVIEW = "payments.review_fraudalert"
@@ -62,8 +62,7 @@ def fraud_alert_review(
     decision: str,
     note: str,
     acting_user,
-    ip_address=None,
-    user_agent: str = "",
+    client: ClientInfo | None = None,
 ) -> FraudAlert:
     """Dismiss or confirm an open alert, under a row lock, with an AdminAction in the same
     transaction. Raises FraudReviewError (permission, missing note, already reviewed)."""
@@ -91,16 +90,13 @@ def fraud_alert_review(
         locked.save(
             update_fields=["status", "reviewed_by", "reviewed_at", "review_note", "updated_at"]
         )
-        AdminAction.objects.create(
-            actor=acting_user,
+        audit_record(
+            acting_user=acting_user,
             action=f"fraud_alert_{decision}",
-            target_type="payments.fraudalert",
-            target_id=str(locked.pk),
-            target_repr=str(locked)[:255],
+            target=locked,
             amount=locked.payment.amount,
             currency=locked.payment.currency,
             reason=note,
-            ip_address=ip_address,
-            user_agent=user_agent[:500],
+            client=client,
         )
     return locked

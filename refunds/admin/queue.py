@@ -23,6 +23,7 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action, display
 
+from backoffice.audit import client_info_from_request
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
 from payments.money import format_money
 from refunds import selectors
@@ -86,14 +87,6 @@ class PriorityFilter(DropdownFilter):
         if value not in Priority.RANK:
             return queryset
         return queryset.filter(selectors.priority_q(value))
-
-
-def client_info(request):
-    from refunds.services import ClientInfo
-
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    ip = (forwarded.split(",")[0].strip() if forwarded else "") or request.META.get("REMOTE_ADDR")
-    return ClientInfo(ip_address=ip or None, user_agent=request.META.get("HTTP_USER_AGENT", ""))
 
 
 def _age(delta) -> str:
@@ -313,7 +306,7 @@ class RefundRequestAdmin(ModelAdmin):
         form = form_class(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             done, errors = 0, []
-            client = client_info(request)
+            client = client_info_from_request(request)
             # One transaction per request: one refusal does not undo the others, and each
             # approval queues its own processing on commit.
             for refund_request in queryset.order_by("pk"):

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import View
 
+from backoffice.audit import client_info_from_request
 from payments.models import Payment
 from payments.money import format_money
 from refunds.forms import ApproveForm, RefundRequestCreateForm, RejectForm
@@ -88,15 +89,13 @@ class _DecisionView(View):
             return decision_page(
                 self.model_admin, request, pk, decision=self.decision, form=form, status=400
             )
-        from .queue import client_info
-
         try:
             if self.decision == "approve":
                 refund_request_approve(
                     refund_request=refund_request,
                     acting_user=request.user,
                     note=form.cleaned_data["note"],
-                    client=client_info(request),
+                    client=client_info_from_request(request),
                 )
                 messages.success(request, f"Approved {refund_request}: the refund is on its way.")
             else:
@@ -104,7 +103,7 @@ class _DecisionView(View):
                     refund_request=refund_request,
                     acting_user=request.user,
                     reason=form.cleaned_data["reason"],
-                    client=client_info(request),
+                    client=client_info_from_request(request),
                 )
                 messages.success(request, f"Rejected {refund_request}.")
         except RefundError as exc:
@@ -179,8 +178,6 @@ class PaymentRefundView(View):
         payment = get_object_or_404(Payment.objects.select_related("customer"), pk=payment_id)
         form = RefundRequestCreateForm(request.POST, payment=payment)
         if form.is_valid():
-            from .queue import client_info
-
             try:
                 refund_request = refund_request_create(
                     payment=payment,
@@ -192,7 +189,7 @@ class PaymentRefundView(View):
                     admin_notes=form.cleaned_data["admin_notes"],
                     notify_customer=form.cleaned_data["notify_customer"],
                     acting_user=request.user,
-                    client=client_info(request),
+                    client=client_info_from_request(request),
                 )
             except RefundError as exc:
                 form.add_error(None, str(exc))

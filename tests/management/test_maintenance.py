@@ -4,11 +4,13 @@ deletes only operational records past retention."""
 import json
 from datetime import timedelta
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from backoffice.audit import audit_record
 from backoffice.models import AdminAction
 from payments.models import BalanceEntry, Payment, StudentBalance, WebhookEvent
 from tests.factories import CustomerFactory, PaymentFactory, RefundFactory
@@ -88,7 +90,10 @@ def test_cleanup_deletes_only_old_done_events(settings):
     event("evt_old_done", WebhookEvent.Status.PROCESSED, old)
     event("evt_old_failed", WebhookEvent.Status.FAILED, old)
     event("evt_new_done", WebhookEvent.Status.PROCESSED, timezone.now())
-    PaymentFactory(created=old)
+    payment = PaymentFactory(created=old)
+    with mock.patch("django.utils.timezone.now", return_value=old):
+        audit = audit_record(acting_user=None, action="old", target=payment)
+    assert audit.created_at == old
     result = run("--cleanup-old-data")
     assert result["deleted"]["webhook_events"] == 1
     assert set(WebhookEvent.objects.values_list("stripe_id", flat=True)) == {
@@ -96,3 +101,4 @@ def test_cleanup_deletes_only_old_done_events(settings):
         "evt_new_done",
     }
     assert Payment.objects.count() == 1
+    assert AdminAction.objects.filter(pk=audit.pk).exists()  # the audit trail is kept

@@ -16,12 +16,13 @@ from django.utils import timezone
 from backoffice.models import AdminAction
 from payments import gateway
 from payments.exceptions import CardDeclined, GatewayTimeout
-from payments.models import Payment
+from payments.models import Payment, PaymentRetry
 from payments.services import payment_retry as service
 from payments.services.payment_retry import (
     ERROR_IN_FLIGHT,
     ERROR_NO_CUSTOMER,
     ERROR_NO_DEFAULT_METHOD,
+    ERROR_NO_PERMISSION,
     ERROR_NOT_FAILED,
     ERROR_REASON_REQUIRED,
     MESSAGE_DECLINED,
@@ -36,7 +37,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="finance")
+    user = UserFactory(username="finance")
+    user.user_permissions.add(Permission.objects.get(codename="retry_payment"))
+    return user
 
 
 @pytest.fixture
@@ -116,13 +119,22 @@ def test_retry_confirms_with_the_default_method_and_mirrors_the_result(
     result = payment_retry(
         payment=failed_payment, reason="Customer updated card", acting_user=staff
     )
-    key = f"payment:{failed_payment.pk}:retry:1"
+    retry = PaymentRetry.objects.get()
+    key = f"payment_retry:{retry.pk}"
     assert fake.confirms == [("pi_failed", "pm_new", key)]
-    assert result.succeeded and result.idempotency_key == key
+    assert result.succeeded and result.idempotency_key == key and result.retry_id == retry.pk
     failed_payment.refresh_from_db()
     assert failed_payment.status == Payment.Status.SUCCEEDED
     assert failed_payment.stripe_fee == 233
     assert failed_payment.payment_method.stripe_id == "pm_new"
+    assert (retry.status, retry.amount, retry.currency, retry.attempts) == (
+        PaymentRetry.Status.SUCCEEDED,
+        7000,
+        "usd",
+        1,
+    )
+    assert (retry.requested_by, retry.stripe_status) == (staff, "succeeded")
+    assert retry.finished_at is not None
     audit = AdminAction.objects.get(pk=result.audit_id)
     assert (audit.actor, audit.action, audit.amount, audit.currency) == (
         staff,
@@ -130,10 +142,10 @@ def test_retry_confirms_with_the_default_method_and_mirrors_the_result(
         7000,
         "usd",
     )
+    assert (audit.target_type, audit.target_id) == ("payments.payment", str(failed_payment.pk))
     assert audit.reason == "Customer updated card"
-    assert audit.result == AdminAction.Result.SUCCESS
-    assert audit.details["state"] == "succeeded"
     assert audit.details["idempotency_key"] == key
+    assert audit.details["payment_retry_id"] == retry.pk
 
 
 def test_double_submit_charges_once(failed_payment, fake_stripe, staff):
@@ -143,16 +155,21 @@ def test_double_submit_charges_once(failed_payment, fake_stripe, staff):
         payment_retry(payment=failed_payment, reason="second click", acting_user=staff)
     assert second.value.message == ERROR_NOT_FAILED.format(status="succeeded")
     assert len(fake.confirms) == 1
+    assert PaymentRetry.objects.count() == 1
 
 
 def test_a_retry_in_flight_refuses_a_second_one(failed_payment, fake_stripe, staff):
     fake = fake_stripe(outcome="timeout")
     result = payment_retry(payment=failed_payment, reason="x", acting_user=staff)
     assert result.message == MESSAGE_UNKNOWN and not result.succeeded
+    assert PaymentRetry.objects.get().status == PaymentRetry.Status.UNKNOWN
     with pytest.raises(PaymentRetryNotAllowed) as again:
         payment_retry(payment=failed_payment, reason="again", acting_user=staff)
     assert again.value.message == ERROR_IN_FLIGHT
     assert len(fake.confirms) == 1
+    assert PaymentRetry.objects.count() == 1
+    # The refused click changed nothing, so it left no audit row either.
+    assert AdminAction.objects.filter(action="payment_retry").count() == 1
 
 
 def test_a_stripe_5xx_is_an_unknown_outcome_like_a_timeout(
@@ -168,37 +185,110 @@ def test_a_stripe_5xx_is_an_unknown_outcome_like_a_timeout(
     monkeypatch.setattr(service.gateway, "stripe_payment_intent_confirm", server_error)
     result = payment_retry(payment=failed_payment, reason="x", acting_user=staff)
     assert result.message == MESSAGE_UNKNOWN
-    assert AdminAction.objects.get(pk=result.audit_id).details["state"] == "pending"
+    retry = PaymentRetry.objects.get(pk=result.retry_id)
+    assert retry.status == PaymentRetry.Status.UNKNOWN and retry.finished_at is None
+
+
+def backdate(retry_id):
+    """As if the retry's last attempt was sent long ago (its worker gone)."""
+    PaymentRetry.objects.filter(pk=retry_id).update(
+        last_attempt_at=timezone.now() - timedelta(minutes=10)
+    )
 
 
 def test_an_interrupted_retry_is_resent_with_the_same_key(failed_payment, fake_stripe, staff):
     fake = fake_stripe(outcome="timeout")
     first = payment_retry(payment=failed_payment, reason="x", acting_user=staff)
-    AdminAction.objects.filter(pk=first.audit_id).update(
-        created_at=timezone.now() - timedelta(minutes=10)
-    )
+    backdate(first.retry_id)
     fake.outcome = "succeeded"
-    second = payment_retry(payment=failed_payment, reason="x", acting_user=staff)
+    # The customer changed the default card meanwhile: the resumed retry still sends the
+    # first card, since Stripe refuses a key reused with other parameters.
+    failed_payment.customer.payment_methods.update(is_default=False)
+    second = payment_retry(payment=failed_payment, reason="y", acting_user=staff)
     assert second.succeeded
-    assert [c[2] for c in fake.confirms] == [first.idempotency_key] * 2
-    assert AdminAction.objects.get(pk=first.audit_id).details["state"] == "superseded"
+    assert second.retry_id == first.retry_id
+    assert fake.confirms == [("pi_failed", "pm_new", first.idempotency_key)] * 2
+    retry = PaymentRetry.objects.get()
+    assert (retry.status, retry.attempts) == (PaymentRetry.Status.SUCCEEDED, 2)
+    # One audit row per staff action, each written once.
+    audits = AdminAction.objects.filter(action="payment_retry").order_by("id")
+    assert [a.details["attempt"] for a in audits] == [1, 2]
+    assert [a.reason for a in audits] == ["x", "y"]
 
 
-def test_a_decline_keeps_the_payment_failed_and_is_audited(failed_payment, fake_stripe, staff):
+class Crash(BaseException):
+    """The worker dies (killed, out of memory) right after Stripe answered."""
+
+
+def test_a_crash_after_the_stripe_call_is_resumed_with_the_same_key(
+    failed_payment, fake_stripe, staff, monkeypatch
+):
+    fake = fake_stripe()
+
+    def confirm_then_crash(**kwargs):
+        fake.confirm(**kwargs)  # Stripe charged ...
+        raise Crash  # ... and we never heard back
+
+    monkeypatch.setattr(service.gateway, "stripe_payment_intent_confirm", confirm_then_crash)
+    with pytest.raises(Crash):
+        payment_retry(payment=failed_payment, reason="x", acting_user=staff)
+    retry = PaymentRetry.objects.get()
+    assert retry.status == PaymentRetry.Status.PROCESSING
+    # Right after the crash it looks like a click still in flight: refused, nothing sent.
+    with pytest.raises(PaymentRetryNotAllowed) as refused:
+        payment_retry(payment=failed_payment, reason="x", acting_user=staff)
+    assert refused.value.message == ERROR_IN_FLIGHT
+    backdate(retry.pk)
+    monkeypatch.setattr(service.gateway, "stripe_payment_intent_confirm", fake.confirm)
+    result = payment_retry(payment=failed_payment, reason="x", acting_user=staff)
+    assert result.succeeded and result.retry_id == retry.pk
+    assert [c[2] for c in fake.confirms] == [retry.idempotency_key] * 2
+    assert PaymentRetry.objects.get().status == PaymentRetry.Status.SUCCEEDED
+
+
+def test_the_database_refuses_a_second_open_retry(failed_payment, fake_stripe, staff):
+    """Even code that skips the service's check cannot open two retries of one payment."""
+    from django.db import IntegrityError, transaction
+
+    fake_stripe(outcome="timeout")
+    payment_retry(payment=failed_payment, reason="x", acting_user=staff)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PaymentRetry.objects.create(
+            payment=failed_payment,
+            amount=failed_payment.amount,
+            currency="usd",
+            stripe_payment_intent_id="pi_failed",
+            stripe_payment_method_id="pm_new",
+            idempotency_key="other",
+        )
+
+
+def test_a_decline_keeps_the_payment_failed_and_is_recorded(failed_payment, fake_stripe, staff):
     fake_stripe(outcome="declined")
     result = payment_retry(payment=failed_payment, reason="try again", acting_user=staff)
     assert not result.succeeded
     assert result.message == MESSAGE_DECLINED.format(code="insufficient_funds")
     failed_payment.refresh_from_db()
     assert failed_payment.status == Payment.Status.FAILED
-    audit = AdminAction.objects.get(pk=result.audit_id)
-    assert audit.result == AdminAction.Result.FAILURE
-    assert audit.details["state"] == "declined"
+    retry = PaymentRetry.objects.get(pk=result.retry_id)
+    assert (retry.status, retry.decline_code) == (
+        PaymentRetry.Status.DECLINED,
+        "insufficient_funds",
+    )
+    assert AdminAction.objects.filter(pk=result.audit_id).exists()
     # The next retry is a new attempt with a new key.
     fake_stripe(outcome="succeeded")
-    assert payment_retry(
-        payment=failed_payment, reason="new card", acting_user=staff
-    ).idempotency_key.endswith(":retry:2")
+    again = payment_retry(payment=failed_payment, reason="new card", acting_user=staff)
+    assert again.retry_id != retry.pk
+    assert again.idempotency_key == f"payment_retry:{again.retry_id}"
+
+
+def test_the_service_checks_the_permission(failed_payment, fake_stripe):
+    fake = fake_stripe()
+    with pytest.raises(PaymentRetryNotAllowed) as refused:
+        payment_retry(payment=failed_payment, reason="x", acting_user=UserFactory())
+    assert refused.value.message == ERROR_NO_PERMISSION
+    assert fake.confirms == [] and not PaymentRetry.objects.exists()
 
 
 @pytest.mark.parametrize("status", [Payment.Status.SUCCEEDED, Payment.Status.PENDING])
@@ -210,7 +300,7 @@ def test_only_failed_payments_can_be_retried(status, staff, fake_stripe, failed_
     label = dict(Payment.Status.choices)[status].lower()
     assert refused.value.message == ERROR_NOT_FAILED.format(status=label)
     assert fake.confirms == []
-    assert not AdminAction.objects.exists()
+    assert not AdminAction.objects.exists() and not PaymentRetry.objects.exists()
 
 
 def test_no_default_method(staff, fake_stripe, failed_payment):
@@ -328,8 +418,9 @@ def test_retry_view_explains_a_refusal(client, retrier, failed_payment, fake_str
 @pytest.mark.stripe
 def test_against_localstripe_a_refused_confirm_charges_nothing(localstripe, settings, staff):
     """The real request goes to localstripe, which cannot confirm an intent whose charge
-    failed (real Stripe can): the refusal is reported, audited as an error, and no charge is
-    made; the next retry uses a new key, since Stripe refused before charging."""
+    failed (real Stripe can): the refusal is reported, the retry recorded as refused, and no
+    charge is made; the next retry is a new one with a new key, since Stripe refused before
+    charging."""
     import stripe
 
     settings.STRIPE_LOCALSTRIPE_COMPAT = True
@@ -372,10 +463,62 @@ def test_against_localstripe_a_refused_confirm_charges_nothing(localstripe, sett
 
     with pytest.raises(PaymentRetryNotAllowed):
         payment_retry(payment=payment, reason="new card", acting_user=staff)
-    audit = AdminAction.objects.get(action="payment_retry")
-    assert audit.result == AdminAction.Result.FAILURE
-    assert audit.details["state"] == "error"
+    retry = PaymentRetry.objects.get()
+    assert retry.status == PaymentRetry.Status.FAILED and retry.error
+    assert AdminAction.objects.get(action="payment_retry").details["payment_retry_id"] == retry.pk
     payment.refresh_from_db()
     assert payment.status == Payment.Status.FAILED
     charges = peer.v1.charges.list(params={"customer": customer.id}).data
     assert [c.status for c in charges] == ["failed"]  # nothing was charged
+
+
+# --- The list of retries ----------------------------------------------------------------------
+
+
+def make_retries(count):
+    for _ in range(count):
+        payment = PaymentFactory(failed=True)
+        PaymentRetry.objects.create(
+            payment=payment,
+            status=PaymentRetry.Status.DECLINED,
+            idempotency_key=f"payment_retry:test-{payment.pk}",
+            amount=payment.amount,
+            currency=payment.currency,
+            stripe_payment_intent_id=payment.stripe_payment_intent_id,
+            stripe_payment_method_id="pm_x",
+            requested_by=UserFactory(),
+            decline_code="insufficient_funds",
+        )
+
+
+def test_retries_list_shows_outcomes_in_constant_queries(admin_client, monkeypatch):
+    from django.contrib import admin
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_retries(30)
+    url = reverse("admin:payments_paymentretry_changelist")
+    model_admin = admin.site._registry[PaymentRetry]
+    counts = []
+    for per_page in (5, 25):
+        monkeypatch.setattr(model_admin, "list_per_page", per_page)
+        with CaptureQueriesContext(connection) as ctx:
+            response = admin_client.get(url)
+        assert response.status_code == 200
+        assert len(response.context["cl"].result_list) == per_page
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
+    assert "insufficient_funds" in response.content.decode()
+
+
+def test_retries_cannot_be_added_changed_or_deleted_in_the_admin(admin_client):
+    make_retries(1)
+    retry = PaymentRetry.objects.get()
+    change = reverse("admin:payments_paymentretry_change", args=[retry.pk])
+    assert admin_client.get(change).status_code == 200
+    assert admin_client.post(change, {"status": "succeeded"}).status_code == 403
+    delete = reverse("admin:payments_paymentretry_delete", args=[retry.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert admin_client.get(reverse("admin:payments_paymentretry_add")).status_code == 403
+    retry.refresh_from_db()
+    assert retry.status == PaymentRetry.Status.DECLINED

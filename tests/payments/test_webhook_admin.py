@@ -180,6 +180,7 @@ def test_replay_post_reruns_the_handler_and_is_audited(client, replayer, recorde
         str(event.pk),
     )
     assert audit.details["previous_status"] == "failed"
+    assert audit.ip_address == "10.0.0.7"
 
 
 def test_bulk_replay_action_needs_the_permission(client, viewer, replayer, recorded):

@@ -1,0 +1,113 @@
+"""The one way an audit row is written.
+
+Every service that records a staff (or system) action calls `audit_record` inside the
+transaction of the change it describes, so the change and its audit row commit or roll back
+together. Admin views pass `client_info_from_request(request)`; jobs pass nothing.
+
+Rows are written once (AdminAction refuses updates and deletes): state that changes over time
+belongs on its own model (a refund request, a payment retry), never on the audit row.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import models
+
+from .models import AdminAction
+
+ERR_TARGET_ID_REQUIRED = "An audit row about a model class (not a row) needs an explicit target_id."
+
+# Truncate to the columns, so a long user agent or repr never fails the action it records.
+_USER_AGENT_MAX = AdminAction._meta.get_field("user_agent").max_length
+_TARGET_REPR_MAX = AdminAction._meta.get_field("target_repr").max_length
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a staff action came from, for the audit row."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+
+
+def _valid_ip(value: str | None) -> str | None:
+    """`value` when it is an IPv4/IPv6 address, else None: a header is outside input, and a
+    malformed one must not break the action (PostgreSQL's inet column would refuse it)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def client_info_from_request(request) -> ClientInfo:
+    """The client address and user agent of `request`.
+
+    The address is REMOTE_ADDR, unless settings.TRUSTED_PROXY_COUNT (n > 0) says the app sits
+    behind n proxies we run: then it is the n-th address from the right of X-Forwarded-For,
+    the one our outermost proxy saw connect (what Werkzeug's ProxyFix does). Entries further
+    left were written by the client and can be anything, so they are never trusted.
+    """
+    ip = request.META.get("REMOTE_ADDR")
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted > 0:
+        forwarded = [
+            part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        ]
+        forwarded = [part for part in forwarded if part]
+        if len(forwarded) >= trusted:
+            ip = forwarded[-trusted]
+    return ClientInfo(
+        ip_address=_valid_ip(ip),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
+    )
+
+
+def audit_record(
+    *,
+    acting_user,
+    action: str,
+    target: models.Model | type[models.Model],
+    amount: int | None = None,
+    currency: str = "",
+    reason: str = "",
+    result: str = AdminAction.Result.SUCCESS,
+    details: dict | None = None,
+    client: ClientInfo | None = None,
+    target_id: str | None = None,
+    target_repr: str | None = None,
+) -> AdminAction:
+    """Insert one audit row and return it. Call it inside the transaction of the change.
+
+    `target` is the row the action is about (target_type, target_id and target_repr derive
+    from it), or a model class for an action about many rows (then `target_id` is required).
+    `acting_user` may be None (a system job) or an AnonymousUser: both record no actor.
+    `amount` is in minor units of `currency`. `details` must be JSON-serialisable.
+    """
+    if target_id is None:
+        if isinstance(target, type):
+            raise ValueError(ERR_TARGET_ID_REQUIRED)
+        target_id = str(target.pk)
+    if target_repr is None:
+        target_repr = "" if isinstance(target, type) else str(target)
+    client = client or ClientInfo()
+    return AdminAction.objects.create(
+        # AnonymousUser has pk None; a system job passes None.
+        actor=acting_user if getattr(acting_user, "pk", None) else None,
+        action=action,
+        target_type=target._meta.label_lower,
+        target_id=str(target_id),
+        target_repr=target_repr[:_TARGET_REPR_MAX],
+        amount=amount,
+        currency=currency or "",
+        reason=reason or "",
+        ip_address=_valid_ip(client.ip_address),
+        user_agent=(client.user_agent or "")[:_USER_AGENT_MAX],
+        result=result,
+        details=details or {},
+    )
