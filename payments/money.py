@@ -7,6 +7,7 @@ Amounts of different currencies are never added (see `Money.__add__`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -178,3 +179,24 @@ class Money:
 def percent_of(amount: int, basis_points: int) -> int:
     """`basis_points`/10000 of `amount`, rounded half up, in the same minor units."""
     return (amount * basis_points + 5000) // 10000
+
+
+def threshold_minor(thresholds: Mapping[str, str | int | Decimal], currency: str) -> int:
+    """A per-currency money threshold in minor units of `currency`.
+
+    `thresholds` maps lower-case ISO codes to amounts in major units, as the settings hold
+    them (`{"usd": "50", "jpy": "7500"}`): threshold_minor(that, "usd") == 5000,
+    threshold_minor(that, "jpy") == 7500. The amount must be exact in the currency's minor
+    unit (MoneyError otherwise, see parse_money).
+
+    A currency with no configured value gets 0, the strictest rule: every amount in it is
+    "above the threshold" (a refund ranks LARGE and needs a senior). Never another currency's
+    number: 500 (USD) would be about 3 dollars in yen. For a minimum (a payout minimum, say)
+    0 is the most lenient value instead: such a caller should insist the currency is
+    configured rather than lean on this default.
+    """
+    code = normalize_currency(currency)
+    value = thresholds.get(code)
+    if value is None:
+        return 0
+    return parse_money(value, code)

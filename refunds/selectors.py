@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,12 +22,9 @@ from django.db.models import (
 from django.utils import timezone
 
 from payments.models import Payment, Refund
-from payments.money import (
-    THREE_DECIMAL_CURRENCIES,
-    ZERO_DECIMAL_CURRENCIES,
-    decimal_places,
-)
+from payments.money import threshold_minor
 
+from . import rules
 from .models import RefundRequest
 
 
@@ -43,27 +41,21 @@ class Priority:
     NONE_RANK = 4
 
 
-def _minor_threshold(major: str | Decimal, places: int) -> int:
-    """A major-unit amount in minor units for a currency with `places` decimals (50.00 ->
-    5000, 50, 50000). Truncates, so a threshold never becomes larger than configured."""
-    return int(Decimal(str(major)).scaleb(places))
-
-
-def amount_above_q(major: str | Decimal) -> Q:
-    """amount > `major` in each row's own currency, as one SQL condition (no join):
-    amount > CASE currency WHEN zero-decimal THEN 50 WHEN three-decimal THEN 50000 ELSE 5000."""
+def amount_above_q(thresholds: Mapping[str, str | Decimal]) -> Q:
+    """amount > the threshold of each row's own currency, as one SQL condition (no join), one
+    WHEN per configured currency and 0 for any other (the strictest rule, as
+    payments.money.threshold_minor): with {"usd": "50", "jpy": "7500"}
+    amount > CASE currency WHEN 'jpy' THEN 7500 WHEN 'usd' THEN 5000 ELSE 0 END.
+    Its Python twin is refunds.rules.amount_above; the two agree row for row."""
     threshold = Case(
-        When(currency__in=sorted(ZERO_DECIMAL_CURRENCIES), then=Value(_minor_threshold(major, 0))),
-        When(currency__in=sorted(THREE_DECIMAL_CURRENCIES), then=Value(_minor_threshold(major, 3))),
-        default=Value(_minor_threshold(major, 2)),
+        *[
+            When(currency=currency, then=Value(threshold_minor(thresholds, currency)))
+            for currency in sorted(thresholds)
+        ],
+        default=Value(0),
         output_field=BigIntegerField(),
     )
     return Q(amount__gt=threshold)
-
-
-def is_above_major(*, amount: int, currency: str, major: str | Decimal) -> bool:
-    """The Python twin of amount_above_q for one amount."""
-    return amount > _minor_threshold(major, decimal_places(currency))
 
 
 @dataclass(frozen=True)
@@ -132,69 +124,71 @@ def refund_request_pending_count() -> int:
     return RefundRequest.objects.filter(status=RefundRequest.Status.PENDING).count()
 
 
-# Payments in these statuses can never be refunded through a request.
-BLOCKED_PAYMENT_STATUSES = frozenset(
-    {Payment.Status.FAILED, Payment.Status.CANCELED, Payment.Status.DISPUTED}
-)
-
-
-# Mirror refund statuses that hold money: Stripe accepted them (pending ones may still fail,
-# and then stop counting when the sync or a webhook updates the mirror).
-COUNTED_REFUND_STATUSES = (
-    Refund.Status.SUCCEEDED,
-    Refund.Status.PENDING,
-    Refund.Status.REQUIRES_ACTION,
-)
-
-
 def payment_processed_amount(*, payment: Payment) -> int:
-    """Minor units Stripe has refunded (or is refunding) on `payment`: the payment's
-    amount_refunded, or the sum of its mirrored refunds where that is larger (a pending
-    refund is not in amount_refunded yet, but its money is gone)."""
+    """Minor units Stripe has refunded or is refunding on `payment` (rules.processed_amount:
+    a refund Stripe reports as pending counts before it reaches amount_refunded)."""
     mirrored = (
-        Refund.objects.filter(payment=payment, status__in=COUNTED_REFUND_STATUSES)
+        Refund.objects.filter(payment=payment, status__in=rules.COUNTED_REFUND_STATUSES)
         .order_by()
         .aggregate(total=Sum("amount"))["total"]
         or 0
     )
-    return max(payment.amount_refunded, mirrored)
+    return rules.processed_amount(amount_refunded=payment.amount_refunded, mirrored=mirrored)
 
 
 @dataclass(frozen=True)
 class Refundability:
+    """The figures of rules.refundable_amount for one payment, in its minor units."""
+
     currency: str
-    captured: int  # minor units
-    processed: int  # refunds Stripe already made (payment.amount_refunded)
+    captured: int
+    processed: int  # refunds Stripe made or is making (pending ones count)
     in_flight: int  # approved or processing requests, not yet refunded
-    pending: int  # requested, not yet decided (informative; not reserved)
-    refundable: int  # captured - processed - in_flight, never below 0
+    pending: int  # requested, not yet decided
+    pending_ahead: int  # the part of `pending` that holds a claim before this refund
+    refundable: int  # captured - processed - in_flight - pending_ahead, never below 0
     blocked_reason: str  # "" when refunds are allowed at all
 
 
 def payment_refundability(
-    *, payment: Payment, exclude_request_id: int | None = None
+    *, payment: Payment, refund_request: RefundRequest | None = None
 ) -> Refundability:
-    """What can still be refunded on `payment`, in its minor units. Callers that are about to
-    move money hold a row lock on the payment (select_for_update) while they call this, so
-    the figure cannot change under them."""
-    from .services import payment_blocked_reason  # the messages live with the rules
-
+    """What can still be refunded on `payment`, in its minor units: for a new request when
+    `refund_request` is None, else for deciding or processing that request (left out of the
+    sums; a pending one is behind the pending requests made before it, an approved one behind
+    none). Callers about to move money hold a row lock on the payment (select_for_update)
+    while they call this, so the figures cannot change under them."""
     requests = RefundRequest.objects.filter(payment=payment).order_by()
-    if exclude_request_id is not None:
-        requests = requests.exclude(pk=exclude_request_id)
+    pending = Q(status=RefundRequest.Status.PENDING)
+    if refund_request is None:
+        ahead = pending
+    elif refund_request.status == RefundRequest.Status.PENDING:
+        requests = requests.exclude(pk=refund_request.pk)
+        ahead = pending & (
+            Q(created_at__lt=refund_request.created_at)
+            | Q(created_at=refund_request.created_at, pk__lt=refund_request.pk)
+        )
+    else:
+        requests = requests.exclude(pk=refund_request.pk)
+        ahead = None
     sums = requests.aggregate(
         in_flight=Sum("amount", filter=Q(status__in=RefundRequest.IN_FLIGHT_STATUSES)),
-        pending=Sum("amount", filter=Q(status=RefundRequest.Status.PENDING)),
+        pending=Sum("amount", filter=pending),
+        **({} if ahead is None else {"pending_ahead": Sum("amount", filter=ahead)}),
     )
     captured = payment.amount if payment.is_captured else 0
-    in_flight = sums["in_flight"] or 0
     processed = payment_processed_amount(payment=payment)
+    in_flight = sums["in_flight"] or 0
+    pending_ahead = sums.get("pending_ahead") or 0
     return Refundability(
         currency=payment.currency,
         captured=captured,
         processed=processed,
         in_flight=in_flight,
         pending=sums["pending"] or 0,
-        refundable=max(0, captured - processed - in_flight),
-        blocked_reason=payment_blocked_reason(payment),
+        pending_ahead=pending_ahead,
+        refundable=rules.refundable_amount(
+            captured=captured, processed=processed, in_flight=in_flight, pending_ahead=pending_ahead
+        ),
+        blocked_reason=rules.payment_blocked_reason(payment),
     )

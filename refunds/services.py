@@ -1,11 +1,19 @@
-"""Writes for refunds. The rules live here once, whatever calls them (admin, command, task):
+"""Writes for refunds. What may be refunded is decided in refunds/rules.py (pure functions and
+the messages staff see) from figures refunds/selectors.py reads; this module applies those
+rules whatever calls it (admin, command, task), under a row lock:
 
-- refundable = captured - processed - in-flight, computed under a row lock on the Payment;
-- failed, canceled and disputed payments are never refunded;
-- four-eyes: the requester cannot approve their own request; large ones need a senior;
+- a new request must fit in captured - processed - in flight - pending: pending requests are
+  reserved when they are made, so two requests cannot ask for the same money;
+- approval re-checks the payment and the amount (behind the pending requests made before it),
+  four-eyes (the requester cannot approve their own request) and the senior limit of the
+  request's currency;
+- processing re-checks the payment and the amount again under the lock before any Stripe call:
+  a payment disputed (or refunded in full, failed, canceled) since approval is not refunded,
+  and the request ends CANCELED with the reason in failure_message. FAILED is kept for "Stripe
+  was asked and said no", CANCELED for "we stopped before asking Stripe";
 - money leaves through the gateway exactly once: a request is claimed under a row lock, its
   idempotency key is committed before the Stripe call, and a resumed attempt first looks for
-  the refund Stripe may already have made (by metadata) before it calls again.
+  the refund Stripe may already have made (by metadata) before it checks or calls again.
 
 Every service takes keyword-only arguments and `acting_user`, and writes an AdminAction row
 in the same transaction as the change it describes. Lock order is always Payment, then
@@ -21,41 +29,28 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
+from payments import gateway
+from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
 from payments.models import BalanceEntry, Payment, StudentBalance
-from payments.money import decimal_places, format_money
+from payments.money import format_money
 from payments.signals import refund_processed
+from payments.sync import upsert_refunds
 
+from . import rules
 from .models import RefundRequest
+from .selectors import payment_processed_amount, payment_refundability
 
 logger = logging.getLogger(__name__)
 
-# --- Messages (staff see them as they are; tests assert the exact words) ----------------------
-ERR_AMOUNT_NOT_POSITIVE = "The refund amount must be greater than zero."
-ERR_AMOUNT_NOT_MINOR_UNITS = "The refund amount must be a whole number of minor units."
-ERR_AMOUNT_ABOVE_REFUNDABLE = (
-    "The refund amount {amount} is more than the {refundable} that can still be refunded on "
-    "this payment."
-)
-ERR_CURRENCY_MISMATCH = (
-    "This payment is in {payment_currency}: a refund must be in the same currency, not {currency}."
-)
-ERR_PAYMENT_FAILED = "This payment failed: nothing was captured, so nothing can be refunded."
-ERR_PAYMENT_CANCELED = (
-    "This payment was canceled: nothing was captured, so nothing can be refunded."
-)
-ERR_PAYMENT_DISPUTED = (
-    "This payment is disputed: the money is settled through the dispute, not a refund."
-)
-ERR_PAYMENT_NOT_CAPTURED = "This payment has not been captured, so nothing can be refunded."
-ERR_PAYMENT_FULLY_REFUNDED = "This payment has already been refunded in full."
+# --- Messages (staff see them as they are; tests assert the exact words). The rules' own
+# messages (amounts, blocked payments, senior limit) live in refunds/rules.py. -------------------
 ERR_NOT_PENDING = "Only pending requests can be approved or rejected; this one is {status}."
 ERR_OWN_REQUEST = "You requested this refund, so someone else must approve it (four-eyes rule)."
-ERR_NEEDS_SENIOR = "Refunds above {limit} need a senior approver."
 ERR_NO_APPROVE_PERMISSION = "You do not have permission to approve or reject refund requests."
 ERR_NO_REQUEST_PERMISSION = "You do not have permission to request refunds."
 ERR_REJECTION_REASON_REQUIRED = "Give a reason for the rejection."
@@ -69,12 +64,7 @@ AUDIT_CREATE = "refund_request.create"
 AUDIT_APPROVE = "refund_request.approve"
 AUDIT_REJECT = "refund_request.reject"
 AUDIT_PROCESS = "refund_request.process"
-
-_BLOCKED_MESSAGES = {
-    Payment.Status.FAILED: ERR_PAYMENT_FAILED,
-    Payment.Status.CANCELED: ERR_PAYMENT_CANCELED,
-    Payment.Status.DISPUTED: ERR_PAYMENT_DISPUTED,
-}
+AUDIT_CANCEL = "refund_request.cancel"
 
 
 class RefundError(Exception):
@@ -83,28 +73,6 @@ class RefundError(Exception):
 
 class RefundPermissionError(RefundError):
     """The acting user lacks a permission (the admin turns this into 403)."""
-
-
-def payment_blocked_reason(payment: Payment) -> str:
-    """Why no refund can be made on `payment` at all, or "" when refunds are possible."""
-    if payment.status in _BLOCKED_MESSAGES:
-        return _BLOCKED_MESSAGES[payment.status]
-    if not payment.is_captured:
-        return ERR_PAYMENT_NOT_CAPTURED
-    if payment.amount_refunded >= payment.amount:
-        return ERR_PAYMENT_FULLY_REFUNDED
-    return ""
-
-
-def senior_limit_minor(currency: str) -> int:
-    """REFUND_SENIOR_APPROVAL_ABOVE in minor units of `currency`."""
-    from decimal import Decimal
-
-    return int(Decimal(str(settings.REFUND_SENIOR_APPROVAL_ABOVE)).scaleb(decimal_places(currency)))
-
-
-def needs_senior_approval(refund_request: RefundRequest) -> bool:
-    return refund_request.amount > senior_limit_minor(refund_request.currency)
 
 
 def _audit(
@@ -130,24 +98,23 @@ def _audit(
     )
 
 
-def _check_amount(*, payment: Payment, amount, currency: str | None, refundable: int) -> None:
-    if currency is not None and currency.strip().lower() != payment.currency:
-        raise RefundError(
-            ERR_CURRENCY_MISMATCH.format(
-                payment_currency=payment.currency.upper(), currency=currency.strip().upper()
-            )
-        )
-    if not isinstance(amount, int) or isinstance(amount, bool):
-        raise RefundError(ERR_AMOUNT_NOT_MINOR_UNITS)
-    if amount <= 0:
-        raise RefundError(ERR_AMOUNT_NOT_POSITIVE)
-    if amount > refundable:
-        raise RefundError(
-            ERR_AMOUNT_ABOVE_REFUNDABLE.format(
-                amount=format_money(amount, payment.currency),
-                refundable=format_money(refundable, payment.currency),
-            )
-        )
+def _check_refundable(
+    *, payment: Payment, refund_request: RefundRequest | None, amount, currency: str | None
+) -> None:
+    """Raise RefundError unless `amount` can be refunded on the (locked) `payment`: for a new
+    request when `refund_request` is None, else for deciding or processing that request."""
+    blocked = rules.payment_blocked_reason(payment)
+    if blocked:
+        raise RefundError(blocked)
+    refundability = payment_refundability(payment=payment, refund_request=refund_request)
+    error = rules.amount_error(
+        amount=amount,
+        currency=currency,
+        payment_currency=payment.currency,
+        refundable=refundability.refundable,
+    )
+    if error:
+        raise RefundError(error)
 
 
 def _locked_payment(payment_id: int) -> Payment:
@@ -176,13 +143,7 @@ def refund_request_create(
         raise RefundPermissionError(ERR_NO_REQUEST_PERMISSION)
     with transaction.atomic():
         payment = _locked_payment(payment.pk)
-        blocked = payment_blocked_reason(payment)
-        if blocked:
-            raise RefundError(blocked)
-        from .selectors import payment_refundability
-
-        refundable = payment_refundability(payment=payment).refundable
-        _check_amount(payment=payment, amount=amount, currency=currency, refundable=refundable)
+        _check_refundable(payment=payment, refund_request=None, amount=amount, currency=currency)
         refund_request = RefundRequest.objects.create(
             payment=payment,
             amount=amount,
@@ -230,23 +191,12 @@ def refund_request_approve(
         _check_can_decide(refund_request=locked, acting_user=acting_user)
         if locked.requested_by_id is not None and locked.requested_by_id == acting_user.pk:
             raise RefundError(ERR_OWN_REQUEST)
-        if needs_senior_approval(locked) and not acting_user.has_perm(PERM_APPROVE_LARGE):
-            raise RefundPermissionError(
-                ERR_NEEDS_SENIOR.format(
-                    limit=format_money(senior_limit_minor(locked.currency), locked.currency)
-                )
-            )
-        blocked = payment_blocked_reason(payment)
-        if blocked:
-            raise RefundError(blocked)
-        from .selectors import payment_refundability
-
-        refundable = payment_refundability(payment=payment, exclude_request_id=locked.pk)
-        _check_amount(
-            payment=payment,
-            amount=locked.amount,
-            currency=locked.currency,
-            refundable=refundable.refundable,
+        if rules.needs_senior_approval(
+            amount=locked.amount, currency=locked.currency
+        ) and not acting_user.has_perm(PERM_APPROVE_LARGE):
+            raise RefundPermissionError(rules.senior_message(locked.currency))
+        _check_refundable(
+            payment=payment, refund_request=locked, amount=locked.amount, currency=locked.currency
         )
         now = timezone.now()
         locked.status = RefundRequest.Status.APPROVED
@@ -323,20 +273,21 @@ def refund_request_reject(
 # --- Processing ------------------------------------------------------------------------------
 
 
-def _gateway():
-    # Imported late: the gateway module is the only one that imports `stripe`, and tests
-    # replace its functions to inject faults.
-    from payments import gateway
+def _claim(refund_request_id: int, *, acting_user=None) -> RefundRequest | None:
+    """Under row locks (Payment, then RefundRequest), move APPROVED -> PROCESSING, or take over
+    a PROCESSING request whose worker died, and commit the claim before any Stripe call.
 
-    return gateway
-
-
-def _claim(refund_request_id: int) -> RefundRequest | None:
-    """Move APPROVED -> PROCESSING (or take over a PROCESSING request whose worker died) under
-    a row lock, and commit the claim before any Stripe call. None when there is nothing to do
-    or another worker holds a live claim."""
+    A first claim re-checks the payment and the amount as approval did: when they no longer
+    allow the refund (disputed since, say) the request is CANCELED instead, and returned so.
+    A take-over is not checked here (an earlier attempt may have reached Stripe; the caller
+    looks first, then checks). None when there is nothing to do or another worker holds a
+    live claim."""
     lease = timedelta(seconds=settings.REFUND_PROCESSING_LEASE_SECONDS)
+    payment_id = RefundRequest.objects.values_list("payment_id", flat=True).get(
+        pk=refund_request_id
+    )
     with transaction.atomic():
+        payment = _locked_payment(payment_id)
         locked = RefundRequest.objects.select_for_update().get(pk=refund_request_id)
         now = timezone.now()
         if locked.status == RefundRequest.Status.PROCESSING:
@@ -345,6 +296,10 @@ def _claim(refund_request_id: int) -> RefundRequest | None:
                 return None  # another worker is on it
         elif locked.status != RefundRequest.Status.APPROVED:
             return None
+        else:
+            reason = _not_refundable_reason(payment=payment, refund_request=locked)
+            if reason:
+                return _cancel_before_stripe(locked, reason=reason, acting_user=acting_user)
         locked.status = RefundRequest.Status.PROCESSING
         locked.processing_started_at = now
         locked.processing_attempts += 1
@@ -361,10 +316,62 @@ def _claim(refund_request_id: int) -> RefundRequest | None:
     return locked
 
 
+def _not_refundable_reason(*, payment: Payment, refund_request: RefundRequest) -> str:
+    """Why an approved (or claimed) request may no longer be refunded, or "": the payment's
+    state and the amount, as approval checked them. Call with both rows locked."""
+    try:
+        _check_refundable(
+            payment=payment,
+            refund_request=refund_request,
+            amount=refund_request.amount,
+            currency=refund_request.currency,
+        )
+    except RefundError as exc:
+        return str(exc)
+    return ""
+
+
+def _cancel_before_stripe(locked: RefundRequest, *, reason: str, acting_user) -> RefundRequest:
+    """End a request that must not reach Stripe as CANCELED, the reason on the request (the
+    queue shows it); its amount stops counting as in flight. Inside the caller's transaction,
+    with the request locked."""
+    message = rules.CANCELED_BEFORE_STRIPE.format(reason=reason)
+    locked.status = RefundRequest.Status.CANCELED
+    locked.failure_message = message
+    locked.processing_started_at = None
+    locked.save(update_fields=["status", "failure_message", "processing_started_at", "updated_at"])
+    _audit(
+        action=AUDIT_CANCEL,
+        refund_request=locked,
+        acting_user=acting_user,
+        client=None,
+        reason=message,
+    )
+    logger.warning("refund request %s canceled before Stripe: %s", locked.pk, reason)
+    return locked
+
+
+def _recheck_claimed(refund_request_id: int, *, acting_user) -> RefundRequest | None:
+    """For a resumed claim that found no refund in Stripe: the first claim's check, under the
+    locks. The CANCELED request when the refund may no longer be made, else None."""
+    with transaction.atomic():
+        payment_id = RefundRequest.objects.values_list("payment_id", flat=True).get(
+            pk=refund_request_id
+        )
+        payment = _locked_payment(payment_id)
+        locked = RefundRequest.objects.select_for_update().get(pk=refund_request_id)
+        if locked.status != RefundRequest.Status.PROCESSING:
+            return locked  # a concurrent resumer settled it
+        reason = _not_refundable_reason(payment=payment, refund_request=locked)
+        if reason:
+            return _cancel_before_stripe(locked, reason=reason, acting_user=acting_user)
+    return None
+
+
 def _find_existing_stripe_refund(refund_request: RefundRequest):
     """The refund Stripe already made for this request in an earlier attempt, if any. Found
     by the metadata we attach to every refund we create."""
-    refunds = _gateway().stripe_refund_list(
+    refunds = gateway.stripe_refund_list(
         payment_intent_id=refund_request.payment.stripe_payment_intent_id
     )
     for stripe_refund in refunds:
@@ -380,20 +387,26 @@ def refund_request_process(*, refund_request: RefundRequest, acting_user=None) -
     """Refund an approved request through Stripe, exactly once. Safe to call any number of
     times, concurrently, and after a crash: only the worker that claims the request calls
     Stripe, always with the request's idempotency key, and a resumed attempt first looks the
-    refund up in Stripe. Returns the request as it stands afterwards."""
-    from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
-
-    claimed = _claim(refund_request.pk)
+    refund up in Stripe. A payment that may no longer be refunded (disputed, refunded in
+    full, failed or canceled since approval, or too little left) ends the request as CANCELED
+    with no Stripe call. Returns the request as it stands afterwards."""
+    claimed = _claim(refund_request.pk, acting_user=acting_user)
     if claimed is None:
         return RefundRequest.objects.get(pk=refund_request.pk)
+    if claimed.status != RefundRequest.Status.PROCESSING:
+        return claimed  # canceled by the check
     payment = claimed.payment
     try:
         stripe_refund = None
         if claimed.processing_attempts > 1:
             # An earlier attempt may have reached Stripe before dying: never refund twice.
             stripe_refund = _find_existing_stripe_refund(claimed)
+            if stripe_refund is None:
+                settled = _recheck_claimed(claimed.pk, acting_user=acting_user)
+                if settled is not None:
+                    return settled
         if stripe_refund is None:
-            stripe_refund = _gateway().stripe_refund_create(
+            stripe_refund = gateway.stripe_refund_create(
                 payment_intent_id=payment.stripe_payment_intent_id,
                 amount=claimed.amount,
                 idempotency_key=claimed.idempotency_key,
@@ -486,8 +499,6 @@ def _apply_balance_effect(*, payment: Payment, refund_request: RefundRequest) ->
         .aggregate(total=Sum("minutes"))["total"]
         or 0
     )
-    from .selectors import payment_processed_amount
-
     refunded = min(payment.amount, payment_processed_amount(payment=payment))
     target = _pro_rata_minutes(payment.package_minutes, refunded, payment.amount)
     minutes = max(0, target - already)
@@ -522,8 +533,6 @@ def _record_success(refund_request_id: int, *, stripe_refund, acting_user) -> Re
         # The same upsert the Stripe sync and webhooks use: the mirror row, then the payment's
         # amount_refunded / status / net re-derived from it. Whoever gets there first (this,
         # a webhook or a sync run), the result is the same.
-        from payments.sync import upsert_refunds
-
         upsert_refunds([_with_payment_intent(stripe_refund, payment)])
         payment.refresh_from_db()
         locked.status = RefundRequest.Status.PROCESSED
@@ -604,8 +613,6 @@ def refund_requests_process_pending(*, limit: int = 500) -> dict:
     Stripe call had an unknown outcome. For `manage_payments --process-pending-refunds`."""
     lease = timedelta(seconds=settings.REFUND_PROCESSING_LEASE_SECONDS)
     now = timezone.now()
-    from django.db.models import Q
-
     ids = list(
         RefundRequest.objects.filter(
             Q(status=RefundRequest.Status.APPROVED)
@@ -615,13 +622,19 @@ def refund_requests_process_pending(*, limit: int = 500) -> dict:
         .order_by("approved_at", "id")
         .values_list("pk", flat=True)[:limit]
     )
-    counts = {"candidates": len(ids), "processed": 0, "failed": 0, "still_processing": 0}
+    counts = {
+        "candidates": len(ids),
+        "processed": 0,
+        "failed": 0,
+        "canceled": 0,
+        "still_processing": 0,
+    }
+    outcomes = {
+        RefundRequest.Status.PROCESSED: "processed",
+        RefundRequest.Status.FAILED: "failed",
+        RefundRequest.Status.CANCELED: "canceled",
+    }
     for pk in ids:
         result = refund_request_process(refund_request=RefundRequest(pk=pk))
-        if result.status == RefundRequest.Status.PROCESSED:
-            counts["processed"] += 1
-        elif result.status == RefundRequest.Status.FAILED:
-            counts["failed"] += 1
-        else:
-            counts["still_processing"] += 1
+        counts[outcomes.get(result.status, "still_processing")] += 1
     return counts

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.templatetags.static import static
 from django.urls import reverse_lazy
 
-from .env import database_from_url, env_bool, env_int, env_list, env_str
+from .env import database_from_url, env_bool, env_int, env_list, env_str, env_thresholds
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("BACKOFFICE_VAR_DIR", str(BASE_DIR / "var")))
@@ -142,13 +142,19 @@ ADMIN_ESTIMATED_COUNT_THRESHOLD = env_int("ADMIN_ESTIMATED_COUNT_THRESHOLD", 50_
 
 # --- Refunds --------------------------------------------------------------------------------
 # Queue priority: pending longer than URGENT days is URGENT, longer than HIGH days is HIGH;
-# otherwise a pending request above REFUND_LARGE_AMOUNT (major units, per currency) is LARGE.
+# otherwise a pending request above REFUND_LARGE_AMOUNT in its own currency is LARGE.
 REFUND_URGENT_AFTER_DAYS = env_int("REFUND_URGENT_AFTER_DAYS", 3)
 REFUND_HIGH_AFTER_DAYS = env_int("REFUND_HIGH_AFTER_DAYS", 1)
-REFUND_LARGE_AMOUNT = env_str("REFUND_LARGE_AMOUNT", "50.00")
-# Requests above this amount (major units of their currency) need the senior-approver
-# permission refunds.approve_large_refundrequest.
-REFUND_SENIOR_APPROVAL_ABOVE = env_str("REFUND_SENIOR_APPROVAL_ABOVE", "500.00")
+# Money thresholds are per currency (major units, `usd=50,eur=50,...` in the environment;
+# bad text stops the start with ImproperlyConfigured). A currency that is not listed gets 0,
+# the strictest rule: every refund in it ranks LARGE and needs a senior (never the USD number
+# applied to yen; see payments.money.threshold_minor).
+REFUND_LARGE_AMOUNT = env_thresholds("REFUND_LARGE_AMOUNT", "usd=50,eur=50,gbp=40,jpy=7500")
+# Requests above this amount in their currency need the senior-approver permission
+# refunds.approve_large_refundrequest.
+REFUND_SENIOR_APPROVAL_ABOVE = env_thresholds(
+    "REFUND_SENIOR_APPROVAL_ABOVE", "usd=500,eur=500,gbp=400,jpy=75000"
+)
 # A worker's claim on a request older than this is a crashed worker: the request may resume.
 REFUND_PROCESSING_LEASE_SECONDS = env_int("REFUND_PROCESSING_LEASE_SECONDS", 300)
 

@@ -39,6 +39,16 @@ def two_lines(top, bottom=""):
     )
 
 
+def with_note(cell, note: str):
+    """A cell (a badge, say) with a short grey line of text under it."""
+    return format_html(
+        '<span class="flex flex-col items-start gap-1">{}<span class="text-xs text-base-500">{}'
+        "</span></span>",
+        cell,
+        note,
+    )
+
+
 def link_pair(first_url: str, first: str, second_url: str, second: str):
     return format_html(
         '<span class="flex gap-3 whitespace-nowrap">'

@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import Truncator
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import (
     ChoicesDropdownFilter,
@@ -57,6 +58,9 @@ STATUS_COLOURS = {
     RefundRequest.Status.CANCELED: "danger",
 }
 
+# Statuses whose failure_message the queue shows under the badge.
+SHOW_FAILURE_STATUSES = frozenset({RefundRequest.Status.FAILED, RefundRequest.Status.CANCELED})
+
 # Saved views of the queue, shown as tabs above it: (label, query string).
 QUEUE_PRESETS = [
     ("All pending", "status__exact=pending"),
@@ -66,6 +70,7 @@ QUEUE_PRESETS = [
     ("In flight", "status__exact=approved"),
     ("Processing", "status__exact=processing"),
     ("Failed", "status__exact=failed"),
+    ("Canceled", "status__exact=canceled"),
     ("Everything", ""),
 ]
 
@@ -389,7 +394,11 @@ class RefundRequestAdmin(ModelAdmin):
 
     @display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return cells.badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, ""))
+        badge = cells.badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, ""))
+        if obj.status in SHOW_FAILURE_STATUSES and obj.failure_message:
+            # Why it ended without a refund (Stripe's answer, or the check before the call).
+            return cells.with_note(badge, Truncator(obj.failure_message).chars(90))
+        return badge
 
     @display(description="Age", ordering="created_at")
     def age_cell(self, obj):

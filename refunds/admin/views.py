@@ -16,12 +16,12 @@ from payments.models import Payment
 from payments.money import format_money
 from refunds.forms import ApproveForm, RefundRequestCreateForm, RejectForm
 from refunds.models import RefundRequest
+from refunds.rules import needs_senior_approval
 from refunds.selectors import payment_refundability
 from refunds.services import (
     PERM_APPROVE,
     PERM_REQUEST,
     RefundError,
-    needs_senior_approval,
     refund_request_approve,
     refund_request_create,
     refund_request_reject,
@@ -53,7 +53,7 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
     )
     title, form_class = DECISIONS[decision]
     refundability = payment_refundability(
-        payment=refund_request.payment, exclude_request_id=refund_request.pk
+        payment=refund_request.payment, refund_request=refund_request
     )
     context = {
         **model_admin.admin_site.each_context(request),
@@ -66,7 +66,9 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
         "amount": format_money(refund_request.amount, refund_request.currency),
         "refundable": format_money(refundability.refundable, refundability.currency),
         "is_pending": refund_request.status == RefundRequest.Status.PENDING,
-        "needs_senior": needs_senior_approval(refund_request),
+        "needs_senior": needs_senior_approval(
+            amount=refund_request.amount, currency=refund_request.currency
+        ),
         "own_request": refund_request.requested_by_id == request.user.pk,
     }
     return TemplateResponse(request, "refunds/admin/decision.html", context, status=status)
@@ -121,8 +123,9 @@ class RejectView(_DecisionView):
 
 
 class PaymentRefundView(View):
-    """GET: the payment's refund eligibility (captured, processed, in flight, refundable) and,
-    unless ?check=1, the request form. POST: create the request (partial allowed)."""
+    """GET: the payment's refund eligibility (captured, processed, in flight, pending,
+    refundable for a new request) and, unless ?check=1, the request form. POST: create the
+    request (partial allowed)."""
 
     http_method_names = ["get", "post"]
     model_admin = None
@@ -142,12 +145,18 @@ class PaymentRefundView(View):
             "payment_url": reverse("admin:payments_payment_change", args=[payment.pk]),
             "figures": [
                 ("Captured", format_money(refundability.captured, payment.currency)),
-                ("Already refunded", format_money(refundability.processed, payment.currency)),
+                (
+                    "Already refunded (incl. pending in Stripe)",
+                    format_money(refundability.processed, payment.currency),
+                ),
                 (
                     "In flight (approved, processing)",
                     format_money(refundability.in_flight, payment.currency),
                 ),
-                ("Pending requests", format_money(refundability.pending, payment.currency)),
+                (
+                    "Asked for, awaiting approval",
+                    format_money(refundability.pending, payment.currency),
+                ),
             ],
             "refundable": format_money(refundability.refundable, payment.currency),
             "blocked_reason": refundability.blocked_reason,

@@ -16,6 +16,7 @@ from payments.money import (
     format_money,
     parse_money,
     percent_of,
+    threshold_minor,
     to_decimal,
 )
 
@@ -125,3 +126,41 @@ def test_percent_of_is_exact_rounding_half_up(amount, bps):
     result = percent_of(amount, bps)
     assert abs(Decimal(result) - exact) <= Decimal("0.5")
     assert 0 <= result <= amount
+
+
+THRESHOLDS = {"usd": "50", "eur": "50.00", "gbp": "40", "jpy": "7500", "kwd": "12.345"}
+
+
+@pytest.mark.parametrize(
+    ("currency", "minor"),
+    [
+        ("usd", 5000),
+        ("USD", 5000),
+        ("eur", 5000),
+        ("gbp", 4000),
+        ("jpy", 7500),  # zero-decimal: 7500 yen, not 750000
+        ("kwd", 12345),  # three decimals
+    ],
+)
+def test_threshold_minor_in_each_currency(currency, minor):
+    assert threshold_minor(THRESHOLDS, currency) == minor
+
+
+@pytest.mark.parametrize("currency", ["chf", "krw", "bhd"])
+def test_threshold_minor_of_an_unconfigured_currency_is_zero_never_another_currencys(currency):
+    """No value -> 0 (the strictest rule), not USD's 50 read in another unit."""
+    assert threshold_minor({"usd": "50"}, currency) == 0
+    assert threshold_minor({}, currency) == 0
+
+
+def test_threshold_minor_accepts_decimals_and_refuses_inexact_amounts():
+    assert threshold_minor({"usd": Decimal("12.5")}, "usd") == 1250
+    with pytest.raises(MoneyError):
+        threshold_minor({"jpy": "7.5"}, "jpy")
+    with pytest.raises(MoneyError):
+        threshold_minor({"usd": "50"}, "xyz")
+
+
+@given(amounts, currencies)
+def test_threshold_minor_inverts_the_decimal_display(amount, currency):
+    assert threshold_minor({currency: str(to_decimal(amount, currency))}, currency) == amount

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from backoffice.models import AdminAction
 from payments.money import ERR_TOO_MANY_DECIMALS
-from refunds import services
+from refunds import rules, services
 from refunds.admin.badges import pending_refund_requests_badge
 from refunds.models import RefundRequest
 from tests.factories import PaymentFactory, RefundRequestFactory
@@ -205,7 +205,7 @@ def test_eligibility_of_a_failed_payment_says_why(client, requester):
     payment = PaymentFactory(failed=True)
     client.force_login(requester)
     body = client.get(payment_refund_url(payment.pk)).content.decode()
-    assert services.ERR_PAYMENT_FAILED in body
+    assert rules.ERR_PAYMENT_FAILED in body
     assert 'name="amount"' not in body
 
 
@@ -213,16 +213,16 @@ def test_eligibility_of_a_failed_payment_says_why(client, requester):
     ("amount", "currency", "message"),
     [
         ("12.345", "", ERR_TOO_MANY_DECIMALS.format(currency="USD", places=2)),
-        ("0", "", services.ERR_AMOUNT_NOT_POSITIVE),
+        ("0", "", rules.ERR_AMOUNT_NOT_POSITIVE),
         (
             "50.01",
             "",
-            services.ERR_AMOUNT_ABOVE_REFUNDABLE.format(amount="$50.01", refundable="$50.00"),
+            rules.ERR_AMOUNT_ABOVE_REFUNDABLE.format(amount="$50.01", refundable="$50.00"),
         ),
         (
             "10",
             "EUR",
-            services.ERR_CURRENCY_MISMATCH.format(payment_currency="USD", currency="EUR"),
+            rules.ERR_CURRENCY_MISMATCH.format(payment_currency="USD", currency="EUR"),
         ),
         ("-5", "", "The amount cannot be negative."),
     ],

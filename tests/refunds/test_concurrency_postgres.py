@@ -85,7 +85,9 @@ def test_50_concurrent_approvals_and_processing_runs_refund_once(
 def test_concurrent_partial_refunds_never_exceed_the_captured_amount(
     localstripe, stripe_payment, requester, approver
 ):
-    # 20 pending requests of 10.00 on a 50.00 payment (pending amounts are not reserved).
+    # 20 pending requests of 10.00 on a 50.00 payment: 5 through the service (which reserves
+    # pending amounts and would refuse a 6th) and 15 written directly, as data from before
+    # that rule or a bypass would be. Approval serves them first come, first served.
     rows = [
         refund_request_create(payment=stripe_payment, amount=1000, acting_user=requester)
         for _ in range(5)

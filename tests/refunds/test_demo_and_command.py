@@ -32,6 +32,7 @@ def test_process_pending_refunds_command(approver, fake_stripe):
         "candidates": 1,
         "processed": 1,
         "failed": 0,
+        "canceled": 0,
         "still_processing": 0,
         "unknown_outcome": 0,
         "gateway_error": "",

@@ -11,7 +11,7 @@ from backoffice.models import AdminAction
 from payments.exceptions import GatewayConnectionError, GatewayTimeout, InvalidRequest
 from payments.models import BalanceEntry, Payment, Refund, StudentBalance
 from payments.signals import refund_processed
-from refunds import services
+from refunds import rules, services
 from refunds.models import RefundRequest
 from refunds.selectors import payment_refundability
 from refunds.services import (
@@ -42,7 +42,7 @@ def test_create_refuses_amounts_that_are_not_positive(requester, amount):
     payment = PaymentFactory(amount=5000)
     with pytest.raises(RefundError) as exc:
         refund_request_create(payment=payment, amount=amount, acting_user=requester)
-    assert str(exc.value) == services.ERR_AMOUNT_NOT_POSITIVE
+    assert str(exc.value) == rules.ERR_AMOUNT_NOT_POSITIVE
     assert not RefundRequest.objects.exists()
     assert not AdminAction.objects.exists()
 
@@ -53,7 +53,7 @@ def test_create_refuses_more_than_the_refundable_amount(requester):
     RefundRequestFactory(payment=payment, amount=1500, status=RefundRequest.Status.APPROVED)
     with pytest.raises(RefundError) as exc:
         refund_request_create(payment=payment, amount=2501, acting_user=requester)
-    assert str(exc.value) == services.ERR_AMOUNT_ABOVE_REFUNDABLE.format(
+    assert str(exc.value) == rules.ERR_AMOUNT_ABOVE_REFUNDABLE.format(
         amount="$25.01", refundable="$25.00"
     )
     # Exactly the refundable amount is fine.
@@ -65,7 +65,7 @@ def test_create_refuses_another_currency(requester):
     payment = PaymentFactory(currency="eur")
     with pytest.raises(RefundError) as exc:
         refund_request_create(payment=payment, amount=100, currency="usd", acting_user=requester)
-    assert str(exc.value) == services.ERR_CURRENCY_MISMATCH.format(
+    assert str(exc.value) == rules.ERR_CURRENCY_MISMATCH.format(
         payment_currency="EUR", currency="USD"
     )
 
@@ -74,16 +74,16 @@ def test_create_refuses_amounts_that_are_not_minor_units(requester):
     payment = PaymentFactory()
     with pytest.raises(RefundError) as exc:
         refund_request_create(payment=payment, amount=10.5, acting_user=requester)
-    assert str(exc.value) == services.ERR_AMOUNT_NOT_MINOR_UNITS
+    assert str(exc.value) == rules.ERR_AMOUNT_NOT_MINOR_UNITS
 
 
 @pytest.mark.parametrize(
     ("status", "message"),
     [
-        (Payment.Status.FAILED, services.ERR_PAYMENT_FAILED),
-        (Payment.Status.CANCELED, services.ERR_PAYMENT_CANCELED),
-        (Payment.Status.DISPUTED, services.ERR_PAYMENT_DISPUTED),
-        (Payment.Status.PENDING, services.ERR_PAYMENT_NOT_CAPTURED),
+        (Payment.Status.FAILED, rules.ERR_PAYMENT_FAILED),
+        (Payment.Status.CANCELED, rules.ERR_PAYMENT_CANCELED),
+        (Payment.Status.DISPUTED, rules.ERR_PAYMENT_DISPUTED),
+        (Payment.Status.PENDING, rules.ERR_PAYMENT_NOT_CAPTURED),
     ],
 )
 def test_failed_canceled_disputed_payments_cannot_be_refunded(requester, status, message):
@@ -139,14 +139,14 @@ def test_approve_needs_the_approve_permission(requester):
 def test_large_requests_need_a_senior(
     approver, senior, fake_stripe, settings, django_capture_on_commit_callbacks
 ):
-    settings.REFUND_SENIOR_APPROVAL_ABOVE = "100.00"
+    settings.REFUND_SENIOR_APPROVAL_ABOVE = {"usd": "100.00"}
     payment = PaymentFactory(amount=50000)
     at_limit = RefundRequestFactory(payment=payment, amount=10000)
     above = RefundRequestFactory(payment=payment, amount=10001)
     _approve(at_limit, approver, django_capture_on_commit_callbacks)  # at the limit: fine
     with pytest.raises(RefundPermissionError) as exc:
         refund_request_approve(refund_request=above, acting_user=approver)
-    assert str(exc.value) == services.ERR_NEEDS_SENIOR.format(limit="$100.00")
+    assert str(exc.value) == rules.ERR_NEEDS_SENIOR.format(limit="$100.00")
     above.refresh_from_db()
     assert above.status == RefundRequest.Status.PENDING
     _approve(above, senior, django_capture_on_commit_callbacks)
@@ -154,11 +154,46 @@ def test_large_requests_need_a_senior(
     assert above.status == RefundRequest.Status.PROCESSED
 
 
-def test_senior_limit_is_per_currency(approver, settings):
-    settings.REFUND_SENIOR_APPROVAL_ABOVE = "100"
-    row = RefundRequestFactory(payment=PaymentFactory(amount=50000, currency="jpy"), amount=101)
-    with pytest.raises(RefundPermissionError):
+SENIOR = {"usd": "500.00", "eur": "500.00", "gbp": "400.00", "jpy": "75000"}
+
+
+@pytest.mark.parametrize(
+    ("currency", "at_limit", "limit_text"),
+    [
+        ("usd", 50000, "$500.00"),
+        ("eur", 50000, "€500.00"),
+        ("gbp", 40000, "£400.00"),
+        ("jpy", 75000, "¥75,000"),
+    ],
+)
+def test_senior_limit_is_per_currency(approver, senior, settings, currency, at_limit, limit_text):
+    settings.REFUND_SENIOR_APPROVAL_ABOVE = SENIOR
+    payment = PaymentFactory(amount=at_limit * 4, currency=currency)
+    fine = RefundRequestFactory(payment=payment, amount=at_limit)
+    above = RefundRequestFactory(payment=payment, amount=at_limit + 1)
+    refund_request_approve(refund_request=fine, acting_user=approver)
+    with pytest.raises(RefundPermissionError) as exc:
+        refund_request_approve(refund_request=above, acting_user=approver)
+    assert str(exc.value) == rules.ERR_NEEDS_SENIOR.format(limit=limit_text)
+    assert refund_request_approve(refund_request=above, acting_user=senior).status == "approved"
+
+
+def test_501_yen_needs_no_senior(approver, settings):
+    """The issue's case: one major-unit number for every currency made 501 yen (about 3 USD)
+    a senior decision. In yen's own threshold it is an everyday refund."""
+    settings.REFUND_SENIOR_APPROVAL_ABOVE = SENIOR
+    row = RefundRequestFactory(payment=PaymentFactory(amount=50000, currency="jpy"), amount=501)
+    approved = refund_request_approve(refund_request=row, acting_user=approver)
+    assert approved.status == RefundRequest.Status.APPROVED
+
+
+def test_a_currency_without_a_senior_limit_always_needs_a_senior(approver, senior, settings):
+    settings.REFUND_SENIOR_APPROVAL_ABOVE = SENIOR
+    row = RefundRequestFactory(payment=PaymentFactory(amount=50000, currency="chf"), amount=1)
+    with pytest.raises(RefundPermissionError) as exc:
         refund_request_approve(refund_request=row, acting_user=approver)
+    assert str(exc.value) == rules.ERR_NEEDS_SENIOR_ANY.format(currency="CHF")
+    assert refund_request_approve(refund_request=row, acting_user=senior).status == "approved"
 
 
 def test_approving_something_not_pending_changes_nothing(approver):
@@ -175,7 +210,7 @@ def test_approval_rechecks_the_refundable_amount(approver, fake_stripe):
     row = RefundRequestFactory(payment=payment, amount=1001)  # pending: was fine when made
     with pytest.raises(RefundError) as exc:
         refund_request_approve(refund_request=row, acting_user=approver)
-    assert str(exc.value) == services.ERR_AMOUNT_ABOVE_REFUNDABLE.format(
+    assert str(exc.value) == rules.ERR_AMOUNT_ABOVE_REFUNDABLE.format(
         amount="$10.01", refundable="$10.00"
     )
 
@@ -185,7 +220,7 @@ def test_approval_of_a_payment_disputed_since_the_request_is_refused(approver):
     Payment.objects.filter(pk=row.payment_id).update(status=Payment.Status.DISPUTED)
     with pytest.raises(RefundError) as exc:
         refund_request_approve(refund_request=row, acting_user=approver)
-    assert str(exc.value) == services.ERR_PAYMENT_DISPUTED
+    assert str(exc.value) == rules.ERR_PAYMENT_DISPUTED
 
 
 @pytest.mark.parametrize("reason", ["", "   "])
@@ -332,6 +367,7 @@ def test_fault_before_stripe_acted_then_resume_refunds_once(approver, fake_strip
         "candidates": 1,
         "processed": 1,
         "failed": 0,
+        "canceled": 0,
         "still_processing": 0,
     }
     assert fake_stripe.list_calls == 1  # looked before calling again
@@ -372,7 +408,7 @@ def test_a_crashed_worker_is_resumed_after_its_lease(approver, fake_stripe, sett
     settings.REFUND_PROCESSING_LEASE_SECONDS = 60
     row = RefundRequestFactory()
     refund_request_approve(refund_request=row, acting_user=approver)
-    claimed = services._claim(row.pk)
+    claimed = services._claim(row.pk, acting_user=None)
     fake_stripe.stripe_refund_create(
         payment_intent_id=row.payment.stripe_payment_intent_id,
         amount=row.amount,
