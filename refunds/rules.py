@@ -31,7 +31,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from payments.models import Payment, Refund
+from payments.models import Payment
 from payments.money import format_money, threshold_minor
 
 # --- Messages (staff see them as they are; tests assert the exact words) ----------------------
@@ -69,14 +69,6 @@ BLOCKED_MESSAGES = {
 # Payments in these statuses can never be refunded through a request.
 BLOCKED_PAYMENT_STATUSES = frozenset(BLOCKED_MESSAGES)
 
-# Mirror refund statuses that hold money: Stripe accepted them (pending ones may still fail,
-# and then stop counting when the sync or a webhook updates the mirror).
-COUNTED_REFUND_STATUSES = (
-    Refund.Status.SUCCEEDED,
-    Refund.Status.PENDING,
-    Refund.Status.REQUIRES_ACTION,
-)
-
 
 def payment_blocked_reason(payment: Payment) -> str:
     """Why no refund can be made on `payment` at all, or "" when refunds are possible."""
@@ -87,13 +79,6 @@ def payment_blocked_reason(payment: Payment) -> str:
     if payment.amount_refunded >= payment.amount:
         return ERR_PAYMENT_FULLY_REFUNDED
     return ""
-
-
-def processed_amount(*, amount_refunded: int, mirrored: int) -> int:
-    """Minor units Stripe has refunded or is refunding: the payment's amount_refunded, or the
-    sum of its mirrored refunds in COUNTED_REFUND_STATUSES where that is larger (a pending
-    refund is not in amount_refunded yet, but its money is gone)."""
-    return max(amount_refunded, mirrored)
 
 
 def refundable_amount(*, captured: int, processed: int, in_flight: int, pending_ahead: int) -> int:

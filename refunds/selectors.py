@@ -21,7 +21,8 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from payments.models import Payment, Refund
+from payments import ledger
+from payments.models import Payment
 from payments.money import threshold_minor
 
 from . import rules
@@ -125,15 +126,10 @@ def refund_request_pending_count() -> int:
 
 
 def payment_processed_amount(*, payment: Payment) -> int:
-    """Minor units Stripe has refunded or is refunding on `payment` (rules.processed_amount:
-    a refund Stripe reports as pending counts before it reaches amount_refunded)."""
-    mirrored = (
-        Refund.objects.filter(payment=payment, status__in=rules.COUNTED_REFUND_STATUSES)
-        .order_by()
-        .aggregate(total=Sum("amount"))["total"]
-        or 0
-    )
-    return rules.processed_amount(amount_refunded=payment.amount_refunded, mirrored=mirrored)
+    """Minor units Stripe has refunded or is refunding on `payment`: the ledger's committed
+    refund amount (a refund Stripe reports as pending counts before it is in
+    amount_refunded)."""
+    return ledger.payment_refund_committed(payment=payment)
 
 
 @dataclass(frozen=True)

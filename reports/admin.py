@@ -229,7 +229,3 @@ class ReceiptAdmin(ModelAdmin):
     def amount_cell(self, obj):
         amount = format_money(obj.amount, obj.currency)
         return f"-{amount}" if obj.kind == "credit_note" else amount
-
-
-def receipt_download_url(document: Receipt) -> str:
-    return reverse("admin:reports_receipt_pdf", args=[document.pk])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from unfold.decorators import action, display
@@ -17,6 +18,11 @@ from unfold.decorators import action, display
 from .exports import PAYMENT_STREAM_COLUMNS, ExportAdminMixin, PaymentResource
 from .models import DocumentKind, Receipt
 from .selectors import payments_summary
+
+
+def receipt_download_url(document: Receipt) -> str:
+    return reverse("admin:reports_receipt_pdf", args=[document.pk])
+
 
 RECEIPT_FIELDSET = ("Receipt", {"fields": ["receipt_download"]})
 
@@ -53,8 +59,6 @@ class PaymentReportsAdminMixin(ExportAdminMixin):
 
     @display(description="Receipt and credit notes")
     def receipt_download(self, obj):
-        from .admin import receipt_download_url
-
         documents = list(Receipt.objects.filter(payment=obj).order_by("kind", "sequence")[:20])
         if not documents:
             return "No receipt yet" if obj.is_captured else "None (not captured)"

@@ -15,7 +15,7 @@ from payments.models import Payment, Refund
 from payments.sync import upsert_disputes
 from refunds import rules, services
 from refunds.models import RefundRequest
-from refunds.selectors import payment_refundability
+from refunds.selectors import payment_processed_amount, payment_refundability
 from refunds.services import (
     RefundError,
     refund_request_approve,
@@ -323,10 +323,15 @@ def test_processing_counts_a_refund_pending_in_stripe(approver, fake_stripe):
 
 
 @pytest.mark.parametrize(
-    ("amount_refunded", "mirrored", "processed"),
-    [(0, 2000, 2000), (3000, 2000, 3000), (2500, 2500, 2500), (0, 0, 0)],
+    ("amount_refunded", "pending", "failed", "processed"),
+    [(0, 2000, 0, 2000), (3000, 2000, 0, 3000), (2500, 2500, 0, 2500), (0, 0, 1000, 0)],
 )
-def test_processed_is_the_larger_of_amount_refunded_and_the_mirror(
-    amount_refunded, mirrored, processed
+def test_processed_is_the_larger_of_amount_refunded_and_the_committed_refunds(
+    amount_refunded, pending, failed, processed
 ):
-    assert rules.processed_amount(amount_refunded=amount_refunded, mirrored=mirrored) == processed
+    payment = PaymentFactory(amount=5000, amount_refunded=amount_refunded)
+    if pending:
+        RefundFactory(payment=payment, amount=pending, status=Refund.Status.PENDING)
+    if failed:
+        RefundFactory(payment=payment, amount=failed, status=Refund.Status.FAILED)
+    assert payment_processed_amount(payment=payment) == processed
