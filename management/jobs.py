@@ -13,7 +13,7 @@ from django.utils import timezone
 from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa: F401
 from payments import sync_runs
 from payments.models import Customer, Dispute, Payment, StudentBalance, SyncRun
-from payments.selectors_webhooks import webhook_health
+from payments.selectors import webhook_health
 from refunds.models import RefundRequest
 from refunds.selectors import refund_request_pending_count
 from refunds.services import refund_requests_process_pending

@@ -20,7 +20,7 @@ from django.utils.timesince import timesince
 
 from payments.models import Dispute, FraudAlert, Payment, StudentBalance, SyncRun
 from payments.money import format_money
-from payments.selectors_webhooks import webhook_health
+from payments.selectors import webhook_health
 from refunds.models import RefundRequest
 from refunds.selectors import refund_request_pending_count
 

@@ -251,7 +251,7 @@ SIDEBAR_SECTIONS = [
                 "Stripe webhooks",
                 "webhook",
                 "payments.webhookevent",
-                "payments.selectors_webhooks.webhook_failed_badge",
+                "payments.selectors.webhook_failed_badge",
             ),
         ],
     ),

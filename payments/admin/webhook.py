@@ -16,7 +16,7 @@ from unfold.utils import display_for_label
 
 from backoffice.audit import client_info_from_request
 from backoffice.pagination import EstimatedCountPaginator
-from payments import selectors_webhooks
+from payments import selectors
 from payments.models import WebhookEvent
 from payments.webhooks import webhook_event_replay
 
@@ -110,7 +110,7 @@ class PaymentEventsFilter(admin.SimpleListFilter):
             return queryset
         # A primary key: digits, and short enough for a bigint.
         valid = value.isdigit() and len(value) <= 18
-        ids = selectors_webhooks.payment_object_ids(payment_pk=int(value)) if valid else []
+        ids = selectors.payment_object_ids(payment_pk=int(value)) if valid else []
         # An always-false condition rather than .none() / an empty IN: those raise
         # EmptyResultSet inside EstimatedCountPaginator's EXPLAIN on PostgreSQL.
         return queryset.filter(object_id__in=ids) if ids else queryset.filter(pk__isnull=True)

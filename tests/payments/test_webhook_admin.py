@@ -13,7 +13,7 @@ from backoffice.models import AdminAction
 from payments import webhooks
 from payments.admin.webhook import MESSAGE_BUSY, MESSAGE_REPLAYED, WebhookEventAdmin
 from payments.models import WebhookEvent
-from payments.selectors_webhooks import webhook_failed_badge, webhook_health
+from payments.selectors import webhook_failed_badge, webhook_health
 from tests.factories import UserFactory
 from tests.payments.webhook_support import make_event
 
