@@ -248,33 +248,26 @@ class _Run:
             sync.upsert_payment_intents(intents, send_signals=False)
 
     def upsert_refunds(self, items, send_signals) -> None:
-        result = sync.upsert_refunds(items)
-        if result.missing_parents:
-            # Refunds of payments older than our window: mirror those payments, then retry.
-            self._fetch_missing_payments(result.missing_parents)
-            retried = sync.upsert_refunds(
-                [r for r in items if (r.payment_intent_id or r.charge_id) in result.missing_parents]
-            )
-            result.skipped -= retried.created + retried.updated + retried.unchanged
-            result.created += retried.created
-            result.updated += retried.updated
-            result.unchanged += retried.unchanged
-            result.missing_parents = retried.missing_parents
-        self.results[SyncObjectType.REFUND] += result
+        self._upsert_children(sync.upsert_refunds, items, SyncObjectType.REFUND)
 
     def upsert_disputes(self, items, send_signals) -> None:
-        result = sync.upsert_disputes(items)
+        self._upsert_children(sync.upsert_disputes, items, SyncObjectType.DISPUTE)
+
+    def _upsert_children(self, upsert, items, object_type) -> None:
+        """Refunds and disputes: those of payments older than our window are skipped by the
+        upsert; mirror those payments, then upsert the skipped children again."""
+        result = upsert(items)
         if result.missing_parents:
             self._fetch_missing_payments(result.missing_parents)
-            retried = sync.upsert_disputes(
-                [d for d in items if (d.payment_intent_id or d.charge_id) in result.missing_parents]
+            retried = upsert(
+                [i for i in items if (i.payment_intent_id or i.charge_id) in result.missing_parents]
             )
             result.skipped -= retried.created + retried.updated + retried.unchanged
             result.created += retried.created
             result.updated += retried.updated
             result.unchanged += retried.unchanged
             result.missing_parents = retried.missing_parents
-        self.results[SyncObjectType.DISPUTE] += result
+        self.results[object_type] += result
 
     def passes(self):
         """(object type, lister, upsert) in the order they run: parents first. The listers
