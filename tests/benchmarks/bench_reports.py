@@ -40,7 +40,8 @@ INSERT INTO payments_payment (
     stripe_payment_intent_id, stripe_charge_id, amount, currency, amount_refunded, stripe_fee,
     platform_fee, net, status, stripe_status, payment_method_type, failure_code, decline_code,
     failure_message, product_kind, description, billing_details, metadata, livemode, created,
-    created_at, updated_at)
+    created_at, updated_at, stripe_amount_refunded, charge_disputed, product_id, product_name,
+    coupon_code, booking_id, metadata_problems)
 SELECT
     'pi_bench' || g, 'ch_bench' || g, amount, currency, 0,
     CASE WHEN captured THEN amount * 3 / 100 + 30 ELSE 0 END,
@@ -52,7 +53,7 @@ SELECT
         (ARRAY['insufficient_funds', 'generic_decline', 'expired_card', ''])[1 + g % 4]
         ELSE '' END,
     '', 'course', CASE WHEN g % 1000 = 0 THEN '=HYPERLINK("x")' ELSE 'Course ' || g % 50 END,
-    '{}', '{}', false, created, now(), now()
+    '{}', '{}', false, created, now(), now(), 0, false, '', '', '', '', '[]'
 FROM (
     SELECT g,
         500 + (g * 7919) % 40000 AS amount,
