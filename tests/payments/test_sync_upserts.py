@@ -329,3 +329,19 @@ def test_a_page_costs_a_fixed_number_of_statements(customer):
     small, large = statements(5, "a"), statements(100, "b")
     assert large == small
     assert large <= 2 * 100
+
+
+def test_a_lost_dispute_comes_off_the_instructors_net_with_stripes_fee_mirrored(customer):
+    """Stripe's dispute fee is the sum of the dispute's balance transactions' fees (the
+    withdrawal carries it); a lost dispute takes the disputed amount off the net."""
+    sync.upsert_payment_intents([payment_intent_from_stripe(intent_payload())])
+    before = Payment.objects.get().net
+    withdrawal = {"id": "txn_1", "amount": -10_000, "currency": "usd", "fee": 1500}
+    payload = dispute_payload(status="lost", balance_transactions=[withdrawal])
+    mapped = dispute_from_stripe(payload)
+    assert mapped.fee == 1500
+    sync.upsert_disputes([mapped])
+    assert Dispute.objects.get().fee == 1500
+    payment = Payment.objects.get()
+    assert payment.status == Payment.Status.DISPUTED
+    assert payment.net == before - 10_000
