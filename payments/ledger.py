@@ -31,6 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q, Sum
 
 from payments.models import Dispute, Payment, Refund
+from payments.money import percent_of, pro_rata
 
 PLATFORM_FEE_POLICIES = ("pro_rata", "keep")
 DISPUTE_LOSS_POLICIES = ("instructor", "platform")
@@ -64,16 +65,9 @@ def _policy(name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _share(total: int, part: int, whole: int) -> int:
-    """`total` * part / whole, rounded half up, in integers (pro rata of a fee)."""
-    if whole <= 0:
-        return 0
-    return (total * part * 2 + whole) // (whole * 2)
-
-
 def platform_fee_gross(amount: int) -> int:
     """PLATFORM_FEE_BPS of `amount`, rounded half up."""
-    return (amount * settings.PLATFORM_FEE_BPS + 5000) // 10000
+    return percent_of(amount, settings.PLATFORM_FEE_BPS)
 
 
 # --- What we know about one payment ----------------------------------------------------------
@@ -228,7 +222,7 @@ def payment_figures(
         return PaymentFigures(currency, False, amount, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     gross = platform_fee_gross(amount)
     returned = (
-        _share(gross, refunded, amount)
+        pro_rata(gross, refunded, amount)
         if _policy("PLATFORM_FEE_ON_REFUND", PLATFORM_FEE_POLICIES) == "pro_rata"
         else 0
     )

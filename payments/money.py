@@ -176,6 +176,14 @@ class Money:
         return format_money(self.amount, self.currency)
 
 
+def pro_rata(total: int, part: int, whole: int) -> int:
+    """`total` * part / whole, rounded half up, in integers: the share of a fee, or of a
+    package's minutes, that `part` of `whole` stands for (0 when `whole` is not positive)."""
+    if whole <= 0:
+        return 0
+    return (total * part * 2 + whole) // (whole * 2)
+
+
 def percent_of(amount: int, basis_points: int) -> int:
     """`basis_points`/10000 of `amount`, rounded half up, in the same minor units."""
     return (amount * basis_points + 5000) // 10000

@@ -37,7 +37,7 @@ from backoffice.models import AdminAction
 from payments import gateway
 from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
 from payments.models import BalanceEntry, Payment, StudentBalance
-from payments.money import format_money
+from payments.money import format_money, pro_rata
 from payments.signals import refund_processed
 from payments.sync import upsert_refunds
 
@@ -472,11 +472,6 @@ def _record_failure(
     return locked
 
 
-def _pro_rata_minutes(package_minutes: int, refunded: int, amount: int) -> int:
-    """Minutes that `refunded` of `amount` buys back, rounded half up (integers only)."""
-    return (package_minutes * refunded * 2 + amount) // (amount * 2)
-
-
 def _apply_balance_effect(*, payment: Payment, refund_request: RefundRequest) -> None:
     """Take the refunded share of an hour package off the student's balance. Cumulative per
     payment, so partial refunds add up to exactly the package (no rounding drift); the unique
@@ -500,7 +495,8 @@ def _apply_balance_effect(*, payment: Payment, refund_request: RefundRequest) ->
         or 0
     )
     refunded = min(payment.amount, payment_processed_amount(payment=payment))
-    target = _pro_rata_minutes(payment.package_minutes, refunded, payment.amount)
+    # The minutes `refunded` of `amount` buys back, cumulative per payment.
+    target = pro_rata(payment.package_minutes, refunded, payment.amount)
     minutes = max(0, target - already)
     BalanceEntry.objects.create(
         balance=balance,

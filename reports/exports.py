@@ -46,23 +46,11 @@ def has_export_permission(user) -> bool:
 
 
 class _MinorUnits:
-    """Fast minor units -> major-unit text ("1234" usd -> "12.34") without Decimal per row."""
+    """Minor units -> major-unit text ("1234" usd -> "12.34") without a Decimal per row: the
+    streamed CSV's formatter per currency (import-export cells use `major_amount`)."""
 
     def __init__(self) -> None:
-        self._places: dict[str, int] = {}
         self._formatters: dict = {}
-
-    def __call__(self, amount: int | None, currency: str) -> str:
-        if amount is None:
-            return ""
-        places = self._places.get(currency)
-        if places is None:
-            places = self._places[currency] = decimal_places(currency)
-        if not places:
-            return str(amount)
-        sign = "-" if amount < 0 else ""
-        whole, part = divmod(abs(amount), 10**places)
-        return f"{sign}{whole}.{part:0{places}d}"
 
     def formatter(self, currency: str):
         """A one-argument formatter for `currency` (cached): the streamed export's hot path."""

@@ -164,3 +164,13 @@ def test_threshold_minor_accepts_decimals_and_refuses_inexact_amounts():
 @given(amounts, currencies)
 def test_threshold_minor_inverts_the_decimal_display(amount, currency):
     assert threshold_minor({currency: str(to_decimal(amount, currency))}, currency) == amount
+
+
+def test_pro_rata_rounds_half_up_in_integers():
+    from payments.money import pro_rata
+
+    assert pro_rata(2000, 2500, 10_000) == 500
+    assert pro_rata(1, 1, 2) == 1  # 0.5 -> 1
+    assert pro_rata(10, 1, 3) == 3  # 3.33 -> 3
+    assert pro_rata(600, 5000, 5000) == 600
+    assert pro_rata(600, 1, 0) == 0
