@@ -581,6 +581,24 @@ async def _get_post_data(request, remove_auth=True):
     return await _original_get_post_data(request, remove_auth=remove_auth)
 
 
+async def _request_fingerprint(request) -> str:
+    """What makes two requests "the same" for an idempotency key: method, path and the
+    parameters (a multipart upload's boundary differs per request; its fields do not)."""
+    digest = hashlib.sha256(request.method.encode() + request.path.encode() + b"\0")
+    if request.content_type == "multipart/form-data":
+        for name, value in sorted((await request.post()).items(), key=lambda kv: kv[0]):
+            digest.update(name.encode() + b"=")
+            if hasattr(value, "file"):
+                digest.update(str(value.filename).encode() + b"\0" + value.file.read())
+                value.file.seek(0)  # the handler reads it again
+            else:
+                digest.update(str(value).encode())
+            digest.update(b"&")
+    else:
+        digest.update(await request.read())
+    return digest.hexdigest()
+
+
 def _idempotent(handler):
     """Same Idempotency-Key and same request -> the stored answer; another request with the
     key -> Stripe's idempotency_error. Keys live in the store (flushed with the data)."""
@@ -589,10 +607,7 @@ def _idempotent(handler):
         key = request.headers.get("Idempotency-Key")
         if not key:
             return await handler(request)
-        body = await request.read()
-        fingerprint = hashlib.sha256(
-            request.method.encode() + request.path.encode() + b"\0" + body
-        ).hexdigest()
+        fingerprint = await _request_fingerprint(request)
         seen = store.get("idempotency:" + key)
         if seen is not None:
             if seen["fingerprint"] != fingerprint:
