@@ -217,6 +217,16 @@ REPORTS_COMPANY_ADDRESS = env_str("REPORTS_COMPANY_ADDRESS", "1 Example Street, 
 # neutralised by our resources; import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
 # stays off (it only strips "=" and turns every cell, None included, into text).
 
+# --- Dispute deadline alerts ----------------------------------------------------------------
+# Alerts go out this many whole days before a dispute's evidence deadline (Stripe's
+# `evidence_due_by`), once per dispute and threshold, to the active members (with an e-mail)
+# of the group DISPUTE_ALERT_GROUP plus DISPUTE_ALERT_EMAILS; the job runs every
+# DISPUTE_ALERT_SCHEDULE_MINUTES (daily; a re-run never sends an alert twice).
+DISPUTE_ALERT_DAYS = [int(days) for days in env_list("DISPUTE_ALERT_DAYS", "7,3,1")]
+DISPUTE_ALERT_GROUP = env_str("DISPUTE_ALERT_GROUP", "Finance staff")
+DISPUTE_ALERT_EMAILS = env_list("DISPUTE_ALERT_EMAILS", "")
+DISPUTE_ALERT_SCHEDULE_MINUTES = env_int("DISPUTE_ALERT_SCHEDULE_MINUTES", 1440)
+
 # --- Unfold ---------------------------------------------------------------------------------
 
 
@@ -240,7 +250,9 @@ SIDEBAR_SECTIONS = [
         "Payments",
         [
             ("Payments", "payments", "payments.payment"),
-            ("Disputes", "gavel", "payments.dispute"),
+            # Badge: disputes needing a response whose evidence deadline is within the
+            # largest alert threshold (DISPUTE_ALERT_DAYS).
+            ("Disputes", "gavel", "payments.dispute", "payments.selectors.dispute_deadline_badge"),
             ("Fraud alerts", "shield", "payments.fraudalert"),
             ("Customers", "group", "payments.customer"),
             ("Payment methods", "credit_card", "payments.paymentmethod"),
