@@ -178,8 +178,9 @@ STRIPE_MAX_REQUESTS_PER_SECOND = env_int("STRIPE_MAX_REQUESTS_PER_SECOND", 20)
 STRIPE_MAX_RETRIES = env_int("STRIPE_MAX_RETRIES", 4)
 # Seconds to wait for Stripe's answer; after a timeout a mutation is retried with the same key.
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
-# The peer is localstripe (tests, demo): no `created` filters on its lists, card-only payment
-# method lists, no disputes. Never set this against real Stripe.
+# The peer is localstripe (tests, demo): no `created` filters on most of its lists, card-only
+# payment method lists. Disputes are served by the project's launcher and always synced.
+# Never set this against real Stripe.
 STRIPE_LOCALSTRIPE_COMPAT = env_bool("STRIPE_LOCALSTRIPE_COMPAT", False)
 # Sync: each run re-reads objects created this many seconds before the watermark (late writes
 # and clock skew at Stripe), and the q2 schedule runs it every this many minutes.
