@@ -216,7 +216,26 @@ def dispute_from_stripe(obj: Any) -> StripeDispute:
         reason=_str(_get(obj, "reason")),
         evidence_due_by=_ts(_get(evidence, "due_by")),
         fee=_dispute_fee(obj),
+        evidence=_evidence(_get(obj, "evidence")),
+        evidence_submission_count=_int(_get(evidence, "submission_count")),
+        has_evidence=bool(_get(evidence, "has_evidence", False)),
     )
+
+
+def _evidence(obj: Any) -> dict[str, str]:
+    """Stripe's evidence object as {field: text or file id}, without the empty fields and
+    the nested ones (enhanced_evidence)."""
+    if not obj:
+        return {}
+    items = obj.items() if hasattr(obj, "items") else []
+    out = {}
+    for key, value in items:
+        if isinstance(value, str):
+            if value:
+                out[key] = value
+        elif value is not None and _get(value, "object") == "file":
+            out[key] = _id(value)  # an expanded file
+    return out
 
 
 def _dispute_fee(obj: Any) -> int:

@@ -98,6 +98,10 @@ class StripeDispute:
     # Stripe's dispute fees net of any it gave back: the sum of the dispute's balance
     # transactions' fees, in minor units of `currency` (0 when Stripe sent none).
     fee: int = 0
+    # Stripe's `evidence` object (file fields as file ids) and `evidence_details`.
+    evidence: dict[str, str] = field(default_factory=dict)
+    evidence_submission_count: int = 0
+    has_evidence: bool = False
 
 
 @dataclass(frozen=True, slots=True)
