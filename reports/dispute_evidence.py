@@ -176,7 +176,9 @@ def evidence_packet(dispute: Dispute) -> EvidencePacket:
             ("Staff note", request.admin_notes),
             ("Rejected because", request.rejection_reason),
         ]
-        line += "".join(f" {label}: {text.strip()}" for label, text in notes if text.strip())
+        line += "".join(
+            f" {label}: {text.strip().rstrip('.')}." for label, text in notes if text.strip()
+        )
         messages.append(line)
 
     text: dict[str, str] = {}

@@ -86,7 +86,7 @@ class DisputePageMixin:
             {
                 "fields": [
                     "stripe_id",
-                    "status_badge",
+                    "status_label",
                     "reason_words",
                     "amount_display",
                     "deadline",
@@ -104,7 +104,7 @@ class DisputePageMixin:
     ]
     page_readonly_fields = [
         "stripe_id",
-        "status_badge",
+        "status_label",
         "reason_words",
         "amount_display",
         "deadline",
@@ -122,6 +122,11 @@ class DisputePageMixin:
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("payment", "payment__customer")
+
+    @display(description="Status")
+    def status_label(self, obj):
+        # Detail pages don't apply `label=`: render the changelist's badge explicitly.
+        return display_for_label(self.status_badge(obj), "-", self.status_badge.label)
 
     @display(description="Reason", ordering="reason")
     def reason_words(self, obj):
@@ -143,7 +148,7 @@ class DisputePageMixin:
         if key not in COUNTDOWN_COLOURS:
             return f"{when} ({text})"
         return format_html(
-            "{} &nbsp; {}",
+            '{} &nbsp; <span data-testid="countdown">{}</span>',
             when,
             display_for_label((key, text), None, COUNTDOWN_COLOURS),
         )
@@ -177,10 +182,11 @@ class DisputePageMixin:
         if not staged:
             return "None yet"
         return format_html(
-            '<dl class="grid grid-cols-[14rem_1fr] gap-x-4 gap-y-1">{}</dl>',
+            '<table class="text-sm">{}</table>',
             format_html_join(
                 "",
-                '<dt class="text-base-500">{}</dt><dd class="whitespace-pre-line">{}</dd>',
+                '<tr><th class="text-left font-normal text-base-500 pr-6 py-1 align-top">{}</th>'
+                '<td class="py-1 whitespace-pre-line">{}</td></tr>',
                 (
                     (
                         FIELD_LABELS[field],

@@ -5,7 +5,6 @@ against localstripe are in tests/reports/test_dispute_respond_localstripe.py."""
 
 import dataclasses
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -113,12 +112,14 @@ class FakeStripe:
         self, *, content, filename, purpose="dispute_evidence", idempotency_key, client=None
     ):
         self.files.append({"filename": filename, "purpose": purpose, "key": idempotency_key})
-        return SimpleNamespace(id=f"file_{len(self.files)}", size=len(content), filename=filename)
+        return gateway.StripeFile(
+            id=f"file_{len(self.files)}", size=len(content), type="pdf", filename=filename
+        )
 
     def install(self, monkeypatch):
-        monkeypatch.setattr(gateway, "stripe_dispute_update", self.update, raising=False)
-        monkeypatch.setattr(gateway, "stripe_dispute_close", self.close, raising=False)
-        monkeypatch.setattr(gateway, "stripe_file_create", self.file_create, raising=False)
+        monkeypatch.setattr(gateway, "stripe_dispute_update", self.update)
+        monkeypatch.setattr(gateway, "stripe_dispute_close", self.close)
+        monkeypatch.setattr(gateway, "stripe_file_create", self.file_create)
         return self
 
 
