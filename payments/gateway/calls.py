@@ -231,6 +231,26 @@ def stripe_refund_list(
     return refunds
 
 
+def stripe_dispute_list(
+    *, payment_intent_id: str, client: StripeClient | None = None
+) -> list[StripeDispute]:
+    """Every dispute of one payment intent, newest first (a charge may be disputed more than
+    once). Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    disputes: list[StripeDispute] = []
+    for page in _list_pages(
+        lambda sdk, params, options: sdk.v1.disputes.list(params=params, options=options),
+        dispute_from_stripe,
+        params={"payment_intent": payment_intent_id},
+        created_gt=None,
+        starting_after=None,
+        client=client,
+        server_filters_created=True,
+    ):
+        disputes.extend(page.items)
+    return disputes
+
+
 # --- retrieving (webhook handlers re-read the object) -----------------------------------------
 
 

@@ -1,6 +1,7 @@
 from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
+from .dispute_alert import DisputeDeadlineAlert
 from .dispute_response import DisputeResponse
 from .fraud_alert import FraudAlert
 from .instructor import Instructor
@@ -15,6 +16,7 @@ __all__ = [
     "BalanceEntry",
     "Customer",
     "Dispute",
+    "DisputeDeadlineAlert",
     "DisputeResponse",
     "FraudAlert",
     "Instructor",

@@ -37,6 +37,7 @@ def disputed_payment(peer, *, test_method="pm_card_createDispute", amount=5000, 
     )
     (page,) = gateway.stripe_dispute_list_pages()
     (dispute,) = [d for d in page.items if d.payment_intent_id == intent.id]
+    assert gateway.stripe_dispute_list(payment_intent_id=intent.id) == [dispute]
     return intent, dispute
 
 
