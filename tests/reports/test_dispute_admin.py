@@ -302,3 +302,14 @@ def test_packet_from_our_own_data(dispute):
     assert "Customer wrote: Half the lessons please" in packet.messages[0]
     assert "Staff note: Goodwill, half refunded" in packet.messages[0]
     assert "Refund requests and messages" in packet.text["uncategorized_text"]
+
+
+def test_senior_approvers_respond_to_disputes_analysts_and_auditors_do_not():
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("demo_staff", verbosity=0)
+    users = {u.username: u for u in get_user_model().objects.all()}
+    assert users["senior"].has_perm("payments.respond_dispute")
+    assert not users["analyst"].has_perm("payments.respond_dispute")
+    assert not users["auditor"].has_perm("payments.respond_dispute")
