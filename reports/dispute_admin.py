@@ -32,13 +32,16 @@ from unfold.widgets import (
 from backoffice.audit import client_info_from_request
 from payments.admin.dispute_page import deadline_countdown, reason_label
 from payments.dispute_evidence import (
+    ERROR_FILE_TOO_LARGE,
     EVIDENCE_FIELDS,
     FIELD_LABELS,
     FILE_FIELDS,
+    FILE_MAX_BYTES,
     LONG_TEXT_FIELDS,
     TEXT_FIELDS,
     EvidenceFile,
     evidence_errors,
+    format_size,
     text_limit,
 )
 from payments.models import Dispute
@@ -111,8 +114,21 @@ class DisputeEvidenceForm(forms.Form):
         files = []
         for name in FILE_FIELDS:
             upload = data.get(name)
-            if upload:
-                files.append(EvidenceFile(field=name, filename=upload.name, content=upload.read()))
+            if not upload:
+                continue
+            if upload.size > FILE_MAX_BYTES:
+                # Refused from its size alone: a huge upload is never read into memory.
+                self.add_error(
+                    name,
+                    ERROR_FILE_TOO_LARGE.format(
+                        label=FIELD_LABELS[name],
+                        filename=upload.name,
+                        size=format_size(upload.size),
+                        limit=format_size(FILE_MAX_BYTES),
+                    ),
+                )
+                continue
+            files.append(EvidenceFile(field=name, filename=upload.name, content=upload.read()))
         chosen = {
             key
             for key, flag in (("receipt", "attach_receipt"), ("history", "attach_history"))

@@ -12,7 +12,16 @@ from django.utils import timezone
 
 from backoffice.models import AdminAction
 from payments.admin.dispute_page import deadline_countdown, reason_label
-from payments.dispute_evidence import ERROR_FILE_TYPE, ERROR_TEXT_TOO_LONG, LONG_TEXT_MAX_CHARS
+from payments.dispute_evidence import (
+    ERROR_FILE_TOO_LARGE,
+    ERROR_FILE_TYPE,
+    ERROR_FILES_TOO_LARGE,
+    ERROR_TEXT_TOO_LONG,
+    FILE_MAX_BYTES,
+    FILES_TOTAL_MAX_BYTES,
+    LONG_TEXT_MAX_CHARS,
+    format_size,
+)
 from payments.models import BalanceEntry, Dispute, DisputeResponse, Payment, StudentBalance
 from reports.dispute_evidence import evidence_packet
 from reports.models import Receipt
@@ -220,6 +229,40 @@ def test_invalid_form_shows_the_errors_and_sends_nothing(responder, dispute, fak
     assert "Nothing was sent to Stripe" in html
     assert fake.files == [] and fake.updates == []
     assert not DisputeResponse.objects.exists() and not AdminAction.objects.exists()
+
+
+def test_too_large_files_are_refused_on_the_form(responder, dispute, fake):
+    url = reverse("admin:payments_dispute_evidence", args=[dispute.pk])
+    big = PDF + b"0" * FILE_MAX_BYTES
+    response = responder.post(
+        url,
+        {
+            "uncategorized_file": SimpleUploadedFile("scan.pdf", big, "application/pdf"),
+            "receipt": SimpleUploadedFile("a.pdf", PDF + b"0" * 2_300_000, "application/pdf"),
+            "service_documentation": SimpleUploadedFile(
+                "b.pdf", PDF + b"0" * 2_300_000, "application/pdf"
+            ),
+        },
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert (
+        ERROR_FILE_TOO_LARGE.format(
+            label="Other evidence (file)",
+            filename="scan.pdf",
+            size=format_size(len(big)),
+            limit=format_size(FILE_MAX_BYTES),
+        )
+        in html
+    )
+    together = 2 * (len(PDF) + 2_300_000)
+    assert (
+        ERROR_FILES_TOO_LARGE.format(
+            size=format_size(together), limit=format_size(FILES_TOTAL_MAX_BYTES)
+        )
+        in html
+    )
+    assert fake.files == [] and fake.updates == []
 
 
 # --- submit and accept, behind a confirmation ----------------------------------------------------
