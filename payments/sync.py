@@ -672,6 +672,9 @@ _DISPUTE_FIELDS = [
     "evidence_due_by",
     "created",
     "closed_at",
+    "evidence",
+    "evidence_submission_count",
+    "has_evidence",
 ]
 
 
@@ -711,6 +714,10 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
                 "created": row.created,
                 # Stripe has no closing time: the first time we see it closed.
                 "closed_at": ((current.closed_at if current else None) or now) if closed else None,
+                # Only the fields Stripe holds a value for (it sends every field, most null).
+                "evidence": {k: v for k, v in row.evidence.items() if v},
+                "evidence_submission_count": row.evidence_submission_count,
+                "has_evidence": row.has_evidence,
             }
             if current is None:
                 result.created += 1

@@ -16,11 +16,12 @@ from unfold.utils import parse_date_str
 
 from backoffice.admin_extensions import admin_extend
 from payments.admin.filters import CurrencyFilter
-from payments.models import Payment
+from payments.models import Dispute, Payment
 from payments.money import format_money
 from refunds.models import RefundRequest
 
 from . import dashboard
+from .dispute_admin import DisputeRespondAdminMixin
 from .exports import RefundExportAdminMixin
 from .models import DailyRollup, Receipt
 from .payment_admin import PaymentReportsAdminMixin
@@ -31,6 +32,8 @@ from .selectors import rollup_chart_series, rollup_totals
 # the refund queue's exports. Added from here: payments and refunds never import reports.
 admin_extend(Payment, PaymentReportsAdminMixin)
 admin_extend(RefundRequest, RefundExportAdminMixin)
+# The evidence packet, the evidence form and save / submit / accept on the dispute page.
+admin_extend(Dispute, DisputeRespondAdminMixin)
 
 WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 

@@ -273,3 +273,95 @@ def receipt_pdf(document: Receipt) -> bytes:
     ]
     doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
     return buffer.getvalue()
+
+
+def dispute_history_pdf(packet) -> bytes:
+    """The account history attached to a dispute response: the purchase, hours used from the
+    balance ledger, the customer's other payments, refunds and refund requests with their
+    notes. `packet` is a reports.dispute_evidence.EvidencePacket."""
+    payment = packet.payment
+    customer = payment.customer
+    buffer = BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=20 * mm,
+        bottomMargin=20 * mm,
+        title=f"Account history for dispute {packet.dispute.stripe_id}",
+        author=settings.REPORTS_COMPANY_NAME,
+    )
+    who = ", ".join(p for p in ((customer.name, customer.email) if customer else ()) if p)
+    story = [
+        Paragraph("Account history", STYLES["Title"]),
+        Paragraph(
+            f"{escape(settings.REPORTS_COMPANY_NAME)} · payment "
+            f"{escape(payment.stripe_payment_intent_id)} · customer {escape(who or '—')}",
+            STYLES["Normal"],
+        ),
+        Spacer(0, 6 * mm),
+        Paragraph("The purchase", STYLES["Heading2"]),
+        Paragraph(escape(packet.purchase), STYLES["Normal"]),
+    ]
+    if packet.hours is not None:
+        hours = packet.hours
+        story += [
+            Paragraph("Hours used (balance ledger)", STYLES["Heading3"]),
+            _table(
+                [
+                    ["Package bought", f"{hours.purchased / 60:g} h"],
+                    ["Lessons taken since", f"{hours.used_since_purchase / 60:g} h"],
+                    ["Used from this package", f"{hours.consumed_from_package / 60:g} h"],
+                    [
+                        "Hours left now",
+                        "—" if hours.balance_now is None else f"{hours.balance_now / 60:g} h",
+                    ],
+                ],
+                [70 * mm, 50 * mm],
+                header=False,
+            ),
+        ]
+        if hours.lessons:
+            story.append(
+                _table(
+                    [["Lesson", "Minutes", "Note"]]
+                    + [
+                        [timezone.localtime(when).strftime("%Y-%m-%d %H:%M"), str(m), note or ""]
+                        for when, m, note in hours.lessons
+                    ],
+                    [45 * mm, 25 * mm, 100 * mm],
+                    align_right_from=1,
+                )
+            )
+    story.append(Paragraph("Other payments by the customer", STYLES["Heading2"]))
+    if packet.history:
+        story.append(
+            _table(
+                [["Date", "Reference", "What", "Amount", "Status"]]
+                + [
+                    [
+                        timezone.localtime(line.when).strftime("%Y-%m-%d"),
+                        line.reference,
+                        Paragraph(escape(line.description), STYLES["Normal"]),
+                        line.amount,
+                        line.status,
+                    ]
+                    for line in packet.history
+                ],
+                [22 * mm, 48 * mm, 50 * mm, 25 * mm, 25 * mm],
+                align_right_from=3,
+            )
+        )
+    else:
+        story.append(Paragraph("None.", STYLES["Normal"]))
+    for heading, lines in (
+        ("Refunds of this payment", packet.refunds),
+        ("Refund requests and messages", packet.messages),
+    ):
+        story.append(Paragraph(heading, STYLES["Heading2"]))
+        story += [Paragraph(escape(line), STYLES["Normal"]) for line in lines] or [
+            Paragraph("None.", STYLES["Normal"])
+        ]
+    doc.build(story, onFirstPage=_footer, onLaterPages=_footer)
+    return buffer.getvalue()

@@ -14,6 +14,8 @@ from payments.models import (
 )
 from payments.money import format_money
 
+from .dispute_page import COUNTDOWN_COLOURS, DisputePageMixin, deadline_countdown
+
 
 @admin.register(PaymentMethod)
 class PaymentMethodAdmin(ModelAdmin):
@@ -118,9 +120,10 @@ OPEN_DISPUTE_STATUSES = [
 
 
 @admin.register(Dispute)
-class DisputeAdmin(ModelAdmin):
-    """Chargebacks mirrored from Stripe; evidence is submitted in the Stripe dashboard, this
-    page is the worklist ordered by the evidence deadline."""
+class DisputeAdmin(DisputePageMixin, ModelAdmin):
+    """Chargebacks mirrored from Stripe, the worklist ordered by the evidence deadline. The
+    page (payments/admin/dispute_page.py) shows the dispute and its evidence; reports adds the
+    evidence form, the packet and the respond buttons (reports/dispute_admin.py)."""
 
     list_display = ["stripe_id", "payment", "amount_cell", "status_badge", "reason", "due"]
     list_select_related = ["payment"]
@@ -166,14 +169,12 @@ class DisputeAdmin(ModelAdmin):
             key = "review"
         return key, obj.get_status_display()
 
-    @display(
-        description="Evidence due",
-        ordering="evidence_due_by",
-        label={"overdue": "danger", "soon": "warning", "later": "info"},
-    )
+    @display(description="Evidence due", ordering="evidence_due_by", label=COUNTDOWN_COLOURS)
     def due(self, obj):
-        if not obj.evidence_due_by or obj.status not in OPEN_DISPUTE_STATUSES:
+        countdown = deadline_countdown(due=obj.evidence_due_by, status=obj.status)
+        if countdown is None:
             return "—"
-        left = obj.evidence_due_by - timezone.now()
-        key = "overdue" if left.total_seconds() < 0 else "soon" if left.days < 3 else "later"
-        return key, obj.evidence_due_by.strftime("%Y-%m-%d %H:%M")
+        key, text = countdown
+        when = timezone.localtime(obj.evidence_due_by).strftime("%Y-%m-%d %H:%M")
+        # A key outside the colours would be shown instead of the text: plain is text only.
+        return (key, f"{when} · {text}") if key in COUNTDOWN_COLOURS else f"{when} · {text}"

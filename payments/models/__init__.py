@@ -2,6 +2,7 @@ from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
+from .dispute_response import DisputeResponse
 from .fraud_alert import FraudAlert
 from .instructor import Instructor
 from .payment import Payment
@@ -16,6 +17,7 @@ __all__ = [
     "Customer",
     "Dispute",
     "DisputeDeadlineAlert",
+    "DisputeResponse",
     "FraudAlert",
     "Instructor",
     "JobLock",

@@ -28,9 +28,17 @@ class Dispute(TimestampedModel):
     evidence_due_by = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Stripe's `evidence` object as staged or submitted (file fields hold file ids), and its
+    # `evidence_details`: mirrored by the sync like the rest of the row, never edited here.
+    evidence = models.JSONField(default=dict, blank=True)
+    evidence_submission_count = models.PositiveIntegerField(default=0)
+    has_evidence = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created", "-id"]
+        permissions = [
+            ("respond_dispute", "Can respond to disputes (save or submit evidence, accept)")
+        ]
         indexes = [
             models.Index(fields=["status", "evidence_due_by"], name="dispute_status_due_idx"),
             models.Index(fields=["payment", "-created"], name="dispute_payment_created_idx"),
