@@ -26,6 +26,8 @@ ANALYTICS_SCHEDULE_NAME = "reports: refresh analytics"
 ANALYTICS_SCHEDULE_FUNC = "management.jobs.refresh_analytics"
 RECEIPTS_SCHEDULE_NAME = "reports: issue missing receipts"
 RECEIPTS_SCHEDULE_FUNC = "management.jobs.issue_missing_receipts"
+FRAUD_SCHEDULE_NAME = "payments: detect fraud"
+FRAUD_SCHEDULE_FUNC = "management.jobs.detect_fraud_scheduled"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ def job_schedules() -> list[JobSchedule]:
         # Late webhooks, refunds and disputes land on earlier days: recompute a few days.
         JobSchedule(ANALYTICS_SCHEDULE_NAME, ANALYTICS_SCHEDULE_FUNC, 5),
         JobSchedule(RECEIPTS_SCHEDULE_NAME, RECEIPTS_SCHEDULE_FUNC, 60),
+        # Our fraud rules over the last FRAUD_LOOKBACK_HOURS (each payment event also runs
+        # them over what it touched; this pass catches what events missed).
+        JobSchedule(FRAUD_SCHEDULE_NAME, FRAUD_SCHEDULE_FUNC, 60),
     ]
 
 

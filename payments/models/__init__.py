@@ -1,7 +1,8 @@
 from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
-from .fraud_alert import FraudAlert
+from .fraud_alert import UNRESOLVED_STATUSES, FraudAlert, FraudRule, FraudSeverity
+from .fraud_rule_failure import FraudRuleFailure
 from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
@@ -11,10 +12,14 @@ from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock
 from .webhook_event import WebhookEvent
 
 __all__ = [
+    "UNRESOLVED_STATUSES",
     "BalanceEntry",
     "Customer",
     "Dispute",
     "FraudAlert",
+    "FraudRule",
+    "FraudRuleFailure",
+    "FraudSeverity",
     "Instructor",
     "JobLock",
     "Payment",

@@ -7,11 +7,12 @@ together are a usage error, never a silent choice of one.
 Exit status (cron and monitoring read it; the same list is in `--help`):
   0   the job did its work.
   1   the job ran and failed: a Stripe sync pass failed (the run is recorded as failed, with
-      each object type's outcome), or refund requests were left with an unknown Stripe
-      outcome (Stripe unreachable; they are retried by the next run).
+      each object type's outcome), refund requests were left with an unknown Stripe
+      outcome (Stripe unreachable; they are retried by the next run), or a fraud rule
+      raised (recorded as a FraudRuleFailure; the other rules still ran).
   2   bad usage: conflicting or misplaced flags, a bad date (nothing was done).
-  75  EX_TEMPFAIL: the Stripe sync was skipped because another run holds its lock; try
-      again later (the skipped run is recorded).
+  75  EX_TEMPFAIL: the Stripe sync or the fraud detection was skipped because another run
+      holds its lock; try again later (a skipped sync run is recorded).
 """
 
 import argparse
@@ -26,10 +27,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2  # argparse's own code for bad usage; our CommandErrors for usage use it too
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: "try again later"
 EXIT_CODES_HELP = (
-    f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, or "
-    "refund requests left with an unknown Stripe outcome); "
+    f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, "
+    "refund requests left with an unknown Stripe outcome, or a fraud rule failed); "
     f"{EXIT_USAGE} bad usage (conflicting or misplaced flags); {EXIT_LOCKED} the Stripe "
-    "sync was skipped because another run holds its lock (try again later)."
+    "sync was skipped because another run holds its lock (try again later; the same for "
+    "--detect-fraud)."
 )
 
 ERR_DATE_AND_RANGE = "Give either --date or --from/--to, not both."
@@ -38,7 +40,8 @@ ERR_RANGE_FLAGS = "--from and --to go with --generate-analytics."
 ERR_DATE_FLAG = "--date goes with --generate-analytics or --payment-report."
 ERR_REPORT_FLAGS = "--format and --output go with --payment-report."
 ERR_DRY_RUN_FLAG = "--dry-run goes with --fix-inconsistencies."
-ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe."
+ERR_SYNC_FLAGS = "--full goes with --sync-stripe."
+ERR_SINCE_FLAG = "--since goes with --sync-stripe or --detect-fraud."
 ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
 
 
@@ -70,7 +73,7 @@ def _sync_summary(result: dict) -> str:
 class Command(BaseCommand):
     help = (
         "Payments operations: one of --sync-stripe, --generate-analytics, --payment-report, "
-        "--issue-receipts, --process-pending-refunds, --fix-inconsistencies, "
+        "--issue-receipts, --process-pending-refunds, --detect-fraud, --fix-inconsistencies, "
         "--cleanup-old-data. No action: the overview."
     )
 
@@ -92,6 +95,13 @@ class Command(BaseCommand):
             "--process-pending-refunds",
             action="store_true",
             help="Refund approved requests through Stripe and resume interrupted ones.",
+        )
+        # Fraud rules (payments/fraud_rules.py).
+        actions.add_argument(
+            "--detect-fraud",
+            action="store_true",
+            help="Run the fraud rules over the last FRAUD_LOOKBACK_HOURS (or --since D) and "
+            "open alerts.",
         )
         # Reports (reports/rollups.py, receipts.py, payment_report_files.py).
         actions.add_argument(
@@ -126,7 +136,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--since",
             type=_iso_date,
-            help="With --sync-stripe: re-read objects created since YYYY-MM-DD.",
+            help="With --sync-stripe: re-read objects created since YYYY-MM-DD. With "
+            "--detect-fraud: examine payments created since YYYY-MM-DD.",
         )
         parser.add_argument("--date", type=_iso_date, help="A day, YYYY-MM-DD.")
         parser.add_argument("--from", dest="date_from", type=_iso_date, help="First day.")
@@ -152,6 +163,8 @@ class Command(BaseCommand):
             return self._sync_stripe(options)
         if options["process_pending_refunds"]:
             return self._process_pending_refunds(as_json)
+        if options["detect_fraud"]:
+            return self._detect_fraud(options)
         if options["generate_analytics"] or options["payment_report"] or options["issue_receipts"]:
             return self._reports(options)
         self._print(jobs.system_overview(), as_json)
@@ -160,8 +173,10 @@ class Command(BaseCommand):
     def _check_modifiers(options) -> None:
         """Refuse a modifier without its action: `--cleanup-old-data --dry-run` must not
         delete anything while its caller believes it is a dry run."""
-        if (options["full"] or options["since"]) and not options["sync_stripe"]:
+        if options["full"] and not options["sync_stripe"]:
             raise _usage_error(ERR_SYNC_FLAGS)
+        if options["since"] and not (options["sync_stripe"] or options["detect_fraud"]):
+            raise _usage_error(ERR_SINCE_FLAG)
         if options["full"] and options["since"]:
             raise _usage_error(ERR_SYNC_FULL_AND_SINCE)
         if options["dry_run"] and not options["fix_inconsistencies"]:
@@ -182,6 +197,16 @@ class Command(BaseCommand):
         result = jobs.process_pending_refunds()
         self._print(result, as_json)
         error = jobs.refunds_unknown_outcome_error(result)
+        if error:
+            raise CommandError(error, returncode=EXIT_FAILED)
+
+    def _detect_fraud(self, options) -> None:
+        """Exit status 1 when a rule failed, 75 when another run held the lock."""
+        result = jobs.detect_fraud(since=options["since"])
+        self._print(result, options["json"])
+        if result["status"] == "skipped":
+            raise CommandError(result["errors"]["lock"], returncode=EXIT_LOCKED)
+        error = jobs.fraud_rules_error(result)
         if error:
             raise CommandError(error, returncode=EXIT_FAILED)
 
