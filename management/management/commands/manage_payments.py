@@ -40,7 +40,7 @@ ERR_RANGE_FLAGS = "--from and --to go with --generate-analytics."
 ERR_DATE_FLAG = "--date goes with --generate-analytics or --payment-report."
 ERR_REPORT_FLAGS = "--format and --output go with --payment-report."
 ERR_DRY_RUN_FLAG = "--dry-run goes with --fix-inconsistencies."
-ERR_SYNC_FLAGS = "--full goes with --sync-stripe."
+ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe (--since also with --detect-fraud)."
 ERR_SINCE_FLAG = "--since goes with --sync-stripe or --detect-fraud."
 ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
 
