@@ -353,3 +353,19 @@ def test_risk_score_and_severity_bands():
         "critical",
         "critical",
     ]
+
+
+def test_thresholds_are_read_from_settings_at_each_pass(now, settings):
+    customer = CustomerFactory()
+    pay(customer, now, 1, failed=True)
+    pay(customer, now, 50, failed=True)
+    detect(now)
+    assert alerts("failed_attempts") == []
+    settings.FRAUD_FAILED_ATTEMPTS_COUNT = 2
+    settings.FRAUD_FAILED_ATTEMPTS_WINDOW_MINUTES = 30  # 49 minutes apart: still nothing
+    detect(now)
+    assert alerts("failed_attempts") == []
+    settings.FRAUD_FAILED_ATTEMPTS_WINDOW_MINUTES = 50
+    detect(now)
+    (alert,) = alerts("failed_attempts")
+    assert alert.numbers == {"count": 2, "threshold": 2, "window_minutes": 50}
