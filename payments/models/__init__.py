@@ -1,6 +1,7 @@
 from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
+from .dispute_alert import DisputeDeadlineAlert
 from .fraud_alert import UNRESOLVED_STATUSES, FraudAlert, FraudRule, FraudSeverity
 from .fraud_rule_failure import FraudRuleFailure
 from .instructor import Instructor
@@ -16,6 +17,7 @@ __all__ = [
     "BalanceEntry",
     "Customer",
     "Dispute",
+    "DisputeDeadlineAlert",
     "FraudAlert",
     "FraudRule",
     "FraudRuleFailure",

@@ -4,8 +4,8 @@ stripe SDK, the sync mirrors them, and local rows are compared field by field.
 localstripe quirks bent here, not in the product: it has no `created` filters on its lists
 (STRIPE_LOCALSTRIPE_COMPAT makes the gateway filter by `created` itself), its balance
 transactions carry a fee of 0, its payment intents lack amount_received, it declines only
-card 4000000000000341 and sets no decline_code, and it has no disputes (those are covered
-with Stripe-shaped payloads in test_sync_upserts.py).
+card 4000000000000341 and sets no decline_code. Disputes come from the launcher's extension
+(test_sync_disputes_localstripe.py) and as Stripe-shaped payloads (test_sync_upserts.py).
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -166,11 +166,12 @@ def test_sync_mirrors_localstripe_field_by_field(peer, account, settings):
     assert run.counts["payment_intent"]["created"] == 4
     assert run.counts["refund"]["created"] == 2
     assert run.objects_changed == 11
-    # customers 1 page + 2 payment method lists + intents 1 page + refunds 1 page; no
-    # retrieve per object, disputes skipped (localstripe has none).
-    assert run.api_calls == report.api_calls == 5
+    # customers 1 page + 2 payment method lists + intents 1 page + refunds 1 page +
+    # disputes 1 (empty) page; no retrieve per object.
+    assert run.api_calls == report.api_calls == 6
     assert run.finished_at is not None and run.duration_ms is not None
     assert not JobLock.objects.exists()
+    # No dispute at the peer here: the dispute watermark has nothing to follow.
     assert all(s.watermark for s in SyncState.objects.exclude(object_type="dispute"))
 
 
@@ -278,8 +279,8 @@ def test_command_exits_non_zero_when_the_sync_fails(peer, settings):
     assert run.status == SyncRun.Status.FAILED
     assert "Could not reach Stripe" in run.error
     # Every pass is attempted (one failing type does not stop the others), each with the
-    # first try and two retries; disputes make no call on localstripe, which has none.
-    passes = ("customer", "payment_intent", "refund")
+    # first try and two retries; disputes are listed from the peer like the rest.
+    passes = ("customer", "payment_intent", "refund", "dispute")
     assert all(run.outcomes[kind]["status"] == "failed" for kind in passes)
     assert run.api_calls == 3 * len(passes)
     assert len(peer.sleeps) == 2 * len(passes)

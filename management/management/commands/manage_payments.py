@@ -8,8 +8,9 @@ Exit status (cron and monitoring read it; the same list is in `--help`):
   0   the job did its work.
   1   the job ran and failed: a Stripe sync pass failed (the run is recorded as failed, with
       each object type's outcome), refund requests were left with an unknown Stripe
-      outcome (Stripe unreachable; they are retried by the next run), or a fraud rule
-      raised (recorded as a FraudRuleFailure; the other rules still ran).
+      outcome (Stripe unreachable; they are retried by the next run), dispute deadline
+      alerts were due with nobody to receive them, or a fraud rule raised (recorded as a
+      FraudRuleFailure; the other rules still ran).
   2   bad usage: conflicting or misplaced flags, a bad date (nothing was done).
   75  EX_TEMPFAIL: the Stripe sync or the fraud detection was skipped because another run
       holds its lock; try again later (a skipped sync run is recorded).
@@ -28,7 +29,8 @@ EXIT_USAGE = 2  # argparse's own code for bad usage; our CommandErrors for usage
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: "try again later"
 EXIT_CODES_HELP = (
     f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, "
-    "refund requests left with an unknown Stripe outcome, or a fraud rule failed); "
+    "refund requests left with an unknown Stripe outcome, dispute alerts due with no "
+    "recipient, or a fraud rule failed); "
     f"{EXIT_USAGE} bad usage (conflicting or misplaced flags); {EXIT_LOCKED} the Stripe "
     "sync was skipped because another run holds its lock (try again later; the same for "
     "--detect-fraud)."
@@ -73,8 +75,8 @@ def _sync_summary(result: dict) -> str:
 class Command(BaseCommand):
     help = (
         "Payments operations: one of --sync-stripe, --generate-analytics, --payment-report, "
-        "--issue-receipts, --process-pending-refunds, --detect-fraud, --fix-inconsistencies, "
-        "--cleanup-old-data. No action: the overview."
+        "--issue-receipts, --process-pending-refunds, --dispute-alerts, --detect-fraud, "
+        "--fix-inconsistencies, --cleanup-old-data. No action: the overview."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -95,6 +97,12 @@ class Command(BaseCommand):
             "--process-pending-refunds",
             action="store_true",
             help="Refund approved requests through Stripe and resume interrupted ones.",
+        )
+        # Dispute deadline alerts (payments/services/dispute_alerts.py).
+        actions.add_argument(
+            "--dispute-alerts",
+            action="store_true",
+            help="E-mail the finance group the 7/3/1-day dispute deadline alerts not sent yet.",
         )
         # Fraud rules (payments/fraud_rules.py).
         actions.add_argument(
@@ -163,6 +171,8 @@ class Command(BaseCommand):
             return self._sync_stripe(options)
         if options["process_pending_refunds"]:
             return self._process_pending_refunds(as_json)
+        if options["dispute_alerts"]:
+            return self._dispute_alerts(as_json)
         if options["detect_fraud"]:
             return self._detect_fraud(options)
         if options["generate_analytics"] or options["payment_report"] or options["issue_receipts"]:
@@ -199,6 +209,12 @@ class Command(BaseCommand):
         error = jobs.refunds_unknown_outcome_error(result)
         if error:
             raise CommandError(error, returncode=EXIT_FAILED)
+
+    def _dispute_alerts(self, as_json: bool) -> None:
+        result = jobs.dispute_deadline_alerts()
+        self._print(result, as_json)
+        if result["error"]:
+            raise CommandError(result["error"], returncode=EXIT_FAILED)
 
     def _detect_fraud(self, options) -> None:
         """Exit status 1 when a rule failed, 75 when another run held the lock."""
