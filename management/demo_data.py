@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from payments import sync
+from payments import fraud_rules, sync
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -85,6 +85,9 @@ COUPONS = ["WELCOME10", "SPRING25", "FRIENDS15"]
 # and --fix-inconsistencies show the gap.
 LEGACY_CHECKOUT_SHARE = 0.01
 REFUND_REASONS = ["requested_by_customer", "duplicate", "fraudulent"]
+# Demos of at least this many payments include a few fraud patterns (part of the count) that
+# trip our own rules (payments/fraud_rules.py); the demo then runs detection once.
+FRAUD_PATTERNS_FROM = 200
 
 
 @dataclass
@@ -116,6 +119,11 @@ def _amount(rng: random.Random, usd_range, currency: str) -> int:
     return major * 100 - (1 if rng.random() < 0.4 else 0)
 
 
+def _fingerprint(method_id: str) -> str:
+    """A card fingerprint as Stripe gives one (16 characters), one per demo card."""
+    return method_id[-16:]
+
+
 def stripe_fee_for(amount: int, currency: str) -> int:
     bps, fixed = STRIPE_PRICING[currency]
     return percent_of(amount, bps) + fixed
@@ -128,6 +136,7 @@ class DemoGenerator:
         self.now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
         self.catalog = json.loads(CATALOG.read_text())
         self.stdout = stdout
+        self.client_ips: dict[str, str] = {}
 
     def _log(self, message: str) -> None:
         if self.stdout is not None:
@@ -137,6 +146,12 @@ class DemoGenerator:
         instructors = self._instructors(size.instructors)
         with transaction.atomic():
             customers, methods = self._customers(size.customers)
+        patterns = (
+            self._fraud_patterns(customers, instructors)
+            if size.payments >= FRAUD_PATTERNS_FROM
+            else None
+        )
+        regular = size.payments - (len(patterns[2]) if patterns else 0)
         counts = {
             "instructors": len(instructors),
             "customers": len(customers),
@@ -146,11 +161,12 @@ class DemoGenerator:
             "disputes": 0,
         }
         for intents, refunds, disputes in self._payment_batches(
-            size.payments, customers, methods, instructors
+            regular, customers, methods, instructors
         ):
             # The sync's own upserts, in its order: payments, then their refunds and disputes.
+            # Fraud rules: one pass at the end instead of one per batch.
             with transaction.atomic():
-                sync.upsert_payment_intents(intents, send_signals=False)
+                sync.upsert_payment_intents(intents, send_signals=False, detect_fraud=False)
                 sync.upsert_refunds(refunds)
                 sync.upsert_disputes(disputes, now=self.now)
             counts["payments"] += len(intents)
@@ -158,9 +174,121 @@ class DemoGenerator:
             counts["disputes"] += len(disputes)
             if size.payments >= 50_000:
                 self._log(f"  {counts['payments']:,} / {size.payments:,} payments")
+        if patterns:
+            pattern_customers, pattern_methods, pattern_intents = patterns
+            with transaction.atomic():
+                sync.upsert_customers(pattern_customers)
+                sync.upsert_payment_methods(pattern_methods)
+                sync.upsert_payment_intents(pattern_intents, send_signals=False, detect_fraud=False)
+            counts["customers"] += len(pattern_customers)
+            counts["payment_methods"] += len(pattern_methods)
+            counts["payments"] += len(pattern_intents)
         counts["student_balances"] = self._balances()
         counts["fraud_alerts"] = self._fraud_alerts()
+        # Our own rules, once, over the last FRAUD_LOOKBACK_HOURS of the demo's clock (the same
+        # pass as `manage_payments --detect-fraud`).
+        detection = fraud_rules.fraud_detect(now=self.now, trigger="command")
+        counts["fraud_rule_alerts"] = sum(detection.opened.values())
         return counts
+
+    def _fraud_patterns(self, customers, instructors):
+        """Stripe-shaped objects that trip our fraud rules, in the last hour before `now`:
+        one card (one fingerprint) paying for three customers, a customer's five failed
+        attempts within eight minutes, and a customer created two days ago paying for a
+        large hour package. Returns (customers, payment methods, payment intents)."""
+        rng, now = self.rng, self.now
+        product = {
+            "product_kind": "hour_package",
+            "product_id": "hour_package_pattern",
+            "product_name": "20 tutoring hours",
+            "package_minutes": "1200",
+        }
+        new_customer = StripeCustomer(
+            id=_stripe_id(rng, "cus_")[:18],
+            email=f"new.account.{self.seed}@example.net",
+            name="Fresh Account",
+            livemode=False,
+            created=now - timedelta(days=2),
+        )
+        sharers = rng.sample(customers, 3)
+        shared_fingerprint = "fp_" + _stripe_id(rng, "")[:16]
+        shared = [
+            StripePaymentMethod(
+                id=_stripe_id(rng, "pm_"),
+                customer_id=customer.id,
+                type="card",
+                card_brand="visa",
+                card_last4="0341",
+                card_exp_month=4,
+                card_exp_year=now.year + 2,
+                livemode=False,
+                created=now - timedelta(hours=3, minutes=index),
+                card_fingerprint=shared_fingerprint,
+            )
+            for index, customer in enumerate(sharers)
+        ]
+        new_method = self._card(rng, new_customer.id, now - timedelta(days=2))
+
+        def intent(customer_id, method, minutes_ago, amount, currency="usd", failed=False):
+            pi = _stripe_id(rng, "pi_")
+            created = now - timedelta(minutes=minutes_ago)
+            row = {
+                "id": pi,
+                "amount": amount,
+                "currency": currency,
+                "status": "requires_payment_method" if failed else "succeeded",
+                "created": created,
+                "customer_id": customer_id,
+                "payment_method_id": method.id,
+                "payment_method_type": "card",
+                "description": product["product_name"],
+                "metadata": {**rng.choice(instructors), **product},
+                "latest_charge_id": "ch_" + pi[3:],
+                "charge_status": "failed" if failed else "succeeded",
+                "charge_created": created + timedelta(seconds=3),
+                "card_fingerprint": method.card_fingerprint,
+            }
+            if failed:
+                row |= {
+                    "failure_code": "card_declined",
+                    "decline_code": "generic_decline",
+                    "failure_message": "Your card was declined.",
+                }
+            else:
+                row |= {
+                    "stripe_fee": stripe_fee_for(amount, currency),
+                    "amount_received": amount,
+                }
+            return StripePaymentIntent(**row)
+
+        intents = [
+            intent(customer.id, method, 50 - 10 * index, 3900)
+            for index, (customer, method) in enumerate(zip(sharers, shared, strict=True))
+        ]
+        tester = rng.choice([c for c in customers if c not in sharers])
+        tester_card = self._card(rng, tester.id, now - timedelta(minutes=30))
+        intents += [
+            intent(tester.id, tester_card, 20 - 2 * attempt, 1900, failed=True)
+            for attempt in range(5)
+        ]
+        intents.append(intent(new_customer.id, new_method, 5, 59000))
+        return [new_customer], [*shared, new_method, tester_card], intents
+
+    @staticmethod
+    def _card(rng, customer_id: str, created) -> StripePaymentMethod:
+        method_id = _stripe_id(rng, "pm_")
+        return StripePaymentMethod(
+            id=method_id,
+            customer_id=customer_id,
+            type="card",
+            card_brand="mastercard",
+            card_last4=f"{rng.randint(0, 9999):04d}",
+            card_exp_month=rng.randint(1, 12),
+            card_exp_year=created.year + 3,
+            livemode=False,
+            created=created,
+            card_fingerprint=_fingerprint(method_id),
+        )
 
     def _fraud_alerts(self) -> int:
         """Radar-style early fraud warnings on a few captured payments, still to review."""
@@ -263,9 +391,10 @@ class DemoGenerator:
             for _ in range(1 if self.rng.random() < 0.7 else 2):
                 kind = _pick(self.rng, METHODS)
                 card = kind == "card"
+                method_id = _stripe_id(self.rng, "pm_")
                 owned.append(
                     StripePaymentMethod(
-                        id=_stripe_id(self.rng, "pm_"),
+                        id=method_id,
                         customer_id=customer_id,
                         type=kind,
                         card_brand=_pick(self.rng, CARD_BRANDS) if card else "",
@@ -274,8 +403,12 @@ class DemoGenerator:
                         card_exp_year=self.now.year + self.rng.randint(0, 5) if card else None,
                         livemode=False,
                         created=created,
+                        card_fingerprint=_fingerprint(method_id) if card else "",
                     )
                 )
+            # The IP the checkout saw: one per customer (the metadata contract's client_ip).
+            n = i + 1
+            self.client_ips[customer_id] = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
             customers.append(
                 StripeCustomer(
                     id=customer_id,
@@ -315,6 +448,7 @@ class DemoGenerator:
             title = rng.choice(products[kind]["titles"])
             metadata = {"order_id": f"ord_{self.seed}_{i}"}
             if rng.random() >= LEGACY_CHECKOUT_SHARE:
+                metadata["client_ip"] = self.client_ips[customer.id]
                 metadata |= rng.choice(instructors)
                 metadata |= {
                     "product_kind": kind,
@@ -338,6 +472,7 @@ class DemoGenerator:
                 "customer_id": customer.id,
                 "payment_method_id": method.id,
                 "payment_method_type": method.type,
+                "card_fingerprint": method.card_fingerprint,
                 "description": title,
                 "metadata": metadata,
                 "billing_details": {

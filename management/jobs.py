@@ -5,14 +5,22 @@ not do its work, so that django-q2 records the task as failed."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa: F401
-from payments import sync_runs
-from payments.models import Customer, Dispute, Payment, StudentBalance, SyncRun
+from payments import fraud_rules, sync_runs
+from payments.models import (
+    Customer,
+    Dispute,
+    FraudAlert,
+    FraudRuleFailure,
+    Payment,
+    StudentBalance,
+    SyncRun,
+)
 from payments.selectors import webhook_health
 from payments.services.dispute_alerts import dispute_deadline_alerts_send
 from refunds.models import RefundRequest
@@ -27,6 +35,7 @@ from reports.rollups import generate_analytics
 REFRESH_DAYS = 3
 
 ERR_SYNC_FAILED = "Stripe sync failed: {error}"
+ERR_FRAUD_RULES_FAILED = "Fraud rules failed: {errors}"
 ERR_REFUNDS_UNKNOWN_OUTCOME = (
     "{count} refund request(s) left with an unknown Stripe outcome (last error: {error}); "
     "they stay processing and the next run looks each one up in Stripe before retrying."
@@ -69,6 +78,10 @@ def system_overview() -> dict:
         "webhooks_24h": webhook_health(),
         "last_sync": last_sync or "never",
         "latest_payment_at": Payment.objects.aggregate(latest=Max("created"))["latest"],
+        "open_fraud_alerts": FraudAlert.objects.filter(status=FraudAlert.Status.OPEN).count(),
+        "fraud_rule_failures_24h": FraudRuleFailure.objects.filter(
+            created_at__gte=timezone.now() - timedelta(hours=24)
+        ).count(),
     }
 
 
@@ -91,6 +104,37 @@ def stripe_sync_scheduled(trigger="schedule") -> dict:
     result = stripe_sync(trigger=trigger)
     if result["status"] == SyncRun.Status.FAILED:
         raise JobFailed(ERR_SYNC_FAILED.format(error=result["error"]))
+    return result
+
+
+# --- fraud rules (payments/fraud_rules.py) -----------------------------------------------------
+
+
+def detect_fraud(*, since: date | None = None, trigger: str = "command") -> dict:
+    """Run every fraud rule over the payments of the last FRAUD_LOOKBACK_HOURS (or created
+    since the day `since`) and open alerts. `status`: "succeeded", "failed" (a rule raised:
+    see `errors`; the other rules still ran) or "skipped" (another run held the lock)."""
+    start = None
+    if since is not None:
+        start = timezone.make_aware(datetime.combine(since, datetime.min.time()))
+    return fraud_rules.fraud_detect(since=start, trigger=trigger).as_dict()
+
+
+def fraud_rules_error(result: dict) -> str:
+    """The error to report for a detect_fraud result that failed, or ""."""
+    if result["status"] != "failed":
+        return ""
+    errors = "; ".join(f"{rule}: {error}" for rule, error in result["errors"].items())
+    return ERR_FRAUD_RULES_FAILED.format(errors=errors)
+
+
+def detect_fraud_scheduled() -> dict:
+    """The hourly schedule: raises JobFailed when a rule failed. A skipped run is no
+    failure: the run holding the lock is doing the work."""
+    result = detect_fraud(trigger="schedule")
+    error = fraud_rules_error(result)
+    if error:
+        raise JobFailed(error)
     return result
 
 

@@ -26,6 +26,8 @@ ANALYTICS_SCHEDULE_NAME = "reports: refresh analytics"
 ANALYTICS_SCHEDULE_FUNC = "management.jobs.refresh_analytics"
 RECEIPTS_SCHEDULE_NAME = "reports: issue missing receipts"
 RECEIPTS_SCHEDULE_FUNC = "management.jobs.issue_missing_receipts"
+FRAUD_SCHEDULE_NAME = "payments: detect fraud"
+FRAUD_SCHEDULE_FUNC = "management.jobs.detect_fraud_scheduled"
 DISPUTE_ALERTS_SCHEDULE_NAME = "payments: dispute deadline alerts"
 DISPUTE_ALERTS_SCHEDULE_FUNC = "management.jobs.dispute_deadline_alerts_scheduled"
 
@@ -60,6 +62,9 @@ def job_schedules() -> list[JobSchedule]:
             DISPUTE_ALERTS_SCHEDULE_FUNC,
             max(1, int(settings.DISPUTE_ALERT_SCHEDULE_MINUTES)),
         ),
+        # Our fraud rules over the last FRAUD_LOOKBACK_HOURS (each payment event also runs
+        # them over what it touched; this pass catches what events missed).
+        JobSchedule(FRAUD_SCHEDULE_NAME, FRAUD_SCHEDULE_FUNC, 60),
     ]
 
 

@@ -9,6 +9,7 @@ never decides an amount: prices, fees and refunds come from Stripe's own fields.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ PRODUCT_NAME = "product_name"
 PACKAGE_MINUTES = "package_minutes"
 COUPON_CODE = "coupon_code"
 BOOKING_ID = "booking_id"
+# The buyer's IP as the checkout saw it (Stripe does not give it on a charge); the fraud rules
+# count customers per IP (payments/fraud_rules.py). Optional: missing is no problem.
+CLIENT_IP = "client_ip"
 
 # Stripe limits metadata values to 500 characters; our columns are shorter.
 MAX_ID_LENGTH = 64
@@ -45,6 +49,7 @@ MSG_NO_KIND = "No product_kind: expected one of {kinds}."
 MSG_BAD_KIND = "product_kind {value!r} is not one of {kinds}."
 MSG_NO_MINUTES = "An hour package without package_minutes."
 MSG_BAD_MINUTES = "package_minutes {value!r} is not a whole number of minutes from 1 to {max}."
+MSG_BAD_IP = "client_ip {value!r} is not an IPv4 or IPv6 address."
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class PaymentMetadata:
     package_minutes: int | None = None
     coupon_code: str = ""
     booking_id: str = ""
+    client_ip: str = ""  # normalised ("::ffff:1.2.3.4" stays as Python prints it)
     problems: tuple[str, ...] = ()
 
     @property
@@ -121,6 +127,14 @@ def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
     if kind == Payment.ProductKind.HOUR_PACKAGE and minutes is None and not minutes_text:
         problems.append(MSG_NO_MINUTES)
 
+    client_ip = _text(raw, CLIENT_IP)
+    if client_ip:
+        try:
+            client_ip = str(ipaddress.ip_address(client_ip))
+        except ValueError:
+            problems.append(MSG_BAD_IP.format(value=client_ip[:80]))
+            client_ip = ""
+
     return PaymentMetadata(
         instructor_account=account,
         instructor_email=email,
@@ -132,5 +146,6 @@ def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
         package_minutes=minutes if kind == Payment.ProductKind.HOUR_PACKAGE else None,
         coupon_code=_token(raw, COUPON_CODE, problems),
         booking_id=_token(raw, BOOKING_ID, problems),
+        client_ip=client_ip,
         problems=tuple(problems),
     )

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments import ledger
+from payments import fraud_rules, ledger
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -217,6 +217,7 @@ _PM_FIELDS = [
     "type",
     "card_brand",
     "card_last4",
+    "card_fingerprint",
     "card_exp_month",
     "card_exp_year",
     "created",
@@ -248,6 +249,7 @@ def upsert_payment_methods(rows: Iterable[StripePaymentMethod]) -> UpsertResult:
                 "type": method_type(row.type),
                 "card_brand": row.card_brand[:32],
                 "card_last4": row.card_last4[:4],
+                "card_fingerprint": row.card_fingerprint[:64],
                 "card_exp_month": exp_month,
                 "card_exp_year": row.card_exp_year,
                 "created": row.created,
@@ -302,6 +304,8 @@ _PAYMENT_FIELDS = [
     "metadata_problems",
     "billing_details",
     "metadata",
+    "card_fingerprint",
+    "ip_address",
     "livemode",
     "created",
     "succeeded_at",
@@ -438,6 +442,10 @@ def _payment_values(
         "metadata_problems": list(meta.problems),
         "billing_details": row.billing_details or {},
         "metadata": row.metadata or {},
+        # A later snapshot without the charge (or metadata) keeps what we learnt.
+        "card_fingerprint": row.card_fingerprint[:64]
+        or (current.card_fingerprint if current else ""),
+        "ip_address": meta.client_ip or (current.ip_address if current else None),
         "livemode": row.livemode,
         "created": row.created,
         "succeeded_at": (current.succeeded_at if current else None)
@@ -470,15 +478,32 @@ def _send_succeeded(payment_intent_ids: list[str]) -> None:
     transaction.on_commit(send)
 
 
+def _detect_fraud_after_commit(written: Sequence[Payment]) -> None:
+    """Run the fraud rules (payments/fraud_rules.py) over what this upsert touched, after
+    commit: the rules see committed rows, hold no payment lock, and a rule error cannot
+    roll the mirror back (the hook never raises)."""
+    customers = {p.customer_id for p in written}
+    fingerprints = {p.card_fingerprint for p in written}
+    ips = {p.ip_address for p in written}
+    intents = {p.stripe_payment_intent_id for p in written}
+    transaction.on_commit(
+        lambda: fraud_rules.fraud_detect_touched(
+            customer_ids=customers, fingerprints=fingerprints, ips=ips, payment_intent_ids=intents
+        )
+    )
+
+
 def upsert_payment_intents(
-    rows: Iterable[StripePaymentIntent], *, send_signals: bool = True
+    rows: Iterable[StripePaymentIntent], *, send_signals: bool = True, detect_fraud: bool = True
 ) -> UpsertResult:
     """Mirror payment intents (with their latest charge, fee and net). Expanded payment
     methods on the rows are mirrored first so the foreign key resolves.
 
     When a payment becomes succeeded here (it was not captured before, or is new), sends
     payments.signals.payment_succeeded once, after commit; `send_signals=False` for
-    backfills of old history."""
+    backfills of old history. After commit, runs the fraud rules over the customers, cards
+    and IPs of the rows it wrote (`detect_fraud=False`: a bulk load that runs one full
+    detection pass at the end instead, as the demo does)."""
     rows = _dedupe(rows)
     result = UpsertResult()
     if not rows:
@@ -534,6 +559,8 @@ def upsert_payment_intents(
         _history(Payment, created=created, updated=updated, key="stripe_payment_intent_id")
         if send_signals and newly_succeeded:
             _send_succeeded(newly_succeeded)
+        if detect_fraud and to_write:
+            _detect_fraud_after_commit(to_write)
     return result
 
 

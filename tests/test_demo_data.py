@@ -105,3 +105,24 @@ def test_seed_demo_command_is_idempotent_with_if_empty():
     call_command("seed_demo", "--payments", "50")
     call_command("seed_demo", "--payments", "50", "--if-empty")
     assert Payment.objects.count() == 50
+
+
+def test_the_demo_trips_our_fraud_rules_through_the_sync():
+    """A shared card, a burst of failed attempts and a new account paying a large amount
+    arrive as Stripe objects through the sync's upserts; one detection pass opens the rule
+    alerts the fraud screen shows."""
+    counts = DemoGenerator(seed=5, now=NOW).run(demo_size(400))
+    assert Payment.objects.count() == 400
+    rules = set(FraudAlert.objects.filter(source="rule").values_list("rule", flat=True))
+    assert {
+        "shared_card",
+        "failed_attempts",
+        "rapid_attempts",
+        "new_account_high_amount",
+    } <= rules
+    assert counts["fraud_rule_alerts"] == FraudAlert.objects.filter(source="rule").count()
+    shared = FraudAlert.objects.get(rule="shared_card")
+    assert shared.numbers["customers"] == 3 and len(shared.payment_ids) == 3
+    # Fingerprints and IPs came through the mappers' fields and the metadata contract.
+    assert Payment.objects.exclude(card_fingerprint="").count() > 300
+    assert Payment.objects.filter(ip_address__isnull=False).count() > 300

@@ -158,6 +158,42 @@ REFUND_SENIOR_APPROVAL_ABOVE = env_thresholds(
 # A worker's claim on a request older than this is a crashed worker: the request may resume.
 REFUND_PROCESSING_LEASE_SECONDS = env_int("REFUND_PROCESSING_LEASE_SECONDS", 300)
 
+# --- Fraud rules (payments/fraud_rules.py; the README lists them) ---------------------------
+# Each pass (every payment event, the hourly `--detect-fraud`) looks at payments created in
+# the last LOOKBACK hours; each rule counts over its own window ending at each such payment.
+FRAUD_LOOKBACK_HOURS = env_int("FRAUD_LOOKBACK_HOURS", 24)
+# N failed payments by one customer within the window.
+FRAUD_FAILED_ATTEMPTS_COUNT = env_int("FRAUD_FAILED_ATTEMPTS_COUNT", 3)
+FRAUD_FAILED_ATTEMPTS_WINDOW_MINUTES = env_int("FRAUD_FAILED_ATTEMPTS_WINDOW_MINUTES", 60)
+# N payment attempts (any outcome) by one customer within a few minutes.
+FRAUD_RAPID_ATTEMPTS_COUNT = env_int("FRAUD_RAPID_ATTEMPTS_COUNT", 5)
+FRAUD_RAPID_ATTEMPTS_WINDOW_MINUTES = env_int("FRAUD_RAPID_ATTEMPTS_WINDOW_MINUTES", 10)
+# A payment above MULTIPLIER times the customer's average captured payment in the same
+# currency (over HISTORY_DAYS before it, with at least MIN_HISTORY such payments), or above
+# the absolute per-currency amount (major units; a currency not listed has no absolute check).
+FRAUD_UNUSUAL_AMOUNT_MULTIPLIER = env_int("FRAUD_UNUSUAL_AMOUNT_MULTIPLIER", 5)
+FRAUD_UNUSUAL_AMOUNT_MIN_HISTORY = env_int("FRAUD_UNUSUAL_AMOUNT_MIN_HISTORY", 3)
+FRAUD_UNUSUAL_AMOUNT_HISTORY_DAYS = env_int("FRAUD_UNUSUAL_AMOUNT_HISTORY_DAYS", 180)
+FRAUD_UNUSUAL_AMOUNT_ABOVE = env_thresholds(
+    "FRAUD_UNUSUAL_AMOUNT_ABOVE", "usd=2000,eur=2000,gbp=1600,jpy=300000"
+)
+# A payment above the per-currency amount by a customer created less than DAYS before it.
+FRAUD_NEW_ACCOUNT_DAYS = env_int("FRAUD_NEW_ACCOUNT_DAYS", 7)
+FRAUD_NEW_ACCOUNT_AMOUNT_ABOVE = env_thresholds(
+    "FRAUD_NEW_ACCOUNT_AMOUNT_ABOVE", "usd=500,eur=500,gbp=400,jpy=75000"
+)
+# N payment methods added to one customer within the window.
+FRAUD_PAYMENT_METHODS_COUNT = env_int("FRAUD_PAYMENT_METHODS_COUNT", 4)
+FRAUD_PAYMENT_METHODS_WINDOW_HOURS = env_int("FRAUD_PAYMENT_METHODS_WINDOW_HOURS", 24)
+# One card (Stripe's fingerprint) or one IP (metadata `client_ip`) paying for N customers
+# within the window. IPs are shared innocently (offices, campuses, mobile carriers): higher.
+FRAUD_SHARED_CARD_CUSTOMERS = env_int("FRAUD_SHARED_CARD_CUSTOMERS", 3)
+FRAUD_SHARED_CARD_WINDOW_HOURS = env_int("FRAUD_SHARED_CARD_WINDOW_HOURS", 24)
+FRAUD_SHARED_IP_CUSTOMERS = env_int("FRAUD_SHARED_IP_CUSTOMERS", 5)
+FRAUD_SHARED_IP_WINDOW_HOURS = env_int("FRAUD_SHARED_IP_WINDOW_HOURS", 24)
+# Run the rules after every webhook/sync upsert of payment intents (scoped to what it touched).
+FRAUD_DETECT_ON_EVENTS = env_bool("FRAUD_DETECT_ON_EVENTS", True)
+
 # What `manage_payments --cleanup-old-data` keeps, in days. Money rows and the audit trail
 # are never deleted.
 RETENTION_DAYS = {

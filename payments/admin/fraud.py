@@ -8,6 +8,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin_cells import two_line
 from backoffice.audit import client_info_from_request
+from payments.admin.fraud_rules import RuleAlertColumnsMixin
 from payments.models import FraudAlert
 from payments.money import format_money
 from payments.services.fraud_alert import PERM_REVIEW, FraudReviewError, fraud_alert_review
@@ -27,7 +28,7 @@ class FraudReviewForm(forms.Form):
 
 
 @admin.register(FraudAlert)
-class FraudAlertAdmin(ModelAdmin):
+class FraudAlertAdmin(RuleAlertColumnsMixin, ModelAdmin):
     """The fraud review worklist: open alerts first. Decisions are bulk actions (POST, with a
     confirmation form that asks for a note), checked again in the service."""
 
@@ -36,13 +37,23 @@ class FraudAlertAdmin(ModelAdmin):
         "payment_cell",
         "amount",
         "source",
-        "fraud_type",
+        # Our own rules' columns (payments/admin/fraud_rules.py).
+        "rule_cell",
+        "severity_badge",
+        "risk_cell",
+        "numbers_cell",
         "status_badge",
         "created",
         "reviewed_by",
     ]
     list_select_related = ["payment", "payment__customer", "reviewed_by"]
-    list_filter = [("status", ChoicesDropdownFilter), "source", "fraud_type"]
+    list_filter = [
+        ("status", ChoicesDropdownFilter),
+        "source",
+        ("rule", ChoicesDropdownFilter),
+        ("severity", ChoicesDropdownFilter),
+        "fraud_type",
+    ]
     search_fields = [
         "=stripe_id",
         "=payment__stripe_payment_intent_id",
@@ -61,6 +72,14 @@ class FraudAlertAdmin(ModelAdmin):
         "reviewed_at",
         "review_note",
         "created",
+        # Rule alerts.
+        "rule",
+        "severity",
+        "risk_score",
+        "numbers_cell",
+        "cause_key",
+        "customer",
+        "linked_payments",
     ]
 
     def has_add_permission(self, request):

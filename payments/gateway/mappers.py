@@ -104,6 +104,7 @@ def payment_method_from_stripe(obj: Any) -> StripePaymentMethod:
         livemode=bool(_get(obj, "livemode", False)),
         created=_ts(_get(obj, "created")) or datetime.now(UTC),
         billing_details=_plain(_get(obj, "billing_details")) or {},
+        card_fingerprint=_str(_get(card, "fingerprint"))[:64],
     )
 
 
@@ -185,6 +186,10 @@ def payment_intent_from_stripe(obj: Any) -> StripePaymentIntent:
         billing_details=_plain(_get(charge, "billing_details"))
         or (pm_obj.billing_details if pm_obj else {}),
         payment_method=pm_obj,
+        card_fingerprint=(
+            _str(_get(_get(details, "card"), "fingerprint"))
+            or (pm_obj.card_fingerprint if pm_obj else "")
+        )[:64],
     )
 
 

@@ -34,6 +34,8 @@ class StripePaymentMethod:
     livemode: bool
     created: datetime
     billing_details: dict = field(default_factory=dict)
+    # card.fingerprint: the same for one card number whoever holds it ("" when not a card).
+    card_fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class StripePaymentIntent:
     billing_details: dict = field(default_factory=dict)
     # The expanded payment method, when the list/retrieve call expanded it.
     payment_method: StripePaymentMethod | None = None
+    # The charge's payment_method_details.card.fingerprint (or the expanded method's).
+    card_fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

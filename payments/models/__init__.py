@@ -3,7 +3,8 @@ from .customer import Customer
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
 from .dispute_response import DisputeResponse
-from .fraud_alert import FraudAlert
+from .fraud_alert import UNRESOLVED_STATUSES, FraudAlert, FraudRule, FraudSeverity
+from .fraud_rule_failure import FraudRuleFailure
 from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
@@ -13,12 +14,16 @@ from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock
 from .webhook_event import WebhookEvent
 
 __all__ = [
+    "UNRESOLVED_STATUSES",
     "BalanceEntry",
     "Customer",
     "Dispute",
     "DisputeDeadlineAlert",
     "DisputeResponse",
     "FraudAlert",
+    "FraudRule",
+    "FraudRuleFailure",
+    "FraudSeverity",
     "Instructor",
     "JobLock",
     "Payment",

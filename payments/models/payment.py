@@ -98,7 +98,11 @@ class Payment(TimestampedModel):
         default=list, blank=True, help_text="What the metadata contract found missing or invalid."
     )
     billing_details = models.JSONField(default=dict, blank=True)
+    # The buyer's IP, from the metadata contract's `client_ip` (Stripe's charge has none).
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # Stripe's card fingerprint (payment_method_details.card.fingerprint): one per card
+    # number, the same across customers. db_default: raw seeds (benchmarks) may leave it out.
+    card_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     metadata = models.JSONField(default=dict, blank=True)
     livemode = models.BooleanField(default=False)
 
@@ -126,6 +130,18 @@ class Payment(TimestampedModel):
             models.Index(fields=["currency", "amount"], name="payment_currency_amount_idx"),
             models.Index(fields=["customer", "-created"], name="payment_customer_created_idx"),
             models.Index(fields=["stripe_charge_id"], name="payment_charge_idx"),
+            # The fraud rules' windows (payments/fraud_rules.py): one card or one IP across
+            # customers over time. Partial: most rows have no IP, non-card ones no fingerprint.
+            models.Index(
+                fields=["card_fingerprint", "created"],
+                name="payment_fingerprint_idx",
+                condition=~Q(card_fingerprint=""),
+            ),
+            models.Index(
+                fields=["ip_address", "created"],
+                name="payment_ip_created_idx",
+                condition=Q(ip_address__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_non_negative"),

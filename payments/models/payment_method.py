@@ -26,11 +26,22 @@ class PaymentMethod(TimestampedModel):
     card_last4 = models.CharField(max_length=4, blank=True)
     card_exp_month = models.PositiveSmallIntegerField(null=True, blank=True)
     card_exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Stripe's card.fingerprint: one per card number, the same across customers.
+    card_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="")
     is_default = models.BooleanField(default=False)
     created = models.DateTimeField()
 
     class Meta:
         ordering = ["-created", "-id"]
+        indexes = [
+            # The many-payment-methods fraud rule counts a customer's methods by `created`.
+            models.Index(fields=["customer", "created"], name="pm_customer_created_idx"),
+            models.Index(
+                fields=["card_fingerprint"],
+                name="pm_fingerprint_idx",
+                condition=~models.Q(card_fingerprint=""),
+            ),
+        ]
         constraints = [
             # At most one default payment method per customer.
             models.UniqueConstraint(

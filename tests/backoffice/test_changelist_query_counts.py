@@ -33,12 +33,32 @@ def make_rows(model):
     if model is Dispute:
         DisputeFactory.create_batch(ROWS)
     elif model is FraudAlert:
-        for payment in PaymentFactory.create_batch(ROWS):
+        for index, payment in enumerate(PaymentFactory.create_batch(ROWS)):
+            if index % 2:
+                FraudAlert.objects.create(
+                    payment=payment,
+                    source=FraudAlert.Source.STAFF,
+                    created=timezone.now(),
+                    reviewed_by=UserFactory(),
+                )
+                continue
+            # Our rules' alerts: their columns read the row only (customer, numbers, money).
             FraudAlert.objects.create(
                 payment=payment,
-                source=FraudAlert.Source.STAFF,
+                customer=payment.customer,
+                source=FraudAlert.Source.RULE,
+                rule="new_account_high_amount",
+                severity="high",
+                risk_score=61,
+                cause_key=f"customer:{payment.customer_id}",
+                numbers={
+                    "amount": {"amount": payment.amount, "currency": payment.currency},
+                    "threshold": {"amount": 50000, "currency": payment.currency},
+                    "account_age_hours": 3,
+                    "new_account_days": 7,
+                },
+                payment_ids=[payment.pk],
                 created=timezone.now(),
-                reviewed_by=UserFactory(),
             )
     elif model is StudentBalance:
         for customer in CustomerFactory.create_batch(ROWS):

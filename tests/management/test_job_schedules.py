@@ -64,3 +64,23 @@ def test_due_schedules_refresh_today_and_issue_missing_receipts(monkeypatch):
     assert (row.gross_amount, row.attempted_count) == (1234, 1)
     assert Receipt.objects.count() == 1
     assert all(s.next_run > timezone.now() for s in Schedule.objects.filter(name__in=names))
+
+
+def test_the_hourly_fraud_schedule_runs_the_rules(monkeypatch):
+    from datetime import timedelta
+
+    from management.schedules import FRAUD_SCHEDULE_NAME
+    from payments.models import FraudAlert
+    from tests.factories import CustomerFactory
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+    assert Schedule.objects.get(name=FRAUD_SCHEDULE_NAME).minutes == 60
+    Schedule.objects.filter(name=FRAUD_SCHEDULE_NAME).update(next_run=timezone.now())
+    Schedule.objects.exclude(name=FRAUD_SCHEDULE_NAME).delete()
+    customer = CustomerFactory()
+    for minutes in (1, 2, 3):
+        PaymentFactory(
+            customer=customer, failed=True, created=timezone.now() - timedelta(minutes=minutes)
+        )
+    scheduler()
+    assert FraudAlert.objects.get().rule == "failed_attempts"

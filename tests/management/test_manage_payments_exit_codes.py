@@ -17,6 +17,7 @@ from management import jobs
 from management.management.commands.manage_payments import (
     ERR_DRY_RUN_FLAG,
     ERR_HALF_RANGE,
+    ERR_SINCE_FLAG,
     ERR_SYNC_FLAGS,
     ERR_SYNC_FULL_AND_SINCE,
     EXIT_FAILED,
@@ -175,3 +176,85 @@ def test_the_refund_schedule_raises_while_stripe_is_unreachable(stripe_unreachab
 def test_nothing_to_refund_exits_0():
     assert exit_status("--process-pending-refunds") == 0
     assert jobs.process_pending_refunds_scheduled()["unknown_outcome"] == 0
+
+
+# --- fraud detection: 0 done, 1 a rule failed, 75 locked ----------------------------------------
+
+
+def test_detect_fraud_exits_0_and_prints_what_it_opened(capsys):
+    from payments.models import FraudAlert
+    from tests.factories import CustomerFactory, PaymentFactory
+
+    customer = CustomerFactory()
+    for minutes in (1, 2, 3):
+        PaymentFactory(
+            customer=customer, failed=True, created=timezone.now() - timedelta(minutes=minutes)
+        )
+    assert exit_status("--detect-fraud", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["status"], result["opened"]) == ("succeeded", {"failed_attempts": 1})
+    assert FraudAlert.objects.get().rule == "failed_attempts"
+
+
+def test_detect_fraud_since_a_day_reaches_older_payments(capsys):
+    from tests.factories import CustomerFactory, PaymentFactory
+
+    customer = CustomerFactory()
+    old = timezone.now() - timedelta(days=5)
+    for minutes in (1, 2, 3):
+        PaymentFactory(customer=customer, failed=True, created=old - timedelta(minutes=minutes))
+    assert exit_status("--detect-fraud", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["opened"] == {}
+    since = (old - timedelta(days=1)).date().isoformat()
+    assert exit_status("--detect-fraud", "--since", since, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["opened"] == {"failed_attempts": 1}
+
+
+def test_detect_fraud_with_a_failing_rule_exits_1(monkeypatch, capsys):
+    from payments import fraud_rules
+
+    def broken(scope):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(fraud_rules.RULES, "shared_ip", broken)
+    assert exit_status("--detect-fraud") == EXIT_FAILED
+    assert "Fraud rules failed: shared_ip: RuntimeError: boom" in capsys.readouterr().err
+    with pytest.raises(jobs.JobFailed, match="shared_ip"):
+        jobs.detect_fraud_scheduled()
+
+
+def test_detect_fraud_while_another_run_holds_the_lock_exits_75(capsys):
+    from payments import fraud_rules
+
+    token = JobLock.objects.acquire(fraud_rules.LOCK_NAME, ttl=timedelta(minutes=5))
+    assert exit_status("--detect-fraud") == EXIT_LOCKED
+    assert fraud_rules.MSG_LOCKED in capsys.readouterr().err
+    assert jobs.detect_fraud_scheduled()["status"] == "skipped"  # no failure for the schedule
+    JobLock.objects.release(fraud_rules.LOCK_NAME, token)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--detect-fraud", "--full"), ERR_SYNC_FLAGS),
+        (("--since", "2026-01-01"), ERR_SINCE_FLAG),
+        (("--generate-analytics", "--since", "2026-01-01"), ERR_SINCE_FLAG),
+    ],
+)
+def test_detect_fraud_modifiers(args, message, capsys):
+    assert exit_status(*args) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_detect_fraud_is_one_action_among_the_others(capsys):
+    assert exit_status("--detect-fraud", "--sync-stripe") == EXIT_USAGE
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_the_overview_counts_open_fraud_alerts_and_rule_failures(capsys):
+    from payments.models import FraudRuleFailure
+
+    FraudRuleFailure.objects.create(rule="shared_ip", trigger="event", error="x")
+    assert exit_status("--json") == 0
+    overview = json.loads(capsys.readouterr().out)
+    assert (overview["open_fraud_alerts"], overview["fraud_rule_failures_24h"]) == (0, 1)

@@ -8,11 +8,12 @@ Exit status (cron and monitoring read it; the same list is in `--help`):
   0   the job did its work.
   1   the job ran and failed: a Stripe sync pass failed (the run is recorded as failed, with
       each object type's outcome), refund requests were left with an unknown Stripe
-      outcome (Stripe unreachable; they are retried by the next run), or dispute deadline
-      alerts were due with nobody to receive them.
+      outcome (Stripe unreachable; they are retried by the next run), dispute deadline
+      alerts were due with nobody to receive them, or a fraud rule raised (recorded as a
+      FraudRuleFailure; the other rules still ran).
   2   bad usage: conflicting or misplaced flags, a bad date (nothing was done).
-  75  EX_TEMPFAIL: the Stripe sync was skipped because another run holds its lock; try
-      again later (the skipped run is recorded).
+  75  EX_TEMPFAIL: the Stripe sync or the fraud detection was skipped because another run
+      holds its lock; try again later (a skipped sync run is recorded).
 """
 
 import argparse
@@ -28,10 +29,11 @@ EXIT_USAGE = 2  # argparse's own code for bad usage; our CommandErrors for usage
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: "try again later"
 EXIT_CODES_HELP = (
     f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, "
-    "refund requests left with an unknown Stripe outcome, or dispute alerts due with no "
-    "recipient); "
+    "refund requests left with an unknown Stripe outcome, dispute alerts due with no "
+    "recipient, or a fraud rule failed); "
     f"{EXIT_USAGE} bad usage (conflicting or misplaced flags); {EXIT_LOCKED} the Stripe "
-    "sync was skipped because another run holds its lock (try again later)."
+    "sync was skipped because another run holds its lock (try again later; the same for "
+    "--detect-fraud)."
 )
 
 ERR_DATE_AND_RANGE = "Give either --date or --from/--to, not both."
@@ -40,7 +42,8 @@ ERR_RANGE_FLAGS = "--from and --to go with --generate-analytics."
 ERR_DATE_FLAG = "--date goes with --generate-analytics or --payment-report."
 ERR_REPORT_FLAGS = "--format and --output go with --payment-report."
 ERR_DRY_RUN_FLAG = "--dry-run goes with --fix-inconsistencies."
-ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe."
+ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe (--since also with --detect-fraud)."
+ERR_SINCE_FLAG = "--since goes with --sync-stripe or --detect-fraud."
 ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
 
 
@@ -72,7 +75,7 @@ def _sync_summary(result: dict) -> str:
 class Command(BaseCommand):
     help = (
         "Payments operations: one of --sync-stripe, --generate-analytics, --payment-report, "
-        "--issue-receipts, --process-pending-refunds, --dispute-alerts, "
+        "--issue-receipts, --process-pending-refunds, --dispute-alerts, --detect-fraud, "
         "--fix-inconsistencies, --cleanup-old-data. No action: the overview."
     )
 
@@ -100,6 +103,13 @@ class Command(BaseCommand):
             "--dispute-alerts",
             action="store_true",
             help="E-mail the finance group the 7/3/1-day dispute deadline alerts not sent yet.",
+        )
+        # Fraud rules (payments/fraud_rules.py).
+        actions.add_argument(
+            "--detect-fraud",
+            action="store_true",
+            help="Run the fraud rules over the last FRAUD_LOOKBACK_HOURS (or --since D) and "
+            "open alerts.",
         )
         # Reports (reports/rollups.py, receipts.py, payment_report_files.py).
         actions.add_argument(
@@ -134,7 +144,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--since",
             type=_iso_date,
-            help="With --sync-stripe: re-read objects created since YYYY-MM-DD.",
+            help="With --sync-stripe: re-read objects created since YYYY-MM-DD. With "
+            "--detect-fraud: examine payments created since YYYY-MM-DD.",
         )
         parser.add_argument("--date", type=_iso_date, help="A day, YYYY-MM-DD.")
         parser.add_argument("--from", dest="date_from", type=_iso_date, help="First day.")
@@ -162,6 +173,8 @@ class Command(BaseCommand):
             return self._process_pending_refunds(as_json)
         if options["dispute_alerts"]:
             return self._dispute_alerts(as_json)
+        if options["detect_fraud"]:
+            return self._detect_fraud(options)
         if options["generate_analytics"] or options["payment_report"] or options["issue_receipts"]:
             return self._reports(options)
         self._print(jobs.system_overview(), as_json)
@@ -170,8 +183,10 @@ class Command(BaseCommand):
     def _check_modifiers(options) -> None:
         """Refuse a modifier without its action: `--cleanup-old-data --dry-run` must not
         delete anything while its caller believes it is a dry run."""
-        if (options["full"] or options["since"]) and not options["sync_stripe"]:
+        if options["full"] and not options["sync_stripe"]:
             raise _usage_error(ERR_SYNC_FLAGS)
+        if options["since"] and not (options["sync_stripe"] or options["detect_fraud"]):
+            raise _usage_error(ERR_SINCE_FLAG)
         if options["full"] and options["since"]:
             raise _usage_error(ERR_SYNC_FULL_AND_SINCE)
         if options["dry_run"] and not options["fix_inconsistencies"]:
@@ -200,6 +215,16 @@ class Command(BaseCommand):
         self._print(result, as_json)
         if result["error"]:
             raise CommandError(result["error"], returncode=EXIT_FAILED)
+
+    def _detect_fraud(self, options) -> None:
+        """Exit status 1 when a rule failed, 75 when another run held the lock."""
+        result = jobs.detect_fraud(since=options["since"])
+        self._print(result, options["json"])
+        if result["status"] == "skipped":
+            raise CommandError(result["errors"]["lock"], returncode=EXIT_LOCKED)
+        error = jobs.fraud_rules_error(result)
+        if error:
+            raise CommandError(error, returncode=EXIT_FAILED)
 
     def _reports(self, options) -> None:
         try:
