@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
@@ -13,6 +15,8 @@ from payments.models import (
     StudentBalance,
 )
 from payments.money import format_money
+
+from .display import customer_label
 
 
 @admin.register(PaymentMethod)
@@ -122,8 +126,16 @@ class DisputeAdmin(ModelAdmin):
     """Chargebacks mirrored from Stripe; evidence is submitted in the Stripe dashboard, this
     page is the worklist ordered by the evidence deadline."""
 
-    list_display = ["stripe_id", "payment", "amount_cell", "status_badge", "reason", "due"]
-    list_select_related = ["payment"]
+    list_display = [
+        "stripe_id",
+        "payment",
+        "customer_cell",
+        "amount_cell",
+        "status_badge",
+        "reason",
+        "due",
+    ]
+    list_select_related = ["payment", "payment__customer"]
     list_filter = [("status", ChoicesDropdownFilter), "reason"]
     search_fields = ["=stripe_id", "=payment__stripe_payment_intent_id"]
     ordering = ["evidence_due_by", "id"]
@@ -131,6 +143,7 @@ class DisputeAdmin(ModelAdmin):
     readonly_fields = [
         "stripe_id",
         "payment",
+        "customer_link",
         "amount",
         "currency",
         "status",
@@ -149,6 +162,21 @@ class DisputeAdmin(ModelAdmin):
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
         return format_money(obj.amount, obj.currency)
+
+    @display(description="Customer")
+    def customer_cell(self, obj):
+        return customer_label(obj.payment.customer)
+
+    @display(description="Customer")
+    def customer_link(self, obj):
+        customer = obj.payment.customer
+        if customer is None:
+            return "—"
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:payments_customer_change", args=[customer.pk]),
+            customer_label(customer),
+        )
 
     @display(
         description="Status",
