@@ -44,6 +44,15 @@ class CustomerBlockResult:
     message: str
 
 
+def _locked(customer: Customer) -> Customer:
+    # of=("self",): PostgreSQL cannot lock the nullable side of an outer join (blocked_by).
+    return (
+        Customer.objects.select_for_update(of=("self",))
+        .select_related("blocked_by")
+        .get(pk=customer.pk)
+    )
+
+
 def _check(acting_user, text: str, error: str) -> str:
     if acting_user is None or not acting_user.has_perm(PERM_BLOCK):
         raise CustomerBlockError(ERR_NOT_ALLOWED)
@@ -65,9 +74,7 @@ def customer_block(
     Raises CustomerBlockError (no permission, no reason)."""
     reason = _check(acting_user, reason, ERR_REASON_REQUIRED)
     with transaction.atomic():
-        locked = (
-            Customer.objects.select_for_update().select_related("blocked_by").get(pk=customer.pk)
-        )
+        locked = _locked(customer)
         if locked.is_blocked:
             who = locked.blocked_by.get_username() if locked.blocked_by else "someone"
             return CustomerBlockResult(
@@ -101,9 +108,7 @@ def customer_unblock(
     Raises CustomerBlockError (no permission, no note)."""
     note = _check(acting_user, note, ERR_NOTE_REQUIRED)
     with transaction.atomic():
-        locked = (
-            Customer.objects.select_for_update().select_related("blocked_by").get(pk=customer.pk)
-        )
+        locked = _locked(customer)
         if not locked.is_blocked:
             return CustomerBlockResult(locked, False, MSG_NOT_BLOCKED.format(customer=locked))
         lifted = {

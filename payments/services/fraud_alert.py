@@ -117,7 +117,9 @@ def _who(user) -> str:
 def _locked(alert: FraudAlert) -> FraudAlert:
     # select_for_update: a real row lock on PostgreSQL; SQLite serialises writers anyway.
     return (
-        FraudAlert.objects.select_for_update()
+        # of=("self",): PostgreSQL cannot lock the nullable side of the outer joins (the
+        # assignee and reviewer), and only the alert's row is ours to lock here.
+        FraudAlert.objects.select_for_update(of=("self",))
         .select_related("payment", "assigned_to", "reviewed_by")
         .get(pk=alert.pk)
     )
