@@ -16,6 +16,7 @@ from payments.services.fraud_alert import (
     FraudReviewError,
     fraud_alert_open_from_warning,
     fraud_alert_resolve,
+    fraud_alert_start_investigating,
 )
 from tests.factories import PaymentFactory, UserFactory
 
@@ -142,7 +143,18 @@ def test_early_fraud_warning_webhook_opens_an_alert(client, settings):
     assert FraudAlert.objects.get(stripe_id="issfr_wh").payment == payment
 
 
-def test_dashboard_counts_open_alerts(admin_client):
+def test_dashboard_counts_unresolved_alerts(admin_client, reviewer):
+    from reports.dashboard import _fraud_card
+
     fraud_alert_open_from_warning(warning=warning(PaymentFactory()))
+    busy, _ = fraud_alert_open_from_warning(warning=warning(PaymentFactory(), "issfr_busy"))
+    done, _ = fraud_alert_open_from_warning(warning=warning(PaymentFactory(), "issfr_done"))
+    fraud_alert_start_investigating(alert=busy, acting_user=reviewer)
+    fraud_alert_resolve(alert=done, outcome="dismissed", note="fine", acting_user=reviewer)
+    assert _fraud_card().value == "2"
     body = admin_client.get(reverse("admin:index")).content.decode()
-    assert "Open fraud alerts" in body
+    assert "Unresolved fraud alerts" in body
+    listed = admin_client.get(f"{CHANGELIST}?status__in=open,investigating")
+    assert {alert.pk for alert in listed.context["cl"].result_list} == {busy.pk} | {
+        a.pk for a in FraudAlert.objects.filter(status="open")
+    }
