@@ -10,3 +10,7 @@ from django.dispatch import Signal
 payment_succeeded = Signal()
 # kwargs: payment, refund_amount (minor units), stripe_refund_id, refund_request (or None).
 refund_processed = Signal()
+# kwargs: alert (payments.FraudAlert) - a reviewer has just resolved it as confirmed fraud.
+# refunds may propose a refund (FRAUD_PROPOSE_REFUND_ON_CONFIRMED_WARNING); payments does not
+# know. Sent once per confirmation; receivers must still be idempotent (at-least-once).
+fraud_alert_confirmed = Signal()

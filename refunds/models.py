@@ -42,6 +42,9 @@ class RefundRequest(TimestampedModel):
         CUSTOMER = "customer", "Customer"
         DISPUTE = "dispute", "Dispute"
         SYSTEM = "system", "System"
+        # Proposed when a fraud alert from a Stripe early fraud warning was confirmed
+        # (FRAUD_PROPOSE_REFUND_ON_CONFIRMED_WARNING); pending like any other request.
+        FRAUD = "fraud", "Fraud review"
 
     # Statuses whose amount is already promised to the customer but not yet refunded.
     IN_FLIGHT_STATUSES = frozenset({Status.APPROVED, Status.PROCESSING})
@@ -96,6 +99,14 @@ class RefundRequest(TimestampedModel):
     idempotency_key = models.CharField(max_length=255, blank=True)
     failure_message = models.TextField(blank=True)
     notify_customer = models.BooleanField(default=True)
+    # The confirmed fraud alert a "fraud" request was proposed for: at most one per alert.
+    fraud_alert = models.ForeignKey(
+        "payments.FraudAlert",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refund_requests",
+    )
 
     history = HistoricalRecords()
 
@@ -124,6 +135,11 @@ class RefundRequest(TimestampedModel):
                 fields=["stripe_refund_id"],
                 condition=~Q(stripe_refund_id=""),
                 name="refundreq_stripe_refund_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["fraud_alert"],
+                condition=Q(fraud_alert__isnull=False),
+                name="refundreq_one_per_fraud_alert",
             ),
             models.UniqueConstraint(
                 fields=["idempotency_key"],

@@ -22,6 +22,10 @@ dispute can arrive between approval and processing.
 
 Money thresholds (LARGE in the queue, senior approval) are per currency; a currency with no
 configured value gets 0, the strictest rule (payments.money.threshold_minor).
+
+A refund to a blocked customer (payments.services.customer_block) needs a senior approver
+whatever its amount, judged when the request is decided: a request made before the block is
+caught too.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ ERR_PAYMENT_DISPUTED = (
 ERR_PAYMENT_NOT_CAPTURED = "This payment has not been captured, so nothing can be refunded."
 ERR_PAYMENT_FULLY_REFUNDED = "This payment has already been refunded in full."
 ERR_NEEDS_SENIOR = "Refunds above {limit} need a senior approver."
+ERR_NEEDS_SENIOR_BLOCKED = (
+    "The customer is blocked: refunds to them need a senior approver, whatever the amount."
+)
 ERR_NEEDS_SENIOR_ANY = (
     "Refunds in {currency} need a senior approver: no senior-approval limit is configured for "
     "this currency."
@@ -125,14 +132,18 @@ def senior_limit_minor(currency: str) -> int:
     return threshold_minor(settings.REFUND_SENIOR_APPROVAL_ABOVE, currency)
 
 
-def needs_senior_approval(*, amount: int, currency: str) -> bool:
-    """A request of `amount` minor units needs the senior-approver permission."""
-    return amount > senior_limit_minor(currency)
+def needs_senior_approval(*, amount: int, currency: str, customer_blocked: bool = False) -> bool:
+    """A request of `amount` minor units (to a customer blocked or not) needs the
+    senior-approver permission."""
+    return customer_blocked or amount > senior_limit_minor(currency)
 
 
-def senior_message(currency: str) -> str:
-    """What an approver without the senior permission is told, in `currency`."""
+def senior_message(currency: str, *, amount: int = 0, customer_blocked: bool = False) -> str:
+    """What an approver without the senior permission is told, in `currency`: the amount
+    rule when the amount alone needs a senior, else the blocked-customer rule."""
     limit = senior_limit_minor(currency)
+    if customer_blocked and amount <= limit:
+        return ERR_NEEDS_SENIOR_BLOCKED
     if limit == 0:
         return ERR_NEEDS_SENIOR_ANY.format(currency=currency.upper())
     return ERR_NEEDS_SENIOR.format(limit=format_money(limit, currency))

@@ -36,7 +36,7 @@ from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
 from payments import gateway
 from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
-from payments.models import BalanceEntry, Payment, StudentBalance
+from payments.models import BalanceEntry, Customer, Dispute, FraudAlert, Payment, StudentBalance
 from payments.money import format_money, pro_rata
 from payments.signals import refund_processed
 from payments.sync import upsert_refunds
@@ -65,6 +65,18 @@ AUDIT_APPROVE = "refund_request.approve"
 AUDIT_REJECT = "refund_request.reject"
 AUDIT_PROCESS = "refund_request.process"
 AUDIT_CANCEL = "refund_request.cancel"
+AUDIT_FRAUD_PROPOSAL_SKIPPED = "refund_request.fraud_proposal_skipped"
+
+FRAUD_PROPOSAL_NOTE = (
+    "Proposed on confirming fraud alert #{alert} (Stripe early fraud warning {warning}): "
+    "refund before the dispute arrives."
+)
+# Stripe's final dispute statuses (as strings: the mirror's enum may not list them all); any
+# other status is an open dispute.
+DISPUTE_FINAL_STATUSES = ("won", "lost", "warning_closed", "charge_refunded", "prevented")
+SKIP_FULLY_REFUNDED = "Not proposed: the payment is already refunded in full."
+SKIP_OPEN_DISPUTE = "Not proposed: the payment has an open dispute; it is settled there."
+SKIP_NOT_REFUNDABLE = "Not proposed: {reason}"
 
 
 class RefundError(Exception):
@@ -135,6 +147,7 @@ def refund_request_create(
     admin_notes: str = "",
     source: str = RefundRequest.Source.STAFF,
     notify_customer: bool = True,
+    fraud_alert: FraudAlert | None = None,
     client: ClientInfo | None = None,
 ) -> RefundRequest:
     """Ask to refund `amount` minor units of `payment` (partial allowed). Raises RefundError
@@ -154,6 +167,7 @@ def refund_request_create(
             admin_notes=admin_notes,
             source=source,
             notify_customer=notify_customer,
+            fraud_alert=fraud_alert,
             requested_by=acting_user if getattr(acting_user, "pk", None) else None,
         )
         _audit(
@@ -164,6 +178,70 @@ def refund_request_create(
             reason=customer_note or admin_notes,
         )
     return refund_request
+
+
+def _customer_blocked(payment: Payment) -> bool:
+    """Whether the (locked) payment's customer is blocked right now."""
+    if payment.customer_id is None:
+        return False
+    return Customer.objects.filter(pk=payment.customer_id, blocked_at__isnull=False).exists()
+
+
+def refund_request_propose_for_fraud(*, alert: FraudAlert) -> RefundRequest | None:
+    """Propose a full refund (what is still refundable) of a confirmed early-fraud-warning
+    alert's payment, as a pending request with source "fraud" (it still needs approval; a
+    blocked customer's needs a senior). Once per alert, however often it is called, also
+    concurrently (the alert's row lock, and a unique constraint on fraud_alert). When the
+    payment is refunded in full, has an open dispute or is otherwise not refundable, nothing
+    is proposed and an audit row says why. Returns the request, or None when skipped or
+    already proposed. A system action: no acting user."""
+    with transaction.atomic():
+        # Lock order: FraudAlert, then Payment (refund_request_create), then RefundRequest.
+        locked = FraudAlert.objects.select_for_update().get(pk=alert.pk)
+        if (
+            locked.status != FraudAlert.Status.CONFIRMED
+            or locked.source != FraudAlert.Source.EARLY_FRAUD_WARNING
+            or RefundRequest.objects.filter(fraud_alert=locked).exists()
+        ):
+            return None
+        payment = _locked_payment(locked.payment_id)
+        refundability = payment_refundability(payment=payment)
+        open_dispute = (
+            Dispute.objects.filter(payment=payment)
+            .exclude(status__in=DISPUTE_FINAL_STATUSES)
+            .exists()
+        )
+        skipped = ""
+        if open_dispute or payment.status == Payment.Status.DISPUTED:
+            skipped = SKIP_OPEN_DISPUTE
+        elif payment.is_captured and payment.amount_refunded >= payment.amount:
+            skipped = SKIP_FULLY_REFUNDED
+        elif refundability.blocked_reason or refundability.refundable <= 0:
+            skipped = SKIP_NOT_REFUNDABLE.format(
+                reason=refundability.blocked_reason or "nothing is left to refund."
+            )
+        if skipped:
+            audit_record(
+                acting_user=None,
+                action=AUDIT_FRAUD_PROPOSAL_SKIPPED,
+                target=locked,
+                amount=payment.amount,
+                currency=payment.currency,
+                reason=skipped,
+                details={"payment_id": payment.pk},
+            )
+            return None
+        return refund_request_create(
+            payment=payment,
+            amount=refundability.refundable,
+            acting_user=None,
+            reason=RefundRequest.Reason.FRAUDULENT,
+            admin_notes=FRAUD_PROPOSAL_NOTE.format(alert=locked.pk, warning=locked.stripe_id),
+            source=RefundRequest.Source.FRAUD,
+            # The card's owner is the victim; the customer on file may be the fraudster.
+            notify_customer=False,
+            fraud_alert=locked,
+        )
 
 
 def _check_can_decide(*, refund_request: RefundRequest, acting_user) -> None:
@@ -191,10 +269,15 @@ def refund_request_approve(
         _check_can_decide(refund_request=locked, acting_user=acting_user)
         if locked.requested_by_id is not None and locked.requested_by_id == acting_user.pk:
             raise RefundError(ERR_OWN_REQUEST)
+        customer_blocked = _customer_blocked(payment)
         if rules.needs_senior_approval(
-            amount=locked.amount, currency=locked.currency
+            amount=locked.amount, currency=locked.currency, customer_blocked=customer_blocked
         ) and not acting_user.has_perm(PERM_APPROVE_LARGE):
-            raise RefundPermissionError(rules.senior_message(locked.currency))
+            raise RefundPermissionError(
+                rules.senior_message(
+                    locked.currency, amount=locked.amount, customer_blocked=customer_blocked
+                )
+            )
         _check_refundable(
             payment=payment, refund_request=locked, amount=locked.amount, currency=locked.currency
         )

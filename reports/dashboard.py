@@ -223,14 +223,15 @@ def _dispute_deadline_card() -> Card | None:
 
 
 def _fraud_card() -> Card:
-    n = FraudAlert.objects.filter(status=FraudAlert.Status.OPEN).count()
+    # Unresolved = open or investigating: an alert under review still needs a decision.
+    n = FraudAlert.objects.filter(status__in=FraudAlert.UNRESOLVED_STATUSES).count()
     return Card(
         key="fraud",
-        title="Open fraud alerts",
+        title="Unresolved fraud alerts",
         value=f"{n:,}",
         tone=DANGER if n else OK,
         target="alert at 1",
-        href=_url("admin:payments_fraudalert_changelist", "?status__exact=open"),
+        href=_url("admin:payments_fraudalert_changelist", "?status__in=open,investigating"),
         icon="shield",
     )
 

@@ -126,3 +126,22 @@ def test_the_demo_trips_our_fraud_rules_through_the_sync():
     # Fingerprints and IPs came through the mappers' fields and the metadata contract.
     assert Payment.objects.exclude(card_fingerprint="").count() > 300
     assert Payment.objects.filter(ip_address__isnull=False).count() > 300
+
+
+def test_the_demo_has_fraud_alerts_in_every_review_state_and_a_blocked_customer():
+    from backoffice.models import AdminAction
+    from management.demo_fraud import seed_fraud_reviews
+
+    DemoGenerator(seed=5, now=NOW).run(demo_size(3000))
+    counts = seed_fraud_reviews()
+    assert counts == {"assigned": 2, "investigating": 2, "resolved": 4, "blocked_customers": 1}
+    statuses = Counter(FraudAlert.objects.values_list("status", flat=True))
+    assert statuses["investigating"] == 2 and statuses["confirmed"] == 2
+    assert statuses["dismissed"] == 2 and statuses["open"] >= 2
+    assert FraudAlert.objects.filter(status="open", assigned_to__isnull=False).count() == 2
+    blocked = Customer.objects.get(blocked_at__isnull=False)
+    assert blocked.blocked_by.username == "risk.dana"
+    # Through the services: every step left its audit row.
+    assert AdminAction.objects.filter(action="customer_block").count() == 1
+    assert AdminAction.objects.filter(action="fraud_alert_assign").count() == 3
+    assert seed_fraud_reviews()["resolved"] == 0  # idempotent

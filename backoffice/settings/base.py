@@ -155,6 +155,12 @@ REFUND_LARGE_AMOUNT = env_thresholds("REFUND_LARGE_AMOUNT", "usd=50,eur=50,gbp=4
 REFUND_SENIOR_APPROVAL_ABOVE = env_thresholds(
     "REFUND_SENIOR_APPROVAL_ABOVE", "usd=500,eur=500,gbp=400,jpy=75000"
 )
+# Fraud review: when an alert from a Stripe early fraud warning is resolved as confirmed
+# fraud, propose a full refund to the refund queue (source "fraud", still pending approval)
+# before the dispute arrives. Off by default: refunding is finance's call.
+FRAUD_PROPOSE_REFUND_ON_CONFIRMED_WARNING = env_bool(
+    "FRAUD_PROPOSE_REFUND_ON_CONFIRMED_WARNING", False
+)
 # A worker's claim on a request older than this is a crashed worker: the request may resume.
 REFUND_PROCESSING_LEASE_SECONDS = env_int("REFUND_PROCESSING_LEASE_SECONDS", 300)
 

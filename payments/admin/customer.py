@@ -4,12 +4,14 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import display
 from unfold.utils import display_for_label
 
+from backoffice.admin_cells import two_line
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
 from payments.models import Customer, Payment, PaymentMethod
 from payments.stripe_links import stripe_dashboard_url
 
-from .display import PAYMENT_STATUS_COLOURS, external_link, money
+from .customer_block import CustomerBlockAdminMixin
+from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money
 
 
 class CustomerPaymentInline(TabularInline):
@@ -71,7 +73,7 @@ class PaymentMethodInline(TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ModelAdmin):
+class CustomerAdmin(CustomerBlockAdminMixin, ModelAdmin):
     list_display = ["customer_cell", "stripe_id", "payment_count", "last_payment_at", "created"]
     list_per_page = 50
     paginator = EstimatedCountPaginator
@@ -80,6 +82,8 @@ class CustomerAdmin(ModelAdmin):
     search_help_text = "A Stripe customer id (cus_...) or an email / its beginning."
     ordering = ["-created", "-id"]
     inlines = [PaymentMethodInline, CustomerPaymentInline]
+    # The block state and the Block / Unblock form (payments/admin/customer_block.py).
+    change_form_outer_before_template = "payments/admin/customer_page_tools.html"
     fieldsets = [
         (None, {"fields": ["summary", "email", "name", "user"]}),
         ("Stripe", {"fields": ["stripe_id", "stripe_link", "livemode", "created"]}),
@@ -112,9 +116,16 @@ class CustomerAdmin(ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         return selectors.customer_search(queryset=queryset, term=search_term), False
 
-    @display(description="Customer", header=True, ordering="email")
+    @display(description="Customer", ordering="email")
     def customer_cell(self, obj):
-        return [obj.email or obj.stripe_id, obj.name]
+        return two_line(customer_label(obj), obj.name)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_block": self.has_block_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @display(description="Payments", ordering="payment_count")
     def payment_count(self, obj):

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
@@ -14,6 +16,7 @@ from payments.models import (
 )
 from payments.money import format_money
 
+from .display import customer_label
 from .dispute_page import COUNTDOWN_COLOURS, DisputePageMixin, deadline_countdown
 
 
@@ -125,8 +128,16 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
     page (payments/admin/dispute_page.py) shows the dispute and its evidence; reports adds the
     evidence form, the packet and the respond buttons (reports/dispute_admin.py)."""
 
-    list_display = ["stripe_id", "payment", "amount_cell", "status_badge", "reason", "due"]
-    list_select_related = ["payment"]
+    list_display = [
+        "stripe_id",
+        "payment",
+        "customer_cell",
+        "amount_cell",
+        "status_badge",
+        "reason",
+        "due",
+    ]
+    list_select_related = ["payment", "payment__customer"]
     list_filter = [("status", ChoicesDropdownFilter), "reason"]
     search_fields = ["=stripe_id", "=payment__stripe_payment_intent_id"]
     ordering = ["evidence_due_by", "id"]
@@ -134,6 +145,7 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
     readonly_fields = [
         "stripe_id",
         "payment",
+        "customer_link",
         "amount",
         "currency",
         "status",
@@ -152,6 +164,21 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
         return format_money(obj.amount, obj.currency)
+
+    @display(description="Customer")
+    def customer_cell(self, obj):
+        return customer_label(obj.payment.customer)
+
+    @display(description="Customer")
+    def customer_link(self, obj):
+        customer = obj.payment.customer
+        if customer is None:
+            return "—"
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:payments_customer_change", args=[customer.pk]),
+            customer_label(customer),
+        )
 
     @display(
         description="Status",

@@ -15,7 +15,7 @@ from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
 from payments.stripe_links import stripe_dashboard_url
 
-from .display import PAYMENT_STATUS_COLOURS, external_link, money
+from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
 from .payment_retry import PaymentRetryAdminMixin
 
@@ -167,7 +167,7 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     def customer_cell(self, obj):
         if obj.customer is None:
             return "—"
-        return two_line(obj.customer.email or obj.customer.stripe_id, obj.customer.name)
+        return two_line(customer_label(obj.customer), obj.customer.name)
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):

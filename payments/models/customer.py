@@ -18,10 +18,24 @@ class Customer(TimestampedModel):
     livemode = models.BooleanField(default=False)
     created = models.DateTimeField(help_text="When the customer was created in Stripe.")
 
+    # Ours, not Stripe's (the sync never writes them): a blocked customer's payments cannot be
+    # retried and refunds to them need a senior approver. Written only through
+    # payments.services.customer_block, which audits every block and unblock.
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    blocked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="customers_blocked",
+    )
+    block_reason = models.TextField(blank=True)
+
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-created", "-id"]
+        permissions = [("block_customer", "Can block and unblock customers")]
         indexes = [
             models.Index(fields=["-created", "-id"], name="customer_created_idx"),
             models.Index(
@@ -33,6 +47,10 @@ class Customer(TimestampedModel):
 
     def __str__(self) -> str:
         return self.email or self.name or self.stripe_id
+
+    @property
+    def is_blocked(self) -> bool:
+        return self.blocked_at is not None
 
     def save(self, *args, **kwargs):
         self.email = (self.email or "").strip().lower()

@@ -115,6 +115,9 @@ class Payment(TimestampedModel):
 
     class Meta:
         ordering = ["-created", "-id"]
+        # Declared here (not only by migration 0004's data step) so that post_migrate makes it
+        # again after a test database flush, like every other permission.
+        permissions = [("retry_payment", "Can retry failed payments")]
         indexes = [
             # The default ordering, and each filter followed by that ordering, so that a
             # filtered page is an index range scan with LIMIT, not a sort of the table.

@@ -35,7 +35,7 @@ from payments.exceptions import (
     GatewayTimeout,
     IdempotencyConflict,
 )
-from payments.models import Payment, PaymentMethod, PaymentRetry
+from payments.models import Customer, Payment, PaymentMethod, PaymentRetry
 
 ACTION = "payment_retry"
 PERM_RETRY = "payments.retry_payment"
@@ -45,6 +45,10 @@ ERROR_NOT_FAILED = "Only a failed payment can be retried; this one is {status}."
 ERROR_NO_CUSTOMER = "This payment has no customer, so there is no default payment method."
 ERROR_NO_DEFAULT_METHOD = "The customer has no default payment method to retry with."
 ERROR_REASON_REQUIRED = "Give a reason for the retry."
+ERROR_CUSTOMER_BLOCKED = (
+    "The customer is blocked ({reason}): their payments cannot be retried. Unblock them first "
+    "if this was a mistake."
+)
 ERROR_IN_FLIGHT = "A retry of this payment is already in progress; wait for its result."
 MESSAGE_SUCCEEDED = "Payment retried with {method}: it is now {status}."
 MESSAGE_DECLINED = "The retry was declined ({code}); the payment stays failed."
@@ -87,6 +91,12 @@ def _start(
             )
         if locked.customer_id is None:
             raise PaymentRetryNotAllowed(ERROR_NO_CUSTOMER)
+        # Read under the payment's lock: a block committed before this point is seen.
+        blocked_at, block_reason = Customer.objects.values_list("blocked_at", "block_reason").get(
+            pk=locked.customer_id
+        )
+        if blocked_at is not None:
+            raise PaymentRetryNotAllowed(ERROR_CUSTOMER_BLOCKED.format(reason=block_reason))
         now = timezone.now()
         retry = (
             PaymentRetry.objects.select_for_update()
@@ -176,7 +186,8 @@ def payment_retry(
     once whatever the clicks, crashes and timeouts (see the module docstring).
 
     Raises PaymentRetryNotAllowed (no permission, no reason, not failed, no customer or
-    default method, a retry in flight, or Stripe refused the request before any charge).
+    default method, customer blocked, a retry in flight, or Stripe refused the request before
+    any charge).
     A decline is not an exception: the result says so and the retry records it.
     """
     if acting_user is None or not acting_user.has_perm(PERM_RETRY):

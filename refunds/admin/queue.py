@@ -25,6 +25,7 @@ from unfold.contrib.filters.admin import (
 from unfold.decorators import action, display
 
 from backoffice.audit import client_info_from_request
+from payments.admin.display import customer_label
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
 from payments.money import format_money
 from refunds import selectors
@@ -149,6 +150,7 @@ class RefundRequestAdmin(ModelAdmin):
                     "status",
                     "priority_text",
                     "payment_link",
+                    "customer_link",
                     "amount_cell",
                     "reason",
                     "internal_reason",
@@ -191,6 +193,7 @@ class RefundRequestAdmin(ModelAdmin):
         "status",
         "priority_text",
         "payment_link",
+        "customer_link",
         "amount_cell",
         "reason",
         "internal_reason",
@@ -369,7 +372,8 @@ class RefundRequestAdmin(ModelAdmin):
         customer = obj.payment.customer
         if customer is None:
             return "—"
-        return cells.two_lines(customer.email or customer.stripe_id, customer.name)
+        # The "Blocked" badge: refunds to a blocked customer need a senior approver.
+        return cells.two_lines(customer_label(customer), customer.name)
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
@@ -445,6 +449,25 @@ class RefundRequestAdmin(ModelAdmin):
             '<a class="text-primary-600 underline" href="{}">{}</a>',
             reverse("admin:payments_payment_change", args=[obj.payment_id]),
             obj.payment.stripe_payment_intent_id,
+        )
+
+    @display(description="Customer")
+    def customer_link(self, obj):
+        from django.utils.html import format_html
+
+        customer = obj.payment.customer
+        if customer is None:
+            return "—"
+        blocked = (
+            " Blocked: refunds to this customer need a senior approver."
+            if customer.blocked_at
+            else ""
+        )
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>{}',
+            reverse("admin:payments_customer_change", args=[customer.pk]),
+            customer_label(customer),
+            blocked,
         )
 
 

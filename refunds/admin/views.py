@@ -16,7 +16,7 @@ from payments.models import Payment
 from payments.money import format_money
 from refunds.forms import ApproveForm, RefundRequestCreateForm, RejectForm
 from refunds.models import RefundRequest
-from refunds.rules import needs_senior_approval
+from refunds.rules import needs_senior_approval, senior_message
 from refunds.selectors import payment_refundability
 from refunds.services import (
     PERM_APPROVE,
@@ -55,6 +55,8 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
     refundability = payment_refundability(
         payment=refund_request.payment, refund_request=refund_request
     )
+    customer = refund_request.payment.customer
+    customer_blocked = customer is not None and customer.blocked_at is not None
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"{title} #{refund_request.pk}",
@@ -67,7 +69,14 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
         "refundable": format_money(refundability.refundable, refundability.currency),
         "is_pending": refund_request.status == RefundRequest.Status.PENDING,
         "needs_senior": needs_senior_approval(
-            amount=refund_request.amount, currency=refund_request.currency
+            amount=refund_request.amount,
+            currency=refund_request.currency,
+            customer_blocked=customer_blocked,
+        ),
+        "senior_reason": senior_message(
+            refund_request.currency,
+            amount=refund_request.amount,
+            customer_blocked=customer_blocked,
         ),
         "own_request": refund_request.requested_by_id == request.user.pk,
     }

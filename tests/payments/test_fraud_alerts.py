@@ -15,7 +15,8 @@ from payments.services.fraud_alert import (
     ERR_NOTE_REQUIRED,
     FraudReviewError,
     fraud_alert_open_from_warning,
-    fraud_alert_review,
+    fraud_alert_resolve,
+    fraud_alert_start_investigating,
 )
 from tests.factories import PaymentFactory, UserFactory
 
@@ -55,39 +56,43 @@ def test_a_warning_opens_one_alert_however_often_it_arrives():
     assert first.payment == payment and first.status == FraudAlert.Status.OPEN
 
 
-def test_review_needs_permission_and_a_note_and_happens_once(reviewer):
+def test_resolving_needs_permission_and_a_note_and_happens_once(reviewer):
     alert, _ = fraud_alert_open_from_warning(warning=warning(PaymentFactory()))
     with pytest.raises(FraudReviewError, match=ERR_NOT_ALLOWED):
-        fraud_alert_review(
-            alert=alert, decision="dismissed", note="x", acting_user=UserFactory(username="nope")
+        fraud_alert_resolve(
+            alert=alert, outcome="dismissed", note="x", acting_user=UserFactory(username="nope")
         )
     with pytest.raises(FraudReviewError, match=ERR_NOTE_REQUIRED):
-        fraud_alert_review(alert=alert, decision="dismissed", note="  ", acting_user=reviewer)
-    done = fraud_alert_review(
-        alert=alert, decision="confirmed", note="stolen card", acting_user=reviewer
+        fraud_alert_resolve(alert=alert, outcome="dismissed", note="  ", acting_user=reviewer)
+    done = fraud_alert_resolve(
+        alert=alert, outcome="confirmed", note="stolen card", acting_user=reviewer
     )
-    assert done.status == "confirmed" and done.reviewed_by == reviewer
-    with pytest.raises(FraudReviewError, match="already confirmed"):
-        fraud_alert_review(alert=alert, decision="dismissed", note="x", acting_user=reviewer)
+    assert done.changed and done.alert.status == "confirmed" and done.alert.reviewed_by == reviewer
+    with pytest.raises(FraudReviewError, match="already resolved: confirmed fraud"):
+        fraud_alert_resolve(alert=alert, outcome="dismissed", note="x", acting_user=reviewer)
     assert AdminAction.objects.filter(action="fraud_alert_confirmed").count() == 1
 
 
-def test_bulk_dismiss_asks_for_a_note_then_applies(client, reviewer):
+def test_bulk_resolve_asks_for_an_outcome_and_a_note_then_applies(client, reviewer):
     alerts = [
         fraud_alert_open_from_warning(warning=warning(PaymentFactory(), f"issfr_{i}"))[0]
         for i in range(2)
     ]
     client.force_login(reviewer)
     ids = [str(a.pk) for a in alerts]
-    form = client.post(CHANGELIST, {"action": "dismiss", "_selected_action": ids})
-    assert form.status_code == 200 and b"Note" in form.content
+    form = client.post(CHANGELIST, {"action": "resolve_selected", "_selected_action": ids})
+    body = form.content.decode()
+    assert form.status_code == 200 and "Note" in body
+    # The page states the choice to make, not a decision already taken.
+    assert "Resolve 2 fraud alerts" in body and "Dismissed" not in body
     assert FraudAlert.objects.filter(status="open").count() == 2
     client.post(
         CHANGELIST,
         {
-            "action": "dismiss",
+            "action": "resolve_selected",
             "_selected_action": ids,
             "apply": "1",
+            "outcome": "dismissed",
             "note": "customer confirmed the purchases",
         },
     )
@@ -102,7 +107,14 @@ def test_staff_without_the_review_permission_cannot_act(client):
     viewer.user_permissions.add(Permission.objects.get(codename="view_fraudalert"))
     client.force_login(viewer)
     client.post(
-        CHANGELIST, {"action": "confirm", "_selected_action": [alert.pk], "apply": "1", "note": "x"}
+        CHANGELIST,
+        {
+            "action": "resolve_selected",
+            "_selected_action": [alert.pk],
+            "apply": "1",
+            "outcome": "confirmed",
+            "note": "x",
+        },
     )
     alert.refresh_from_db()
     assert alert.status == "open"
@@ -131,7 +143,18 @@ def test_early_fraud_warning_webhook_opens_an_alert(client, settings):
     assert FraudAlert.objects.get(stripe_id="issfr_wh").payment == payment
 
 
-def test_dashboard_counts_open_alerts(admin_client):
+def test_dashboard_counts_unresolved_alerts(admin_client, reviewer):
+    from reports.dashboard import _fraud_card
+
     fraud_alert_open_from_warning(warning=warning(PaymentFactory()))
+    busy, _ = fraud_alert_open_from_warning(warning=warning(PaymentFactory(), "issfr_busy"))
+    done, _ = fraud_alert_open_from_warning(warning=warning(PaymentFactory(), "issfr_done"))
+    fraud_alert_start_investigating(alert=busy, acting_user=reviewer)
+    fraud_alert_resolve(alert=done, outcome="dismissed", note="fine", acting_user=reviewer)
+    assert _fraud_card().value == "2"
     body = admin_client.get(reverse("admin:index")).content.decode()
-    assert "Open fraud alerts" in body
+    assert "Unresolved fraud alerts" in body
+    listed = admin_client.get(f"{CHANGELIST}?status__in=open,investigating")
+    assert {alert.pk for alert in listed.context["cl"].result_list} == {busy.pk} | {
+        a.pk for a in FraudAlert.objects.filter(status="open")
+    }

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from management import demo_data
 from management.demo_disputes import seed_open_disputes
+from management.demo_fraud import seed_fraud_reviews
 from management.demo_refunds import seed_refund_requests
 from management.schedules import ensure_job_schedules
 from payments.models import Payment
@@ -33,6 +34,9 @@ class Command(BaseCommand):
         seed_refund_requests(seed=seed, stdout=self.stdout)
         # Disputes that need a response: real ones in localstripe, so responding works.
         seed_open_disputes(seed=seed, stdout=self.stdout)
+        # A few fraud alerts in each review state and one blocked customer, through the
+        # review services (audited as staff actions).
+        seed_fraud_reviews(stdout=self.stdout)
         # Last: rollups and receipts summarise everything seeded above. DAYS + 1: the demo's
         # payments reach back DAYS days from the current hour.
         seed_reports(days=demo_data.DAYS + 1, stdout=self.stdout)
