@@ -5,6 +5,8 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
 from backoffice.pagination import EstimatedCountPaginator
+from payments.admin.display import UNKNOWN_STATUS_LABEL, money
+from payments.ledger import CLOSED_DISPUTE_STATUSES
 from payments.models import (
     BalanceEntry,
     Dispute,
@@ -12,7 +14,6 @@ from payments.models import (
     PaymentMethod,
     StudentBalance,
 )
-from payments.money import format_money
 
 
 @admin.register(PaymentMethod)
@@ -122,7 +123,7 @@ class DisputeAdmin(ModelAdmin):
     """Chargebacks mirrored from Stripe; evidence is submitted in the Stripe dashboard, this
     page is the worklist ordered by the evidence deadline."""
 
-    list_display = ["stripe_id", "payment", "amount_cell", "status_badge", "reason", "due"]
+    list_display = ["stripe_id", "payment", "amount_cell", "status_badge", "reason_cell", "due"]
     list_select_related = ["payment"]
     list_filter = [("status", ChoicesDropdownFilter), "reason"]
     search_fields = ["=stripe_id", "=payment__stripe_payment_intent_id"]
@@ -131,10 +132,9 @@ class DisputeAdmin(ModelAdmin):
     readonly_fields = [
         "stripe_id",
         "payment",
-        "amount",
-        "currency",
-        "status",
-        "reason",
+        "amount_cell",
+        "status_badge",
+        "reason_cell",
         "evidence_due_by",
         "created",
         "closed_at",
@@ -148,19 +148,32 @@ class DisputeAdmin(ModelAdmin):
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
-        return format_money(obj.amount, obj.currency)
+        return money(obj.amount, obj.currency)
+
+    @display(description="Reason", ordering="reason")
+    def reason_cell(self, obj):
+        return obj.reason_label or "—"
 
     @display(
         description="Status",
         ordering="status",
-        label={"open": "danger", "review": "warning", "won": "success", "closed": "info"},
+        label={
+            "open": "danger",
+            "review": "warning",
+            "won": "success",
+            "closed": "info",
+            "unknown": "warning",
+        },
     )
     def status_badge(self, obj):
+        if not obj.status_known:
+            # Stored as Stripe sent it (never skipped): raw, flagged; the ledger counts it open.
+            return "unknown", UNKNOWN_STATUS_LABEL.format(status=obj.status)
         if obj.status in OPEN_DISPUTE_STATUSES:
             key = "open"
-        elif obj.status == Dispute.Status.WON:
+        elif obj.status in (Dispute.Status.WON, Dispute.Status.PREVENTED):
             key = "won"
-        elif obj.status in (Dispute.Status.LOST, Dispute.Status.WARNING_CLOSED):
+        elif obj.status in CLOSED_DISPUTE_STATUSES:
             key = "closed"
         else:
             key = "review"
