@@ -116,6 +116,15 @@ def to_decimal(amount: int, currency: str) -> Decimal:
     return Decimal(int(amount)).scaleb(-decimal_places(currency))
 
 
+def to_decimal_stored(amount: int, currency: str) -> Decimal:
+    """to_decimal for a stored row read back (exports, charts): a currency we do not know (a
+    bad row) has no known minor unit, so its amount comes back unscaled rather than raising
+    and sinking the whole export; --fix-inconsistencies lists such rows."""
+    if not is_known_currency((currency or "").lower()):
+        return Decimal(int(amount))
+    return to_decimal(amount, currency)
+
+
 def format_money(amount: int | None, currency: str, *, with_code: bool = False) -> str:
     """Human display: format_money(123456, 'usd') -> '$1,234.56'; 1500 jpy -> '¥1,500';
     1234 kwd -> '1.234 KWD'. Negative amounts get a leading minus.

@@ -47,6 +47,15 @@ def money(amount, currency) -> str:
     return format_money(amount, currency)
 
 
+def status_text(obj):
+    """A mirrored status by its label; one with no label (a status Stripe added, stored as
+    sent) raw in a warning badge, where Django's own display would show an empty dash."""
+    field = obj._meta.get_field("status")
+    if obj.status in dict(field.flatchoices):
+        return obj.get_status_display()
+    return warning_badge(UNKNOWN_STATUS_LABEL.format(status=obj.status))
+
+
 def external_link(url: str, text: str):
     return format_html(
         '<a href="{}" target="_blank" rel="noopener noreferrer" class="text-primary-600 '
