@@ -270,6 +270,7 @@ class _Run:
             result.updated += retried.updated
             result.unchanged += retried.unchanged
             result.missing_parents = retried.missing_parents
+            result.invalid.update(retried.invalid)  # refused against their payment
         self.results[object_type] += result
 
     def passes(self):
