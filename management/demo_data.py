@@ -76,8 +76,10 @@ STRIPE_PRICING = {"usd": (290, 30), "eur": (150, 25), "gbp": (150, 20), "jpy": (
 METHODS = [("card", 85), ("paypal", 8), ("us_bank_account", 4), ("sepa_debit", 3)]
 CARD_BRANDS = [("visa", 55), ("mastercard", 30), ("amex", 10), ("discover", 5)]
 DISPUTE_REASONS = ["fraudulent", "product_not_received", "duplicate", "subscription_canceled"]
-# Disputed payments: most still open, some already lost (the instructor's net shows it).
-DISPUTE_STATUSES = [("needs_response", 45), ("under_review", 35), ("lost", 20)]
+# Generated disputes are history, all closed: the demo's open ones (needing a response) are
+# real disputes in localstripe (management/demo_disputes.py), so responding to them works. A
+# lost one comes off the instructor's net; a won one or a closed inquiry gives the money back.
+DISPUTE_STATUSES = [("lost", 55), ("won", 35), ("warning_closed", 10)]
 COUPONS = ["WELCOME10", "SPRING25", "FRIENDS15"]
 # A few payments from an older checkout that sent no marketplace metadata: the payment page
 # and --fix-inconsistencies show the gap.

@@ -23,6 +23,12 @@ from payments.models import Payment
 # a Visa that succeeds, and one that attaches to the customer, then declines on payment.
 TEST_PAYMENT_METHOD_SUCCEEDS = "pm_card_visa"
 TEST_PAYMENT_METHOD_DECLINES = "pm_card_chargeCustomerFail"
+# Stripe's dispute test payment methods (docs.stripe.com/testing#disputes; the project's
+# localstripe launcher serves them): the payment succeeds, then the cardholder's bank opens
+# a fraudulent dispute / a product-not-received dispute / an inquiry.
+TEST_PAYMENT_METHOD_DISPUTED = "pm_card_createDispute"
+TEST_PAYMENT_METHOD_DISPUTED_NOT_RECEIVED = "pm_card_createDisputeProductNotReceived"
+TEST_PAYMENT_METHOD_INQUIRY = "pm_card_createDisputeInquiry"
 
 ERR_TEST_MODE_ONLY = "Test purchases are only ever created with a test-mode key."
 

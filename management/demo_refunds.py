@@ -21,7 +21,11 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from management.demo_purchases import demo_purchase_create, demo_purchase_mirror
+from management.demo_purchases import (
+    TEST_PAYMENT_METHOD_SUCCEEDS,
+    demo_purchase_create,
+    demo_purchase_mirror,
+)
 from payments import sync
 from payments.gateway import StripeRefund
 from payments.models import Payment
@@ -63,7 +67,13 @@ DEMO_INSTRUCTOR = {
 
 
 def demo_payment_create(
-    *, amount: int, email: str, name: str, key: str, hour_package: bool = False
+    *,
+    amount: int,
+    email: str,
+    name: str,
+    key: str,
+    hour_package: bool = False,
+    test_payment_method: str = TEST_PAYMENT_METHOD_SUCCEEDS,
 ) -> Payment:
     """A confirmed card payment of `amount` US cents in the configured (test-mode) Stripe,
     with the checkout's metadata, mirrored through the sync as production mirrors it.
@@ -77,7 +87,13 @@ def demo_payment_create(
     if hour_package:
         metadata["package_minutes"] = "600"
     purchase = demo_purchase_create(
-        amount=amount, currency="usd", email=email, name=name, key=f"demo:{key}", metadata=metadata
+        amount=amount,
+        currency="usd",
+        email=email,
+        name=name,
+        key=f"demo:{key}",
+        metadata=metadata,
+        test_payment_method=test_payment_method,
     )
     return demo_purchase_mirror(purchase)
 
@@ -89,7 +105,7 @@ def refund_groups_ensure() -> dict[str, Group]:
     return {group.name: group for group in Group.objects.filter(name__in=names)}
 
 
-def _stripe_reachable() -> bool:
+def stripe_reachable() -> bool:
     base = (settings.STRIPE_API_BASE or "").rstrip("/")
     if not base:
         return False  # never create demo objects in real Stripe
@@ -139,7 +155,7 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
         requesters.append(user)
 
     counts = {"stripe_backed": 0, "local": 0}
-    if _stripe_reachable():
+    if stripe_reachable():
         for i, (age, amount, price) in enumerate(STRIPE_BACKED):
             email, name = f"refund.demo.{i}@example.com", f"Refund Demo {i}"
             payment = demo_payment_create(

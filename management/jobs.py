@@ -14,6 +14,7 @@ from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa
 from payments import sync_runs
 from payments.models import Customer, Dispute, Payment, StudentBalance, SyncRun
 from payments.selectors import webhook_health
+from payments.services.dispute_alerts import dispute_deadline_alerts_send
 from refunds.models import RefundRequest
 from refunds.selectors import refund_request_pending_count
 from refunds.services import refund_requests_process_pending
@@ -130,6 +131,24 @@ def process_pending_refunds_scheduled() -> dict:
     error = refunds_unknown_outcome_error(result)
     if error:
         raise JobFailed(error)
+    return result
+
+
+# --- dispute deadline alerts (payments/services/dispute_alerts.py) ----------------------------
+
+
+def dispute_deadline_alerts() -> dict:
+    """E-mail the finance group the 7/3/1-day evidence deadline alerts not sent yet (each
+    once per dispute and threshold; a re-run or a concurrent run sends nothing twice)."""
+    return dispute_deadline_alerts_send()
+
+
+def dispute_deadline_alerts_scheduled() -> dict:
+    """The daily schedule's job: raises JobFailed when alerts are due and nobody receives
+    them, so that the django-q2 task shows failed."""
+    result = dispute_deadline_alerts()
+    if result["error"]:
+        raise JobFailed(result["error"])
     return result
 
 

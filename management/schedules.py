@@ -26,6 +26,8 @@ ANALYTICS_SCHEDULE_NAME = "reports: refresh analytics"
 ANALYTICS_SCHEDULE_FUNC = "management.jobs.refresh_analytics"
 RECEIPTS_SCHEDULE_NAME = "reports: issue missing receipts"
 RECEIPTS_SCHEDULE_FUNC = "management.jobs.issue_missing_receipts"
+DISPUTE_ALERTS_SCHEDULE_NAME = "payments: dispute deadline alerts"
+DISPUTE_ALERTS_SCHEDULE_FUNC = "management.jobs.dispute_deadline_alerts_scheduled"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,13 @@ def job_schedules() -> list[JobSchedule]:
         # Late webhooks, refunds and disputes land on earlier days: recompute a few days.
         JobSchedule(ANALYTICS_SCHEDULE_NAME, ANALYTICS_SCHEDULE_FUNC, 5),
         JobSchedule(RECEIPTS_SCHEDULE_NAME, RECEIPTS_SCHEDULE_FUNC, 60),
+        # Evidence deadline alerts (7/3/1 days), daily by default; each alert goes out once
+        # whatever the interval, so a shorter one only makes them more punctual.
+        JobSchedule(
+            DISPUTE_ALERTS_SCHEDULE_NAME,
+            DISPUTE_ALERTS_SCHEDULE_FUNC,
+            max(1, int(settings.DISPUTE_ALERT_SCHEDULE_MINUTES)),
+        ),
     ]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, F, Max, OuterRef, QuerySet, Subquery, Sum, Value
+from django.conf import settings
+from django.db.models import Avg, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -218,3 +219,73 @@ def payment_object_ids(*, payment_pk: int) -> list[str]:
 def webhook_events_for_object(*, object_id: str) -> QuerySet[WebhookEvent]:
     """Events about one Stripe object (pi_, ch_, re_, dp_ ...), oldest first."""
     return WebhookEvent.objects.filter(object_id=object_id).order_by("created", "id")
+
+
+# --- Dispute evidence deadlines (alerts, the dashboard card, the sidebar badge) ---------------
+
+# Disputes that still wait for our evidence (Stripe accepts it until `evidence_due_by`).
+DISPUTE_NEEDS_RESPONSE_STATUSES = (
+    Dispute.Status.NEEDS_RESPONSE,
+    Dispute.Status.WARNING_NEEDS_RESPONSE,
+)
+
+
+def dispute_alert_thresholds() -> list[int]:
+    """The alert thresholds in whole days, largest first (settings.DISPUTE_ALERT_DAYS)."""
+    return sorted(
+        {int(days) for days in settings.DISPUTE_ALERT_DAYS if int(days) > 0}, reverse=True
+    )
+
+
+def dispute_deadline_threshold(
+    *, due_by: datetime, now: datetime, thresholds: list[int]
+) -> int | None:
+    """The threshold a deadline has crossed: the smallest t with 0 < due_by - now <= t days;
+    None when it is further away than every threshold, or already passed."""
+    left = due_by - now
+    if left <= timedelta(0):
+        return None
+    crossed = [t for t in thresholds if left <= timedelta(days=t)]
+    return min(crossed) if crossed else None
+
+
+def dispute_needing_response_due_within(*, days: int, now: datetime | None = None):
+    """Disputes needing a response whose deadline is in (now, now + days]; oldest deadline
+    first. Served by dispute_status_due_idx (status, evidence_due_by)."""
+    now = now or timezone.now()
+    return Dispute.objects.filter(
+        status__in=DISPUTE_NEEDS_RESPONSE_STATUSES,
+        evidence_due_by__gt=now,
+        evidence_due_by__lte=now + timedelta(days=days),
+    ).order_by("evidence_due_by", "id")
+
+
+def dispute_deadline_bands(*, now: datetime | None = None) -> dict[int, int]:
+    """{threshold: disputes needing a response due within that many days but not within the
+    next smaller threshold}, e.g. {7: 2, 3: 1, 1: 4} (1: due within a day). One query."""
+    now = now or timezone.now()
+    thresholds = dispute_alert_thresholds()
+    if not thresholds:
+        return {}
+    bands = {}
+    for index, days in enumerate(thresholds):
+        smaller = thresholds[index + 1] if index + 1 < len(thresholds) else 0
+        bands[str(days)] = Count(
+            "id",
+            filter=Q(
+                evidence_due_by__gt=now + timedelta(days=smaller),
+                evidence_due_by__lte=now + timedelta(days=days),
+            ),
+        )
+    row = dispute_needing_response_due_within(days=thresholds[0], now=now).aggregate(**bands)
+    return {int(days): row[days] or 0 for days in bands}
+
+
+def dispute_deadline_badge(request) -> str:
+    """Unfold sidebar badge callback: disputes needing a response due within the largest
+    alert threshold, or nothing when there is none."""
+    thresholds = dispute_alert_thresholds()
+    if not thresholds:
+        return ""
+    count = dispute_needing_response_due_within(days=thresholds[0]).count()
+    return str(count) if count else ""

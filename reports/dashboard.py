@@ -20,7 +20,7 @@ from django.utils.timesince import timesince
 
 from payments.models import Dispute, FraudAlert, Payment, StudentBalance, SyncRun
 from payments.money import format_money
-from payments.selectors import webhook_health
+from payments.selectors import dispute_alert_thresholds, dispute_deadline_bands, webhook_health
 from refunds.models import RefundRequest
 from refunds.selectors import refund_request_pending_count
 
@@ -191,6 +191,37 @@ def _dispute_card() -> Card:
     )
 
 
+def _band_label(days: int, bands: dict[int, int]) -> str:
+    """'2 under 1 day', '1 in 1 to 3 days', ...: the band of `days` starts at the next smaller
+    threshold."""
+    lower = max((d for d in bands if d < days), default=0)
+    if lower == 0:
+        return f"{bands[days]} under {days} day{'s' if days != 1 else ''}"
+    return f"{bands[days]} in {lower} to {days} days"
+
+
+def _dispute_deadline_card() -> Card | None:
+    """Disputes needing a response by deadline band (the alert thresholds, 7/3/1 days):
+    red while one is due within 3 days (the dispute page's countdown turns red there too)."""
+    bands = dispute_deadline_bands()
+    if not bands:
+        return None
+    total = sum(bands.values())
+    urgent = sum(n for days, n in bands.items() if days <= 3)
+    return Card(
+        key="dispute_deadlines",
+        title="Dispute evidence deadlines",
+        value=f"{total:,}",
+        tone=OK if not total else (DANGER if urgent else WARNING),
+        target=f"due within {max(bands)} days; alerts at "
+        + ", ".join(str(d) for d in dispute_alert_thresholds())
+        + " days",
+        detail=" · ".join(_band_label(days, bands) for days in sorted(bands)),
+        href=_url("admin:payments_dispute_changelist", "?status__exact=needs_response"),
+        icon="alarm",
+    )
+
+
 def _fraud_card() -> Card:
     n = FraudAlert.objects.filter(status=FraudAlert.Status.OPEN).count()
     return Card(
@@ -356,6 +387,7 @@ def dashboard_context() -> dict:
         *_rate_cards(rollups),
         *_refund_cards(),
         _dispute_card(),
+        _dispute_deadline_card(),
         _fraud_card(),
         _webhook_card(),
         _balance_card(),

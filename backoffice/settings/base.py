@@ -178,8 +178,9 @@ STRIPE_MAX_REQUESTS_PER_SECOND = env_int("STRIPE_MAX_REQUESTS_PER_SECOND", 20)
 STRIPE_MAX_RETRIES = env_int("STRIPE_MAX_RETRIES", 4)
 # Seconds to wait for Stripe's answer; after a timeout a mutation is retried with the same key.
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
-# The peer is localstripe (tests, demo): no `created` filters on its lists, card-only payment
-# method lists, no disputes. Never set this against real Stripe.
+# The peer is localstripe (tests, demo): no `created` filters on most of its lists, card-only
+# payment method lists. Disputes are served by the project's launcher and always synced.
+# Never set this against real Stripe.
 STRIPE_LOCALSTRIPE_COMPAT = env_bool("STRIPE_LOCALSTRIPE_COMPAT", False)
 # Sync: each run re-reads objects created this many seconds before the watermark (late writes
 # and clock skew at Stripe), and the q2 schedule runs it every this many minutes.
@@ -217,6 +218,16 @@ REPORTS_COMPANY_ADDRESS = env_str("REPORTS_COMPANY_ADDRESS", "1 Example Street, 
 # neutralised by our resources; import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
 # stays off (it only strips "=" and turns every cell, None included, into text).
 
+# --- Dispute deadline alerts ----------------------------------------------------------------
+# Alerts go out this many whole days before a dispute's evidence deadline (Stripe's
+# `evidence_due_by`), once per dispute and threshold, to the active members (with an e-mail)
+# of the group DISPUTE_ALERT_GROUP plus DISPUTE_ALERT_EMAILS; the job runs every
+# DISPUTE_ALERT_SCHEDULE_MINUTES (daily; a re-run never sends an alert twice).
+DISPUTE_ALERT_DAYS = [int(days) for days in env_list("DISPUTE_ALERT_DAYS", "7,3,1")]
+DISPUTE_ALERT_GROUP = env_str("DISPUTE_ALERT_GROUP", "Finance staff")
+DISPUTE_ALERT_EMAILS = env_list("DISPUTE_ALERT_EMAILS", "")
+DISPUTE_ALERT_SCHEDULE_MINUTES = env_int("DISPUTE_ALERT_SCHEDULE_MINUTES", 1440)
+
 # --- Unfold ---------------------------------------------------------------------------------
 
 
@@ -240,7 +251,9 @@ SIDEBAR_SECTIONS = [
         "Payments",
         [
             ("Payments", "payments", "payments.payment"),
-            ("Disputes", "gavel", "payments.dispute"),
+            # Badge: disputes needing a response whose evidence deadline is within the
+            # largest alert threshold (DISPUTE_ALERT_DAYS).
+            ("Disputes", "gavel", "payments.dispute", "payments.selectors.dispute_deadline_badge"),
             ("Fraud alerts", "shield", "payments.fraudalert"),
             ("Customers", "group", "payments.customer"),
             ("Payment methods", "credit_card", "payments.paymentmethod"),

@@ -10,6 +10,7 @@ watermark page by page.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from payments.gateway.mappers import (
     _int,
     customer_from_stripe,
     dispute_from_stripe,
+    file_from_stripe,
     payment_intent_from_stripe,
     payment_method_from_stripe,
     refund_from_stripe,
@@ -32,6 +34,7 @@ from payments.gateway.types import (
     Page,
     StripeCustomer,
     StripeDispute,
+    StripeFile,
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
@@ -192,12 +195,11 @@ def stripe_dispute_list_pages(
     starting_after: str | None = None,
     client: StripeClient | None = None,
 ) -> Iterator[Page[StripeDispute]]:
-    """Pages (100 each) of disputes created after `created_gt`. localstripe has no
-    disputes: in compat mode this yields one empty page without a call. Raises
-    GatewayError."""
+    """Pages (100 each, newest first) of disputes created after `created_gt`, each with its
+    balance transactions (the dispute fee). Always asks the peer: the project's localstripe
+    launcher serves disputes with Stripe's `created` filters, so the compatibility mode
+    changes nothing here. Raises GatewayError."""
     client = client or StripeClient.from_settings()
-    if client.config.localstripe_compat:
-        return iter([Page(items=[], has_more=False, last_id="")])
     return _list_pages(
         lambda sdk, params, options: sdk.v1.disputes.list(params=params, options=options),
         dispute_from_stripe,
@@ -227,6 +229,26 @@ def stripe_refund_list(
     ):
         refunds.extend(page.items)
     return refunds
+
+
+def stripe_dispute_list(
+    *, payment_intent_id: str, client: StripeClient | None = None
+) -> list[StripeDispute]:
+    """Every dispute of one payment intent, newest first (a charge may be disputed more than
+    once). Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    disputes: list[StripeDispute] = []
+    for page in _list_pages(
+        lambda sdk, params, options: sdk.v1.disputes.list(params=params, options=options),
+        dispute_from_stripe,
+        params={"payment_intent": payment_intent_id},
+        created_gt=None,
+        starting_after=None,
+        client=client,
+        server_filters_created=True,
+    ):
+        disputes.extend(page.items)
+    return disputes
 
 
 # --- retrieving (webhook handlers re-read the object) -----------------------------------------
@@ -289,6 +311,83 @@ def stripe_dispute_retrieve(
 
 
 # --- mutations (idempotency key required) -----------------------------------------------------
+
+
+def stripe_dispute_update(
+    *,
+    dispute_id: str,
+    evidence: dict[str, str],
+    submit: bool,
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripeDispute:
+    """Stage (`submit=False`) or submit for good (`submit=True`) evidence on a dispute.
+    `evidence` maps Stripe's evidence field names to text, or to file ids (from
+    stripe_file_create) for the file fields; fields left out keep their value. Stripe moves
+    a submitted dispute to `under_review` (`warning_under_review` for an inquiry) and
+    accepts one submission only. Raises InvalidRequest when Stripe refuses (closed or
+    already submitted dispute, unknown field, file not found), GatewayTimeout when it may
+    have acted (retry with the SAME key), or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+    # `submit` always sent: Stripe's default (when omitted) is to submit.
+    params: dict[str, Any] = {
+        "evidence": {str(k): str(v) for k, v in evidence.items()},
+        "submit": bool(submit),
+    }
+    return dispute_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.disputes.update(dispute_id, params=params, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_dispute_close(
+    *, dispute_id: str, idempotency_key: str, client: StripeClient | None = None
+) -> StripeDispute:
+    """Accept a dispute: Stripe closes it as `lost` (`warning_closed` for an inquiry) and
+    the withdrawn amount and fee stay withdrawn. Irreversible. Raises InvalidRequest when
+    Stripe refuses (already closed or submitted), GatewayTimeout when it may have acted
+    (retry with the SAME key), or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+    return dispute_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.disputes.close(dispute_id, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_file_create(
+    *,
+    content: bytes,
+    filename: str,
+    purpose: str = "dispute_evidence",
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripeFile:
+    """Upload `content` (bytes) as a Stripe file; its id goes into a dispute's evidence
+    file fields. Stripe takes PDF, JPEG and PNG as dispute evidence (its size limits are
+    the caller's to check before sending). Raises InvalidRequest when Stripe refuses the
+    file, GatewayTimeout when it may have acted (retry with the SAME key), or another
+    GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+
+    def upload(sdk, options):
+        # A fresh stream per attempt: a retry must send the whole file again.
+        stream = io.BytesIO(content)
+        stream.name = filename  # the SDK's multipart encoder sends it as the filename
+        return sdk.v1.files.create(params={"purpose": purpose, "file": stream}, options=options)
+
+    return file_from_stripe(client.call(upload, idempotency_key=idempotency_key, mutating=True))
 
 
 def stripe_payment_intent_confirm(

@@ -234,7 +234,9 @@ class StripeClient:
         self.retry_policy = retry_policy or RetryPolicy(max_retries=config.max_retries)
         self.bucket = bucket or _bucket_for(config.max_requests_per_second)
         self._rand = rand or _random.random
-        base = {"api": config.api_base} if config.api_base else None
+        # Uploads go to the SDK's separate "files" address (files.stripe.com); a peer
+        # (localstripe) serves both at one address.
+        base = {"api": config.api_base, "files": config.api_base} if config.api_base else None
         self.sdk = stripe.StripeClient(
             config.api_key,
             stripe_version=config.api_version,

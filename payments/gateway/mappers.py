@@ -15,6 +15,7 @@ from typing import Any
 from payments.gateway.types import (
     StripeCustomer,
     StripeDispute,
+    StripeFile,
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
@@ -216,6 +217,34 @@ def dispute_from_stripe(obj: Any) -> StripeDispute:
         reason=_str(_get(obj, "reason")),
         evidence_due_by=_ts(_get(evidence, "due_by")),
         fee=_dispute_fee(obj),
+        evidence=_dispute_evidence(_get(obj, "evidence")),
+        evidence_submission_count=_int(_get(evidence, "submission_count")),
+        has_evidence=bool(_get(evidence, "has_evidence", False)),
+    )
+
+
+def _dispute_evidence(evidence: Any) -> dict[str, str]:
+    """Stripe's evidence object -> {field: value} for the fields that hold one. File fields
+    arrive as file ids (or expanded files: their id); nested objects (`enhanced_evidence`,
+    `appeal`) are not text evidence and are left out."""
+    plain = _plain(evidence) or {}
+    if not isinstance(plain, dict):
+        return {}
+    result: dict[str, str] = {}
+    for key, value in plain.items():
+        if isinstance(value, dict) and _get(value, "object") == "file":
+            value = _id(value)
+        if isinstance(value, str) and value:
+            result[key] = value
+    return result
+
+
+def file_from_stripe(obj: Any) -> StripeFile:
+    return StripeFile(
+        id=_str(_get(obj, "id")),
+        size=_int(_get(obj, "size")),
+        type=_str(_get(obj, "type")),
+        filename=_str(_get(obj, "filename")),
     )
 
 

@@ -98,6 +98,22 @@ class StripeDispute:
     # Stripe's dispute fees net of any it gave back: the sum of the dispute's balance
     # transactions' fees, in minor units of `currency` (0 when Stripe sent none).
     fee: int = 0
+    # Stripe's `evidence` object: only the fields that hold a value; file fields as file ids.
+    evidence: dict[str, str] = field(default_factory=dict)
+    # From `evidence_details`: how often evidence was submitted, and whether any is staged.
+    evidence_submission_count: int = 0
+    has_evidence: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StripeFile:
+    """An uploaded file (`purpose=dispute_evidence` for evidence). `size` in bytes; `type`
+    is Stripe's kind (`pdf`, `png`, `jpg`)."""
+
+    id: str
+    size: int
+    type: str
+    filename: str
 
 
 @dataclass(frozen=True, slots=True)

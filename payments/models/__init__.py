@@ -1,6 +1,7 @@
 from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
+from .dispute_alert import DisputeDeadlineAlert
 from .fraud_alert import FraudAlert
 from .instructor import Instructor
 from .payment import Payment
@@ -14,6 +15,7 @@ __all__ = [
     "BalanceEntry",
     "Customer",
     "Dispute",
+    "DisputeDeadlineAlert",
     "FraudAlert",
     "Instructor",
     "JobLock",

@@ -4,8 +4,8 @@ stripe SDK, the sync mirrors them, and local rows are compared field by field.
 localstripe quirks bent here, not in the product: it has no `created` filters on its lists
 (STRIPE_LOCALSTRIPE_COMPAT makes the gateway filter by `created` itself), its balance
 transactions carry a fee of 0, its payment intents lack amount_received, it declines only
-card 4000000000000341 and sets no decline_code, and it has no disputes (those are covered
-with Stripe-shaped payloads in test_sync_upserts.py).
+card 4000000000000341 and sets no decline_code. Disputes come from the launcher's extension
+(test_sync_disputes_localstripe.py) and as Stripe-shaped payloads (test_sync_upserts.py).
 """
 
 from datetime import UTC, date, datetime, timedelta

@@ -7,8 +7,9 @@ together are a usage error, never a silent choice of one.
 Exit status (cron and monitoring read it; the same list is in `--help`):
   0   the job did its work.
   1   the job ran and failed: a Stripe sync pass failed (the run is recorded as failed, with
-      each object type's outcome), or refund requests were left with an unknown Stripe
-      outcome (Stripe unreachable; they are retried by the next run).
+      each object type's outcome), refund requests were left with an unknown Stripe
+      outcome (Stripe unreachable; they are retried by the next run), or dispute deadline
+      alerts were due with nobody to receive them.
   2   bad usage: conflicting or misplaced flags, a bad date (nothing was done).
   75  EX_TEMPFAIL: the Stripe sync was skipped because another run holds its lock; try
       again later (the skipped run is recorded).
@@ -26,8 +27,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2  # argparse's own code for bad usage; our CommandErrors for usage use it too
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: "try again later"
 EXIT_CODES_HELP = (
-    f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, or "
-    "refund requests left with an unknown Stripe outcome); "
+    f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, "
+    "refund requests left with an unknown Stripe outcome, or dispute alerts due with no "
+    "recipient); "
     f"{EXIT_USAGE} bad usage (conflicting or misplaced flags); {EXIT_LOCKED} the Stripe "
     "sync was skipped because another run holds its lock (try again later)."
 )
@@ -70,8 +72,8 @@ def _sync_summary(result: dict) -> str:
 class Command(BaseCommand):
     help = (
         "Payments operations: one of --sync-stripe, --generate-analytics, --payment-report, "
-        "--issue-receipts, --process-pending-refunds, --fix-inconsistencies, "
-        "--cleanup-old-data. No action: the overview."
+        "--issue-receipts, --process-pending-refunds, --dispute-alerts, "
+        "--fix-inconsistencies, --cleanup-old-data. No action: the overview."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -92,6 +94,12 @@ class Command(BaseCommand):
             "--process-pending-refunds",
             action="store_true",
             help="Refund approved requests through Stripe and resume interrupted ones.",
+        )
+        # Dispute deadline alerts (payments/services/dispute_alerts.py).
+        actions.add_argument(
+            "--dispute-alerts",
+            action="store_true",
+            help="E-mail the finance group the 7/3/1-day dispute deadline alerts not sent yet.",
         )
         # Reports (reports/rollups.py, receipts.py, payment_report_files.py).
         actions.add_argument(
@@ -152,6 +160,8 @@ class Command(BaseCommand):
             return self._sync_stripe(options)
         if options["process_pending_refunds"]:
             return self._process_pending_refunds(as_json)
+        if options["dispute_alerts"]:
+            return self._dispute_alerts(as_json)
         if options["generate_analytics"] or options["payment_report"] or options["issue_receipts"]:
             return self._reports(options)
         self._print(jobs.system_overview(), as_json)
@@ -184,6 +194,12 @@ class Command(BaseCommand):
         error = jobs.refunds_unknown_outcome_error(result)
         if error:
             raise CommandError(error, returncode=EXIT_FAILED)
+
+    def _dispute_alerts(self, as_json: bool) -> None:
+        result = jobs.dispute_deadline_alerts()
+        self._print(result, as_json)
+        if result["error"]:
+            raise CommandError(result["error"], returncode=EXIT_FAILED)
 
     def _reports(self, options) -> None:
         try:

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from management import demo_data
+from management.demo_disputes import seed_open_disputes
 from management.demo_refunds import seed_refund_requests
 from management.schedules import ensure_job_schedules
 from payments.models import Payment
@@ -30,6 +31,8 @@ class Command(BaseCommand):
         )
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
+        # Disputes that need a response: real ones in localstripe, so responding works.
+        seed_open_disputes(seed=seed, stdout=self.stdout)
         # Last: rollups and receipts summarise everything seeded above. DAYS + 1: the demo's
         # payments reach back DAYS days from the current hour.
         seed_reports(days=demo_data.DAYS + 1, stdout=self.stdout)
