@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0010_payment_retry'),
+        ('payments', '0011_dispute_deadline_alert'),
     ]
 
     operations = [
