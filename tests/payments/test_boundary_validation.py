@@ -356,3 +356,15 @@ def test_an_early_fraud_warning_with_a_bad_id_opens_no_alert(payment):
         event, ERR.ERR_BAD_ID.format(kind="early_fraud_warning", id="fw_1", prefixes="issfr_")
     )
     assert not FraudAlert.objects.exists()
+
+
+def test_a_refund_status_we_do_not_know_is_stored_and_counts_as_committed(payment):
+    from payments import ledger
+
+    sync.upsert_refunds([refund_from_stripe(refund_payload("re_new", amount=1200, status="held"))])
+    refund = Refund.objects.get()
+    assert refund.status == "held"
+    payment.refresh_from_db()
+    # Not refunded yet (only succeeded refunds are), but not refundable again either.
+    assert payment.amount_refunded == 0
+    assert ledger.payment_refund_committed(payment=payment) == 1200

@@ -230,9 +230,10 @@ def reset_local():
 
 @pytest.fixture
 def dispute_at_stripe(monkeypatch):
-    """The dispute handler re-reads the dispute; this localstripe has no disputes, so the
-    re-read answers with the dispute as Stripe holds it now (closed, won), mapped by the
-    gateway's own mapper, whatever event is processed."""
+    """The dispute handler re-reads the dispute. The history's dispute is a Stripe-shaped
+    payload about a dispute the peer does not hold (the peer's own disputes are tested in
+    test_webhook_disputes_localstripe.py), so the re-read answers with it as Stripe would
+    hold it now (closed, won), through the gateway's own mapper, whatever event is processed."""
     from payments import gateway, webhooks
 
     def retrieve(*, dispute_id, client=None):
