@@ -510,9 +510,8 @@ def upsert_payment_intents(
     with transaction.atomic():
         embedded = [r.payment_method for r in rows if r.payment_method is not None]
         if embedded:
-            # A bad embedded method is refused there (and reported here); its payment lands
-            # without it.
-            result.invalid.update(upsert_payment_methods(embedded).invalid)
+            # Checked with their intents (validation.payment_intent_problem): all good here.
+            upsert_payment_methods(embedded)
         existing = _lock_existing(Payment, rows, field="stripe_payment_intent_id")
         customers = _customer_pks(r.customer_id for r in rows)
         method_ids = {r.payment_method_id for r in rows if r.payment_method_id}

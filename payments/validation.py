@@ -94,8 +94,11 @@ def _first(*problems: str | None) -> str | None:
 
 
 def payment_intent_problem(row: StripePaymentIntent) -> str | None:
+    """The intent with what it embeds (its expanded payment method): one object, refused
+    or accepted whole."""
     kind = "payment intent"
     return _first(
+        payment_method_problem(row.payment_method) if row.payment_method else None,
         id_problem("payment_intent", row.id),
         id_problem("charge", row.latest_charge_id, field="latest_charge"),
         id_problem("customer", row.customer_id, field="customer"),

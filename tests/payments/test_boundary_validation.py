@@ -368,3 +368,15 @@ def test_a_refund_status_we_do_not_know_is_stored_and_counts_as_committed(paymen
     # Not refunded yet (only succeeded refunds are), but not refundable again either.
     assert payment.amount_refunded == 0
     assert ledger.payment_refund_committed(payment=payment) == 1200
+
+
+def test_an_intent_is_refused_with_a_bad_embedded_payment_method():
+    payload = intent_payload("pi_pm")
+    payload["payment_method"] = {**payload["payment_method"], "id": "tok_1"}
+    result = sync.upsert_payment_intents([payment_intent_from_stripe(payload)])
+    assert result.invalid == {
+        "pi_pm": ERR.ERR_BAD_ID.format(
+            kind="payment_method", id="tok_1", prefixes="pm_ or card_ or src_ or ba_"
+        )
+    }
+    assert not Payment.objects.exists() and not PaymentMethod.objects.exists()
