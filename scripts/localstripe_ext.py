@@ -277,6 +277,8 @@ class Dispute(StripeObject):
 
     def _apply_test_outcome(self) -> None:
         """Stripe's documented test evidence decides a submitted dispute."""
+        if store.get("dispute:" + self.id) is not self:
+            return  # the data was reset (DELETE /_config/data) since the submission
         text = self.evidence.get("uncategorized_text")
         if self.status == "under_review":
             if text == WINNING_EVIDENCE:

@@ -250,3 +250,20 @@ def test_config_helpers_open_a_dispute_on_any_charge_and_move_its_deadline(peer)
     moved.raise_for_status()
     due = gateway.stripe_dispute_retrieve(dispute_id=dispute.id).evidence_due_by
     assert int(due.timestamp()) == 1_900_086_400
+
+
+def test_an_inquiry_is_closed_by_winning_evidence_and_escalated_by_losing_evidence(peer):
+    _, won = disputed_payment(peer, test_method="pm_card_createDisputeInquiry")
+    _, escalated = disputed_payment(peer, test_method="pm_card_createDisputeInquiry")
+    for dispute, text in ((won, "winning_evidence"), (escalated, "losing_evidence")):
+        submitted = gateway.stripe_dispute_update(
+            dispute_id=dispute.id,
+            evidence={"uncategorized_text": text},
+            submit=True,
+            idempotency_key=f"inquiry:{dispute.id}",
+        )
+        assert submitted.status == "warning_under_review"
+    assert wait_for_status(won.id, "warning_closed").status == "warning_closed"
+    chargeback = wait_for_status(escalated.id, "needs_response")
+    # The bank turned the inquiry into a chargeback: funds and the fee are withdrawn now.
+    assert (chargeback.status, chargeback.fee) == ("needs_response", 1500)

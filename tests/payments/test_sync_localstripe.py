@@ -167,10 +167,11 @@ def test_sync_mirrors_localstripe_field_by_field(peer, account, settings):
     assert run.counts["refund"]["created"] == 2
     assert run.objects_changed == 11
     # customers 1 page + 2 payment method lists + intents 1 page + refunds 1 page +
-    # disputes 1 page (the launcher serves them, none here); no retrieve per object.
+    # disputes 1 (empty) page; no retrieve per object.
     assert run.api_calls == report.api_calls == 6
     assert run.finished_at is not None and run.duration_ms is not None
     assert not JobLock.objects.exists()
+    # No dispute at the peer here: the dispute watermark has nothing to follow.
     assert all(s.watermark for s in SyncState.objects.exclude(object_type="dispute"))
 
 
@@ -278,7 +279,7 @@ def test_command_exits_non_zero_when_the_sync_fails(peer, settings):
     assert run.status == SyncRun.Status.FAILED
     assert "Could not reach Stripe" in run.error
     # Every pass is attempted (one failing type does not stop the others), each with the
-    # first try and two retries (disputes too: the compat mode no longer skips them).
+    # first try and two retries; disputes are listed from the peer like the rest.
     passes = ("customer", "payment_intent", "refund", "dispute")
     assert all(run.outcomes[kind]["status"] == "failed" for kind in passes)
     assert run.api_calls == 3 * len(passes)
