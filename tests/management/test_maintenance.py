@@ -116,7 +116,7 @@ def test_rows_the_boundary_checks_would_refuse_are_reported_not_changed():
     from tests.factories import DisputeFactory
 
     PaymentFactory()  # a good one: not reported
-    usdx = PaymentFactory(stripe_payment_intent_id="pi_usdx", currency="usdx", amount=20300)
+    usx = PaymentFactory(stripe_payment_intent_id="pi_usx", currency="usx", amount=20300)
     disputed = PaymentFactory(amount=5000, status="disputed")
     negative = DisputeFactory(stripe_id="du_neg", payment=disputed, amount=-100)
     mystery = DisputeFactory(stripe_id="du_new", payment=disputed, status="brand_new")
@@ -125,7 +125,7 @@ def test_rows_the_boundary_checks_would_refuse_are_reported_not_changed():
     result = run("--fix-inconsistencies", "--dry-run")
     found = {(e["row"], e["problem"]) for e in result["bad_row_examples"]}
     assert found == {
-        (f"payments.payment:{usdx.pk}", ROW_UNKNOWN_CURRENCY.format(value="usdx")),
+        (f"payments.payment:{usx.pk}", ROW_UNKNOWN_CURRENCY.format(value="usx")),
         (f"payments.dispute:{negative.pk}", ROW_NEGATIVE_AMOUNT.format(value=-100)),
         (f"payments.dispute:{mystery.pk}", ROW_UNKNOWN_STATUS.format(value="brand_new")),
         (
@@ -139,4 +139,4 @@ def test_rows_the_boundary_checks_would_refuse_are_reported_not_changed():
     assert example["admin"] == f"/admin/payments/dispute/{mystery.pk}/change/"
     # Reported, never changed: what they should hold is Stripe's to say.
     assert Dispute.objects.get(pk=mystery.pk).status == "brand_new"
-    assert Payment.objects.get(pk=usdx.pk).currency == "usdx"
+    assert Payment.objects.get(pk=usx.pk).currency == "usx"

@@ -1,8 +1,9 @@
 """One bad row never breaks a page (DESIGN decision 15). Rows the boundary checks would now
-refuse may already be stored (written before the checks, by hand, by a migration): a negative
-amount, the currency "usdx", a dispute status we do not know. Every admin page that lists or
-shows them answers 200, money in an unknown currency reads raw with a warning badge, and an
-unknown status reads raw with an "unknown" badge."""
+refuse may already be stored (written before the checks, by hand, by a migration): a
+negative amount, a currency we do not know ("usx": three letters, as the column holds on
+PostgreSQL; SQLite would keep the issue's "usdx" too), a dispute status we do not know.
+Every admin page that lists or shows them answers 200, money in an unknown currency reads
+raw with a warning badge, and an unknown status reads raw with an "unknown" badge."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.django_db
 def bad_rows():
     """Written straight to the database, around every check."""
     now = timezone.now()
-    usdx = PaymentFactory(
-        stripe_payment_intent_id="pi_usdx", amount=20300, currency="usdx", created=now
+    usx = PaymentFactory(
+        stripe_payment_intent_id="pi_usx", amount=20300, currency="usx", created=now
     )
     # A payment's amount cannot go below 0 (a CHECK constraint); its fee and net can.
     negative = PaymentFactory(stripe_payment_intent_id="pi_negative", amount=500, created=now)
@@ -35,13 +36,13 @@ def bad_rows():
         stripe_id="du_mystery", payment=disputed, status="escalated_to_arbitration"
     )
     broken = DisputeFactory(
-        stripe_id="du_usdx", payment=usdx, amount=-100, currency="usdx", status="lost"
+        stripe_id="du_usx", payment=usx, amount=-100, currency="usx", status="lost"
     )
-    RefundRequestFactory(payment=usdx, amount=100, currency="usdx")
+    RefundRequestFactory(payment=usx, amount=100, currency="usx")
     # The analytics read rollups: build them over the bad payments too.
     today = timezone.localdate()
     generate_analytics(start=today - timedelta(days=2), end=today)
-    return {"usdx": usdx, "negative": negative, "mystery": mystery, "broken": broken}
+    return {"usx": usx, "negative": negative, "mystery": mystery, "broken": broken}
 
 
 def get(client, name, *args, query=""):
@@ -52,25 +53,25 @@ def get(client, name, *args, query=""):
 
 def test_the_dashboard_answers(admin_client, bad_rows):
     page = get(admin_client, "admin:index")
-    assert "20300 usdx" in page
+    assert "20300 usx" in page
 
 
 def test_the_disputes_list_and_pages_answer(admin_client, bad_rows):
     page = get(admin_client, "admin:payments_dispute_changelist")
     assert UNKNOWN_STATUS_LABEL.format(status="escalated_to_arbitration") in page
-    assert "-100 usdx" in page and WARN_UNKNOWN_CURRENCY in page
+    assert "-100 usx" in page and WARN_UNKNOWN_CURRENCY in page
     page = get(admin_client, "admin:payments_dispute_change", bad_rows["mystery"].pk)
     assert UNKNOWN_STATUS_LABEL.format(status="escalated_to_arbitration") in page
     page = get(admin_client, "admin:payments_dispute_change", bad_rows["broken"].pk)
-    assert "-100 usdx" in page and WARN_UNKNOWN_CURRENCY in page
+    assert "-100 usx" in page and WARN_UNKNOWN_CURRENCY in page
     get(admin_client, "admin:payments_dispute_changelist", query="?status__exact=lost")
 
 
 def test_the_payments_list_and_pages_answer(admin_client, bad_rows):
     page = get(admin_client, "admin:payments_payment_changelist")
-    assert "20300 usdx" in page and WARN_UNKNOWN_CURRENCY in page
-    get(admin_client, "admin:payments_payment_changelist", query="?currency=usdx")
-    for key in ("usdx", "negative"):
+    assert "20300 usx" in page and WARN_UNKNOWN_CURRENCY in page
+    get(admin_client, "admin:payments_payment_changelist", query="?currency=usx")
+    for key in ("usx", "negative"):
         get(admin_client, "admin:payments_payment_change", bad_rows[key].pk)
     page = get(admin_client, "admin:payments_payment_change", bad_rows["mystery"].payment_id)
     assert UNKNOWN_STATUS_LABEL.format(status="escalated_to_arbitration") in page
@@ -78,8 +79,8 @@ def test_the_payments_list_and_pages_answer(admin_client, bad_rows):
 
 def test_the_analytics_answer(admin_client, bad_rows):
     page = get(admin_client, "admin:reports_dailyrollup_changelist")
-    assert "20300 usdx" in page and WARN_UNKNOWN_CURRENCY in page
-    get(admin_client, "admin:reports_dailyrollup_changelist", query="?currency=usdx")
+    assert "20300 usx" in page and WARN_UNKNOWN_CURRENCY in page
+    get(admin_client, "admin:reports_dailyrollup_changelist", query="?currency=usx")
 
 
 def test_other_pages_listing_the_rows_answer(admin_client, bad_rows):
@@ -90,7 +91,7 @@ def test_other_pages_listing_the_rows_answer(admin_client, bad_rows):
         "admin:reports_receipt_changelist",
     ):
         get(admin_client, name)
-    get(admin_client, "admin:payments_customer_change", bad_rows["usdx"].customer_id)
+    get(admin_client, "admin:payments_customer_change", bad_rows["usx"].customer_id)
 
 
 def test_the_ledger_counts_an_unknown_dispute_status_as_open(bad_rows):
@@ -114,26 +115,26 @@ def test_exports_and_the_payment_report_survive_the_rows(admin_client, bad_rows)
     response = admin_client.get(reverse("admin:payments_payment_export_csv_stream"))
     assert response.status_code == 200
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    usdx = next(r for r in rows if r["stripe_payment_intent_id"] == "pi_usdx")
-    assert (usdx["amount"], usdx["currency"]) == ("20300", "usdx")
+    usx = next(r for r in rows if r["stripe_payment_intent_id"] == "pi_usx")
+    assert (usx["amount"], usx["currency"]) == ("20300", "usx")
     report = payment_report(period="daily", end=timezone.localdate())
-    assert report["currencies"]["usdx"]["total_revenue_display"] == "20300 usdx"
+    assert report["currencies"]["usx"]["total_revenue_display"] == "20300 usx"
     assert payment_report_pdf(report).startswith(b"%PDF")
 
 
 def test_refund_pages_of_a_bad_payment_answer_and_refuse_it(admin_client, bad_rows):
     from payments.money import ERR_UNKNOWN_CURRENCY
 
-    usdx = bad_rows["usdx"]
-    get(admin_client, "admin:refunds_payment_refund", usdx.pk)
-    request = usdx.refund_requests.get()
+    usx = bad_rows["usx"]
+    get(admin_client, "admin:refunds_payment_refund", usx.pk)
+    request = usx.refund_requests.get()
     get(admin_client, "admin:refunds_refundrequest_change", request.pk)
     response = admin_client.post(
-        reverse("admin:refunds_payment_refund", args=[usdx.pk]),
+        reverse("admin:refunds_payment_refund", args=[usx.pk]),
         {"amount": "1", "reason": "requested_by_customer", "note": "try"},
     )
     assert response.status_code == 400  # the page's answer to a refused form
     assert response.context["form"].errors["amount"] == [
-        ERR_UNKNOWN_CURRENCY.format(currency="usdx")
+        ERR_UNKNOWN_CURRENCY.format(currency="usx")
     ]
-    assert usdx.refund_requests.count() == 1
+    assert usx.refund_requests.count() == 1
