@@ -14,9 +14,12 @@ the upsert keeps the latest status in the dispute's life whatever order re-reads
 pages land in (payments.sync.dispute_snapshot_applies).
 
 An object that fails the boundary checks (payments/validation.py: id prefix, currency,
-amounts) fails its event at once with the reason (ERROR_INVALID_OBJECT): no retry, nothing
-written. Radar's early fraud warnings, which the gateway does not re-read, are checked from
-the payload.
+amounts) fails its event at once with the reason (ERROR_INVALID_OBJECT), with no retry, and
+is not written. Checks that need no other row run before anything is written (a refused
+payment intent leaves its customer unmirrored too); a refund or dispute above its payment is
+refused in the upsert, after its payment (a valid object of its own) may have been mirrored.
+Radar's early fraud warnings, which the gateway does not re-read, are checked from the
+payload.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ ERROR_MALFORMED_EVENT = "Not a Stripe event."
 # Recorded on the event when its payment is unknown to us and to Stripe's answer.
 ERROR_MISSING_PARENT = "No local payment for {ids}; will retry after the next sync."
 # Recorded on an event whose object fails the boundary checks; `error` says what is wrong.
-ERROR_INVALID_OBJECT = "Refused (not retried, nothing written): {error}"
+ERROR_INVALID_OBJECT = "Refused, not retried: {error}"
 
 # Retry policy for a failing handler: attempt n (1-based) that fails is tried again after
 # RETRY_DELAYS[n - 1]; after MAX_ATTEMPTS attempts the event is `failed` until replayed.

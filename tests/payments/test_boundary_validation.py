@@ -252,7 +252,7 @@ def test_the_sync_run_records_refused_objects_with_their_error(monkeypatch):
     assert list(Dispute.objects.values_list("stripe_id", flat=True)) == ["du_ok"]
 
 
-# --- In a webhook: failed at once with the reason, nothing written ---------------------------
+# --- In a webhook: failed at once with the reason, the object not written -------------------
 
 
 def process(event_type: str, data_object: dict) -> WebhookEvent:
