@@ -44,6 +44,7 @@ ID_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 ERR_BAD_ID = "{kind} id {id!r} does not start with {prefixes}."
+ERR_BAD_REF = "{field} {id!r} is not a {kind} id ({prefixes})."
 ERR_BAD_CURRENCY = "{kind} {id}: unknown currency {currency!r}."
 ERR_NEGATIVE_AMOUNT = "{kind} {id}: {field} {amount} is negative."
 ERR_REFUNDED_ABOVE_AMOUNT = "{kind} {id}: amount_refunded {refunded} is above its amount {amount}."
@@ -73,8 +74,10 @@ def id_problem(kind: str, value: Any, *, field: str | None = None) -> str | None
         and len(value) > max(len(p) for p in prefixes if value.startswith(p))
     ):
         return None
-    label = kind if field is None else f"{field} of a"
-    return ERR_BAD_ID.format(kind=label, id=value, prefixes=" or ".join(prefixes))
+    label, shown = kind.replace("_", " "), " or ".join(prefixes)
+    if field is None:
+        return ERR_BAD_ID.format(kind=label.capitalize(), id=value, prefixes=shown)
+    return ERR_BAD_REF.format(field=field, id=value, kind=label, prefixes=shown)
 
 
 def _currency_problem(kind: str, object_id: str, currency: Any) -> str | None:

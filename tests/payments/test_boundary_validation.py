@@ -75,11 +75,11 @@ ERR = validation
         (dispute_payload(id="dp_legacy"), None),
         (
             dispute_payload(id="pi_not_a_dispute"),
-            ERR.ERR_BAD_ID.format(kind="dispute", id="pi_not_a_dispute", prefixes="du_ or dp_"),
+            ERR.ERR_BAD_ID.format(kind="Dispute", id="pi_not_a_dispute", prefixes="du_ or dp_"),
         ),
         (
             dispute_payload(id=""),
-            ERR.ERR_BAD_ID.format(kind="dispute", id="", prefixes="du_ or dp_"),
+            ERR.ERR_BAD_ID.format(kind="Dispute", id="", prefixes="du_ or dp_"),
         ),
         (
             dispute_payload(currency="usdx"),
@@ -91,7 +91,7 @@ ERR = validation
         ),
         (
             dispute_payload(charge="re_1"),
-            ERR.ERR_BAD_ID.format(kind="charge of a", id="re_1", prefixes="ch_ or py_"),
+            ERR.ERR_BAD_REF.format(field="charge", id="re_1", kind="charge", prefixes="ch_ or py_"),
         ),
     ],
 )
@@ -124,13 +124,13 @@ def test_payment_intent_customer_and_method_checks():
     ) == ERR.ERR_NEGATIVE_AMOUNT.format(kind="payment intent", id="pi_1", field="amount", amount=-5)
     assert validation.payment_intent_problem(
         payment_intent_from_stripe(intent_payload("ch_1"))
-    ) == ERR.ERR_BAD_ID.format(kind="payment_intent", id="ch_1", prefixes="pi_")
+    ) == ERR.ERR_BAD_ID.format(kind="Payment intent", id="ch_1", prefixes="pi_")
     assert (
         validation.customer_problem(customer_from_stripe({"id": "cus_1", "email": "a@example.com"}))
         is None
     )
     assert validation.customer_problem(customer_from_stripe({"id": "acct_1"})) == (
-        ERR.ERR_BAD_ID.format(kind="customer", id="acct_1", prefixes="cus_")
+        ERR.ERR_BAD_ID.format(kind="Customer", id="acct_1", prefixes="cus_")
     )
     assert (
         validation.payment_method_problem(
@@ -140,10 +140,10 @@ def test_payment_intent_customer_and_method_checks():
     )
     assert validation.payment_method_problem(
         payment_method_from_stripe({"id": "pm_1", "customer": "pi_1"})
-    ) == ERR.ERR_BAD_ID.format(kind="customer of a", id="pi_1", prefixes="cus_")
+    ) == ERR.ERR_BAD_REF.format(field="customer", id="pi_1", kind="customer", prefixes="cus_")
     assert validation.early_fraud_warning_problem({"id": "issfr_1", "charge": "ch_1"}) is None
     assert validation.early_fraud_warning_problem({"id": "evt_1", "charge": "ch_1"}) == (
-        ERR.ERR_BAD_ID.format(kind="early_fraud_warning", id="evt_1", prefixes="issfr_")
+        ERR.ERR_BAD_ID.format(kind="Early fraud warning", id="evt_1", prefixes="issfr_")
     )
 
 
@@ -313,7 +313,7 @@ def test_an_event_whose_object_is_not_a_dispute_never_reaches_stripe(payment, mo
 
     monkeypatch.setattr(webhooks.gateway, "stripe_dispute_retrieve", retrieve)
     event = process("charge.dispute.created", {"id": "pi_1", "object": "payment_intent"})
-    assert_refused(event, ERR.ERR_BAD_ID.format(kind="dispute", id="pi_1", prefixes="du_ or dp_"))
+    assert_refused(event, ERR.ERR_BAD_ID.format(kind="Dispute", id="pi_1", prefixes="du_ or dp_"))
 
 
 def test_a_payment_intent_in_usdx_fails_before_anything_is_written(monkeypatch):
@@ -353,7 +353,7 @@ def test_an_early_fraud_warning_with_a_bad_id_opens_no_alert(payment):
         {"id": "fw_1", "object": "radar.early_fraud_warning", "charge": "ch_1"},
     )
     assert_refused(
-        event, ERR.ERR_BAD_ID.format(kind="early_fraud_warning", id="fw_1", prefixes="issfr_")
+        event, ERR.ERR_BAD_ID.format(kind="Early fraud warning", id="fw_1", prefixes="issfr_")
     )
     assert not FraudAlert.objects.exists()
 
@@ -376,7 +376,7 @@ def test_an_intent_is_refused_with_a_bad_embedded_payment_method():
     result = sync.upsert_payment_intents([payment_intent_from_stripe(payload)])
     assert result.invalid == {
         "pi_pm": ERR.ERR_BAD_ID.format(
-            kind="payment_method", id="tok_1", prefixes="pm_ or card_ or src_ or ba_"
+            kind="Payment method", id="tok_1", prefixes="pm_ or card_ or src_ or ba_"
         )
     }
     assert not Payment.objects.exists() and not PaymentMethod.objects.exists()
