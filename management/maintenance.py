@@ -4,6 +4,12 @@ Repairs only ever derive a column from the rows it summarises (a payment's refun
 from its succeeded refunds, net from amount and fees, a balance from its ledger); they never
 invent money. Each repaired row gets an AdminAction in the same transaction, so the audit
 trail says what was changed and from what.
+
+Mirrored rows that the boundary checks (payments/validation.py) would refuse today, stored
+before them or around them (an unknown currency, a negative amount, a refund or dispute above
+or beside its payment, an id of the wrong kind, a status we have no label for), are reported,
+not changed: what they should hold is Stripe's to say. Staff replay the object's webhook event
+or re-run the sync once Stripe's side is right; the pages show such rows flagged meanwhile.
 """
 
 from __future__ import annotations
@@ -12,15 +18,26 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery, Sum, Value
+from django.db.models import F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django_q.models import Success
 
 from backoffice.audit import audit_record
 from payments import ledger
-from payments.models import BalanceEntry, Payment, StudentBalance, SyncRun, WebhookEvent
+from payments.models import (
+    BalanceEntry,
+    Dispute,
+    Payment,
+    Refund,
+    StudentBalance,
+    SyncRun,
+    WebhookEvent,
+)
+from payments.money import SUPPORTED_CURRENCIES
 from payments.sync import refresh_payments
+from payments.validation import ID_PREFIXES
 
 ACTION_FIX = "fix_inconsistency"
 CHUNK = 2000
@@ -40,6 +57,98 @@ def _audit(obj, *, field: str, old, new, dry_run: bool) -> dict:
     return change
 
 
+# What is wrong with a reported row; `value` is the offending column's value.
+ROW_UNKNOWN_CURRENCY = "currency {value!r} is not one we know"
+ROW_NEGATIVE_AMOUNT = "amount {value} is negative"
+ROW_ABOVE_PAYMENT = "amount {value} is above its payment's amount"
+ROW_OTHER_CURRENCY = "currency {value!r} is not its payment's"
+ROW_BAD_ID = "id {value!r} is not a {kind} id"
+ROW_UNKNOWN_STATUS = "status {value!r} has no label here (counted as open by the ledger)"
+
+
+def _not_prefixed(field: str, kind: str) -> Q:
+    matches = Q()
+    for prefix in ID_PREFIXES[kind]:
+        matches |= Q(**{f"{field}__startswith": prefix})
+    return ~matches
+
+
+def _bad_row_checks() -> list[tuple]:
+    """(model, Stripe id column, condition, message, column shown, kind of id) per check;
+    each is one scan, whatever the number of rows."""
+    currencies = sorted(SUPPORTED_CURRENCIES)
+    pi = "stripe_payment_intent_id"
+    checks: list[tuple] = [
+        (Payment, pi, ~Q(currency__in=currencies), ROW_UNKNOWN_CURRENCY, "currency", ""),
+        (Payment, pi, _not_prefixed(pi, "payment_intent"), ROW_BAD_ID, pi, "payment intent"),
+    ]
+    for model, kind in ((Refund, "refund"), (Dispute, "dispute")):
+        checks += [
+            (model, "stripe_id", _not_prefixed("stripe_id", kind), ROW_BAD_ID, "stripe_id", kind),
+            (model, "stripe_id", ~Q(currency__in=currencies), ROW_UNKNOWN_CURRENCY, "currency", ""),
+            (model, "stripe_id", Q(amount__lt=0), ROW_NEGATIVE_AMOUNT, "amount", ""),
+            (
+                model,
+                "stripe_id",
+                Q(amount__gt=F("payment__amount")),
+                ROW_ABOVE_PAYMENT,
+                "amount",
+                "",
+            ),
+            (
+                model,
+                "stripe_id",
+                ~Q(currency=F("payment__currency")),
+                ROW_OTHER_CURRENCY,
+                "currency",
+                "",
+            ),
+            (
+                model,
+                "stripe_id",
+                ~Q(status__in=model.Status.values),
+                ROW_UNKNOWN_STATUS,
+                "status",
+                "",
+            ),
+        ]
+    return checks
+
+
+def _admin_page(opts, pk: int, payment_pk: int) -> str:
+    """The row's own admin page, or its payment's (refunds show there, in a table)."""
+    try:
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[pk])
+    except NoReverseMatch:
+        return reverse("admin:payments_payment_change", args=[payment_pk])
+
+
+def bad_rows_report() -> dict:
+    """Mirrored rows the boundary checks would refuse now (see the module docstring): the
+    number of findings (a row with two problems counts twice), and up to MAX_EXAMPLES of
+    them with what is wrong and the admin page where staff find the row."""
+    count, examples = 0, []
+    for model, id_field, condition, message, shown, kind in _bad_row_checks():
+        opts = model._meta
+        rows = model.objects.filter(condition).order_by("pk")
+        count += rows.count()
+        parent = "pk" if model is Payment else "payment_id"
+        for pk, stripe_id, value, payment_pk in rows.values_list("pk", id_field, shown, parent)[
+            :MAX_EXAMPLES
+        ]:
+            if len(examples) >= MAX_EXAMPLES:
+                break
+            examples.append(
+                {
+                    "row": f"{opts.label_lower}:{pk}",
+                    "stripe_id": stripe_id,
+                    "problem": message.format(value=value, kind=kind),
+                    "admin": _admin_page(opts, pk, payment_pk),
+                }
+            )
+    return {"bad_row_findings": count, "bad_row_examples": examples}
+
+
 def _payments_off_ledger(pks: list[int]) -> set[int]:
     """Which of these payments hold ledger columns that the ledger's rules would not give
     them. Read without locks: a candidate is locked and re-derived before it is changed."""
@@ -56,7 +165,9 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
     """Find and (unless dry_run) repair derived columns that disagree with their sources:
     each payment's ledger columns (status, refunded amount, fees, net: payments/ledger.py,
     the same rules as the sync), hour balances against their entries. Reports the payments
-    whose metadata misses fields of the contract (only the checkout can fill those)."""
+    whose metadata misses fields of the contract (only the checkout can fill those), and
+    the mirrored rows the boundary checks would refuse (bad_rows_report: reported, never
+    changed)."""
     changes: list[dict] = []
     all_pks = list(Payment.objects.order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(all_pks), CHUNK):
@@ -114,6 +225,7 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
                 :MAX_EXAMPLES
             ]
         ],
+        **bad_rows_report(),
     }
 
 

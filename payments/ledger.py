@@ -39,23 +39,27 @@ ERR_POLICY = "{name} must be one of {allowed}, not {value!r}."
 
 # Stripe PaymentIntent statuses after which nothing else happens to the intent itself.
 FINAL_STRIPE_STATUSES = frozenset({"succeeded", "canceled"})
-# Dispute statuses in which the payment counts as disputed (money held or lost).
-OPEN_DISPUTE_STATUSES = frozenset(
-    {
-        Dispute.Status.WARNING_NEEDS_RESPONSE,
-        Dispute.Status.WARNING_UNDER_REVIEW,
-        Dispute.Status.NEEDS_RESPONSE,
-        Dispute.Status.UNDER_REVIEW,
-    }
-)
-CLOSED_DISPUTE_STATUSES = frozenset(
-    {Dispute.Status.WON, Dispute.Status.LOST, Dispute.Status.WARNING_CLOSED}
-)
-# Mirror refund statuses whose money has left or is leaving: Stripe accepted them. Pending
-# ones may still fail, and then stop counting when the sync or a webhook updates the mirror.
-COMMITTED_REFUND_STATUSES = frozenset(
-    {Refund.Status.SUCCEEDED, Refund.Status.PENDING, Refund.Status.REQUIRES_ACTION}
-)
+# Dispute statuses. A payment counts as disputed while any of its disputes is not closed,
+# or after one was lost. CLOSED is Stripe's final statuses; every other status is open,
+# including one we do not know yet: an unknown status may hold the money (as an open
+# dispute does), so the payment reads as disputed and cannot be refunded until the status
+# is known. Treating it as closed could refund money the bank is already taking back.
+# OPEN_DISPUTE_STATUSES names the known open ones (for filters and worklists).
+CLOSED_DISPUTE_STATUSES = Dispute.FINAL_STATUSES
+OPEN_DISPUTE_STATUSES = frozenset(set(Dispute.Status.values) - CLOSED_DISPUTE_STATUSES)
+
+
+def dispute_is_open(status: str) -> bool:
+    """Open (money held or at stake): anything not closed, an unknown status included."""
+    return status not in CLOSED_DISPUTE_STATUSES
+
+
+# Mirror refunds count as committed (money left or leaving: succeeded, pending,
+# requires_action) unless Stripe says they failed or were canceled. Pending ones may still
+# fail, and then stop counting when the sync or a webhook updates the mirror. A refund status
+# we do not know counts as committed (the refundable amount is lower, never higher, than it
+# might be): only these statuses give the money back.
+RELEASED_REFUND_STATUSES = frozenset({Refund.Status.FAILED, Refund.Status.CANCELED})
 
 
 def _policy(name: str, allowed: tuple[str, ...]) -> str:
@@ -80,7 +84,7 @@ class PaymentFacts:
     `payment_facts`."""
 
     refunds_succeeded: int = 0
-    refunds_committed: int = 0  # succeeded + pending + requires_action
+    refunds_committed: int = 0  # every status but failed and canceled
     dispute_open: bool = False
     dispute_known: bool = False  # we hold at least one dispute row for the payment
     disputed_lost: int = 0
@@ -99,7 +103,7 @@ def payment_facts(payment_pks: Iterable[int]) -> dict[int, PaymentFacts]:
         .values("payment_id")
         .annotate(
             succeeded=Sum("amount", filter=Q(status=Refund.Status.SUCCEEDED), default=0),
-            committed=Sum("amount", filter=Q(status__in=COMMITTED_REFUND_STATUSES), default=0),
+            committed=Sum("amount", filter=~Q(status__in=RELEASED_REFUND_STATUSES), default=0),
         )
     }
     disputes: dict[int, dict] = {}
@@ -109,7 +113,7 @@ def payment_facts(payment_pks: Iterable[int]) -> dict[int, PaymentFacts]:
         .values_list("payment_id", "status", "amount", "fee")
     ):
         row = disputes.setdefault(payment_id, {"open": False, "lost": 0, "fees": 0})
-        row["open"] = row["open"] or status in OPEN_DISPUTE_STATUSES
+        row["open"] = row["open"] or dispute_is_open(status)
         if status == Dispute.Status.LOST:
             row["lost"] += amount
         row["fees"] += fee

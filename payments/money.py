@@ -67,6 +67,9 @@ TWO_DECIMAL_CURRENCIES = frozenset(
         "twd",
     ]
 )
+# The one list of currencies we know: formatting reads it, and so does the boundary
+# validation of everything Stripe sends (payments/validation.py). A code outside it is
+# refused at the boundary and, if a row holding one is already stored, shown raw.
 SUPPORTED_CURRENCIES = ZERO_DECIMAL_CURRENCIES | THREE_DECIMAL_CURRENCIES | TWO_DECIMAL_CURRENCIES
 
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "aud": "A$", "cad": "C$"}
@@ -83,6 +86,11 @@ _AMOUNT_RE = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d*)?$")
 
 class MoneyError(ValueError):
     """Bad money input; the message is safe to show to staff."""
+
+
+def is_known_currency(currency: str | None) -> bool:
+    """True for a lower-case ISO code in SUPPORTED_CURRENCIES (exactly as Stripe sends it)."""
+    return isinstance(currency, str) and currency in SUPPORTED_CURRENCIES
 
 
 def normalize_currency(currency: str) -> str:
@@ -108,13 +116,28 @@ def to_decimal(amount: int, currency: str) -> Decimal:
     return Decimal(int(amount)).scaleb(-decimal_places(currency))
 
 
+def to_decimal_stored(amount: int, currency: str) -> Decimal:
+    """to_decimal for a stored row read back (exports, charts): a currency we do not know (a
+    bad row) has no known minor unit, so its amount comes back unscaled rather than raising
+    and sinking the whole export; --fix-inconsistencies lists such rows."""
+    if not is_known_currency((currency or "").lower()):
+        return Decimal(int(amount))
+    return to_decimal(amount, currency)
+
+
 def format_money(amount: int | None, currency: str, *, with_code: bool = False) -> str:
     """Human display: format_money(123456, 'usd') -> '$1,234.56'; 1500 jpy -> '¥1,500';
-    1234 kwd -> '1.234 KWD'. Negative amounts get a leading minus."""
+    1234 kwd -> '1.234 KWD'. Negative amounts get a leading minus.
+
+    Never raises for a stored value: a currency we do not know (a bad row already in the
+    database) comes back raw, '20300 usdx', because its minor unit is unknown; screens add a
+    warning badge (payments.admin.display.money) and --fix-inconsistencies lists the row."""
     if amount is None:
         return "—"
-    places = decimal_places(currency)
-    code = currency.lower()
+    code = (currency or "").lower()
+    if not is_known_currency(code):
+        return f"{amount} {currency}"
+    places = decimal_places(code)
     sign = "-" if amount < 0 else ""
     major = to_decimal(abs(amount), code)
     number = f"{major:,.{places}f}"

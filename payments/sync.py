@@ -7,11 +7,16 @@ one SELECT per foreign key to resolve Stripe ids, one bulk INSERT ... ON CONFLIC
 of only the rows that changed, and one bulk history insert. Rows are compared first, so a
 re-run over the same objects writes nothing and reports them as unchanged.
 
+Every object is checked at this boundary first (payments/validation.py): one with a wrong
+id prefix, an unknown currency or an impossible amount is skipped, counted in `skipped` and
+reported with its error in `UpsertResult.invalid`; the rest of the page lands.
+
 Payments never regress: a snapshot that is older than what we hold (a non-final Stripe
-status over a final one) does not overwrite it. Status, refunded amount, fees and net are
-derived by payments/ledger.py from the snapshot and our refund and dispute rows; the
-marketplace's fields (instructor, product, hours, coupon, booking) come from the metadata
-contract (payments/metadata.py).
+status over a final one) does not overwrite it. Disputes never regress either: a snapshot
+earlier in the dispute lifecycle than the stored one changes nothing (see upsert_disputes).
+Status, refunded amount, fees and net are derived by payments/ledger.py from the snapshot
+and our refund and dispute rows; the marketplace's fields (instructor, product, hours,
+coupon, booking) come from the metadata contract (payments/metadata.py).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments import fraud_rules, ledger
+from payments import fraud_rules, ledger, validation
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -64,14 +69,16 @@ _METHOD_TYPES = {
 
 @dataclass
 class UpsertResult:
-    """What one upsert did. `skipped` rows had no local parent (e.g. a refund of a payment
-    we do not hold yet); their Stripe ids are in `missing_parents`."""
+    """What one upsert did. `skipped` rows were not written: they had no local parent (e.g.
+    a refund of a payment we do not hold yet; their parents' Stripe ids are in
+    `missing_parents`), or failed the boundary checks (`invalid`: Stripe id -> error)."""
 
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
     missing_parents: set[str] = field(default_factory=set)
+    invalid: dict[str, str] = field(default_factory=dict)
 
     def __iadd__(self, other: UpsertResult) -> UpsertResult:
         self.created += other.created
@@ -79,7 +86,12 @@ class UpsertResult:
         self.unchanged += other.unchanged
         self.skipped += other.skipped
         self.missing_parents |= other.missing_parents
+        self.invalid.update(other.invalid)
         return self
+
+    def refuse(self, object_id: str, error: str) -> None:
+        self.skipped += 1
+        self.invalid[object_id] = error
 
     @property
     def changed(self) -> int:
@@ -105,9 +117,21 @@ def _dedupe[T](rows: Iterable[T]) -> list[T]:
     # The last snapshot of an id wins (a page never repeats one, but callers may).
     by_id: dict[str, T] = {}
     for row in rows:
-        if row.id:
-            by_id[row.id] = row
+        by_id[row.id] = row
     return list(by_id.values())
+
+
+def _checked[T](rows: Iterable[T], problem, result: UpsertResult) -> list[T]:
+    """The rows (deduplicated) that pass `problem` (a payments.validation check); each other
+    one is refused into `result` with its error, so a bad object never sinks its page."""
+    good = []
+    for row in _dedupe(rows):
+        error = problem(row)
+        if error:
+            result.refuse(row.id, error)
+        else:
+            good.append(row)
+    return good
 
 
 def _differs(existing, values: dict) -> bool:
@@ -162,8 +186,8 @@ _CUSTOMER_FIELDS = ["email", "name", "livemode", "created"]
 def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
     """Mirror customers; deleted ones are left as history (their payments point at them).
     Also marks each customer's default payment method (invoice_settings), when we hold it."""
-    rows = [r for r in _dedupe(rows) if not r.deleted]
     result = UpsertResult()
+    rows = [r for r in _checked(rows, validation.customer_problem, result) if not r.deleted]
     if not rows:
         return result
     with transaction.atomic():
@@ -234,8 +258,8 @@ def _customer_pks(stripe_ids: Iterable[str]) -> dict[str, int]:
 def upsert_payment_methods(rows: Iterable[StripePaymentMethod]) -> UpsertResult:
     """Mirror payment methods. A detached one keeps its row without a customer (payments
     may point at it) and loses any default flag."""
-    rows = _dedupe(rows)
     result = UpsertResult()
+    rows = _checked(rows, validation.payment_method_problem, result)
     if not rows:
         return result
     with transaction.atomic():
@@ -506,11 +530,13 @@ def upsert_payment_intents(
     detection pass at the end instead, as the demo does)."""
     rows = _dedupe(rows)
     result = UpsertResult()
+    rows = _checked(rows, validation.payment_intent_problem, result)
     if not rows:
         return result
     with transaction.atomic():
         embedded = [r.payment_method for r in rows if r.payment_method is not None]
         if embedded:
+            # Checked with their intents (validation.payment_intent_problem): all good here.
             upsert_payment_methods(embedded)
         existing = _lock_existing(Payment, rows, field="stripe_payment_intent_id")
         customers = _customer_pks(r.customer_id for r in rows)
@@ -603,29 +629,33 @@ def _lock_existing(model, rows, *, field: str = "stripe_id") -> dict:
     return {getattr(obj, field): obj for obj in locked.order_by("pk")}
 
 
-def _payment_pks_for(pi_ids: set[str], charge_ids: set[str]) -> tuple[dict, dict]:
+def _payment_pks_for(pi_ids: set[str], charge_ids: set[str]) -> tuple[dict, dict, dict]:
+    """(pk by payment intent id, pk by charge id, (amount, currency) by pk) of the payments
+    these refunds or disputes belong to."""
     by_pi: dict[str, int] = {}
     by_charge: dict[str, int] = {}
+    money: dict[int, tuple[int, str]] = {}
     query = Q()
     if pi_ids:
         query |= Q(stripe_payment_intent_id__in=pi_ids)
     if charge_ids:
         query |= Q(stripe_charge_id__in=charge_ids)
     if not query:
-        return by_pi, by_charge
+        return by_pi, by_charge, money
     # Locked, in pk order, BEFORE the refund/dispute rows: every path locks a payment before
     # its children (the refunds service does too), so two writers cannot deadlock.
     rows = (
         Payment.objects.select_for_update()
         .filter(query)
         .order_by("pk")
-        .values_list("pk", "stripe_payment_intent_id", "stripe_charge_id")
+        .values_list("pk", "stripe_payment_intent_id", "stripe_charge_id", "amount", "currency")
     )
-    for pk, pi_id, charge_id in rows:
+    for pk, pi_id, charge_id, amount, currency in rows:
         by_pi[pi_id] = pk
         if charge_id:
             by_charge[charge_id] = pk
-    return by_pi, by_charge
+        money[pk] = (amount, currency)
+    return by_pi, by_charge, money
 
 
 # --- refunds -----------------------------------------------------------------------------------
@@ -644,13 +674,14 @@ _REFUND_FIELDS = [
 def upsert_refunds(rows: Iterable[StripeRefund]) -> UpsertResult:
     """Mirror refunds, then re-derive their payments' amount_refunded and status. A refund
     of a payment we do not hold is skipped (its payment intent id is in
-    `result.missing_parents`: mirror that payment, then call again)."""
-    rows = [r for r in _dedupe(rows) if r.amount > 0]
+    `result.missing_parents`: mirror that payment, then call again). A refund status we do
+    not know is stored as sent (the ledger counts it as committed)."""
     result = UpsertResult()
+    rows = [r for r in _checked(rows, validation.refund_problem, result) if r.amount > 0]
     if not rows:
         return result
     with transaction.atomic():
-        by_pi, by_charge = _payment_pks_for(
+        by_pi, by_charge, money = _payment_pks_for(
             {r.payment_intent_id for r in rows if r.payment_intent_id},
             {r.charge_id for r in rows if r.charge_id},
         )
@@ -662,12 +693,15 @@ def upsert_refunds(rows: Iterable[StripeRefund]) -> UpsertResult:
                 result.skipped += 1
                 result.missing_parents.add(row.payment_intent_id or row.charge_id)
                 continue
-            status = row.status if row.status in Refund.Status.values else Refund.Status.PENDING
+            error = validation.refund_problem(row, payment=money[payment_pk])
+            if error:
+                result.refuse(row.id, error)
+                continue
             values = {
                 "payment_id": payment_pk,
                 "amount": row.amount,
                 "currency": row.currency,
-                "status": status,
+                "status": row.status[:32],
                 "reason": row.reason[:64],
                 "failure_reason": row.failure_reason[:64],
                 "created": row.created,
@@ -705,17 +739,40 @@ _DISPUTE_FIELDS = [
 ]
 
 
+# Where each status stands in the dispute's life (Dispute.LIFECYCLE). A status we do not
+# know ranks after every known open status and before every final one: it is stored and
+# shown, a later known final status replaces it, and an older known open one does not.
+_DISPUTE_RANK = {status: float(i) for i, status in enumerate(Dispute.LIFECYCLE)}
+_UNKNOWN_DISPUTE_RANK = _DISPUTE_RANK[Dispute.Status.UNDER_REVIEW] + 0.5
+
+
+def dispute_status_rank(status: str) -> float:
+    return _DISPUTE_RANK.get(status, _UNKNOWN_DISPUTE_RANK)
+
+
+def dispute_snapshot_applies(*, incoming: str, stored: str) -> bool:
+    """May a snapshot with status `incoming` overwrite the row holding `stored`? Only if it
+    is not earlier in the dispute's life. So a final status (won, lost, charge_refunded,
+    prevented, warning_closed) is never replaced by a non-final one, and between two finals
+    the later in Dispute.LIFECYCLE wins (lost -> won happens, won -> lost does not): the
+    stored status is the maximum of every snapshot seen, whatever order the webhooks and the
+    sync pages deliver them in. Same rank (the same status): the newer arrival wins."""
+    return dispute_status_rank(incoming) >= dispute_status_rank(stored)
+
+
 def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = None) -> UpsertResult:
     """Mirror disputes, then re-derive their payments' ledger columns (disputed while a
     dispute is open or lost; a lost one comes off the net). Disputes of payments we do not
-    hold are skipped (see upsert_refunds)."""
-    rows = _dedupe(rows)
+    hold are skipped (see upsert_refunds). A snapshot earlier in the dispute's life than the
+    stored row changes nothing (dispute_snapshot_applies); a status we do not know is stored
+    as sent."""
     result = UpsertResult()
+    rows = _checked(rows, validation.dispute_problem, result)
     if not rows:
         return result
     now = now or timezone.now()
     with transaction.atomic():
-        by_pi, by_charge = _payment_pks_for(
+        by_pi, by_charge, money = _payment_pks_for(
             {r.payment_intent_id for r in rows if r.payment_intent_id},
             {r.charge_id for r in rows if r.charge_id},
         )
@@ -723,19 +780,27 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
         to_write, touched = [], set()
         for row in rows:
             payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
-            if payment_pk is None or row.status not in Dispute.Status.values:
+            if payment_pk is None:
                 result.skipped += 1
-                if payment_pk is None:
-                    result.missing_parents.add(row.payment_intent_id or row.charge_id)
+                result.missing_parents.add(row.payment_intent_id or row.charge_id)
+                continue
+            error = validation.dispute_problem(row, payment=money[payment_pk])
+            if error:
+                result.refuse(row.id, error)
                 continue
             current = existing.get(row.id)
-            closed = row.status in ledger.CLOSED_DISPUTE_STATUSES
+            if current is not None and not dispute_snapshot_applies(
+                incoming=row.status, stored=current.status
+            ):
+                result.unchanged += 1  # an older snapshot: what we hold is newer
+                continue
+            closed = not ledger.dispute_is_open(row.status)
             values = {
                 "payment_id": payment_pk,
                 "amount": row.amount,
                 "currency": row.currency,
                 "fee": row.fee,
-                "status": row.status,
+                "status": row.status[:32],
                 "reason": row.reason[:64],
                 "evidence_due_by": row.evidence_due_by,
                 "created": row.created,

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = "stripe-sync"
 MSG_LOCKED = "Another Stripe sync is running; this run was skipped."
+# Refused objects listed per object type in SyncRun.outcomes (the count is always exact).
+MAX_INVALID_RECORDED = 100
 MSG_ABANDONED = "Abandoned: the process running it stopped before it finished."
 MSG_LOCK_LOST = "The sync lost its lock (another run took over after it expired)."
 # At most this many missing parents (e.g. the payment of a refund older than our window)
@@ -207,12 +209,13 @@ class _Run:
     # -- the upserts per type --------------------------------------------------------------
 
     def upsert_customers(self, items, send_signals) -> None:
-        self.results[SyncObjectType.CUSTOMER] += sync.upsert_customers(items)
+        result = sync.upsert_customers(items)
+        self.results[SyncObjectType.CUSTOMER] += result
         # Stripe lists payment methods per customer only (no created filter): new customers'
         # methods come here; later ones through webhooks and payment intent pages.
         methods = []
         for customer in items:
-            if customer.deleted:
+            if customer.deleted or customer.id in result.invalid:
                 continue
             try:
                 methods.extend(
@@ -267,6 +270,7 @@ class _Run:
             result.updated += retried.updated
             result.unchanged += retried.unchanged
             result.missing_parents = retried.missing_parents
+            result.invalid.update(retried.invalid)  # refused against their payment
         self.results[object_type] += result
 
     def passes(self):
@@ -306,11 +310,18 @@ class _Run:
                 self._record_outcome(object_type, SyncRun.Status.SUCCEEDED, "")
 
     def _record_outcome(self, object_type: str, status: str, error: str) -> None:
-        outcome = {"status": str(status), "error": error}
+        outcome: dict = {"status": str(status), "error": error}
+        invalid = self.results[object_type].invalid
+        if invalid:
+            # Objects refused at the boundary (payments/validation.py): id -> why, so staff
+            # can find them at Stripe. Capped: a run that refuses thousands says so.
+            shown = dict(sorted(invalid.items())[:MAX_INVALID_RECORDED])
+            outcome["invalid"] = shown
+            outcome["invalid_count"] = len(invalid)
         self.outcomes[object_type] = outcome
         if object_type == SyncObjectType.CUSTOMER:
             # Payment methods are read per customer, inside the customers' pass.
-            self.outcomes[SyncObjectType.PAYMENT_METHOD] = dict(outcome)
+            self._record_outcome(SyncObjectType.PAYMENT_METHOD, status, error)
 
     def failed(self) -> bool:
         return any(o["status"] == SyncRun.Status.FAILED for o in self.outcomes.values())

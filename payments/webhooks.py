@@ -6,12 +6,20 @@ duplicate delivery, even ten at once, inserts nothing) and enqueue one django-q2
 same transaction with the ORM broker, after commit otherwise). The task runs the handler for
 the event's type, with retries; staff can replay any event from the admin.
 
-Handlers converge whatever order events arrive in: for objects Stripe lets us read (payment
-intents with their charge, refunds, customers, payment methods) they ignore the event's
-snapshot and re-read the object's current state through the gateway; disputes (which the
-test peer cannot read) apply the snapshot only when no later event for the same dispute has
-been applied. Everything lands through payments.sync's upserts, the same path as the
-scheduled sync, so the two can never disagree.
+Handlers converge whatever order events arrive in: they ignore the event's snapshot and
+re-read the object's current state through the gateway (payment intents with their charge,
+refunds, customers, payment methods, disputes). Everything lands through payments.sync's
+upserts, the same path as the scheduled sync, so the two can never disagree; for disputes
+the upsert keeps the latest status in the dispute's life whatever order re-reads and sync
+pages land in (payments.sync.dispute_snapshot_applies).
+
+An object that fails the boundary checks (payments/validation.py: id prefix, currency,
+amounts) fails its event at once with the reason (ERROR_INVALID_OBJECT), with no retry, and
+is not written. Checks that need no other row run before anything is written (a refused
+payment intent leaves its customer unmirrored too); a refund or dispute above its payment is
+refused in the upsert, after its payment (a valid object of its own) may have been mirrored.
+Radar's early fraud warnings, which the gateway does not re-read, are checked from the
+payload.
 """
 
 from __future__ import annotations
@@ -33,6 +41,17 @@ from payments import gateway, sync
 from payments.exceptions import ResourceMissing, WebhookSignatureError
 from payments.models import Customer, Payment, PaymentMethod, WebhookEvent
 from payments.services.fraud_alert import UnknownPayment, fraud_alert_open_from_warning
+from payments.sync import UpsertResult
+from payments.validation import (
+    InvalidStripeObject,
+    customer_problem,
+    dispute_problem,
+    early_fraud_warning_problem,
+    id_problem,
+    payment_intent_problem,
+    payment_method_problem,
+    refund_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +61,8 @@ ERROR_BAD_SIGNATURE = "Invalid Stripe-Signature."
 ERROR_MALFORMED_EVENT = "Not a Stripe event."
 # Recorded on the event when its payment is unknown to us and to Stripe's answer.
 ERROR_MISSING_PARENT = "No local payment for {ids}; will retry after the next sync."
+# Recorded on an event whose object fails the boundary checks; `error` says what is wrong.
+ERROR_INVALID_OBJECT = "Refused, not retried: {error}"
 
 # Retry policy for a failing handler: attempt n (1-based) that fails is tried again after
 # RETRY_DELAYS[n - 1]; after MAX_ATTEMPTS attempts the event is `failed` until replayed.
@@ -216,6 +237,13 @@ def webhook_event_process(*, event_pk: int) -> str | None:
         return event.status
     try:
         handler(event)
+    except InvalidStripeObject as exc:
+        # The same object would be refused on every attempt: fail now, visibly. A replay
+        # (after Stripe or a person has corrected it) runs the handler again.
+        logger.warning("Stripe webhook %s (%s) refused: %s", event.stripe_id, event.type, exc)
+        error = ERROR_INVALID_OBJECT.format(error=exc.error)[:5000]
+        _finish(event, status=WebhookEvent.Status.FAILED, started=started, error=error)
+        return event.status
     except Exception as exc:
         logger.exception("Stripe webhook %s (%s) failed", event.stripe_id, event.type)
         error = f"{type(exc).__name__}: {exc}"[:5000]
@@ -297,6 +325,25 @@ def _id_of(value) -> str | None:
     return value or None
 
 
+def _refuse(object_id, problem: str | None) -> None:
+    """Raise InvalidStripeObject when a boundary check found a problem."""
+    if problem:
+        raise InvalidStripeObject(str(object_id or ""), problem)
+
+
+def _refuse_rejected(result: UpsertResult) -> None:
+    """An upsert refused an object (checked against its payment there): fail the event."""
+    for object_id, error in sorted(result.invalid.items()):
+        raise InvalidStripeObject(object_id, error)
+
+
+def _event_object_id(event: WebhookEvent, kind: str) -> str:
+    """The id of the event's object, checked before we ask Stripe about it."""
+    object_id = _object(event).get("id")
+    _refuse(object_id, id_problem(kind, object_id))
+    return object_id
+
+
 def _ensure_customer(customer_id: str) -> None:
     """Payments and payment methods point at a customer row: mirror it first if missing."""
     if customer_id and not Customer.objects.filter(stripe_id=customer_id).exists():
@@ -311,7 +358,8 @@ def _refresh_customer(customer_id: str) -> None:
         customer = gateway.stripe_customer_retrieve(customer_id=customer_id)
     except ResourceMissing:
         return  # deleted at Stripe: our row (if any) stays as history
-    sync.upsert_customers([customer])
+    _refuse(customer.id, customer_problem(customer))
+    _refuse_rejected(sync.upsert_customers([customer]))
 
 
 def _method_is_new(payment_method_id: str) -> bool:
@@ -322,27 +370,34 @@ def _method_is_new(payment_method_id: str) -> bool:
 
 def sync_payment_intent(payment_intent_id: str) -> None:
     """Mirror a payment intent (with its latest charge, fee and net) as Stripe has it now."""
+    _refuse(payment_intent_id, id_problem("payment_intent", payment_intent_id))
     intent = gateway.stripe_payment_intent_retrieve(payment_intent_id=payment_intent_id)
+    # Checked before anything is written (the customer below included).
+    _refuse(intent.id, payment_intent_problem(intent))
     new_method = _method_is_new(intent.payment_method_id)
     _ensure_customer(intent.customer_id)
-    sync.upsert_payment_intents([intent])
+    _refuse_rejected(sync.upsert_payment_intents([intent]))
     if new_method and intent.customer_id:
         _refresh_customer(intent.customer_id)
 
 
 def handle_payment_intent(event: WebhookEvent) -> None:
-    sync_payment_intent(_object(event)["id"])
+    sync_payment_intent(_event_object_id(event, "payment_intent"))
 
 
 def handle_charge(event: WebhookEvent) -> None:
     charge = _object(event)
+    _event_object_id(event, "charge")
     payment_intent_id = _id_of(charge.get("payment_intent"))
     if not payment_intent_id:
         return  # a charge outside payment intents: nothing of ours to mirror
     sync_payment_intent(payment_intent_id)
     if event.type == "charge.refunded":
         # Re-read every refund of the payment (the event's list may be truncated or stale).
-        sync.upsert_refunds(gateway.stripe_refund_list(payment_intent_id=payment_intent_id))
+        refunds = gateway.stripe_refund_list(payment_intent_id=payment_intent_id)
+        for refund in refunds:
+            _refuse(refund.id, refund_problem(refund))
+        _refuse_rejected(sync.upsert_refunds(refunds))
 
 
 class MissingParent(Exception):
@@ -351,6 +406,7 @@ class MissingParent(Exception):
 
 def _sync_refund(refund_id: str, *, payment_intent_id: str | None) -> None:
     refund = gateway.stripe_refund_retrieve(refund_id=refund_id)
+    _refuse(refund.id, refund_problem(refund))
     payment_intent_id = payment_intent_id or refund.payment_intent_id
     if (
         payment_intent_id
@@ -358,98 +414,62 @@ def _sync_refund(refund_id: str, *, payment_intent_id: str | None) -> None:
     ):
         sync_payment_intent(payment_intent_id)
     result = sync.upsert_refunds([refund])
+    _refuse_rejected(result)
     if result.missing_parents:
         raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
 
 
 def handle_refund(event: WebhookEvent) -> None:
     refund = _object(event)
+    refund_id = _event_object_id(event, "refund")
     payment_intent_id = _id_of(refund.get("payment_intent"))
-    _sync_refund(refund["id"], payment_intent_id=payment_intent_id)
+    _refuse(refund_id, id_problem("payment_intent", payment_intent_id, field="payment_intent"))
+    _sync_refund(refund_id, payment_intent_id=payment_intent_id)
     # The payment's amount_refunded and status follow its refunds: re-read it too.
     if payment_intent_id:
         sync_payment_intent(payment_intent_id)
 
 
-# Disputes only move forward through these; used to order two events of the same second.
-_DISPUTE_STATUS_RANK = {
-    "warning_needs_response": 0,
-    "needs_response": 0,
-    "warning_under_review": 1,
-    "under_review": 1,
-    "warning_closed": 2,
-    "won": 2,
-    "lost": 2,
-}
-
-
-def _dispute_rank(payload: dict) -> int:
-    status = ((payload.get("data") or {}).get("object") or {}).get("status")
-    return _DISPUTE_STATUS_RANK.get(status, 0)
-
-
-def _superseded(event: WebhookEvent) -> bool:
-    """True when an already-applied event about the same dispute is later than this one (by
-    Stripe's `created`, then, within the same second, by how far the dispute has moved)."""
-    applied = WebhookEvent.objects.filter(
-        object_id=event.object_id,
-        status=WebhookEvent.Status.PROCESSED,
-        created__gte=event.created,
-        type__startswith="charge.dispute.",
-    ).exclude(pk=event.pk)
-    rank = _dispute_rank(event.payload)
-    for created, payload in applied.values_list("created", "payload"):
-        if created > event.created or _dispute_rank(payload) > rank:
-            return True
-    return False
-
-
 def handle_dispute(event: WebhookEvent) -> None:
-    """Apply the event's snapshot unless a later event about the same dispute was applied
-    already. (Stripe has GET /v1/disputes/:id, but localstripe, our test and demo peer, has
-    no disputes; event `created` plus the forward-only dispute status order them as well.)
-
-    Two events of one dispute processed at once are serialised by locking that dispute's
-    event rows, and this event is marked processed in the same transaction as the upsert,
-    so the next one's `_superseded` check sees it."""
-    dispute = gateway.dispute_from_stripe(_object(event))
+    """Re-read the dispute (as payment intents are re-read) and land it through the sync's
+    upsert, which never moves a dispute back in its life (an older re-read or sync page
+    changes nothing), so events and syncs converge in any order."""
+    dispute = gateway.stripe_dispute_retrieve(dispute_id=_event_object_id(event, "dispute"))
+    # Checked before its payment is mirrored; against that payment in the upsert.
+    _refuse(dispute.id, dispute_problem(dispute))
     if (
         dispute.payment_intent_id
         and not Payment.objects.filter(stripe_payment_intent_id=dispute.payment_intent_id).exists()
     ):
         sync_payment_intent(dispute.payment_intent_id)
-    with transaction.atomic():
-        list(
-            WebhookEvent.objects.select_for_update()
-            .filter(object_id=event.object_id, type__startswith="charge.dispute.")
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        if _superseded(event):
-            return
-        result = sync.upsert_disputes([dispute])
-        if result.missing_parents:
-            raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
-        WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
+    result = sync.upsert_disputes([dispute])
+    _refuse_rejected(result)
+    if result.missing_parents:
+        raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
 
 
 def handle_customer(event: WebhookEvent) -> None:
     """created / updated / deleted alike: mirror the customer as Stripe has it now (a deleted
     one stays here as history: its payments point at it)."""
-    _refresh_customer(_object(event)["id"])
+    _refresh_customer(_event_object_id(event, "customer"))
 
 
 def handle_payment_method(event: WebhookEvent) -> None:
-    method = gateway.stripe_payment_method_retrieve(payment_method_id=_object(event)["id"])
+    method_id = _event_object_id(event, "payment_method")
+    method = gateway.stripe_payment_method_retrieve(payment_method_id=method_id)
+    _refuse(method.id, payment_method_problem(method))
     new_method = _method_is_new(method.id)
     _ensure_customer(method.customer_id)
-    sync.upsert_payment_methods([method])
+    _refuse_rejected(sync.upsert_payment_methods([method]))
     if new_method and method.customer_id:
         _refresh_customer(method.customer_id)
 
 
 def handle_early_fraud_warning(event: WebhookEvent) -> None:
-    """Radar's early fraud warning: open one FraudAlert per warning (idempotent)."""
+    """Radar's early fraud warning: open one FraudAlert per warning (idempotent). Checked
+    from the payload: the gateway does not re-read warnings."""
+    warning = _object(event)
+    _refuse(warning.get("id"), early_fraud_warning_problem(warning))
     try:
         fraud_alert_open_from_warning(warning=_object(event))
     except UnknownPayment as exc:

@@ -10,7 +10,7 @@ from unfold.widgets import (
 )
 
 from payments.models import Payment
-from payments.money import MoneyError, decimal_places, parse_money
+from payments.money import MoneyError, decimal_places, is_known_currency, parse_money
 
 from .models import RefundRequest
 from .services import ERR_REJECTION_REASON_REQUIRED
@@ -96,7 +96,9 @@ class RefundRequestCreateForm(forms.Form):
     def __init__(self, *args, payment: Payment, **kwargs):
         super().__init__(*args, **kwargs)
         self.payment = payment
-        places = decimal_places(payment.currency)
+        # A payment in a currency we do not know (a bad stored row) still shows the form;
+        # clean_amount refuses it with parse_money's "Unknown currency" error.
+        places = decimal_places(payment.currency) if is_known_currency(payment.currency) else 0
         self.fields[
             "amount"
         ].help_text = (

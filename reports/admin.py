@@ -15,9 +15,9 @@ from unfold.decorators import action, display
 from unfold.utils import parse_date_str
 
 from backoffice.admin_extensions import admin_extend
+from payments.admin.display import money
 from payments.admin.filters import CurrencyFilter
 from payments.models import Dispute, Payment
-from payments.money import format_money
 from refunds.models import RefundRequest
 
 from . import dashboard
@@ -127,21 +127,21 @@ class DailyRollupAdmin(ModelAdmin):
 
     @display(description="Gross", ordering="gross_amount")
     def gross(self, obj):
-        return format_money(obj.gross_amount, obj.currency)
+        return money(obj.gross_amount, obj.currency)
 
     @display(description="Fees (Stripe + platform)")
     def fees(self, obj):
-        return format_money(obj.stripe_fee_amount + obj.platform_fee_amount, obj.currency)
+        return money(obj.stripe_fee_amount + obj.platform_fee_amount, obj.currency)
 
     @display(description="Net", ordering="net_amount")
     def net(self, obj):
-        return format_money(obj.net_amount, obj.currency)
+        return money(obj.net_amount, obj.currency)
 
     @display(description="Refunded", ordering="refunded_amount")
     def refunded(self, obj):
         if not obj.refunded_count:
             return "—"
-        return f"{format_money(obj.refunded_amount, obj.currency)} ({obj.refunded_count})"
+        return format_html("{} ({})", money(obj.refunded_amount, obj.currency), obj.refunded_count)
 
 
 ERR_NO_RECEIPT_PERMISSION = "You may not download receipts."
@@ -230,5 +230,5 @@ class ReceiptAdmin(ModelAdmin):
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
-        amount = format_money(obj.amount, obj.currency)
-        return f"-{amount}" if obj.kind == "credit_note" else amount
+        amount = money(obj.amount, obj.currency)
+        return format_html("-{}", amount) if obj.kind == "credit_note" else amount

@@ -21,7 +21,7 @@ from unfold.contrib.import_export.forms import SelectableFieldsExportForm
 from unfold.decorators import action
 
 from payments.models import Payment, Refund
-from payments.money import decimal_places, to_decimal
+from payments.money import decimal_places, is_known_currency, to_decimal_stored
 from refunds.models import RefundRequest
 
 # Configured here rather than with IMPORT_EXPORT_EXPORT_PERMISSION_CODE: that setting asks for
@@ -56,7 +56,8 @@ class _MinorUnits:
         """A one-argument formatter for `currency` (cached): the streamed export's hot path."""
         cached = self._formatters.get(currency)
         if cached is None:
-            places = decimal_places(currency)
+            # A currency we do not know (a bad stored row): its minor units, unscaled.
+            places = decimal_places(currency) if is_known_currency(currency) else 0
             divisor = 10**places
 
             def cached(amount, places=places, divisor=divisor):
@@ -80,7 +81,7 @@ major_units = _MinorUnits()
 def major_amount(amount: int | None, currency: str) -> Decimal | None:
     """An exported money cell: a Decimal in major units, so spreadsheets get a number (not
     text) and a negative net is not mistaken for a formula and quoted."""
-    return None if amount is None else to_decimal(amount, currency)
+    return None if amount is None else to_decimal_stored(amount, currency)
 
 
 class SafeResource(resources.ModelResource):

@@ -27,7 +27,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from payments.money import format_money, to_decimal
+from payments.money import format_money, to_decimal_stored
 
 from .models import DocumentKind, Receipt
 
@@ -78,7 +78,7 @@ def _revenue_chart(currency: str, daily: list[dict]) -> Drawing:
     chart = VerticalBarChart()
     chart.x, chart.y = 12 * mm, 10 * mm
     chart.width, chart.height = width - 18 * mm, height - 20 * mm
-    values = [float(to_decimal(day["total_revenue"], currency)) for day in daily] or [0]
+    values = [float(to_decimal_stored(day["total_revenue"], currency)) for day in daily] or [0]
     chart.data = [values]
     chart.bars[0].fillColor = BRAND
     chart.bars[0].strokeColor = None

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from payments.models import Payment
-from payments.money import format_money, to_decimal
+from payments.money import format_money, is_known_currency, to_decimal
 
 from .models import DailyRollup
 from .rollups import ADDITIVE_FIELDS, UNKNOWN_REASON, average_minor, percent
@@ -55,6 +55,11 @@ class CurrencyTotals:
 
     def money(self, amount: int | None) -> str:
         return format_money(amount, self.currency)
+
+    @property
+    def currency_known(self) -> bool:
+        """False for a bad stored row's currency: its amounts read raw, the row is flagged."""
+        return is_known_currency(self.currency)
 
     # Display strings for templates (they cannot call money()).
     @property
@@ -114,7 +119,10 @@ def chart_series_from_rows(rows, *, max_days: int = 120) -> dict:
         if day not in index:
             continue
         i = index[day]
-        revenue[currency][i] = float(to_decimal(gross, currency))
+        if is_known_currency(currency):
+            # A currency we do not know (a bad row) has no known minor unit to draw in: it
+            # stays off the revenue chart; the tables show it raw, flagged.
+            revenue[currency][i] = float(to_decimal(gross, currency))
         ok[i] += succeeded
         bad[i] += failed
     labels = [day.strftime("%b %d") for day in days]

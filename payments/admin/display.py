@@ -1,9 +1,11 @@
 """Small presentation helpers shared by the payments admin pages."""
 
+from django.template.loader import render_to_string
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from payments.models import Payment
-from payments.money import format_money
+from payments.money import format_money, is_known_currency
 
 # Unfold label colours per business status.
 PAYMENT_STATUS_COLOURS = {
@@ -44,8 +46,39 @@ def customer_label(customer):
     return format_html("{}{}", customer.email or customer.stripe_id, blocked_badge(customer))
 
 
+WARN_UNKNOWN_CURRENCY = "unknown currency"
+# The text of a status badge for a status Stripe sent that we have no label for.
+UNKNOWN_STATUS_LABEL = "Unknown: {status}"
+
+
+def warning_badge(text: str, *, title: str = "") -> SafeString:
+    """Unfold's own label markup, in the warning colour."""
+    return render_to_string(
+        "unfold/helpers/label.html",
+        {"text": text, "type": "warning", "label_title": title},
+    )
+
+
 def money(amount, currency) -> str:
+    """A money cell. A currency we do not know (a bad row already stored) renders raw,
+    '20300 usdx', with a warning badge, instead of failing the whole page; such rows are
+    listed by `manage_payments --fix-inconsistencies`."""
+    if amount is not None and not is_known_currency((currency or "").lower()):
+        return format_html(
+            "{} {}",
+            format_money(amount, currency),
+            warning_badge(WARN_UNKNOWN_CURRENCY, title="Not an ISO currency we know"),
+        )
     return format_money(amount, currency)
+
+
+def status_text(obj):
+    """A mirrored status by its label; one with no label (a status Stripe added, stored as
+    sent) raw in a warning badge, where Django's own display would show an empty dash."""
+    field = obj._meta.get_field("status")
+    if obj.status in dict(field.flatchoices):
+        return obj.get_status_display()
+    return warning_badge(UNKNOWN_STATUS_LABEL.format(status=obj.status))
 
 
 def external_link(url: str, text: str):

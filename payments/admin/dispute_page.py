@@ -16,27 +16,11 @@ from unfold.utils import display_for_label
 
 from payments.dispute_evidence import EVIDENCE_FIELDS, FIELD_LABELS, FILE_FIELDS
 from payments.models import DisputeResponse
+from payments.models.dispute import dispute_reason_label
 from payments.money import format_money
 from payments.services.dispute_response import RESPONDABLE_STATUSES
 
-# Stripe's dispute reasons (API reference, "The Dispute object", `reason`), in words.
-REASON_LABELS = {
-    "bank_cannot_process": "Bank cannot process",
-    "check_returned": "Check returned",
-    "credit_not_processed": "Credit not processed (customer says a refund was promised)",
-    "customer_initiated": "Customer initiated",
-    "debit_not_authorized": "Debit not authorised",
-    "duplicate": "Duplicate charge",
-    "fraudulent": "Fraudulent (customer says they did not authorise it)",
-    "general": "General",
-    "incorrect_account_details": "Incorrect account details",
-    "insufficient_funds": "Insufficient funds",
-    "noncompliant": "Non-compliant",
-    "product_not_received": "Product not received",
-    "product_unacceptable": "Product unacceptable",
-    "subscription_canceled": "Subscription canceled",
-    "unrecognized": "Unrecognised charge",
-}
+from .display import money
 
 # Countdown thresholds: red under DANGER, amber under WARNING, plain after.
 COUNTDOWN_DANGER = timedelta(days=3)
@@ -46,10 +30,8 @@ COUNTDOWN_COLOURS = {"overdue": "danger", "danger": "danger", "warning": "warnin
 
 
 def reason_label(reason: str) -> str:
-    """A Stripe reason in words; an unknown one as Stripe sent it."""
-    if not reason:
-        return "—"
-    return REASON_LABELS.get(reason, reason.replace("_", " ").capitalize())
+    """A Stripe reason in words (the model's vocabulary); "—" when there is none."""
+    return dispute_reason_label(reason) or "—"
 
 
 def _span(left: timedelta) -> str:
@@ -134,7 +116,8 @@ class DisputePageMixin:
 
     @display(description="Amount", ordering="amount")
     def amount_display(self, obj):
-        return format_money(obj.amount, obj.currency)
+        # The money cell: an unknown currency of a bad row renders raw with a warning badge.
+        return money(obj.amount, obj.currency)
 
     @display(description="Evidence due")
     def deadline(self, obj):

@@ -7,6 +7,8 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
 from backoffice.pagination import EstimatedCountPaginator
+from payments.admin.display import UNKNOWN_STATUS_LABEL, money
+from payments.ledger import CLOSED_DISPUTE_STATUSES
 from payments.models import (
     BalanceEntry,
     Dispute,
@@ -14,7 +16,6 @@ from payments.models import (
     PaymentMethod,
     StudentBalance,
 )
-from payments.money import format_money
 
 from .display import customer_label
 from .dispute_page import COUNTDOWN_COLOURS, DisputePageMixin, deadline_countdown
@@ -134,7 +135,7 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
         "customer_cell",
         "amount_cell",
         "status_badge",
-        "reason",
+        "reason_cell",
         "due",
     ]
     list_select_related = ["payment", "payment__customer"]
@@ -146,10 +147,9 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
         "stripe_id",
         "payment",
         "customer_link",
-        "amount",
-        "currency",
-        "status",
-        "reason",
+        "amount_cell",
+        "status_badge",
+        "reason_cell",
         "evidence_due_by",
         "created",
         "closed_at",
@@ -163,7 +163,11 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
-        return format_money(obj.amount, obj.currency)
+        return money(obj.amount, obj.currency)
+
+    @display(description="Reason", ordering="reason")
+    def reason_cell(self, obj):
+        return obj.reason_label or "—"
 
     @display(description="Customer")
     def customer_cell(self, obj):
@@ -183,14 +187,23 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
     @display(
         description="Status",
         ordering="status",
-        label={"open": "danger", "review": "warning", "won": "success", "closed": "info"},
+        label={
+            "open": "danger",
+            "review": "warning",
+            "won": "success",
+            "closed": "info",
+            "unknown": "warning",
+        },
     )
     def status_badge(self, obj):
+        if not obj.status_known:
+            # Stored as Stripe sent it (never skipped): raw, flagged; the ledger counts it open.
+            return "unknown", UNKNOWN_STATUS_LABEL.format(status=obj.status)
         if obj.status in OPEN_DISPUTE_STATUSES:
             key = "open"
-        elif obj.status == Dispute.Status.WON:
+        elif obj.status in (Dispute.Status.WON, Dispute.Status.PREVENTED):
             key = "won"
-        elif obj.status in (Dispute.Status.LOST, Dispute.Status.WARNING_CLOSED):
+        elif obj.status in CLOSED_DISPUTE_STATUSES:
             key = "closed"
         else:
             key = "review"

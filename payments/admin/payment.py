@@ -15,7 +15,7 @@ from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
 from payments.stripe_links import stripe_dashboard_url
 
-from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money
+from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money, status_text
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
 from .payment_retry import PaymentRetryAdminMixin
 
@@ -36,22 +36,37 @@ class ReadOnlyInline(TabularInline):
 class RefundInline(ReadOnlyInline):
     model = Refund
     verbose_name_plural = "Refund history"
-    fields = ["stripe_id", "amount_display", "status", "reason", "created"]
+    fields = ["stripe_id", "amount_display", "status_display", "reason", "created"]
     readonly_fields = fields
 
     @display(description="Amount")
     def amount_display(self, obj):
         return money(obj.amount, obj.currency)
+
+    @display(description="Status")
+    def status_display(self, obj):
+        return status_text(obj)
 
 
 class DisputeInline(ReadOnlyInline):
     model = Dispute
-    fields = ["stripe_id", "amount_display", "status", "reason", "evidence_due_by", "created"]
+    fields = [
+        "stripe_id",
+        "amount_display",
+        "status_display",
+        "reason",
+        "evidence_due_by",
+        "created",
+    ]
     readonly_fields = fields
 
     @display(description="Amount")
     def amount_display(self, obj):
         return money(obj.amount, obj.currency)
+
+    @display(description="Status")
+    def status_display(self, obj):
+        return status_text(obj)
 
 
 class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):

@@ -79,6 +79,7 @@ class SyncRunAdmin(ReadOnlyAdmin):
         "duration_ms",
         "objects_changed",
         "counts_table",
+        "refused_table",
         "api_calls",
         "api_retries",
         "pages",
@@ -140,6 +141,23 @@ class SyncRunAdmin(ReadOnlyAdmin):
             "<th class='pr-4'>Unchanged</th><th class='pr-4'>Skipped</th>"
             "<th class='text-left'>Error</th></tr></thead><tbody>{}</tbody></table>",
             rows,
+        )
+
+    @display(description="Refused objects")
+    def refused_table(self, obj):
+        """Objects the boundary checks refused (payments/validation.py), with why."""
+        rows = [
+            (kind.replace("_", " "), object_id or "(no id)", error)
+            for kind, outcome in (obj.outcomes or {}).items()
+            for object_id, error in (outcome.get("invalid") or {}).items()
+        ]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><tbody>{}</tbody></table>",
+            format_html_join(
+                "", "<tr><td class='pr-4'>{}</td><td class='pr-4'>{}</td><td>{}</td></tr>", rows
+            ),
         )
 
 

@@ -25,8 +25,8 @@ class WebhookEvent(models.Model):
     # data.object.id: the payment intent / charge / refund / dispute / customer the event is
     # about, so that a payment's page can list its events.
     object_id = models.CharField(max_length=255, blank=True)
-    # When Stripe created the event (its `created`, whole seconds). Orders a payload-applied
-    # object's events; see payments.webhooks.
+    # When Stripe created the event (its `created`, whole seconds). Handlers do not order by
+    # it (they re-read the object); it orders a payment's events on its page.
     created = models.DateTimeField(help_text="When Stripe created the event.")
     payload = models.JSONField(help_text="The event exactly as Stripe signed it.")
 

@@ -102,3 +102,41 @@ def test_cleanup_deletes_only_old_done_events(settings):
     }
     assert Payment.objects.count() == 1
     assert AdminAction.objects.filter(pk=audit.pk).exists()  # the audit trail is kept
+
+
+def test_rows_the_boundary_checks_would_refuse_are_reported_not_changed():
+    from management.maintenance import (
+        ROW_ABOVE_PAYMENT,
+        ROW_BAD_ID,
+        ROW_NEGATIVE_AMOUNT,
+        ROW_UNKNOWN_CURRENCY,
+        ROW_UNKNOWN_STATUS,
+    )
+    from payments.models import Dispute
+    from tests.factories import DisputeFactory
+
+    PaymentFactory()  # a good one: not reported
+    usx = PaymentFactory(stripe_payment_intent_id="pi_usx", currency="usx", amount=20300)
+    disputed = PaymentFactory(amount=5000, status="disputed")
+    negative = DisputeFactory(stripe_id="du_neg", payment=disputed, amount=-100)
+    mystery = DisputeFactory(stripe_id="du_new", payment=disputed, status="brand_new")
+    refund = RefundFactory(stripe_id="ch_not_a_refund", payment=disputed, amount=6000)
+
+    result = run("--fix-inconsistencies", "--dry-run")
+    found = {(e["row"], e["problem"]) for e in result["bad_row_examples"]}
+    assert found == {
+        (f"payments.payment:{usx.pk}", ROW_UNKNOWN_CURRENCY.format(value="usx")),
+        (f"payments.dispute:{negative.pk}", ROW_NEGATIVE_AMOUNT.format(value=-100)),
+        (f"payments.dispute:{mystery.pk}", ROW_UNKNOWN_STATUS.format(value="brand_new")),
+        (
+            f"payments.refund:{refund.pk}",
+            ROW_BAD_ID.format(value="ch_not_a_refund", kind="refund"),
+        ),
+        (f"payments.refund:{refund.pk}", ROW_ABOVE_PAYMENT.format(value=6000)),
+    }
+    assert result["bad_row_findings"] == 5
+    example = next(e for e in result["bad_row_examples"] if e["stripe_id"] == "du_new")
+    assert example["admin"] == f"/admin/payments/dispute/{mystery.pk}/change/"
+    # Reported, never changed: what they should hold is Stripe's to say.
+    assert Dispute.objects.get(pk=mystery.pk).status == "brand_new"
+    assert Payment.objects.get(pk=usx.pk).currency == "usx"

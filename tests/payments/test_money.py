@@ -174,3 +174,18 @@ def test_pro_rata_rounds_half_up_in_integers():
     assert pro_rata(10, 1, 3) == 3  # 3.33 -> 3
     assert pro_rata(600, 5000, 5000) == 600
     assert pro_rata(600, 1, 0) == 0
+
+
+def test_an_unknown_currency_formats_raw_and_never_raises():
+    """A bad stored row (currency 'usdx') must not break the page that shows it."""
+    from payments.admin.display import WARN_UNKNOWN_CURRENCY, money
+    from payments.money import format_money, is_known_currency, to_decimal_stored
+
+    assert format_money(20300, "usdx") == "20300 usdx"
+    assert format_money(-5, "") == "-5 "
+    assert not is_known_currency("usdx") and is_known_currency("usd")
+    assert to_decimal_stored(20300, "usdx") == 20300
+    assert to_decimal_stored(20300, "usd") == Decimal("203.00")
+    cell = str(money(20300, "usdx"))
+    assert cell.startswith("20300 usdx") and WARN_UNKNOWN_CURRENCY in cell
+    assert money(20300, "usd") == "$203.00"

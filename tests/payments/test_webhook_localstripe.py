@@ -156,7 +156,7 @@ def build_history(peer):
         make_event(
             "charge.dispute.created",
             {
-                "id": "dp_grace",
+                "id": "du_grace",
                 "object": "dispute",
                 "amount": 3500,
                 "currency": "usd",
@@ -171,7 +171,7 @@ def build_history(peer):
         make_event(
             "charge.dispute.closed",
             {
-                "id": "dp_grace",
+                "id": "du_grace",
                 "object": "dispute",
                 "amount": 3500,
                 "currency": "usd",
@@ -228,8 +228,32 @@ def reset_local():
     Customer.objects.all().delete()
 
 
-def test_a_payments_events_in_any_order_converge_to_the_same_state(peer, live_server):
+@pytest.fixture
+def dispute_at_stripe(monkeypatch):
+    """The dispute handler re-reads the dispute. The history's dispute is a Stripe-shaped
+    payload about a dispute the peer does not hold (the peer's own disputes are tested in
+    test_webhook_disputes_localstripe.py), so the re-read answers with it as Stripe would
+    hold it now (closed, won), through the gateway's own mapper, whatever event is processed."""
+    from payments import gateway, webhooks
+
+    def retrieve(*, dispute_id, client=None):
+        event = next(
+            e
+            for e in retrieve.events
+            if e["type"] == "charge.dispute.closed" and e["data"]["object"]["id"] == dispute_id
+        )
+        return gateway.dispute_from_stripe(event["data"]["object"])
+
+    retrieve.events = []
+    monkeypatch.setattr(webhooks.gateway, "stripe_dispute_retrieve", retrieve)
+    return retrieve
+
+
+def test_a_payments_events_in_any_order_converge_to_the_same_state(
+    peer, live_server, dispute_at_stripe
+):
     events, objects = build_history(peer)
+    dispute_at_stripe.events = events
     rng = random.Random(20261121)
     orders = [list(events), list(reversed(events))]
     orders += [rng.sample(events, len(events)) for _ in range(4)]
@@ -259,7 +283,7 @@ def test_a_payments_events_in_any_order_converge_to_the_same_state(peer, live_se
     declined = next(row for pi, row in by_pi.items() if pi != paid.id)
     assert declined[3] == "failed" and declined[5] == 700 and declined[11] == "card_declined"
     assert state["refunds"] == [(objects["refund"].id, "succeeded", 1500)]
-    assert state["disputes"] == [("dp_grace", "won", 3500)]
+    assert state["disputes"] == [("du_grace", "won", 3500)]
 
 
 def test_duplicate_payment_event_has_one_effect(peer, live_server):

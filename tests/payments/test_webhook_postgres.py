@@ -66,24 +66,38 @@ def test_ten_different_events_at_once_are_all_kept(effects):
     assert sorted(effects) == sorted(e["id"] for e in events)
 
 
-def test_a_disputes_events_processed_at_once_end_in_the_latest_state():
+def test_a_disputes_events_processed_at_once_end_in_the_latest_state(monkeypatch):
     """The older snapshot must never win over the newer one, however the two handlers
-    interleave (each round: both events at once, in both list orders)."""
+    interleave: each round delivers two events at once, and the two re-reads answer an older
+    and a newer state of the dispute (the first re-read the older one in even rounds, the
+    newer one in odd rounds). Both upserts lock the payment first, so the second one reads
+    the first one's row and keeps the later status."""
     from payments.models import Dispute, Payment
     from tests.factories import PaymentFactory
-    from tests.payments.test_webhook_processing import dispute_events
+    from tests.payments.test_dispute_mirror import DISPUTE, snapshot
 
+    answers_by_call: list = []
+    lock = threading.Lock()
+
+    def retrieve(*, dispute_id, client=None):
+        with lock:
+            return answers_by_call.pop(0)
+
+    monkeypatch.setattr(webhooks.gateway, "stripe_dispute_retrieve", retrieve)
     payment = PaymentFactory(stripe_payment_intent_id="pi_disputed", stripe_charge_id="ch_disputed")
-    created, _, _, closed = dispute_events(base=1_790_000_000)
     finals = set()
     for round_ in range(8):
         Dispute.objects.all().delete()
         WebhookEvent.objects.all().delete()
         Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.SUCCEEDED)
-        pair = [created, closed] if round_ % 2 else [closed, created]
-        # Fresh event ids each round, same created / payload.
-        pair = [{**e, "id": f"{e['id']}_{round_}"} for e in pair]
+        older, newer = snapshot("needs_response"), snapshot("lost")
+        answers_by_call[:] = [older, newer] if round_ % 2 == 0 else [newer, older]
+        pair = [
+            make_event("charge.dispute.created", {"id": DISPUTE, "object": "dispute"}),
+            make_event("charge.dispute.closed", {"id": DISPUTE, "object": "dispute"}),
+        ]
         answers = post_concurrently(pair)
         assert answers == [(200, False)] * 2
-        finals.add(Dispute.objects.get().status)
-    assert finals == {"lost"}
+        assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+        finals.add((Dispute.objects.get().status, Payment.objects.get(pk=payment.pk).status))
+    assert finals == {("lost", Payment.Status.DISPUTED)}

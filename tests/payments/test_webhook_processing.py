@@ -1,6 +1,5 @@
-"""Processing stored events: retries, failure, ignored types, dispute ordering."""
+"""Processing stored events: retries, failure, ignored types (disputes: test_dispute_mirror.py)."""
 
-import itertools
 from datetime import timedelta
 
 import pytest
@@ -9,7 +8,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 
 from payments import webhooks
-from payments.models import Dispute, Payment, WebhookEvent
+from payments.models import WebhookEvent
 from payments.tasks import webhook_event_process_task
 from payments.webhooks import (
     ERROR_MISSING_PARENT,
@@ -18,7 +17,6 @@ from payments.webhooks import (
     TASK_PATH,
     webhook_events_requeue_stale,
 )
-from tests.factories import PaymentFactory
 from tests.payments.webhook_support import make_event, post_event
 
 # transaction=True: the endpoint enqueues in on_commit (never fired inside a test transaction).
@@ -166,64 +164,3 @@ def test_refund_of_an_unknown_payment_retries_with_a_clear_error(client, monkeyp
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.RETRYING
     assert event.error == "MissingParent: " + ERROR_MISSING_PARENT.format(ids=["ch_unknown"])
-
-
-# --- Disputes: applied from the event, ordered by created and status ------------------------
-
-
-def dispute_object(status, *, pi="pi_disputed"):
-    return {
-        "id": "dp_1",
-        "object": "dispute",
-        "amount": 5000,
-        "currency": "usd",
-        "charge": "ch_disputed",
-        "payment_intent": pi,
-        "reason": "fraudulent",
-        "status": status,
-        "created": 1_790_000_000,
-        "evidence_details": {"due_by": 1_790_900_000},
-    }
-
-
-def dispute_events(base):
-    return [
-        make_event("charge.dispute.created", dispute_object("needs_response"), created=base),
-        # Same second as the next one: the status order breaks the tie.
-        make_event(
-            "charge.dispute.funds_withdrawn", dispute_object("needs_response"), created=base + 5
-        ),
-        make_event("charge.dispute.updated", dispute_object("under_review"), created=base + 5),
-        make_event("charge.dispute.closed", dispute_object("lost"), created=base + 60),
-    ]
-
-
-def test_dispute_events_in_any_order_end_in_the_same_state(client):
-    """All 24 orders of a dispute's four events; localstripe has no disputes, so these are
-    Stripe-shaped payloads signed with the real scheme."""
-    payment = PaymentFactory(stripe_payment_intent_id="pi_disputed", stripe_charge_id="ch_disputed")
-    events = dispute_events(base=int(timezone.now().timestamp()) - 120)
-    finals = set()
-    for order in itertools.permutations(events):
-        Dispute.objects.all().delete()
-        WebhookEvent.objects.all().delete()
-        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.SUCCEEDED)
-        for event in order:
-            assert post_event(client, event).status_code == 200
-        assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
-        dispute = Dispute.objects.get()
-        payment.refresh_from_db()
-        finals.add((dispute.status, dispute.amount, dispute.closed_at is not None, payment.status))
-    assert finals == {("lost", 5000, True, Payment.Status.DISPUTED)}
-
-
-def test_a_won_dispute_gives_the_payment_back(client):
-    PaymentFactory(stripe_payment_intent_id="pi_disputed", stripe_charge_id="ch_disputed")
-    base = int(timezone.now().timestamp()) - 60
-    post_event(client, make_event("charge.dispute.closed", dispute_object("won"), created=base + 9))
-    post_event(
-        client,
-        make_event("charge.dispute.created", dispute_object("needs_response"), created=base),
-    )
-    assert Dispute.objects.get().status == "won"
-    assert Payment.objects.get().status == Payment.Status.SUCCEEDED
