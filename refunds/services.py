@@ -36,6 +36,7 @@ from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
 from payments import gateway
 from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
+from payments.ledger import CLOSED_DISPUTE_STATUSES
 from payments.models import BalanceEntry, Customer, Dispute, FraudAlert, Payment, StudentBalance
 from payments.money import format_money, pro_rata
 from payments.signals import refund_processed
@@ -71,9 +72,6 @@ FRAUD_PROPOSAL_NOTE = (
     "Proposed on confirming fraud alert #{alert} (Stripe early fraud warning {warning}): "
     "refund before the dispute arrives."
 )
-# Stripe's final dispute statuses (as strings: the mirror's enum may not list them all); any
-# other status is an open dispute.
-DISPUTE_FINAL_STATUSES = ("won", "lost", "warning_closed", "charge_refunded", "prevented")
 SKIP_FULLY_REFUNDED = "Not proposed: the payment is already refunded in full."
 SKIP_OPEN_DISPUTE = "Not proposed: the payment has an open dispute; it is settled there."
 SKIP_NOT_REFUNDABLE = "Not proposed: {reason}"
@@ -208,7 +206,7 @@ def refund_request_propose_for_fraud(*, alert: FraudAlert) -> RefundRequest | No
         refundability = payment_refundability(payment=payment)
         open_dispute = (
             Dispute.objects.filter(payment=payment)
-            .exclude(status__in=DISPUTE_FINAL_STATUSES)
+            .exclude(status__in=CLOSED_DISPUTE_STATUSES)
             .exists()
         )
         skipped = ""

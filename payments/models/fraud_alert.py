@@ -134,7 +134,8 @@ class FraudAlert(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"Fraud alert #{self.pk} on {self.payment_id}"
+        # No related lookup: the title names the alert, the page shows its payment.
+        return f"Fraud alert #{self.pk}"
 
     UNRESOLVED_STATUSES = frozenset({Status.OPEN, Status.INVESTIGATING})
     RESOLVED_STATUSES = frozenset({Status.CONFIRMED, Status.DISMISSED})
