@@ -102,6 +102,43 @@ class FraudAlertAdmin(RuleAlertColumnsMixin, ModelAdmin):
     show_full_result_count = False
     actions = ["resolve_selected"]
     change_form_outer_before_template = "payments/admin/fraud_alert_review.html"
+    # The page shows the evidence, then the review; the raw JSON columns (`numbers`,
+    # `payment_ids`) appear only through their readable cells.
+    fieldsets = [
+        (
+            "Alert",
+            {
+                "fields": [
+                    "payment",
+                    "customer",
+                    "source",
+                    "rule",
+                    "fraud_type",
+                    "severity",
+                    "risk_score",
+                    "numbers_cell",
+                    "linked_payments",
+                    "cause_key",
+                    "stripe_id",
+                    "created",
+                ]
+            },
+        ),
+        (
+            "Review",
+            {
+                "fields": [
+                    "status",
+                    "assigned_to",
+                    "assigned_at",
+                    "investigating_since",
+                    "reviewed_by",
+                    "reviewed_at",
+                    "review_note",
+                ]
+            },
+        ),
+    ]
     readonly_fields = [
         "payment",
         "source",

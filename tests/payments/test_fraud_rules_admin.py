@@ -68,6 +68,9 @@ def test_the_alert_page_links_the_payments_of_the_pattern(admin_client, rule_ale
     assert len(alert.payment_ids) == 3
     for pk in alert.payment_ids:
         assert reverse("admin:payments_payment_change", args=[pk]) in body
+    # The evidence reads in words; the raw JSON columns are not on the page.
+    assert "What tripped it" in body and "Payments of the pattern" in body
+    assert "Payment ids" not in body and ">Numbers<" not in body
 
 
 def test_numbers_this_code_cannot_read_show_as_raw_json():
