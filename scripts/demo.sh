@@ -8,7 +8,10 @@ bash scripts/bootstrap.sh
 PY=.venv/bin/python
 mkdir -p var
 
-export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:8420}"
+DEMO_PORT="${DEMO_PORT:-8000}"
+LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
+export DEMO_PORT
+export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$LOCALSTRIPE_PORT}"
 export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_demo}"
 # The peer is localstripe: the gateway and refunds leave out what it refuses.
 export STRIPE_LOCALSTRIPE_COMPAT="${STRIPE_LOCALSTRIPE_COMPAT:-1}"
@@ -19,8 +22,8 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
-echo "==> starting localstripe on 127.0.0.1:8420"
-$PY scripts/localstripe_server.py --port 8420 --state var/localstripe.pickle > var/localstripe.log 2>&1 &
+echo "==> starting localstripe on 127.0.0.1:$LOCALSTRIPE_PORT"
+$PY scripts/localstripe_server.py --port "$LOCALSTRIPE_PORT" --state var/localstripe.pickle > var/localstripe.log 2>&1 &
 pids+=($!)
 
 $PY manage.py migrate --no-input -v0
@@ -28,14 +31,14 @@ $PY manage.py seed_demo --if-empty
 echo "==> demo logins"
 $PY manage.py demo_staff
 
-echo "==> localstripe will POST its events to http://127.0.0.1:8000/stripe/webhook/"
+echo "==> localstripe will POST its events to http://127.0.0.1:$DEMO_PORT/stripe/webhook/"
 $PY - <<'PYEOF'
 import os, time, requests
 base, secret = os.environ["STRIPE_API_BASE"], os.environ["STRIPE_WEBHOOK_SECRETS"].split(",")[0]
 for _ in range(50):  # localstripe may still be starting
     try:
         requests.post(f"{base}/_config/webhooks/backoffice_demo", timeout=2, json={
-            "url": "http://127.0.0.1:8000/stripe/webhook/", "secret": secret}).raise_for_status()
+            "url": f"http://127.0.0.1:{os.environ['DEMO_PORT']}/stripe/webhook/", "secret": secret}).raise_for_status()
         break
     except requests.RequestException:
         time.sleep(0.2)
@@ -47,10 +50,10 @@ echo "==> starting the django-q2 cluster (log: var/qcluster.log)"
 $PY manage.py qcluster > var/qcluster.log 2>&1 &
 pids+=($!)
 
-$PY manage.py runserver --noreload 127.0.0.1:8000 &
+$PY manage.py runserver --noreload "127.0.0.1:$DEMO_PORT" &
 pids+=($!)
 for _ in $(seq 100); do
-  curl -fs -o /dev/null http://127.0.0.1:8000/admin/login/ && break
+  curl -fs -o /dev/null "http://127.0.0.1:$DEMO_PORT/admin/login/" && break
   sleep 0.3
 done
 
@@ -59,5 +62,5 @@ if [ ! -f var/.demo-activity-done ]; then
   $PY manage.py demo_activity && touch var/.demo-activity-done || echo "warning: demo purchases failed (see above); the back-office still runs"
 fi
 
-echo "==> back-office at http://127.0.0.1:8000/admin/  (Ctrl-C stops everything)"
+echo "==> back-office at http://127.0.0.1:$DEMO_PORT/admin/  (Ctrl-C stops everything)"
 wait
