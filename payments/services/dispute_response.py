@@ -49,7 +49,7 @@ from payments.exceptions import (
     GatewayTimeout,
     IdempotencyConflict,
 )
-from payments.models import Dispute, DisputeResponse
+from payments.models import Dispute, DisputeResponse, Payment
 
 PERM_RESPOND = "payments.respond_dispute"
 AUDIT_ACTIONS = {
@@ -280,6 +280,13 @@ def _finish(
     """Step 3: mirror Stripe's answer (if any) and record the outcome, unless a concurrent
     attempt of the same response recorded one already. Returns the rows as stored."""
     with transaction.atomic():
+        # Payment, then dispute, then response: the order of every path that writes a
+        # dispute (sync.upsert_disputes locks the payment first), so a webhook landing the same
+        # dispute at this moment waits instead of deadlocking.
+        payment_pk = Dispute.objects.values_list("payment_id", flat=True).get(
+            pk=response.dispute_id
+        )
+        Payment.objects.select_for_update().filter(pk=payment_pk).values_list("pk").get()
         dispute = Dispute.objects.select_for_update().get(pk=response.dispute_id)
         locked = DisputeResponse.objects.select_for_update().get(pk=response.pk)
         if answer is not None:

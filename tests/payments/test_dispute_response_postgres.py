@@ -111,3 +111,38 @@ def test_concurrent_resumes_of_an_unanswered_submit_send_its_key_once(setup):
     assert [u["key"] for u in fake.updates] == ["dispute_response:unanswered"]
     response.refresh_from_db()
     assert (response.status, response.attempts) == (DisputeResponse.Status.SUCCEEDED, 2)
+
+
+def test_an_answer_landing_while_a_webhook_lands_the_same_dispute_waits_instead_of_deadlocking(
+    setup,
+):
+    """A webhook's upsert locks the payment, then the dispute. Recording Stripe's answer
+    takes the same locks in the same order, so the two wait for each other in turn; taken
+    the other way round PostgreSQL would abort one of them as a deadlock."""
+    from django.db import connection, transaction
+
+    from payments.models import Payment
+
+    dispute, staff, _fake = setup
+    payment_locked, errors = threading.Event(), []
+
+    def webhook_upsert():
+        try:
+            with transaction.atomic():
+                Payment.objects.select_for_update().get(pk=dispute.payment_id)
+                payment_locked.set()
+                time.sleep(1.0)  # the answer comes back from Stripe meanwhile
+                Dispute.objects.select_for_update().get(pk=dispute.pk)
+        except Exception as exc:  # the deadlock, if any, is the finding
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=webhook_upsert)
+    thread.start()
+    payment_locked.wait(5)
+    result = dispute_evidence_submit(dispute=dispute, acting_user=staff)
+    thread.join()
+    assert errors == []
+    assert result.succeeded
+    assert DisputeResponse.objects.get().status == DisputeResponse.Status.SUCCEEDED
