@@ -230,6 +230,23 @@ class RefundRequestAdmin(ModelAdmin):
     def has_approve_permission(self, request, obj=None):
         return request.user.has_perm(PERM_APPROVE)
 
+    def get_list_display(self, request):
+        # The Approve / Reject links only for staff who may decide (the auditor reads).
+        columns = list(super().get_list_display(request))
+        if not self.has_approve_permission(request):
+            columns.remove("decide_cell")
+        return columns
+
+    def get_actions_detail(self, request, object_id):
+        # Approve / Reject on a request's page only while it is pending (and, through the
+        # actions' permissions, only for staff who may decide).
+        actions = super().get_actions_detail(request, object_id)
+        pending = RefundRequest.objects.filter(
+            pk=object_id if str(object_id).isdigit() else None,
+            status=RefundRequest.Status.PENDING,
+        ).exists()
+        return actions if pending else []
+
     # --- queryset -----------------------------------------------------------------------------
 
     def get_queryset(self, request):
@@ -291,11 +308,16 @@ class RefundRequestAdmin(ModelAdmin):
 
     # --- row and detail actions: GET links to a confirmation page ----------------------------
 
-    @action(description="Approve", icon="check_circle", url_path="confirm-approve")
+    @action(
+        description="Approve",
+        icon="check_circle",
+        url_path="confirm-approve",
+        permissions=["approve"],
+    )
     def approve_confirm(self, request, object_id):
         return views.decision_page(self, request, object_id, decision="approve")
 
-    @action(description="Reject", icon="cancel", url_path="confirm-reject")
+    @action(description="Reject", icon="cancel", url_path="confirm-reject", permissions=["approve"])
     def reject_confirm(self, request, object_id):
         return views.decision_page(self, request, object_id, decision="reject")
 
