@@ -27,11 +27,14 @@ RESULT_SUCCEEDED = "Succeeded"
 RESULT_FAILED = "Failed"
 
 
-def _when(value) -> str:
-    # One format on every page: YYYY-MM-DD HH:MM and the site time zone's name.
+def _when(value):
+    # One format on every page: YYYY-MM-DD HH:MM and the site time zone's name, on one line.
     if value is None:
         return "—"
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z")
+    return format_html(
+        '<span class="whitespace-nowrap">{}</span>',
+        timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z"),
+    )
 
 
 def _func_summary(func: str) -> str:

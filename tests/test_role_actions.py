@@ -325,3 +325,19 @@ def test_the_eligibility_page_says_why_an_auditor_cannot_request(objects):
     )
     assert permissions.ERR_NO_REQUEST_PERMISSION in body
     assert "Request a refund" not in body
+
+
+def test_the_bulk_confirmation_says_which_requests_would_be_refused(objects):
+    analyst = get_user_model().objects.get(username="analyst")
+    own = RefundRequestFactory(requested_by=analyst)
+    other = objects["pending"]
+    client = _client("analyst")
+    form = {"action": "bulk_approve", "_selected_action": [own.pk, other.pk]}
+    body = client.post("/admin/refunds/refundrequest/", form).content.decode()
+    assert body.count('data-testid="bulk-refusal"') == 1
+    assert permissions.ERR_OWN_REQUEST in body
+    assert 'data-testid="bulk-confirm-disabled"' not in body  # one of them can be approved
+
+    form["_selected_action"] = [own.pk]
+    body = client.post("/admin/refunds/refundrequest/", form).content.decode()
+    assert 'data-testid="bulk-confirm-disabled"' in body  # all would be refused

@@ -31,6 +31,7 @@ from payments.money import format_money
 from refunds import selectors
 from refunds.forms import ApproveForm, BulkApproveForm, RejectForm
 from refunds.models import RefundRequest
+from refunds.permissions import decision_refusal
 from refunds.selectors import Priority
 from refunds.services import (
     PERM_APPROVE,
@@ -365,6 +366,7 @@ class RefundRequestAdmin(ModelAdmin):
                 self.message_user(request, error, messages.ERROR)
             return None  # back to the changelist
         rows = list(queryset.select_related("payment", "payment__customer", "requested_by"))
+        refused = sum(1 for row in rows if _bulk_refusal(request.user, row, decision))
         context = {
             **self.admin_site.each_context(request),
             "title": (
@@ -374,10 +376,17 @@ class RefundRequestAdmin(ModelAdmin):
             "decision": decision,
             "form": form,
             "rows": [
-                (row, format_money(row.amount, row.currency), row.get_status_display())
+                (
+                    row,
+                    format_money(row.amount, row.currency),
+                    row.get_status_display(),
+                    _bulk_refusal(request.user, row, decision),
+                )
                 for row in rows
             ],
             "totals": _totals(rows),
+            # Every selected request would be refused: nothing to confirm.
+            "all_refused": bool(rows) and refused == len(rows),
             "action_name": f"bulk_{decision}",
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
@@ -501,6 +510,19 @@ def _preset_active(request, query: str) -> bool:
     )
     wanted = sorted(tuple(part.split("=", 1)) for part in query.split("&") if part)
     return current == wanted
+
+
+def _bulk_refusal(user, row, decision: str) -> str:
+    """Why `user` may not decide `row` (refunds.permissions.decision_refusal), or "": shown
+    beside each selected request before the confirmation."""
+    customer = row.payment.customer
+    refusal = decision_refusal(
+        user=user,
+        refund_request=row,
+        decision=decision,
+        customer_blocked=customer is not None and customer.blocked_at is not None,
+    )
+    return refusal.message if refusal else ""
 
 
 def _totals(rows) -> list[str]:
