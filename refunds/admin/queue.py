@@ -234,9 +234,9 @@ class RefundRequestAdmin(ModelAdmin):
     def get_list_display(self, request):
         # The Approve / Reject links only for staff who may decide (the auditor reads).
         columns = list(super().get_list_display(request))
-        if not self.has_approve_permission(request):
-            columns.remove("decide_cell")
-        return columns
+        if self.has_approve_permission(request):
+            return columns
+        return [column for column in columns if column != "decide_cell"]
 
     def get_actions_detail(self, request, object_id):
         # Approve / Reject on a request's page only while it is pending (and, through the
