@@ -31,7 +31,6 @@ from .export_columns import (
     CURRENCY_HEADER,
     DATE,
     DATETIME,
-    DATETIME_TEXT,
     KIND_BY_HEADER,
     MONEY,
     PAYMENT_COLUMNS,
@@ -42,6 +41,7 @@ from .export_columns import (
     XLSX_DATE_FORMAT,
     XLSX_DATETIME_FORMAT,
     Column,
+    datetime_text,
     headers,
     major,
     money_number_format,
@@ -56,6 +56,7 @@ EXPORT_PERMISSION = "reports.export_payments"
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_CHUNK_ROWS = 2000
+UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 ERR_BAD_FILTERS = "The changelist filters in this link are not valid."
 
 
@@ -277,7 +278,9 @@ def csv_rows(queryset, columns: list[Column]) -> Iterator[str]:
     time_at = [i for i, kind in enumerate(kinds) if kind in (DATETIME, DATE)]
     currency_at = select.index(CURRENCY_HEADER) if money_at else None
     prefixes = frozenset(FORMULA_PREFIXES)
-    zone = timezone.get_default_timezone()
+    # The databases hand back aware datetimes in UTC (Django's connection time zone): with a
+    # UTC site zone there is nothing to convert, which saves a third of the date-time work.
+    zone = None if site_time_zone_name() in UTC_NAMES else timezone.get_default_timezone()
     constant = (site_time_zone_name(),)
     header = io.StringIO()
     csv.writer(header).writerow(headers(columns))
@@ -292,7 +295,7 @@ def csv_rows(queryset, columns: list[Column]) -> Iterator[str]:
         for i in time_at:
             value = values[i]
             if value is not None:
-                values[i] = value.astimezone(zone).strftime(DATETIME_TEXT)
+                values[i] = datetime_text(value if zone is None else value.astimezone(zone))
         if money_at:
             to_text = major_units.formatter(row[currency_at])
             for i in money_at:
