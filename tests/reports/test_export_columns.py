@@ -231,3 +231,10 @@ def test_an_unknown_currency_row_is_exported_unscaled(exporter):
     assert Decimal(
         next(csv.DictReader(io.StringIO(_streamed(exporter, PAYMENTS))))["amount"]
     ) == Decimal(20300)
+
+
+def test_xlsx_drops_control_characters_instead_of_failing(exporter):
+    # XLSX cannot hold most control characters; a Stripe text may carry one.
+    PaymentFactory(stripe_payment_intent_id="pi_ctl", failure_message="card\x01 declined\x1f")
+    _, rows = _sheet(_admin_export(exporter, PAYMENTS, XLSX_INDEX))
+    assert rows["pi_ctl"]["failure_message"].value == "card declined"
