@@ -194,7 +194,7 @@ class FraudAlertAdmin(RuleAlertColumnsMixin, ModelAdmin):
             f"#{obj.pk} {self.rule_cell(obj)}", numbers_text(obj.rule, obj.numbers), clip=True
         )
 
-    @display(description="Severity", ordering="status")
+    @display(description="Severity", ordering="risk_score")
     def severity_status_cell(self, obj):
         status = badge(obj.get_status_display(), STATUS_COLOURS.get(obj.status, ""))
         severity = (
