@@ -415,7 +415,7 @@ class RefundRequestAdmin(ModelAdmin):
     @display(description="Age", ordering="created_at")
     def age_cell(self, obj):
         who = obj.requested_by.get_username() if obj.requested_by else obj.get_source_display()
-        return two_line(_age(timezone.now() - obj.created_at), who, clip=True)
+        return two_line(_age(timezone.now() - obj.created_at), who, clip="narrow")
 
     @display(description="Decide")
     def decide_cell(self, obj):

@@ -234,6 +234,17 @@ def test_decision_columns_in_view_at_1280_with_the_sidebar_open(
     _assert_in_view(page, "#result_list .field-decide_cell a", left=left, minimum=8)
     page.screenshot(path=str(screenshot_dir / "layout-1280-queue.png"))
 
+    # "Everything", where the issue saw Approve / Reject cut off: a failed request's note too.
+    page.get_by_role("link", name="Everything").click()
+    page.wait_for_load_state("networkidle")
+    _open_sidebar(page)
+    assert page.locator("#result_list tbody tr").count() == 5
+    _assert_no_sideways_scroll(page)
+    for column in [*QUEUE_COLUMNS, "decide_cell"]:
+        _assert_in_view(page, f"#result_list .field-{column}", left=left, minimum=5)
+    _assert_in_view(page, "#result_list .field-decide_cell a", left=left, minimum=8)
+    page.screenshot(path=str(screenshot_dir / "layout-1280-queue-everything.png"))
+
     for name, (url, columns) in DECISION_COLUMNS.items():
         _visit(page, live_server.url + url, sidebar=True)
         _assert_no_sideways_scroll(page)
