@@ -9,6 +9,7 @@ from unfold.decorators import display
 from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, two_line
+from backoffice.admin_rows import FastChangeListRowsMixin
 from backoffice.pagination import EstimatedCountPaginator
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
@@ -69,7 +70,9 @@ class DisputeInline(ReadOnlyInline):
         return status_text(obj)
 
 
-class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
+class PaymentAdmin(
+    FastActionCheckboxMixin, FastChangeListRowsMixin, PaymentRetryAdminMixin, ModelAdmin
+):
     """Payments mirror Stripe: staff read them here and act through actions, never edit.
 
     Apps above payments add to this page with backoffice.admin_extensions.admin_extend

@@ -24,6 +24,8 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action, display
 
+from backoffice.admin_cells import FastActionCheckboxMixin
+from backoffice.admin_rows import FastChangeListRowsMixin
 from backoffice.audit import client_info_from_request
 from payments.admin.display import customer_label
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
@@ -107,7 +109,7 @@ def _age(delta) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(ModelAdmin):
+class RefundRequestAdmin(FastActionCheckboxMixin, FastChangeListRowsMixin, ModelAdmin):
     list_display = [
         "request_cell",
         "customer_cell",
