@@ -10,7 +10,7 @@ from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, two_line
 from backoffice.admin_rows import FastChangeListRowsMixin
-from backoffice.pagination import EstimatedCountPaginator
+from backoffice.pagination import KeysetPaginationMixin
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
@@ -71,7 +71,11 @@ class DisputeInline(ReadOnlyInline):
 
 
 class PaymentAdmin(
-    FastActionCheckboxMixin, FastChangeListRowsMixin, PaymentRetryAdminMixin, ModelAdmin
+    KeysetPaginationMixin,
+    FastActionCheckboxMixin,
+    FastChangeListRowsMixin,
+    PaymentRetryAdminMixin,
+    ModelAdmin,
 ):
     """Payments mirror Stripe: staff read them here and act through actions, never edit.
 
@@ -102,7 +106,7 @@ class PaymentAdmin(
     list_filter_submit = True
     list_per_page = 50
     list_max_show_all = 500
-    paginator = EstimatedCountPaginator
+    # Pages past the first are seeks from the last row seen (backoffice/pagination.py).
     # No "N of M" total: that is a second COUNT(*) over the whole table.
     show_full_result_count = False
     search_fields = ["stripe_payment_intent_id"]  # enables the box; the logic is in selectors
