@@ -176,14 +176,17 @@ class KeysetPaginator(EstimatedCountPaginator):
     def _signature(self) -> list[str]:
         return [("-" if desc else "") + name for name, desc in self.keys]
 
+    def key_value(self, row, name: str) -> str:
+        """The boundary row's value of ordering column `name`, as text for the cursor."""
+        field = self.object_list.model._meta.get_field(name)
+        return str(getattr(row, name)) if field.primary_key else field.value_to_string(row)
+
+    def parse_value(self, name: str, raw):
+        """A cursor's text back into the value of column `name` (raises ValidationError)."""
+        return self.object_list.model._meta.get_field(name).to_python(raw)
+
     def encode(self, row, direction: str) -> str:
-        opts = self.object_list.model._meta
-        values = [
-            opts.get_field(name).value_to_string(row)
-            if not opts.get_field(name).primary_key
-            else str(getattr(row, name))
-            for name, _ in self.keys
-        ]
+        values = [self.key_value(row, name) for name, _ in self.keys]
         raw = json.dumps({"o": self._signature(), "v": values}, separators=(",", ":"))
         return f"{direction}." + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -197,9 +200,8 @@ class KeysetPaginator(EstimatedCountPaginator):
             data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             if data["o"] != self._signature() or len(data["v"]) != len(self.keys):
                 return None
-            opts = self.object_list.model._meta
             values = [
-                opts.get_field(name).to_python(value)
+                self.parse_value(name, value)
                 for (name, _), value in zip(self.keys, data["v"], strict=True)
             ]
         except (ValueError, TypeError, KeyError, binascii.Error, ValidationError):
@@ -249,9 +251,26 @@ class KeysetPaginator(EstimatedCountPaginator):
         self.current_page = page
         return page
 
+    # The three reads a page is made of; a subclass with a faster plan for its ordering (the
+    # refund queue's union of index ranges) overrides them and keeps the rest.
+
+    def rows_at(self, bottom: int, limit: int) -> list:
+        """`limit` rows from row `bottom` on (OFFSET), in the page's order."""
+        return list(self.object_list[bottom : bottom + limit])
+
+    def rows_after(self, values, limit: int) -> list:
+        """`limit` rows after the boundary `values`, in the page's order."""
+        return list(self.object_list.filter(self._seek(values, forward=True))[:limit])
+
+    def rows_before(self, values, limit: int) -> list:
+        """`limit` rows before the boundary `values` (None: the end), nearest first."""
+        queryset = self._reversed()
+        if values is not None:
+            queryset = queryset.filter(self._seek(values, forward=False))
+        return list(queryset[:limit])
+
     def _offset_page(self, number: int) -> KeysetPage:
-        bottom = (number - 1) * self.per_page
-        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        rows = self.rows_at((number - 1) * self.per_page, self.per_page + 1)
         if not rows and number > 1:
             raise EmptyPage("That page contains no results")
         more = len(rows) > self.per_page
@@ -265,9 +284,8 @@ class KeysetPaginator(EstimatedCountPaginator):
         )
 
     def _seek_page(self, values, *, forward: bool) -> KeysetPage:
-        condition = self._seek(values, forward=forward)
         if forward:
-            rows = list(self.object_list.filter(condition)[: self.per_page + 1])
+            rows = self.rows_after(values, self.per_page + 1)
             more = len(rows) > self.per_page
             rows = rows[: self.per_page]
             return KeysetPage(
@@ -277,7 +295,7 @@ class KeysetPaginator(EstimatedCountPaginator):
                 previous_cursor=self.encode(rows[0], "b") if rows else "",
                 next_cursor=self.encode(rows[-1], "a") if more else "",
             )
-        rows = list(self._reversed().filter(condition)[: self.per_page + 1])
+        rows = self.rows_before(values, self.per_page + 1)
         more = len(rows) > self.per_page
         rows = rows[: self.per_page][::-1]
         return KeysetPage(
@@ -289,7 +307,7 @@ class KeysetPaginator(EstimatedCountPaginator):
         )
 
     def _last_page(self) -> KeysetPage:
-        rows = list(self._reversed()[: self.per_page + 1])
+        rows = self.rows_before(None, self.per_page + 1)
         more = len(rows) > self.per_page
         rows = rows[: self.per_page][::-1]
         return KeysetPage(

@@ -27,6 +27,7 @@ from unfold.decorators import action, display
 from backoffice.admin_cells import FastActionCheckboxMixin
 from backoffice.admin_rows import FastChangeListRowsMixin
 from backoffice.audit import client_info_from_request
+from backoffice.pagination import CURSOR_VAR, KeysetPaginationMixin
 from payments.admin.display import customer_label
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
 from payments.money import format_money
@@ -109,7 +110,9 @@ def _age(delta) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(FastActionCheckboxMixin, FastChangeListRowsMixin, ModelAdmin):
+class RefundRequestAdmin(
+    KeysetPaginationMixin, FastActionCheckboxMixin, FastChangeListRowsMixin, ModelAdmin
+):
     list_display = [
         "request_cell",
         "customer_cell",
@@ -477,7 +480,7 @@ def _preset_active(request, query: str) -> bool:
     current = sorted(
         (key, value)
         for key, value in request.GET.items()
-        if key not in ("p", "o", "q", "e", "_changelist_filters")
+        if key not in ("p", "o", "q", "e", CURSOR_VAR, "_changelist_filters")
     )
     wanted = sorted(tuple(part.split("=", 1)) for part in query.split("&") if part)
     return current == wanted
