@@ -121,8 +121,17 @@ def refund_request_queue(
 
 
 def refund_request_pending_count() -> int:
-    """Pending requests (the sidebar badge). One indexed COUNT over the status index."""
+    """Pending requests (dashboard, job summaries). One indexed COUNT over the status index."""
     return RefundRequest.objects.filter(status=RefundRequest.Status.PENDING).count()
+
+
+def refund_request_pending_count_upto(limit: int) -> int:
+    """Pending requests, counted no further than `limit` (COUNT over a LIMITed subquery): the
+    sidebar badge is on every admin page, and a full count of 100k pending requests was its
+    slowest query (22 ms); a badge needs "999+", not the exact figure."""
+    return (
+        RefundRequest.objects.filter(status=RefundRequest.Status.PENDING).order_by()[:limit].count()
+    )
 
 
 def payment_processed_amount(*, payment: Payment) -> int:

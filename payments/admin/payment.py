@@ -9,7 +9,8 @@ from unfold.decorators import display
 from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, badge, two_line, with_note
-from backoffice.pagination import EstimatedCountPaginator
+from backoffice.admin_rows import FastChangeListRowsMixin
+from backoffice.pagination import KeysetPaginationMixin
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
@@ -75,7 +76,13 @@ class DisputeInline(ReadOnlyInline):
         return status_text(obj)
 
 
-class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
+class PaymentAdmin(
+    KeysetPaginationMixin,
+    FastActionCheckboxMixin,
+    FastChangeListRowsMixin,
+    PaymentRetryAdminMixin,
+    ModelAdmin,
+):
     """Payments mirror Stripe: staff read them here and act through actions, never edit.
 
     Apps above payments add to this page with backoffice.admin_extensions.admin_extend
@@ -105,7 +112,7 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     list_filter_submit = True
     list_per_page = 50
     list_max_show_all = 500
-    paginator = EstimatedCountPaginator
+    # Pages past the first are seeks from the last row seen (backoffice/pagination.py).
     # No "N of M" total: that is a second COUNT(*) over the whole table.
     show_full_result_count = False
     search_fields = ["stripe_payment_intent_id"]  # enables the box; the logic is in selectors

@@ -24,8 +24,10 @@ from unfold.contrib.filters.admin import (
 )
 from unfold.decorators import action, display
 
-from backoffice.admin_cells import two_line
+from backoffice.admin_cells import FastActionCheckboxMixin, two_line
+from backoffice.admin_rows import FastChangeListRowsMixin
 from backoffice.audit import client_info_from_request
+from backoffice.pagination import CURSOR_VAR, KeysetPaginationMixin
 from payments.admin.display import customer_label, customer_two_line
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
 from payments.money import format_money
@@ -109,7 +111,9 @@ def _age(delta) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(ModelAdmin):
+class RefundRequestAdmin(
+    KeysetPaginationMixin, FastActionCheckboxMixin, FastChangeListRowsMixin, ModelAdmin
+):
     # Chosen to fit 1280 px with the sidebar open (tests/e2e/test_layouts.py), the decision
     # columns first: the reason under the request, the status under the priority (a priority
     # exists only while pending), who asked under the age; the payment id is on the request's
@@ -502,7 +506,7 @@ def _preset_active(request, query: str) -> bool:
     current = sorted(
         (key, value)
         for key, value in request.GET.items()
-        if key not in ("p", "o", "q", "e", "_changelist_filters")
+        if key not in ("p", "o", "q", "e", CURSOR_VAR, "_changelist_filters")
     )
     wanted = sorted(tuple(part.split("=", 1)) for part in query.split("&") if part)
     return current == wanted

@@ -367,3 +367,19 @@ def test_detail_page_shows_approve_and_reject(admin_client):
     ).content.decode()
     assert confirm_url(row.pk, "approve") in body
     assert confirm_url(row.pk, "reject") in body
+
+
+def test_sidebar_badge_stops_counting_at_its_cap(rf, approver, monkeypatch):
+    """Above BADGE_MAX the badge says so instead of counting the whole queue on every page."""
+    from refunds.admin import badges
+
+    monkeypatch.setattr(badges, "BADGE_MAX", 2)
+    for _ in range(3):
+        RefundRequestFactory()
+    request = rf.get("/")
+    request.user = approver
+    with CaptureQueriesContext(connection) as ctx:
+        assert pending_refund_requests_badge(request) == "2+"
+    assert any("LIMIT 3" in q["sql"] for q in ctx.captured_queries)
+    RefundRequest.objects.filter(pk=RefundRequest.objects.first().pk).delete()
+    assert pending_refund_requests_badge(request) == "2"

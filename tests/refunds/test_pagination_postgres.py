@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from backoffice.pagination import KEYSET_MAX_OFFSET_PAGE, LAST
 from refunds.admin.pagination import PriorityQueuePaginator
 from refunds.models import RefundRequest
 from refunds.selectors import refund_request_queue
@@ -49,21 +50,39 @@ def test_pages_match_the_plain_order(queue_rows, per_page, status):
         queryset = queryset.filter(status=status)
     plain, fast = Paginator(queryset, per_page), PriorityQueuePaginator(queryset, per_page)
     assert fast._fast_path()
-    for number in plain.page_range:
+    for number in plain.page_range[:KEYSET_MAX_OFFSET_PAGE]:
         assert [r.pk for r in fast.page(number).object_list] == [
             r.pk for r in plain.page(number).object_list
         ]
+    want = [r.pk for r in queryset]
+    # Next from the first page to the end, and Previous from the last page to the start.
+    for start, link in (("", "next_cursor"), (LAST, "previous_cursor")):
+        pages, cursor = [], start
+        while True:
+            page = PriorityQueuePaginator(queryset, per_page, cursor=cursor).page(1)
+            pages.append([r.pk for r in page.object_list])
+            cursor = getattr(page, link)
+            if not cursor:
+                break
+        if start == LAST:
+            pages.reverse()
+        assert [pk for rows in pages for pk in rows] == want
+        # Full pages, but for the one at the far end of the walk (the remainder).
+        full = pages[1:] if start == LAST else pages[:-1]
+        assert all(len(rows) == per_page for rows in full)
 
 
-def test_a_page_is_one_query_whatever_its_size(queue_rows):
+def test_a_page_is_one_query_whatever_its_size_and_depth(queue_rows):
     counts = []
     for per_page in (10, 100):
-        paginator = PriorityQueuePaginator(refund_request_queue(), per_page)
-        paginator.count  # noqa: B018 - counted separately
-        with CaptureQueriesContext(connection) as ctx:
-            list(paginator.page(1).object_list)
-        counts.append(len(ctx.captured_queries))
-    assert counts == [1, 1]
+        first = PriorityQueuePaginator(refund_request_queue(), per_page).page(1)
+        for cursor in ("", first.next_cursor, LAST):
+            paginator = PriorityQueuePaginator(refund_request_queue(), per_page, cursor=cursor)
+            paginator.count  # noqa: B018 - counted separately
+            with CaptureQueriesContext(connection) as ctx:
+                list(paginator.page(1).object_list)
+            counts.append(len(ctx.captured_queries))
+    assert counts == [1] * 6
 
 
 def test_other_orders_page_the_ordinary_way(queue_rows):
