@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilter
@@ -9,6 +8,7 @@ from unfold.decorators import display
 from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, two_line
+from backoffice.formats import format_datetime
 from backoffice.pagination import EstimatedCountPaginator
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
@@ -212,8 +212,8 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
 
     @display(description="Created", ordering="created")
     def created_cell(self, obj):
-        # Compact and sortable at a glance; the site's time zone.
-        return timezone.localtime(obj.created).strftime("%Y-%m-%d %H:%M")
+        # The site's one date format, naming its time zone.
+        return format_datetime(obj.created)
 
     @display(description="Net to instructor")
     def net_cell(self, obj):
