@@ -94,8 +94,8 @@ class DailyRollupAdmin(ModelAdmin):
                     "succeeded_count",
                     "failed_count",
                     "canceled_count",
-                    "success_rate",
-                    "conversion_rate",
+                    "success_rate_cell",
+                    "conversion_rate_cell",
                 ]
             },
         ),
@@ -169,6 +169,14 @@ class DailyRollupAdmin(ModelAdmin):
     @display(description="Net", ordering="net_amount")
     def net(self, obj):
         return money(obj.net_amount, obj.currency)
+
+    @display(description="Success rate")
+    def success_rate_cell(self, obj):
+        return "—" if obj.success_rate is None else f"{obj.success_rate} %"
+
+    @display(description="Conversion rate")
+    def conversion_rate_cell(self, obj):
+        return "—" if obj.conversion_rate is None else f"{obj.conversion_rate} %"
 
     @display(description="Stripe fees")
     def stripe_fee(self, obj):

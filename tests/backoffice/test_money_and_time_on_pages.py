@@ -3,6 +3,7 @@ units beside a currency code), dates as `2026-12-01 13:47 UTC` in the site's tim
 ids in titles as they are, and labels in words."""
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -99,6 +100,7 @@ def test_an_analytics_day_shows_money_and_breakdowns_in_words(admin_client):
         attempted_count=3,
         succeeded_count=2,
         failed_count=1,
+        success_rate=Decimal("66.67"),
         gross_amount=235798,
         stripe_fee_amount=3374,
         platform_fee_amount=40870,
@@ -115,6 +117,7 @@ def test_an_analytics_day_shows_money_and_breakdowns_in_words(admin_client):
         assert shown in body
     assert "card: 3 attempted, 2 succeeded, €2,357.98 captured" in body
     assert "insufficient funds: 1" in body
+    assert "66.67 %" in body  # the success rate, with its unit
     for raw in ("235798", "191554", '"amount"'):
         assert raw not in body
 
