@@ -1,13 +1,15 @@
-"""The daily report's revenue chart: a day without sales says so instead of drawing an empty
-chart (reportlab's automatic axis went 0 to 0.01, a hundredth of a yen), and the value axis
-ticks in whole minor units of the currency."""
+"""The revenue charts. The daily PDF report's: a day without sales says so instead of drawing
+an empty chart (reportlab's automatic axis went 0 to 0.01, a hundredth of a yen), and the
+value axis ticks in whole minor units of the currency. The admin's (Chart.js): whole units."""
 
+import json
 from datetime import date
 
 import pytest
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 
 from payments.models import Payment
+from reports.dashboard import REVENUE_CHART_OPTIONS
 from reports.pdf import NO_REVENUE_TEXT, _axis_step, _revenue_chart, payment_report_pdf
 from reports.rollups import generate_analytics
 from reports.selectors import payment_report
@@ -61,6 +63,12 @@ def test_the_value_axis_ticks_in_whole_minor_units(currency, revenue, step, labe
     ticks = [axis.valueMin + i * axis.valueStep for i in range(len(labels))]
     assert [axis.labelTextFormat(t) for t in ticks] == labels
     assert axis.valueMax >= max(revenue) / (100 if currency == "usd" else 1)
+
+
+def test_the_admin_revenue_charts_tick_in_whole_units_from_zero():
+    y_axis = json.loads(REVENUE_CHART_OPTIONS)["scales"]["y"]
+    assert y_axis["beginAtZero"] is True
+    assert y_axis["ticks"]["precision"] == 0
 
 
 def test_axis_steps_are_round_numbers():
