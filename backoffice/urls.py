@@ -2,10 +2,17 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from backoffice import errors
 from payments.webhooks import stripe_webhook
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("favicon.ico", errors.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
 ]
+
+# Error pages in the admin's look (backoffice/errors.py); with DEBUG off, which the demo runs.
+handler403 = "backoffice.errors.permission_denied"
+handler404 = "backoffice.errors.page_not_found"
+handler500 = "backoffice.errors.server_error"

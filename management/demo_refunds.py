@@ -12,6 +12,7 @@ refusing anything but a test-mode key) and mirrors the purchase with the sync's 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -43,17 +44,94 @@ WARN_NO_STRIPE = (
     "Stripe-backed payments (approving those would fail). Start localstripe and re-run."
 )
 
-# (age, amount in USD cents) of the Stripe-backed pending requests: URGENT, HIGH, LARGE, NORMAL.
-STRIPE_BACKED = [
-    (timedelta(days=5), 2500, 2500),
-    (timedelta(days=4), 1500, 4000),
-    (timedelta(days=4, hours=6), 3900, 3900),
-    (timedelta(days=2), 1200, 6000),
-    (timedelta(days=1, hours=5), 800, 2000),
-    (timedelta(hours=5), 12000, 15000),
-    (timedelta(hours=2), 7500, 7500),
-    (timedelta(minutes=40), 1999, 4999),
-    (timedelta(hours=3), 2000, 2000),
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """One demo refund request: its age (drives URGENT / HIGH), the amount asked and the
+    payment's price, both in minor units of `currency` (above REFUND_LARGE_AMOUNT -> LARGE)."""
+
+    age: timedelta
+    amount: int
+    price: int
+    currency: str = "usd"
+
+
+def _d(days: float = 0, hours: float = 0, minutes: float = 0) -> timedelta:
+    return timedelta(days=days, hours=hours, minutes=minutes)
+
+
+# Pending requests on payments that really exist in localstripe, so approving one refunds it
+# there. The queue's tiers with the default settings (REFUND_URGENT_AFTER_DAYS=3,
+# REFUND_HIGH_AFTER_DAYS=1, REFUND_LARGE_AMOUNT usd/eur 50, gbp 40, jpy 7500).
+PENDING = [
+    # URGENT: waiting over 3 days.
+    DemoRequest(_d(5), 2500, 2500),
+    DemoRequest(_d(4), 1500, 4000),
+    DemoRequest(_d(4, 6), 3900, 3900),
+    DemoRequest(_d(6, 2), 9900, 9900),
+    DemoRequest(_d(3, 8), 1200, 2400),
+    DemoRequest(_d(7), 4500, 4500, "eur"),
+    DemoRequest(_d(3, 20), 2000, 3500, "gbp"),
+    DemoRequest(_d(8), 3000, 3000, "jpy"),
+    # HIGH: over a day.
+    DemoRequest(_d(2), 1200, 6000),
+    DemoRequest(_d(1, 5), 800, 2000),
+    DemoRequest(_d(2, 12), 4999, 4999),
+    DemoRequest(_d(1, 2), 15000, 15000),
+    DemoRequest(_d(2, 20), 2900, 2900),
+    DemoRequest(_d(1, 9), 1900, 3900, "eur"),
+    DemoRequest(_d(2, 3), 2500, 2500, "gbp"),
+    DemoRequest(_d(1, 15), 9000, 9000, "jpy"),
+    # LARGE: younger, above the currency's threshold (the last needs a senior approver).
+    DemoRequest(_d(hours=5), 12000, 15000),
+    DemoRequest(_d(hours=2), 7500, 7500),
+    DemoRequest(_d(hours=9), 9900, 9900),
+    DemoRequest(_d(hours=14), 25000, 25000),
+    DemoRequest(_d(hours=1), 8000, 8000, "eur"),
+    DemoRequest(_d(hours=7), 6500, 6500, "gbp"),
+    DemoRequest(_d(hours=4), 12000, 12000, "jpy"),
+    DemoRequest(_d(hours=20), 60000, 60000),
+    # NORMAL: younger and small.
+    DemoRequest(_d(minutes=40), 1999, 4999),
+    DemoRequest(_d(hours=3), 2000, 2000),
+    DemoRequest(_d(hours=6), 500, 2500),
+    DemoRequest(_d(hours=11), 3500, 3500),
+    DemoRequest(_d(hours=16), 4900, 4900),
+    DemoRequest(_d(hours=22), 1000, 3000),
+    DemoRequest(_d(hours=8), 2500, 2500, "eur"),
+    DemoRequest(_d(hours=13), 1500, 3000, "gbp"),
+    DemoRequest(_d(hours=2, minutes=30), 4000, 4000, "jpy"),
+]
+APPROVED, PROCESSING = RefundRequest.Status.APPROVED, RefundRequest.Status.PROCESSING
+PROCESSED, REJECTED = RefundRequest.Status.PROCESSED, RefundRequest.Status.REJECTED
+FAILED, CANCELED = RefundRequest.Status.FAILED, RefundRequest.Status.CANCELED
+# Approved but not yet refunded, and one a worker "crashed" on (PROCESSING): also on
+# localstripe payments, so `manage_payments --process-pending-refunds` refunds them for real.
+IN_FLIGHT = [
+    (APPROVED, DemoRequest(_d(hours=1), 1000, 3000)),
+    (APPROVED, DemoRequest(_d(hours=3), 2000, 4000, "eur")),
+    (APPROVED, DemoRequest(_d(hours=5), 1500, 1500)),
+    (PROCESSING, DemoRequest(_d(hours=2), 1000, 3000)),
+    (PROCESSING, DemoRequest(_d(hours=4), 2000, 2000, "jpy")),
+]
+# History on the generated (local) payments: (status, age, currency), every decided status
+# early in the list, so a small demo database still shows each one.
+HISTORY = [
+    (PROCESSED, _d(6), "usd"),
+    (REJECTED, _d(3), "usd"),
+    (FAILED, _d(4), "usd"),
+    (CANCELED, _d(8), "usd"),
+    (PROCESSED, _d(7), "eur"),
+    (REJECTED, _d(5), "eur"),
+    (FAILED, _d(6), "gbp"),
+    (CANCELED, _d(9), "eur"),
+    (PROCESSED, _d(10), "gbp"),
+    (REJECTED, _d(8), "jpy"),
+    (PROCESSED, _d(12), "jpy"),
+    *[(PROCESSED, _d(days), "usd") for days in (9, 11, 14, 20)],
+    *[(REJECTED, _d(days), "usd") for days in (12, 15, 18)],
+    *[(FAILED, _d(days), "usd") for days in (13, 16)],
+    *[(CANCELED, _d(days), "usd") for days in (10, 17, 21)],
 ]
 
 
@@ -72,10 +150,12 @@ def demo_payment_create(
     email: str,
     name: str,
     key: str,
+    currency: str = "usd",
     hour_package: bool = False,
     test_payment_method: str = TEST_PAYMENT_METHOD_SUCCEEDS,
 ) -> Payment:
-    """A confirmed card payment of `amount` US cents in the configured (test-mode) Stripe,
+    """A confirmed card payment of `amount` minor units of `currency` in the configured
+    (test-mode) Stripe,
     with the checkout's metadata, mirrored through the sync as production mirrors it.
     Raises payments.exceptions.GatewayError."""
     metadata = {
@@ -88,7 +168,7 @@ def demo_payment_create(
         metadata["package_minutes"] = "600"
     purchase = demo_purchase_create(
         amount=amount,
-        currency="usd",
+        currency=currency,
         email=email,
         name=name,
         key=f"demo:{key}",
@@ -130,7 +210,10 @@ def _set_created(refund_request: RefundRequest, created) -> None:
 
 
 def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
-    """Seed demo refund requests (idempotent: does nothing when requests exist)."""
+    """Seed about 60 demo refund requests (idempotent: does nothing when requests exist):
+    PENDING and IN_FLIGHT on localstripe payments, HISTORY on generated payments. Without a
+    reachable peer, the pending ones go on generated payments (approving them would fail)
+    and there are none in flight."""
 
     def log(message: str) -> None:
         if stdout is not None:
@@ -141,6 +224,94 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
         return {"refund_requests": 0}
     rng = random.Random(seed)
     now = timezone.now()
+    requesters = _demo_requesters()
+    approver = get_user_model().objects.filter(is_superuser=True).order_by("pk").first()
+    counts = {"stripe_backed": 0, "local": 0}
+
+    def create(payment: Payment, spec_amount: int, age: timedelta, **fields) -> RefundRequest:
+        with transaction.atomic():
+            request = RefundRequest.objects.create(
+                payment=payment,
+                amount=min(spec_amount, payment.amount),
+                currency=payment.currency,
+                reason=fields.pop("reason", RefundRequest.Reason.REQUESTED_BY_CUSTOMER),
+                internal_reason=rng.choice(
+                    ["course_canceled", "quality", "instructor_no_show", "goodwill"]
+                ),
+                **fields,
+            )
+            _set_created(request, now - age)
+        return request
+
+    if stripe_reachable():
+        for i, spec in enumerate(PENDING):
+            payment = _stripe_payment(spec, seed=seed, index=i, hour_package=i % 3 == 0)
+            create(
+                payment,
+                spec.amount,
+                spec.age,
+                customer_note="Please refund me, the course was not what I expected.",
+                requested_by=requesters[i % 2],
+            )
+            counts["stripe_backed"] += 1
+        for j, (status, spec) in enumerate(IN_FLIGHT):
+            payment = _stripe_payment(spec, seed=seed, index=len(PENDING) + j)
+            processing = status == RefundRequest.Status.PROCESSING
+            request = create(
+                payment,
+                spec.amount,
+                spec.age,
+                status=status,
+                requested_by=requesters[1],
+                approved_by=approver,
+                approved_at=now - spec.age + timedelta(minutes=30),
+                customer_note="Demo: approved, not yet refunded",
+                # A worker "crashed" on the PROCESSING ones: the command resumes them.
+                processing_started_at=now - spec.age if processing else None,
+                processing_attempts=1 if processing else 0,
+            )
+            RefundRequest.objects.filter(pk=request.pk).update(
+                idempotency_key=f"refund:{request.pk}"
+            )
+            counts["stripe_backed"] += 1
+    else:
+        log(WARN_NO_STRIPE.format(base=settings.STRIPE_API_BASE))
+
+    for status, age, currency in HISTORY:
+        payment = _local_payment(currency=currency, at_least=1)
+        if payment is None:
+            continue
+        _history_request(
+            create,
+            payment,
+            status,
+            age,
+            rng=rng,
+            seed=seed,
+            requester=requesters[0],
+            approver=approver,
+            now=now,
+        )
+        counts["local"] += 1
+    if not counts["stripe_backed"]:
+        # No peer: the queue still shows every priority, on generated payments.
+        for spec in PENDING:
+            payment = _local_payment(currency=spec.currency, at_least=spec.amount)
+            if payment is None:
+                continue
+            create(payment, spec.amount, spec.age, requested_by=requesters[1])
+            counts["local"] += 1
+    total = counts["stripe_backed"] + counts["local"]
+    # Rows written, by where their payment lives; the queue as its screens count it is
+    # printed once everything is seeded (management/demo_counts.py).
+    log(
+        f"Refund requests: {total} written ({counts['stripe_backed']} on localstripe "
+        f"payments, {counts['local']} on generated payments)"
+    )
+    return {"refund_requests": total, **counts}
+
+
+def _demo_requesters() -> list:
     groups = refund_groups_ensure()
     User = get_user_model()
     requesters = []
@@ -153,144 +324,75 @@ def seed_refund_requests(*, seed: int = 42, stdout=None) -> dict[str, int]:
             user.save()
         user.groups.add(groups[GROUP_REQUESTERS])
         requesters.append(user)
+    return requesters
 
-    counts = {"stripe_backed": 0, "local": 0}
-    if stripe_reachable():
-        for i, (age, amount, price) in enumerate(STRIPE_BACKED):
-            email, name = f"refund.demo.{i}@example.com", f"Refund Demo {i}"
-            payment = demo_payment_create(
-                amount=price, email=email, name=name, key=f"{seed}:{i}", hour_package=i % 3 == 0
-            )
-            with transaction.atomic():
-                request = RefundRequest.objects.create(
-                    payment=payment,
-                    amount=amount,
-                    currency=payment.currency,
-                    reason=RefundRequest.Reason.REQUESTED_BY_CUSTOMER,
-                    internal_reason=rng.choice(
-                        ["course_canceled", "quality", "instructor_no_show", "goodwill"]
-                    ),
-                    customer_note="Please refund me, the course was not what I expected.",
-                    requested_by=requesters[i % 2],
-                )
-                _set_created(request, now - age)
-            counts["stripe_backed"] += 1
-    else:
-        log(WARN_NO_STRIPE.format(base=settings.STRIPE_API_BASE))
 
-    # History in every other status. APPROVED / PROCESSING ones need a payment that exists in
-    # Stripe (running `manage_payments --process-pending-refunds` refunds them for real).
-    approver = User.objects.filter(is_superuser=True).order_by("pk").first()
-    if counts["stripe_backed"]:
-        for j, (status, age) in enumerate(
-            [
-                (RefundRequest.Status.APPROVED, timedelta(hours=1)),
-                (RefundRequest.Status.PROCESSING, timedelta(hours=2)),
-            ]
-        ):
-            i = len(STRIPE_BACKED) + j
-            email, name = f"refund.demo.{i}@example.com", f"Refund Demo {i}"
-            payment = demo_payment_create(amount=3000, email=email, name=name, key=f"{seed}:{i}")
-            request = RefundRequest.objects.create(
-                payment=payment,
-                amount=1000,
-                currency="usd",
-                status=status,
-                requested_by=requesters[1],
-                approved_by=approver,
-                approved_at=now - age + timedelta(minutes=30),
-                customer_note="Demo: approved, not yet refunded",
-                # A worker "crashed" on the PROCESSING one: the command resumes it.
-                processing_started_at=(
-                    now - age if status == RefundRequest.Status.PROCESSING else None
-                ),
-                processing_attempts=1 if status == RefundRequest.Status.PROCESSING else 0,
-            )
-            RefundRequest.objects.filter(pk=request.pk).update(
-                idempotency_key=f"refund:{request.pk}"
-            )
-            _set_created(request, now - age)
-            counts["stripe_backed"] += 1
+def _stripe_payment(spec: DemoRequest, *, seed: int, index: int, hour_package=False) -> Payment:
+    return demo_payment_create(
+        amount=spec.price,
+        currency=spec.currency,
+        email=f"refund.demo.{index}@example.com",
+        name=f"Refund Demo {index}",
+        key=f"{seed}:{index}",
+        hour_package=hour_package,
+    )
 
-    captured = list(
-        Payment.objects.filter(status=Payment.Status.SUCCEEDED, amount__gte=1000)
+
+def _local_payment(*, currency: str, at_least: int) -> Payment | None:
+    """The newest generated, fully captured payment in `currency` of at least `at_least`
+    minor units that has no refund request yet."""
+    return (
+        Payment.objects.filter(
+            status=Payment.Status.SUCCEEDED, currency=currency, amount__gte=max(at_least, 100)
+        )
         .exclude(refund_requests__isnull=False)
-        .order_by("-created")[:40]
+        .order_by("-created")
+        .first()
     )
-    history = [
-        (RefundRequest.Status.PROCESSED, timedelta(days=6)),
-        (RefundRequest.Status.PROCESSED, timedelta(days=9)),
-        (RefundRequest.Status.REJECTED, timedelta(days=3)),
-        (RefundRequest.Status.REJECTED, timedelta(days=12)),
-        (RefundRequest.Status.FAILED, timedelta(days=4)),
-        (RefundRequest.Status.CANCELED, timedelta(days=8)),
-    ]
-    for (status, age), payment in zip(history, captured, strict=False):
-        amount = max(1, payment.amount // rng.choice([2, 4, 1]))
-        fields = {
-            "payment": payment,
-            "amount": amount,
-            "currency": payment.currency,
-            "status": status,
-            "reason": rng.choice(list(RefundRequest.Reason.values)),
-            "requested_by": requesters[0],
-            "customer_note": "Demo history",
-        }
-        if status in (RefundRequest.Status.PROCESSED, RefundRequest.Status.FAILED):
-            fields.update(approved_by=approver, approved_at=now - age + timedelta(hours=1))
-        if status == RefundRequest.Status.REJECTED:
-            fields.update(
-                rejection_reason="Outside the 14-day refund window.",
-                rejected_by=approver,
-                rejected_at=now - age + timedelta(hours=2),
-            )
-        if status == RefundRequest.Status.FAILED:
-            fields.update(failure_message="Stripe rejected the request.")
-        request = RefundRequest.objects.create(**fields)
-        updates = {}
-        if status in (RefundRequest.Status.PROCESSED, RefundRequest.Status.FAILED):
-            updates["idempotency_key"] = f"refund:{request.pk}"
-        if status == RefundRequest.Status.PROCESSED:
-            # The refund as Stripe reports it, through the sync's upsert: the mirror row, then
-            # the payment's refunded amount, status and net re-derived by the ledger.
-            stripe_id = f"re_demo{seed}x{request.pk:06d}"
-            sync.upsert_refunds(
-                [
-                    StripeRefund(
-                        id=stripe_id,
-                        payment_intent_id=payment.stripe_payment_intent_id,
-                        charge_id=payment.stripe_charge_id,
-                        amount=amount,
-                        currency=payment.currency,
-                        status="succeeded",
-                        created=now - age + timedelta(hours=2),
-                        reason=request.reason,
-                    )
-                ]
-            )
-            updates.update(stripe_refund_id=stripe_id, processed_at=now - age + timedelta(hours=2))
-        if updates:
-            RefundRequest.objects.filter(pk=request.pk).update(**updates)
-        _set_created(request, now - age)
-        counts["local"] += 1
-    # A few local pending ones as well, when there is no Stripe (every priority still shows).
-    if not counts["stripe_backed"]:
-        for age, amount, _ in STRIPE_BACKED[:4]:
-            payment = next((p for p in captured[len(history) :] if p.amount >= amount), None)
-            if payment is None:
-                break
-            captured.remove(payment)
-            request = RefundRequest.objects.create(
-                payment=payment,
-                amount=min(amount, payment.amount),
-                currency=payment.currency,
-                requested_by=requesters[1],
-            )
-            _set_created(request, now - age)
-            counts["local"] += 1
-    total = counts["stripe_backed"] + counts["local"]
-    log(
-        f"{total} refund requests ({counts['stripe_backed']} pending on localstripe payments, "
-        f"{counts['local']} local)"
-    )
-    return {"refund_requests": total, **counts}
+
+
+def _history_request(create, payment, status, age, *, rng, seed, requester, approver, now):
+    """A decided request: processed (with its Stripe refund mirrored through the sync),
+    rejected, failed or canceled."""
+    fields = {
+        "status": status,
+        "reason": rng.choice(list(RefundRequest.Reason.values)),
+        "requested_by": requester,
+        "customer_note": "Demo history",
+    }
+    if status in (RefundRequest.Status.PROCESSED, RefundRequest.Status.FAILED):
+        fields.update(approved_by=approver, approved_at=now - age + timedelta(hours=1))
+    if status == RefundRequest.Status.REJECTED:
+        fields.update(
+            rejection_reason="Outside the 14-day refund window.",
+            rejected_by=approver,
+            rejected_at=now - age + timedelta(hours=2),
+        )
+    if status == RefundRequest.Status.FAILED:
+        fields.update(failure_message="Stripe rejected the request.")
+    amount = max(1, payment.amount // rng.choice([2, 4, 1]))
+    request = create(payment, amount, age, **fields)
+    updates = {}
+    if status in (RefundRequest.Status.PROCESSED, RefundRequest.Status.FAILED):
+        updates["idempotency_key"] = f"refund:{request.pk}"
+    if status == RefundRequest.Status.PROCESSED:
+        # The refund as Stripe reports it, through the sync's upsert: the mirror row, then
+        # the payment's refunded amount, status and net re-derived by the ledger.
+        stripe_id = f"re_demo{seed}x{request.pk:06d}"
+        sync.upsert_refunds(
+            [
+                StripeRefund(
+                    id=stripe_id,
+                    payment_intent_id=payment.stripe_payment_intent_id,
+                    charge_id=payment.stripe_charge_id,
+                    amount=request.amount,
+                    currency=payment.currency,
+                    status="succeeded",
+                    created=now - age + timedelta(hours=2),
+                    reason=request.reason,
+                )
+            ]
+        )
+        updates.update(stripe_refund_id=stripe_id, processed_at=now - age + timedelta(hours=2))
+    if updates:
+        RefundRequest.objects.filter(pk=request.pk).update(**updates)

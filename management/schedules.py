@@ -34,10 +34,19 @@ DISPUTE_ALERTS_SCHEDULE_FUNC = "management.jobs.dispute_deadline_alerts_schedule
 
 @dataclass(frozen=True)
 class JobSchedule:
-    name: str
+    name: str  # the row's key in django_q's table (never renamed: rows are found by it)
     func: str
     minutes: int
     kwargs: str = ""  # a Python dict literal, as django-q2 stores it
+    title: str = ""  # what staff call the job: the Scheduled jobs page and its tasks' names
+    description: str = ""  # what it does, in staff's words (the Scheduled jobs page)
+
+    def stored_kwargs(self) -> str:
+        """The kwargs as stored: the job's own, plus django-q2's q_options naming each task
+        it starts after the job (instead of a random "rugby-lithium-dakota-aspen")."""
+        kwargs = ast.literal_eval(self.kwargs) if self.kwargs else {}
+        kwargs["q_options"] = {"task_name": self.title or self.name}
+        return repr(kwargs)
 
 
 def job_schedules() -> list[JobSchedule]:
@@ -48,24 +57,108 @@ def job_schedules() -> list[JobSchedule]:
             SYNC_SCHEDULE_FUNC,
             max(1, int(settings.STRIPE_SYNC_SCHEDULE_MINUTES)),
             kwargs="{'trigger': 'schedule'}",
+            title="Stripe sync",
+            description=(
+                "Copies new and changed payments, refunds, disputes and customers from Stripe "
+                "(from the last watermarks)."
+            ),
         ),
         # The refund safety net: approved requests whose on-commit task was lost, and those
         # a dead worker or an unknown Stripe outcome left in PROCESSING.
-        JobSchedule(REFUNDS_SCHEDULE_NAME, REFUNDS_SCHEDULE_FUNC, 5),
+        JobSchedule(
+            REFUNDS_SCHEDULE_NAME,
+            REFUNDS_SCHEDULE_FUNC,
+            5,
+            title="Process approved refunds",
+            description=(
+                "Sends approved refund requests to Stripe and resumes interrupted ones (the "
+                "safety net behind each approval's own task)."
+            ),
+        ),
         # Late webhooks, refunds and disputes land on earlier days: recompute a few days.
-        JobSchedule(ANALYTICS_SCHEDULE_NAME, ANALYTICS_SCHEDULE_FUNC, 5),
-        JobSchedule(RECEIPTS_SCHEDULE_NAME, RECEIPTS_SCHEDULE_FUNC, 60),
+        JobSchedule(
+            ANALYTICS_SCHEDULE_NAME,
+            ANALYTICS_SCHEDULE_FUNC,
+            5,
+            title="Refresh analytics",
+            description="Recomputes the daily sales figures of the last few days.",
+        ),
+        JobSchedule(
+            RECEIPTS_SCHEDULE_NAME,
+            RECEIPTS_SCHEDULE_FUNC,
+            60,
+            title="Issue missing receipts",
+            description=(
+                "Issues receipts for captured payments and credit notes for refunds that have "
+                "none yet."
+            ),
+        ),
         # Evidence deadline alerts (7/3/1 days), daily by default; each alert goes out once
         # whatever the interval, so a shorter one only makes them more punctual.
         JobSchedule(
             DISPUTE_ALERTS_SCHEDULE_NAME,
             DISPUTE_ALERTS_SCHEDULE_FUNC,
             max(1, int(settings.DISPUTE_ALERT_SCHEDULE_MINUTES)),
+            title="Dispute deadline alerts",
+            description=(
+                "E-mails finance when a dispute's evidence is due in 7, 3 or 1 days (each "
+                "alert once)."
+            ),
         ),
         # Our fraud rules over the last FRAUD_LOOKBACK_HOURS (each payment event also runs
         # them over what it touched; this pass catches what events missed).
-        JobSchedule(FRAUD_SCHEDULE_NAME, FRAUD_SCHEDULE_FUNC, 60),
+        JobSchedule(
+            FRAUD_SCHEDULE_NAME,
+            FRAUD_SCHEDULE_FUNC,
+            60,
+            title="Detect fraud",
+            description="Runs the fraud rules over recent payments and opens alerts.",
+        ),
     ]
+
+
+def job_schedule_by_name() -> dict[str, JobSchedule]:
+    """The registry by schedule name (the Scheduled jobs and tasks pages look titles up)."""
+    return {schedule.name: schedule for schedule in job_schedules()}
+
+
+# django-q2's schedule types in words (Schedule.TYPE codes), for the Scheduled jobs page.
+_TYPE_WORDS = {
+    "O": "once",
+    "H": "hourly",
+    "D": "daily",
+    "W": "weekly",
+    "BW": "every two weeks",
+    "M": "monthly",
+    "BM": "every two months",
+    "Q": "quarterly",
+    "Y": "yearly",
+}
+_MINUTES_PER = [(7 * 24 * 60, "week"), (24 * 60, "day"), (60, "hour"), (1, "minute")]
+_ONE_UNIT = {"week": "weekly", "day": "daily", "hour": "hourly", "minute": "every minute"}
+
+
+def interval_in_words(*, schedule_type: str, minutes: int | None, cron: str | None = "") -> str:
+    """How often a schedule runs, as staff say it: "every 15 minutes", "hourly", "daily",
+    "every 6 hours", "cron 0 3 * * *"."""
+    if schedule_type == "I":  # Schedule.MINUTES
+        minutes = max(1, minutes or 1)
+        for size, unit in _MINUTES_PER:
+            if minutes % size == 0:
+                count = minutes // size
+                return _ONE_UNIT[unit] if count == 1 else f"every {count} {unit}s"
+    if schedule_type == "C":
+        return f"cron {cron}" if cron else "cron"
+    return _TYPE_WORDS.get(schedule_type, schedule_type)
+
+
+def repeats_in_words(repeats: int) -> str:
+    """django-q2's `repeats`: -1 forever, 0 done, n more times."""
+    if repeats < 0:
+        return "forever"
+    if repeats == 0:
+        return "no more runs"
+    return "once more" if repeats == 1 else f"{repeats} more times"
 
 
 def _validate_kwargs(kwargs_text: str) -> None:
@@ -83,7 +176,7 @@ def ensure_job_schedules(*, using: str = "default") -> dict:
 
     schedules = job_schedules()
     for schedule in schedules:
-        _validate_kwargs(schedule.kwargs)
+        _validate_kwargs(schedule.stored_kwargs())
     created = 0
     for schedule in schedules:
         _, was_created = Schedule.objects.using(using).update_or_create(
@@ -91,7 +184,7 @@ def ensure_job_schedules(*, using: str = "default") -> dict:
             defaults={
                 "func": schedule.func,
                 "args": "",
-                "kwargs": schedule.kwargs,
+                "kwargs": schedule.stored_kwargs(),
                 "schedule_type": Schedule.MINUTES,
                 "minutes": schedule.minutes,
                 "repeats": -1,

@@ -179,6 +179,13 @@ def _anchors(scope: Scope, *, by: str) -> QuerySet[Payment]:
             Q(customer_id__in=scope.customer_ids or ())
             | Q(stripe_payment_intent_id__in=scope.payment_intent_ids or ())
         )
+    if scope.payment_intent_ids is not None:
+        # An event's pass: the windows end at the payments the event wrote, not at every
+        # recent payment of their customers, cards and IPs. Otherwise each event would
+        # re-count a customer's whole day (quadratic in a burst, the very pattern the rules
+        # look for); a payment that arrives late, completing a window that ends at an older
+        # anchor, is found by the hourly full pass.
+        qs = qs.filter(stripe_payment_intent_id__in=scope.payment_intent_ids)
     return qs
 
 

@@ -179,7 +179,15 @@ def _schedule_retry(*, event: WebhookEvent, when: datetime) -> None:
     from django_q.models import Schedule
     from django_q.tasks import schedule
 
-    schedule(TASK_PATH, event.pk, schedule_type=Schedule.ONCE, next_run=when, repeats=1)
+    # Named after the event, like the first attempt's task (not django-q2's random name).
+    schedule(
+        TASK_PATH,
+        event.pk,
+        schedule_type=Schedule.ONCE,
+        next_run=when,
+        repeats=1,
+        q_options={"task_name": f"webhook retry {event.stripe_id}"[:100]},
+    )
 
 
 # --- Processing ---------------------------------------------------------------------------

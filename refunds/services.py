@@ -44,21 +44,31 @@ from payments.sync import upsert_refunds
 
 from . import rules
 from .models import RefundRequest
+
+# Who may do what, and the messages for "may not": refunds/permissions.py, which the pages ask
+# too. Re-exported here, where callers and tests have always found them.
+from .permissions import (  # noqa: F401
+    APPROVE,
+    ERR_NO_APPROVE_PERMISSION,
+    ERR_NO_REQUEST_PERMISSION,
+    ERR_NOT_PENDING,
+    ERR_OWN_REQUEST,
+    PERM_APPROVE,
+    PERM_APPROVE_LARGE,
+    PERM_REQUEST,
+    REJECT,
+    Refusal,
+    decision_refusal,
+    request_refusal,
+)
 from .selectors import payment_processed_amount, payment_refundability
 
 logger = logging.getLogger(__name__)
 
 # --- Messages (staff see them as they are; tests assert the exact words). The rules' own
 # messages (amounts, blocked payments, senior limit) live in refunds/rules.py. -------------------
-ERR_NOT_PENDING = "Only pending requests can be approved or rejected; this one is {status}."
-ERR_OWN_REQUEST = "You requested this refund, so someone else must approve it (four-eyes rule)."
-ERR_NO_APPROVE_PERMISSION = "You do not have permission to approve or reject refund requests."
-ERR_NO_REQUEST_PERMISSION = "You do not have permission to request refunds."
 ERR_REJECTION_REASON_REQUIRED = "Give a reason for the rejection."
 
-PERM_REQUEST = "refunds.add_refundrequest"
-PERM_APPROVE = "refunds.approve_refundrequest"
-PERM_APPROVE_LARGE = "refunds.approve_large_refundrequest"
 
 # Audit action names (AdminAction.action).
 AUDIT_CREATE = "refund_request.create"
@@ -151,7 +161,8 @@ def refund_request_create(
     """Ask to refund `amount` minor units of `payment` (partial allowed). Raises RefundError
     (bad amount or currency, payment not refundable) or RefundPermissionError."""
     if acting_user is not None and not acting_user.has_perm(PERM_REQUEST):
-        raise RefundPermissionError(ERR_NO_REQUEST_PERMISSION)
+        # The same refusal the payment page shows (request_refusal), before any lock.
+        _raise(request_refusal(user=acting_user, payment=payment))
     with transaction.atomic():
         payment = _locked_payment(payment.pk)
         _check_refundable(payment=payment, refund_request=None, amount=amount, currency=currency)
@@ -242,13 +253,25 @@ def refund_request_propose_for_fraud(*, alert: FraudAlert) -> RefundRequest | No
         )
 
 
-def _check_can_decide(*, refund_request: RefundRequest, acting_user) -> None:
-    if acting_user is None or not acting_user.has_perm(PERM_APPROVE):
-        raise RefundPermissionError(ERR_NO_APPROVE_PERMISSION)
-    if refund_request.status != RefundRequest.Status.PENDING:
-        raise RefundError(
-            ERR_NOT_PENDING.format(status=refund_request.get_status_display().lower())
+def _raise(refusal: Refusal | None) -> None:
+    if refusal is None:
+        return
+    if refusal.permission:
+        raise RefundPermissionError(refusal.message)
+    raise RefundError(refusal.message)
+
+
+def _check_can_decide(
+    *, refund_request: RefundRequest, acting_user, decision: str, customer_blocked=None
+) -> None:
+    _raise(
+        decision_refusal(
+            user=acting_user,
+            refund_request=refund_request,
+            decision=decision,
+            customer_blocked=customer_blocked,
         )
+    )
 
 
 def refund_request_approve(
@@ -264,18 +287,13 @@ def refund_request_approve(
     with transaction.atomic():
         payment = _locked_payment(refund_request.payment_id)
         locked = RefundRequest.objects.select_for_update().get(pk=refund_request.pk)
-        _check_can_decide(refund_request=locked, acting_user=acting_user)
-        if locked.requested_by_id is not None and locked.requested_by_id == acting_user.pk:
-            raise RefundError(ERR_OWN_REQUEST)
-        customer_blocked = _customer_blocked(payment)
-        if rules.needs_senior_approval(
-            amount=locked.amount, currency=locked.currency, customer_blocked=customer_blocked
-        ) and not acting_user.has_perm(PERM_APPROVE_LARGE):
-            raise RefundPermissionError(
-                rules.senior_message(
-                    locked.currency, amount=locked.amount, customer_blocked=customer_blocked
-                )
-            )
+        # Permission, pending, four-eyes, senior limit: the decision page's own question.
+        _check_can_decide(
+            refund_request=locked,
+            acting_user=acting_user,
+            decision=APPROVE,
+            customer_blocked=_customer_blocked(payment),
+        )
         _check_refundable(
             payment=payment, refund_request=locked, amount=locked.amount, currency=locked.currency
         )
@@ -333,7 +351,7 @@ def refund_request_reject(
         raise RefundError(ERR_REJECTION_REASON_REQUIRED)
     with transaction.atomic():
         locked = RefundRequest.objects.select_for_update().get(pk=refund_request.pk)
-        _check_can_decide(refund_request=locked, acting_user=acting_user)
+        _check_can_decide(refund_request=locked, acting_user=acting_user, decision=REJECT)
         locked.status = RefundRequest.Status.REJECTED
         locked.rejection_reason = reason
         locked.rejected_by = acting_user

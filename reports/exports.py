@@ -1,14 +1,17 @@
 """Exports of payments and refunds: django-import-export (CSV, JSON, XLSX) for everyday sizes
 and a streaming CSV for any size. Both keep the changelist's filters, both need the export
-permission, both neutralise spreadsheet formulas.
+permission, both neutralise spreadsheet formulas. Both take their columns, units and time
+zone from reports/export_columns.py (so does `--payment-report`'s CSV).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
+from datetime import date, datetime
+from operator import itemgetter
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -21,8 +24,31 @@ from unfold.contrib.import_export.forms import SelectableFieldsExportForm
 from unfold.decorators import action
 
 from payments.models import Payment, Refund
-from payments.money import decimal_places, is_known_currency, to_decimal_stored
+from payments.money import decimal_places, is_known_currency
 from refunds.models import RefundRequest
+
+from .export_columns import (
+    CURRENCY_HEADER,
+    DATE,
+    DATETIME,
+    KIND_BY_HEADER,
+    MONEY,
+    PAYMENT_COLUMNS,
+    REFUND_REQUEST_COLUMNS,
+    STRIPE_REFUND_COLUMNS,
+    TEXT,
+    TIME_ZONE,
+    XLSX_DATE_FORMAT,
+    XLSX_DATETIME_FORMAT,
+    Column,
+    datetime_text,
+    headers,
+    major,
+    money_number_format,
+    site_datetime,
+    site_time_zone_name,
+    text_cell,
+)
 
 # Configured here rather than with IMPORT_EXPORT_EXPORT_PERMISSION_CODE: that setting asks for
 # `<app>.export_<model>` on every exporting model, which the models of other apps do not define.
@@ -30,6 +56,7 @@ EXPORT_PERMISSION = "reports.export_payments"
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_CHUNK_ROWS = 2000
+UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 ERR_BAD_FILTERS = "The changelist filters in this link are not valid."
 
 
@@ -47,7 +74,8 @@ def has_export_permission(user) -> bool:
 
 class _MinorUnits:
     """Minor units -> major-unit text ("1234" usd -> "12.34") without a Decimal per row: the
-    streamed CSV's formatter per currency (import-export cells use `major_amount`)."""
+    streamed CSV's formatter per currency. It writes what str() of export_columns.major()
+    writes, which the admin's CSV holds (tests compare the two files)."""
 
     def __init__(self) -> None:
         self._formatters: dict = {}
@@ -78,12 +106,6 @@ class _MinorUnits:
 major_units = _MinorUnits()
 
 
-def major_amount(amount: int | None, currency: str) -> Decimal | None:
-    """An exported money cell: a Decimal in major units, so spreadsheets get a number (not
-    text) and a negative net is not mistaken for a formula and quoted."""
-    return None if amount is None else to_decimal_stored(amount, currency)
-
-
 class SafeResource(resources.ModelResource):
     """ModelResource whose every exported cell is neutralised."""
 
@@ -92,173 +114,180 @@ class SafeResource(resources.ModelResource):
         return [neutralise(value) for value in row]
 
 
-def _money_field(column: str, attribute: str) -> fields.Field:
-    return fields.Field(column_name=column, attribute=attribute, readonly=True)
+class ColumnField(fields.Field):
+    """An import-export field made from an export_columns.Column. It exports the NATIVE value
+    (Decimal, int, aware datetime in the site zone) for every format: our formats below turn
+    it into text (CSV, JSON) or a typed cell (XLSX). import-export's own widgets would render
+    text unless told `force_native_type`, which it sets only for its own binary formats."""
+
+    def __init__(self, column: Column) -> None:
+        super().__init__(attribute=column.path or None, column_name=column.header, readonly=True)
+        self.column = column
+
+    def export(self, instance, **kwargs):
+        kind = self.column.kind
+        if kind == TIME_ZONE:
+            return site_time_zone_name()
+        value = self.get_value(instance)
+        if kind == MONEY:
+            return major(value, instance.currency)
+        if kind == DATETIME:
+            return site_datetime(value)
+        if kind == TEXT:
+            return "" if value is None else str(value)
+        return value
 
 
-class PaymentResource(SafeResource):
-    """One row per payment; amounts in major units of `currency` (12.50), never converted."""
-
-    customer_email = fields.Field(column_name="customer_email", readonly=True)
-    customer_name = fields.Field(column_name="customer_name", readonly=True)
-    amount = _money_field("amount", "amount")
-    amount_refunded = _money_field("amount_refunded", "amount_refunded")
-    stripe_fee = _money_field("stripe_fee", "stripe_fee")
-    platform_fee = _money_field("platform_fee", "platform_fee")
-    net = _money_field("net", "net")
-
-    class Meta:
-        model = Payment
-        fields = [
-            "stripe_payment_intent_id",
-            "stripe_charge_id",
-            "created",
-            "status",
-            "currency",
-            "amount",
-            "amount_refunded",
-            "stripe_fee",
-            "platform_fee",
-            "net",
-            "payment_method_type",
-            "customer_email",
-            "customer_name",
-            "product_kind",
-            "description",
-            "failure_code",
-            "decline_code",
-            "failure_message",
-            "succeeded_at",
-        ]
-        export_order = fields
-
-    def get_queryset(self):
-        return Payment.objects.select_related("customer")
-
-    def dehydrate_customer_email(self, payment):
-        return payment.customer.email if payment.customer_id else ""
-
-    def dehydrate_customer_name(self, payment):
-        return payment.customer.name if payment.customer_id else ""
-
-    def dehydrate_amount(self, payment):
-        return major_amount(payment.amount, payment.currency)
-
-    def dehydrate_amount_refunded(self, payment):
-        return major_amount(payment.amount_refunded, payment.currency)
-
-    def dehydrate_stripe_fee(self, payment):
-        return major_amount(payment.stripe_fee, payment.currency)
-
-    def dehydrate_platform_fee(self, payment):
-        return major_amount(payment.platform_fee, payment.currency)
-
-    def dehydrate_net(self, payment):
-        return major_amount(payment.net, payment.currency)
+def column_resource(name: str, model, columns: list[Column], *, related=(), doc=""):
+    """A ModelResource class whose fields are `columns`, in order (the streamed CSV's too)."""
+    names = headers(columns)
+    meta = type("Meta", (), {"model": model, "fields": names, "export_order": names})
+    attrs = {column.header: ColumnField(column) for column in columns}
+    attrs.update(
+        Meta=meta,
+        __doc__=doc,
+        __module__=__name__,
+        get_queryset=lambda self: model.objects.select_related(*related),
+    )
+    return type(name, (SafeResource,), attrs)
 
 
-class StripeRefundResource(SafeResource):
-    """Refunds as mirrored from Stripe (payments.Refund)."""
+PaymentResource = column_resource(
+    "PaymentResource",
+    Payment,
+    PAYMENT_COLUMNS,
+    related=("customer",),
+    doc="One row per payment; amounts in major units of `currency`, never converted.",
+)
+StripeRefundResource = column_resource(
+    "StripeRefundResource",
+    Refund,
+    STRIPE_REFUND_COLUMNS,
+    related=("payment",),
+    doc="Refunds as mirrored from Stripe (payments.Refund).",
+)
+RefundRequestResource = column_resource(
+    "RefundRequestResource",
+    RefundRequest,
+    REFUND_REQUEST_COLUMNS,
+    related=("payment", "requested_by"),
+    doc="Refund requests (the refund queue): who asked, how much, how far it got.",
+)
 
-    payment = fields.Field(column_name="payment_intent", readonly=True)
-    amount = _money_field("amount", "amount")
 
-    class Meta:
-        model = Refund
-        fields = ["stripe_id", "created", "status", "currency", "amount", "reason", "payment"]
-        export_order = fields
-
-    def get_queryset(self):
-        return Refund.objects.select_related("payment")
-
-    def dehydrate_payment(self, refund):
-        return refund.payment.stripe_payment_intent_id
-
-    def dehydrate_amount(self, refund):
-        return major_amount(refund.amount, refund.currency)
+# --- Formats: the dataset holds native values; each format renders them -------------------
 
 
-class RefundRequestResource(SafeResource):
-    """Refund requests (the refund queue): who asked, how much, how far it got."""
+def _text_rows(dataset) -> list[list[str]]:
+    return [[text_cell(value) for value in row] for row in dataset]
 
-    payment_intent = fields.Field(column_name="payment_intent", readonly=True)
-    requested_by = fields.Field(column_name="requested_by", readonly=True)
-    amount = _money_field("amount", "amount")
 
-    class Meta:
-        model = RefundRequest
-        fields = [
-            "id",
-            "created_at",
-            "status",
-            "currency",
-            "amount",
-            "reason",
-            "internal_reason",
-            "source",
-            "payment_intent",
-            "requested_by",
-            "approved_at",
-            "processed_at",
-            "stripe_refund_id",
-            "failure_message",
-        ]
-        export_order = fields
+class ExportCSV(CSV):
+    """CSV with every cell as export_columns.text_cell renders it, as the streamed CSV."""
 
-    def get_queryset(self):
-        return RefundRequest.objects.select_related("payment", "requested_by")
+    def export_data(self, dataset, **kwargs):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(dataset.headers)
+        writer.writerows(_text_rows(dataset))
+        return buffer.getvalue()
 
-    def dehydrate_payment_intent(self, obj):
-        return obj.payment.stripe_payment_intent_id
 
-    def dehydrate_requested_by(self, obj):
-        return obj.requested_by.get_username() if obj.requested_by_id else ""
+class ExportJSON(JSON):
+    """JSON objects of text cells (amounts as exact decimal text, "12.30")."""
 
-    def dehydrate_amount(self, obj):
-        return major_amount(obj.amount, obj.currency)
+    def export_data(self, dataset, **kwargs):
+        names = dataset.headers
+        return json.dumps([dict(zip(names, row, strict=True)) for row in _text_rows(dataset)])
+
+
+class ExportXLSX(XLSX):
+    """XLSX a spreadsheet can sum: amounts are numbers formatted with their row currency's
+    decimals (0.00 usd, 0 jpy, 0.000 kwd), date-times are date-time cells in the site time
+    zone (named in the time_zone column). tablib's writer gives every cell "General" and
+    cannot take a per-row format, hence this writer (openpyxl, write-only mode)."""
+
+    def export_data(self, dataset, **kwargs):
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+        from openpyxl.styles import Font
+
+        names = list(dataset.headers)
+        kinds = [KIND_BY_HEADER.get(name, TEXT) for name in names]
+        currency_at = names.index(CURRENCY_HEADER) if CURRENCY_HEADER in names else None
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(safe_sheet_title(dataset.title or "Export"))
+        sheet.freeze_panes = "A2"
+        bold = Font(bold=True)
+        header = []
+        for name in names:
+            cell = WriteOnlyCell(sheet, value=name)
+            cell.font = bold
+            header.append(cell)
+        sheet.append(header)
+        for row in dataset:
+            money_format = money_number_format(row[currency_at] if currency_at is not None else "")
+            cells = []
+            for value, kind in zip(row, kinds, strict=True):
+                if isinstance(value, datetime):
+                    # Excel has no time zone: the site zone's wall time, zone in its column.
+                    cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))
+                    cell.number_format = XLSX_DATETIME_FORMAT
+                elif isinstance(value, date):
+                    cell = WriteOnlyCell(sheet, value=value)
+                    cell.number_format = XLSX_DATE_FORMAT
+                elif isinstance(value, str):
+                    # Control characters are illegal in XLSX; a Stripe text may hold some.
+                    cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value) or None)
+                else:
+                    cell = WriteOnlyCell(sheet, value=value)
+                    if kind == MONEY and value is not None:
+                        cell.number_format = money_format
+                cells.append(cell)
+            sheet.append(cells)
+        stream = io.BytesIO()
+        book.save(stream)
+        return stream.getvalue()
+
+
+def safe_sheet_title(title: str) -> str:
+    return "".join("-" if char in "\\*?:/[]" else char for char in title)[:31]
 
 
 # --- Streaming CSV: values_list + iterator, flat memory whatever the size -------------------
 
-# Column kinds of the streamed CSV: how a value is turned into text.
-TEXT, MONEY, DATETIME, RAW = "text", "money", "datetime", "raw"
 
-PAYMENT_STREAM_COLUMNS = [
-    # (header, values_list path, kind)
-    ("stripe_payment_intent_id", "stripe_payment_intent_id", TEXT),
-    ("created", "created", DATETIME),
-    ("status", "status", TEXT),
-    ("currency", "currency", TEXT),
-    ("amount", "amount", MONEY),
-    ("amount_refunded", "amount_refunded", MONEY),
-    ("stripe_fee", "stripe_fee", MONEY),
-    ("platform_fee", "platform_fee", MONEY),
-    ("net", "net", MONEY),
-    ("payment_method_type", "payment_method_type", TEXT),
-    ("customer_email", "customer__email", TEXT),
-    ("product_kind", "product_kind", TEXT),
-    ("description", "description", TEXT),
-    ("failure_code", "failure_code", TEXT),
-    ("decline_code", "decline_code", TEXT),
-]
-
-
-def csv_rows(queryset, columns: list[tuple[str, str, str]]) -> Iterator[str]:
+def csv_rows(queryset, columns: list[Column]) -> Iterator[str]:
     """CSV text in chunks of STREAM_CHUNK_ROWS rows. Reads with a server-side cursor
     (PostgreSQL) in chunks, so memory does not grow with the number of rows. The per-row
-    work is specialised by column kind up front: this loop is the export's hot path."""
-    paths = [path for _, path, _ in columns]
-    text_at = [i for i, (_, _, kind) in enumerate(columns) if kind == TEXT]
-    money_at = [i for i, (_, _, kind) in enumerate(columns) if kind == MONEY]
-    time_at = [i for i, (_, _, kind) in enumerate(columns) if kind == DATETIME]
-    currency_at = paths.index("currency") if money_at else None
+    work is specialised by column kind up front: this loop is the export's hot path. It
+    writes what the admin's CSV (ExportCSV) writes for the same rows."""
+    select: list[str] = []
+    for column in columns:
+        if column.path and column.path not in select:
+            select.append(column.path)
+    if CURRENCY_HEADER not in select and any(c.kind == MONEY for c in columns):
+        select.append(CURRENCY_HEADER)
+    # The time_zone column reads a constant placed after the selected values.
+    constant_at = len(select)
+    pick = itemgetter(*[select.index(c.path) if c.path else constant_at for c in columns])
+    kinds = [column.kind for column in columns]
+    text_at = [i for i, kind in enumerate(kinds) if kind == TEXT]
+    money_at = [i for i, kind in enumerate(kinds) if kind == MONEY]
+    time_at = [i for i, kind in enumerate(kinds) if kind in (DATETIME, DATE)]
+    currency_at = select.index(CURRENCY_HEADER) if money_at else None
     prefixes = frozenset(FORMULA_PREFIXES)
+    # The databases hand back aware datetimes in UTC (Django's connection time zone): with a
+    # UTC site zone there is nothing to convert, which saves a third of the date-time work.
+    zone = None if site_time_zone_name() in UTC_NAMES else timezone.get_default_timezone()
+    constant = (site_time_zone_name(),)
     header = io.StringIO()
-    csv.writer(header).writerow([name for name, _, _ in columns])
+    csv.writer(header).writerow(headers(columns))
     yield header.getvalue()
     rows: list[list] = []
-    for row in queryset.values_list(*paths).iterator(chunk_size=STREAM_CHUNK_ROWS):
-        values = list(row)
+    for row in queryset.values_list(*select).iterator(chunk_size=STREAM_CHUNK_ROWS):
+        values = list(pick(row + constant))
         for i in text_at:
             value = values[i]
             if value and value[0] in prefixes:
@@ -266,7 +295,7 @@ def csv_rows(queryset, columns: list[tuple[str, str, str]]) -> Iterator[str]:
         for i in time_at:
             value = values[i]
             if value is not None:
-                values[i] = value.isoformat()
+                values[i] = datetime_text(value if zone is None else value.astimezone(zone))
         if money_at:
             to_text = major_units.formatter(row[currency_at])
             for i in money_at:
@@ -286,7 +315,7 @@ def _csv_chunk(rows: list[list]) -> str:
 
 
 def streaming_csv_response(
-    queryset, columns: list[tuple[str, str, str]], *, filename: str
+    queryset, columns: list[Column], *, filename: str
 ) -> StreamingHttpResponse:
     response = StreamingHttpResponse(csv_rows(queryset, columns), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -313,8 +342,8 @@ class ExportAdminMixin(ExportMixin):
     """
 
     export_form_class = SelectableFieldsExportForm
-    formats = [CSV, JSON, XLSX]
-    stream_columns: list[tuple[str, str, str]] = []
+    formats = [ExportCSV, ExportJSON, ExportXLSX]
+    stream_columns: list[Column] = []
     stream_filename = "export"
 
     def has_export_permission(self, request):
@@ -343,23 +372,6 @@ class ExportAdminMixin(ExportMixin):
         )
 
 
-REFUND_REQUEST_STREAM_COLUMNS = [
-    ("id", "id", RAW),
-    ("created_at", "created_at", DATETIME),
-    ("status", "status", TEXT),
-    ("currency", "currency", TEXT),
-    ("amount", "amount", MONEY),
-    ("reason", "reason", TEXT),
-    ("internal_reason", "internal_reason", TEXT),
-    ("payment_intent", "payment__stripe_payment_intent_id", TEXT),
-    ("requested_by", "requested_by__username", TEXT),
-    ("approved_at", "approved_at", DATETIME),
-    ("processed_at", "processed_at", DATETIME),
-    ("stripe_refund_id", "stripe_refund_id", TEXT),
-    ("failure_message", "failure_message", TEXT),
-]
-
-
 class RefundExportAdminMixin(ExportAdminMixin):
     """Added to the refund queue's admin by reports/admin.py: the filtered queue as CSV,
     streamed (needs the export permission), and import-export's formats. Payments' own
@@ -367,7 +379,7 @@ class RefundExportAdminMixin(ExportAdminMixin):
 
     actions_list = ["export_csv_stream"]
     resource_classes = [RefundRequestResource]
-    stream_columns = REFUND_REQUEST_STREAM_COLUMNS
+    stream_columns = REFUND_REQUEST_COLUMNS
     stream_filename = "refund-requests"
 
 

@@ -15,7 +15,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from unfold.decorators import action, display
 
-from .exports import PAYMENT_STREAM_COLUMNS, ExportAdminMixin, PaymentResource
+from .export_columns import PAYMENT_COLUMNS
+from .exports import ExportAdminMixin, PaymentResource
 from .models import DocumentKind, Receipt
 from .selectors import payments_summary
 
@@ -29,7 +30,7 @@ RECEIPT_FIELDSET = ("Receipt", {"fields": ["receipt_download"]})
 
 class PaymentReportsAdminMixin(ExportAdminMixin):
     resource_classes = [PaymentResource]
-    stream_columns = PAYMENT_STREAM_COLUMNS
+    stream_columns = PAYMENT_COLUMNS
     stream_filename = "payments"
     actions = ["json_report"]
     actions_list = ["export_csv_stream"]

@@ -9,7 +9,20 @@ import json
 from datetime import date
 from pathlib import Path
 
-from .exports import write_csv
+from .export_columns import (
+    CURRENCY_HEADER,
+    DATE,
+    MONEY,
+    PAYMENT_REPORT_COLUMNS,
+    TEXT,
+    TIME_ZONE,
+    Column,
+    headers,
+    major,
+    site_time_zone_name,
+    text_cell,
+)
+from .exports import neutralise, write_csv
 from .pdf import payment_report_pdf
 from .selectors import payment_report
 
@@ -18,51 +31,37 @@ ERR_PDF_NEEDS_OUTPUT = "A PDF report needs --output PATH."
 REPORT_FORMATS = ("json", "csv", "pdf")
 
 
+def _report_cell(column: Column, report: dict, code: str, data: dict):
+    """One cell of the report's CSV, with the units and time zone of every export
+    (reports/export_columns.py): money in major units, minor units only in *_minor."""
+    if column.kind == TIME_ZONE:
+        return site_time_zone_name()
+    if column.header == CURRENCY_HEADER:
+        return code
+    if column.kind == DATE:
+        return date.fromisoformat(report[column.path])
+    value = data
+    for key in column.path.split("__"):
+        value = value[key]
+    if column.kind == MONEY:
+        return major(value, code)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return value
+
+
 def report_csv_lines(report: dict):
-    """The report as CSV: one row per currency (amounts in minor units)."""
+    """The report as CSV: one row per currency, columns PAYMENT_REPORT_COLUMNS."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "start",
-            "end",
-            "currency",
-            "total_transactions",
-            "succeeded_transactions",
-            "failed_transactions",
-            "success_rate",
-            "total_revenue",
-            "avg_transaction_amount",
-            "refunds_count",
-            "refunds_amount",
-            "stripe_fees",
-            "platform_fees",
-            "net",
-            "disputes_opened",
-            "payment_method_breakdown",
-            "failure_reasons",
-        ]
-    )
+    writer.writerow(headers(PAYMENT_REPORT_COLUMNS))
     for code, data in report["currencies"].items():
+        # Only text is neutralised: a negative net stays a number.
         writer.writerow(
             [
-                report["start"],
-                report["end"],
-                code,
-                data["total_transactions"],
-                data["succeeded_transactions"],
-                data["failed_transactions"],
-                data["success_rate"],
-                data["total_revenue"],
-                data["avg_transaction_amount"],
-                data["refunds"]["count"],
-                data["refunds"]["amount"],
-                data["fees"]["stripe"],
-                data["fees"]["platform"],
-                data["net"],
-                data["disputes_opened"],
-                json.dumps(data["payment_method_breakdown"]),
-                json.dumps(data["failure_reasons"]),
+                neutralise(cell) if column.kind == TEXT else cell
+                for column in PAYMENT_REPORT_COLUMNS
+                for cell in [text_cell(_report_cell(column, report, code, data))]
             ]
         )
     yield buffer.getvalue()

@@ -15,6 +15,9 @@ export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$LOCALSTRIPE_PORT}"
 export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_demo}"
 # The peer is localstripe: the gateway and refunds leave out what it refuses.
 export STRIPE_LOCALSTRIPE_COMPAT="${STRIPE_LOCALSTRIPE_COMPAT:-1}"
+# No debug pages in the demo: errors show the admin's own 403 / 404 / 500 pages
+# (backoffice/errors.py). runserver --insecure below still serves the static files.
+export DJANGO_DEBUG="${DJANGO_DEBUG:-0}"
 # Webhooks: localstripe signs its events with the first secret and POSTs them to the server.
 export STRIPE_WEBHOOK_SECRETS="${STRIPE_WEBHOOK_SECRETS:-whsec_demo_localstripe}"
 
@@ -50,7 +53,7 @@ echo "==> starting the django-q2 cluster (log: var/qcluster.log)"
 $PY manage.py qcluster > var/qcluster.log 2>&1 &
 pids+=($!)
 
-$PY manage.py runserver --noreload "127.0.0.1:$DEMO_PORT" &
+$PY manage.py runserver --noreload --insecure "127.0.0.1:$DEMO_PORT" &
 pids+=($!)
 for _ in $(seq 100); do
   curl -fs -o /dev/null "http://127.0.0.1:$DEMO_PORT/admin/login/" && break

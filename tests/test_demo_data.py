@@ -1,5 +1,6 @@
 """The demo data generator: deterministic, realistic, internally consistent."""
 
+import io
 from collections import Counter
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -145,3 +146,45 @@ def test_the_demo_has_fraud_alerts_in_every_review_state_and_a_blocked_customer(
     assert AdminAction.objects.filter(action="customer_block").count() == 1
     assert AdminAction.objects.filter(action="fraud_alert_assign").count() == 3
     assert seed_fraud_reviews()["resolved"] == 0  # idempotent
+
+
+def _result_count(client, url: str) -> int:
+    response = client.get(url)
+    assert response.status_code == 200
+    return response.context["cl"].result_count
+
+
+def test_seed_demo_prints_the_counts_the_screens_show(admin_client, settings):
+    """Every count in the start-up lines is what the screen it names shows: the refund queue's
+    presets, the Scheduled jobs list (a printed "11 pending" beside a queue of 9 was a count
+    the seeding code kept itself)."""
+    import re
+
+    from refunds.selectors import Priority
+
+    settings.STRIPE_API_BASE = ""  # no peer: pending requests go on generated payments
+    out = io.StringIO()
+    call_command("seed_demo", "--payments", "400", stdout=out)
+    printed = out.getvalue()
+    queue = re.search(
+        r"Refund queue: (\d+) pending \((\d+) urgent, (\d+) high, (\d+) large, (\d+) normal\); "
+        r"(\d+) requests in all",
+        printed,
+    )
+    assert queue, printed
+    pending, urgent, high, large, normal, total = map(int, queue.groups())
+    changelist = "/admin/refunds/refundrequest/"
+    assert pending == _result_count(admin_client, changelist + "?status__exact=pending") > 20
+    assert total == _result_count(admin_client, changelist + "?all=1") > pending
+    for value, shown in zip(Priority.RANK, (urgent, high, large, normal), strict=True):
+        url = f"{changelist}?status__exact=pending&priority={value}"
+        assert shown == _result_count(admin_client, url) > 0, value
+    schedules = int(re.search(r"Scheduled jobs: (\d+) in place", printed).group(1))
+    assert schedules == _result_count(admin_client, "/admin/django_q/schedule/") >= 6
+    payments = int(re.search(r"Payments: ([\d,]+) from", printed).group(1).replace(",", ""))
+    assert payments == _result_count(admin_client, "/admin/payments/payment/") == 400
+    # Started again on the same database, the demo prints the same truthful lines.
+    again = io.StringIO()
+    call_command("seed_demo", "--if-empty", stdout=again)
+    assert queue.group(0) in again.getvalue()
+    assert f"Scheduled jobs: {schedules} in place" in again.getvalue()

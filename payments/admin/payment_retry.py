@@ -18,7 +18,12 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from backoffice.audit import client_info_from_request
 from payments.models import Payment, PaymentMethod, PaymentRetry
 from payments.money import format_money
-from payments.services.payment_retry import PERM_RETRY, PaymentRetryNotAllowed, payment_retry
+from payments.services.payment_retry import (
+    PERM_RETRY,
+    PaymentRetryNotAllowed,
+    payment_retry,
+    payment_retry_refusal,
+)
 
 
 class PaymentRetryForm(forms.Form):
@@ -34,6 +39,27 @@ class PaymentRetryAdminMixin:
 
     def has_retry_permission(self, request, obj=None):
         return request.user.has_perm(PERM_RETRY)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The page shows the "Retry payment" button disabled, with the service's own reason,
+        # when the retry would be refused (payment_retry_refusal; asked again on POST).
+        payment = (
+            Payment.objects.select_related("customer").filter(pk=object_id).first()
+            if str(object_id).isdigit()
+            else None
+        )
+        if payment is not None:
+            customer = payment.customer
+            extra_context = {
+                **(extra_context or {}),
+                "retry_refusal": payment_retry_refusal(
+                    user=request.user,
+                    payment=payment,
+                    customer_blocked_at=customer.blocked_at if customer else None,
+                    customer_block_reason=customer.block_reason if customer else "",
+                ),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         retry = path(

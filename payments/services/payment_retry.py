@@ -78,6 +78,26 @@ class PaymentRetryResult:
     audit_id: int
 
 
+def payment_retry_refusal(
+    *, user, payment: Payment, customer_blocked_at=None, customer_block_reason: str = ""
+) -> str:
+    """Why `user` may not retry `payment` now, or "" when they may, from what is known before
+    the click: the permission, the payment's status, its customer and the customer's block
+    (`customer_blocked_at` / `_reason`, read by the caller; under the payment's lock when about
+    to charge). The payment page disables its button with this reason; payment_retry asks
+    the same question again under the lock (and then checks the retries in flight and the
+    default payment method)."""
+    if user is None or not user.has_perm(PERM_RETRY):
+        return ERROR_NO_PERMISSION
+    if payment.status != Payment.Status.FAILED:
+        return ERROR_NOT_FAILED.format(status=payment.get_status_display().lower())
+    if payment.customer_id is None:
+        return ERROR_NO_CUSTOMER
+    if customer_blocked_at is not None:
+        return ERROR_CUSTOMER_BLOCKED.format(reason=customer_block_reason)
+    return ""
+
+
 def _start(
     *, payment: Payment, reason: str, acting_user, client: ClientInfo | None
 ) -> tuple[PaymentRetry, int]:
@@ -85,18 +105,20 @@ def _start(
     attempt in flight, and its audit row, committed. Returns (retry, audit row id)."""
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status != Payment.Status.FAILED:
-            raise PaymentRetryNotAllowed(
-                ERROR_NOT_FAILED.format(status=locked.get_status_display().lower())
-            )
-        if locked.customer_id is None:
-            raise PaymentRetryNotAllowed(ERROR_NO_CUSTOMER)
         # Read under the payment's lock: a block committed before this point is seen.
-        blocked_at, block_reason = Customer.objects.values_list("blocked_at", "block_reason").get(
-            pk=locked.customer_id
+        blocked_at, block_reason = (
+            Customer.objects.values_list("blocked_at", "block_reason").get(pk=locked.customer_id)
+            if locked.customer_id is not None
+            else (None, "")
         )
-        if blocked_at is not None:
-            raise PaymentRetryNotAllowed(ERROR_CUSTOMER_BLOCKED.format(reason=block_reason))
+        refusal = payment_retry_refusal(
+            user=acting_user,
+            payment=locked,
+            customer_blocked_at=blocked_at,
+            customer_block_reason=block_reason,
+        )
+        if refusal:
+            raise PaymentRetryNotAllowed(refusal)
         now = timezone.now()
         retry = (
             PaymentRetry.objects.select_for_update()

@@ -31,6 +31,7 @@ from payments.money import format_money
 from refunds import selectors
 from refunds.forms import ApproveForm, BulkApproveForm, RejectForm
 from refunds.models import RefundRequest
+from refunds.permissions import decision_refusal
 from refunds.selectors import Priority
 from refunds.services import (
     PERM_APPROVE,
@@ -230,6 +231,23 @@ class RefundRequestAdmin(ModelAdmin):
     def has_approve_permission(self, request, obj=None):
         return request.user.has_perm(PERM_APPROVE)
 
+    def get_list_display(self, request):
+        # The Approve / Reject links only for staff who may decide (the auditor reads).
+        columns = list(super().get_list_display(request))
+        if self.has_approve_permission(request):
+            return columns
+        return [column for column in columns if column != "decide_cell"]
+
+    def get_actions_detail(self, request, object_id):
+        # Approve / Reject on a request's page only while it is pending (and, through the
+        # actions' permissions, only for staff who may decide).
+        actions = super().get_actions_detail(request, object_id)
+        pending = RefundRequest.objects.filter(
+            pk=object_id if str(object_id).isdigit() else None,
+            status=RefundRequest.Status.PENDING,
+        ).exists()
+        return actions if pending else []
+
     # --- queryset -----------------------------------------------------------------------------
 
     def get_queryset(self, request):
@@ -291,11 +309,16 @@ class RefundRequestAdmin(ModelAdmin):
 
     # --- row and detail actions: GET links to a confirmation page ----------------------------
 
-    @action(description="Approve", icon="check_circle", url_path="confirm-approve")
+    @action(
+        description="Approve",
+        icon="check_circle",
+        url_path="confirm-approve",
+        permissions=["approve"],
+    )
     def approve_confirm(self, request, object_id):
         return views.decision_page(self, request, object_id, decision="approve")
 
-    @action(description="Reject", icon="cancel", url_path="confirm-reject")
+    @action(description="Reject", icon="cancel", url_path="confirm-reject", permissions=["approve"])
     def reject_confirm(self, request, object_id):
         return views.decision_page(self, request, object_id, decision="reject")
 
@@ -343,6 +366,7 @@ class RefundRequestAdmin(ModelAdmin):
                 self.message_user(request, error, messages.ERROR)
             return None  # back to the changelist
         rows = list(queryset.select_related("payment", "payment__customer", "requested_by"))
+        refused = sum(1 for row in rows if _bulk_refusal(request.user, row, decision))
         context = {
             **self.admin_site.each_context(request),
             "title": (
@@ -352,10 +376,17 @@ class RefundRequestAdmin(ModelAdmin):
             "decision": decision,
             "form": form,
             "rows": [
-                (row, format_money(row.amount, row.currency), row.get_status_display())
+                (
+                    row,
+                    format_money(row.amount, row.currency),
+                    row.get_status_display(),
+                    _bulk_refusal(request.user, row, decision),
+                )
                 for row in rows
             ],
             "totals": _totals(rows),
+            # Every selected request would be refused: nothing to confirm.
+            "all_refused": bool(rows) and refused == len(rows),
             "action_name": f"bulk_{decision}",
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
@@ -479,6 +510,19 @@ def _preset_active(request, query: str) -> bool:
     )
     wanted = sorted(tuple(part.split("=", 1)) for part in query.split("&") if part)
     return current == wanted
+
+
+def _bulk_refusal(user, row, decision: str) -> str:
+    """Why `user` may not decide `row` (refunds.permissions.decision_refusal), or "": shown
+    beside each selected request before the confirmation."""
+    customer = row.payment.customer
+    refusal = decision_refusal(
+        user=user,
+        refund_request=row,
+        decision=decision,
+        customer_blocked=customer is not None and customer.blocked_at is not None,
+    )
+    return refusal.message if refusal else ""
 
 
 def _totals(rows) -> list[str]:

@@ -16,7 +16,8 @@ from payments.models import Payment
 from payments.money import format_money
 from refunds.forms import ApproveForm, RefundRequestCreateForm, RejectForm
 from refunds.models import RefundRequest
-from refunds.rules import needs_senior_approval, senior_message
+from refunds.permissions import APPROVE, Refusal, decision_refusal, request_refusal
+from refunds.rules import amount_error, needs_senior_approval, senior_message
 from refunds.selectors import payment_refundability
 from refunds.services import (
     PERM_APPROVE,
@@ -57,6 +58,22 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
     )
     customer = refund_request.payment.customer
     customer_blocked = customer is not None and customer.blocked_at is not None
+    # What the service would refuse, known before the click: the button is disabled and the
+    # page says why (the service asks the same question again under the lock).
+    refusal = decision_refusal(
+        user=request.user,
+        refund_request=refund_request,
+        decision=decision,
+        customer_blocked=customer_blocked,
+    )
+    if refusal is None and decision == APPROVE:
+        message = refundability.blocked_reason or amount_error(
+            amount=refund_request.amount,
+            currency=refund_request.currency,
+            payment_currency=refundability.currency,
+            refundable=refundability.refundable,
+        )
+        refusal = Refusal(message) if message else None
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"{title} #{refund_request.pk}",
@@ -79,6 +96,7 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
             customer_blocked=customer_blocked,
         ),
         "own_request": refund_request.requested_by_id == request.user.pk,
+        "refusal": refusal,
     }
     return TemplateResponse(request, "refunds/admin/decision.html", context, status=status)
 
@@ -173,6 +191,13 @@ class PaymentRefundView(View):
             "form": form,
             "check_only": check_only,
             "can_request": request.user.has_perm(PERM_REQUEST),
+            # Why this user may not request a refund here ("" when they may).
+            "request_refusal": str(
+                request_refusal(
+                    user=request.user, payment=payment, refundable=refundability.refundable
+                )
+                or ""
+            ),
             "requests": [(row, format_money(row.amount, row.currency)) for row in open_requests],
         }
         return TemplateResponse(

@@ -25,7 +25,8 @@ from django.db import connection
 from django.utils import timezone
 
 from payments.models import Payment
-from reports.exports import PAYMENT_STREAM_COLUMNS, csv_rows
+from reports.export_columns import PAYMENT_COLUMNS
+from reports.exports import csv_rows
 from reports.models import DailyRollup
 from reports.rollups import day_bounds, generate_analytics
 
@@ -154,7 +155,7 @@ def _ours(queryset) -> tuple[int, float, float]:
     rows = 0
     with RssSampler() as memory:
         started = time.perf_counter()
-        for chunk in csv_rows(queryset, PAYMENT_STREAM_COLUMNS):
+        for chunk in csv_rows(queryset, PAYMENT_COLUMNS):
             rows += chunk.count("\n")
         seconds = time.perf_counter() - started
     return rows - 1, seconds, memory.delta_mb
@@ -166,7 +167,7 @@ def _traced_peak_mb(queryset) -> float:
     pass: tracing slows the loop down, so it is not timed."""
     tracemalloc.start()
     try:
-        for _chunk in csv_rows(queryset, PAYMENT_STREAM_COLUMNS):
+        for _chunk in csv_rows(queryset, PAYMENT_COLUMNS):
             pass
         return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
@@ -175,7 +176,7 @@ def _traced_peak_mb(queryset) -> float:
 
 def _raw(queryset) -> tuple[int, float, float]:
     """The floor: the same SELECT through a server-side cursor straight into csv.writer."""
-    paths = [path for _, path, _ in PAYMENT_STREAM_COLUMNS]
+    paths = list(dict.fromkeys(column.path for column in PAYMENT_COLUMNS if column.path))
     sql, params = queryset.values_list(*paths).query.sql_with_params()
     writer = csv.writer(_Echo())
     rows = 0

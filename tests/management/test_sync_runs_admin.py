@@ -125,7 +125,11 @@ def test_schedule_exists_after_migrate_and_ensuring_it_again_is_idempotent(setti
         Schedule.MINUTES,
         30,
     )
-    assert ast.literal_eval(schedule.kwargs) == {"trigger": "schedule"}
+    # The job's own kwargs, and the name django-q2 gives each task it starts (the job's).
+    assert ast.literal_eval(schedule.kwargs) == {
+        "trigger": "schedule",
+        "q_options": {"task_name": "Stripe sync"},
+    }
     assert schedule.repeats == -1
 
 

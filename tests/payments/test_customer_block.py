@@ -132,7 +132,8 @@ def test_the_payment_page_disables_retry_and_says_why(client, blocker):
     body = client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content
     body = body.decode()
     assert 'data-testid="retry-disabled"' in body
-    assert "Cannot be retried: the customer is blocked (stolen cards, alert #1)" in body
+    # The service's own refusal, shown before the click.
+    assert ERROR_CUSTOMER_BLOCKED.format(reason="stolen cards, alert #1") in body
     assert reverse("admin:payments_payment_retry", args=[payment.pk]) not in body
     assert 'data-testid="payment-customer-blocked"' in body
 

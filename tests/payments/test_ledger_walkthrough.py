@@ -24,7 +24,8 @@ from payments import ledger, sync
 from payments.gateway import StripeDispute, StripePaymentIntent, StripeRefund
 from payments.models import Payment
 from payments.money import format_money
-from reports.exports import PAYMENT_STREAM_COLUMNS, PaymentResource, csv_rows
+from reports.export_columns import PAYMENT_COLUMNS
+from reports.exports import PaymentResource, csv_rows
 from reports.models import DailyRollup
 from reports.rollups import generate_analytics, local_today
 from reports.selectors import payment_report, payments_summary
@@ -110,9 +111,7 @@ def _every_screen_and_report(client, *, status, refunded, platform_fee, net, pla
     assert (summary["net"], summary["refunds"]["amount"]) == (net, refunded)
 
     streamed = list(
-        csv.DictReader(
-            io.StringIO("".join(csv_rows(Payment.objects.all(), PAYMENT_STREAM_COLUMNS)))
-        )
+        csv.DictReader(io.StringIO("".join(csv_rows(Payment.objects.all(), PAYMENT_COLUMNS))))
     )
     assert streamed[0]["net"] == str(ledger_major(net))
     assert streamed[0]["platform_fee"] == str(ledger_major(platform_fee))

@@ -8,15 +8,19 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
+from management.demo_counts import refund_queue_line
 from management.demo_refunds import (
     GROUP_APPROVERS,
     GROUP_REQUESTERS,
     GROUP_SENIOR,
+    HISTORY,
+    IN_FLIGHT,
+    PENDING,
     WARN_NO_STRIPE,
     seed_refund_requests,
 )
 from refunds.models import RefundRequest
-from refunds.selectors import Priority, refund_request_queue
+from refunds.selectors import Priority, priority_q
 from refunds.services import refund_request_approve
 from tests.factories import PaymentFactory, RefundRequestFactory
 
@@ -42,9 +46,16 @@ def test_process_pending_refunds_command(approver, fake_stripe):
     assert fake_stripe.create_calls == 1
 
 
+def _generated_payments():
+    """Enough captured payments in each currency for the demo's history rows."""
+    PaymentFactory.create_batch(40, amount=5000)
+    for currency, amount in (("eur", 5000), ("gbp", 5000), ("jpy", 9000)):
+        PaymentFactory.create_batch(5, currency=currency, amount=amount)
+
+
 def test_demo_without_stripe_warns_and_seeds_local_history(settings):
     settings.STRIPE_API_BASE = ""
-    PaymentFactory.create_batch(12, amount=5000)
+    _generated_payments()
     out = io.StringIO()
     counts = seed_refund_requests(stdout=out)
     assert WARN_NO_STRIPE.format(base="") in out.getvalue()
@@ -56,23 +67,39 @@ def test_demo_without_stripe_warns_and_seeds_local_history(settings):
 
 
 @pytest.mark.stripe
-def test_demo_pending_requests_are_on_localstripe_payments(localstripe, settings, requests_get):
+def test_demo_queue_has_every_priority_status_and_currency_on_localstripe_payments(
+    localstripe, settings, requests_get
+):
     settings.STRIPE_LOCALSTRIPE_COMPAT = True
-    PaymentFactory.create_batch(10, amount=5000)
-    counts = seed_refund_requests(stdout=io.StringIO())
-    assert counts["stripe_backed"] >= 9
-    queue = refund_request_queue()
-    assert {Priority.URGENT, Priority.HIGH, Priority.LARGE, Priority.NORMAL} <= set(
-        queue.values_list("priority", flat=True)
-    )
+    _generated_payments()
+    out = io.StringIO()
+    counts = seed_refund_requests(stdout=out)
+    assert counts["stripe_backed"] == len(PENDING) + len(IN_FLIGHT)
+    assert counts["local"] == len(HISTORY)
+    assert 55 <= RefundRequest.objects.count() == counts["refund_requests"] <= 65
     assert set(RefundRequest.objects.values_list("status", flat=True)) == set(
         RefundRequest.Status.values
     )
-    pending = RefundRequest.objects.filter(status="pending").select_related("payment")
-    for row in pending:
+    pending = RefundRequest.objects.filter(status="pending")
+    for priority in Priority.RANK:
+        assert pending.filter(priority_q(priority)).count() >= 7, priority
+    assert {"usd", "eur", "gbp", "jpy"} == set(pending.values_list("currency", flat=True))
+    assert {"usd", "eur", "gbp", "jpy"} == set(
+        RefundRequest.objects.exclude(status="pending").values_list("currency", flat=True)
+    )
+    # Pending and in-flight requests are on real localstripe payments, so approving works.
+    for row in RefundRequest.objects.filter(
+        status__in=["pending", "approved", "processing"]
+    ).select_related("payment"):
         intent = requests_get(f"/v1/payment_intents/{row.payment.stripe_payment_intent_id}")
         assert intent["status"] == "succeeded"
-        assert intent["amount"] == row.payment.amount
+        assert (intent["amount"], intent["currency"]) == (row.payment.amount, row.currency)
+        assert row.amount <= row.payment.amount
+    assert f"Refund requests: {RefundRequest.objects.count()} written" in out.getvalue()
+    # The start-up line is the queue as its screens count it.
+    line = refund_queue_line()
+    assert line.startswith(f"Refund queue: {pending.count()} pending (")
+    assert f"{RefundRequest.objects.count()} requests in all" in line
     groups = {GROUP_REQUESTERS, GROUP_APPROVERS, GROUP_SENIOR}
     assert groups <= set(Group.objects.values_list("name", flat=True))
 

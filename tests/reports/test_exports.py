@@ -185,7 +185,8 @@ def test_refund_request_resource_and_stream_neutralise_and_use_major_units():
     from django.db.models import QuerySet
 
     from refunds.models import RefundRequest
-    from reports.exports import REFUND_REQUEST_STREAM_COLUMNS, RefundRequestResource, csv_rows
+    from reports.export_columns import REFUND_REQUEST_COLUMNS
+    from reports.exports import RefundRequestResource, csv_rows
     from tests.factories import RefundRequestFactory
 
     RefundRequestFactory(amount=1250, internal_reason="", customer_note="x")
@@ -194,7 +195,7 @@ def test_refund_request_resource_and_stream_neutralise_and_use_major_units():
     assert (row["amount"], row["failure_message"]) == (Decimal("12.50"), "'+call me")
     assert row["payment_intent"].startswith("pi_")
     queryset: QuerySet = RefundRequest.objects.all()
-    text = "".join(csv_rows(queryset, REFUND_REQUEST_STREAM_COLUMNS))
+    text = "".join(csv_rows(queryset, REFUND_REQUEST_COLUMNS))
     record = next(csv.DictReader(io.StringIO(text)))
     assert (record["amount"], record["failure_message"]) == ("12.50", "'+call me")
     assert record["requested_by"].startswith("staff")

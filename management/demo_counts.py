@@ -1,0 +1,88 @@
+"""What the demo's screens show, counted with the queries those screens use, for the lines
+`seed_demo` (and so scripts/demo.sh) prints. A count the seeding code kept itself can say
+"11 pending" while the queue shows 9 (it counted approved ones too); these cannot.
+
+- Refund queue: pending = the sidebar badge and the "All pending" preset
+  (refunds.selectors.refund_request_pending_count); each priority = the queue's priority
+  filter (refunds.selectors.priority_q); statuses = the status filter (a GROUP BY status).
+- Disputes needing a response and unresolved fraud alerts: the dashboard's cards.
+- Schedules: every row of django-q2's Schedule table, which the Scheduled jobs screen lists.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count
+
+from payments.models import Customer, Payment
+from refunds.models import RefundRequest
+from refunds.selectors import Priority, priority_q, refund_request_pending_count
+from reports.dashboard import dashboard_context
+
+
+def refund_queue_counts() -> dict:
+    """{"pending": n, "priorities": {urgent: n, ...}, "statuses": {status: n, ...},
+    "currencies": {code: n, ...}, "total": n}, every status and priority present (0 if none)."""
+    statuses = dict.fromkeys(RefundRequest.Status.values, 0)
+    statuses.update(
+        RefundRequest.objects.order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    currencies = dict(
+        RefundRequest.objects.order_by("currency")
+        .values_list("currency")
+        .annotate(n=Count("id"))
+        .values_list("currency", "n")
+    )
+    return {
+        "pending": refund_request_pending_count(),
+        "priorities": {
+            value: RefundRequest.objects.filter(priority_q(value)).count()
+            for value, _ in Priority.CHOICES
+        },
+        "statuses": statuses,
+        "currencies": currencies,
+        "total": RefundRequest.objects.count(),
+    }
+
+
+def refund_queue_line(counts: dict | None = None) -> str:
+    counts = counts or refund_queue_counts()
+    priorities = ", ".join(f"{n} {value}" for value, n in counts["priorities"].items())
+    statuses = ", ".join(f"{n} {status}" for status, n in counts["statuses"].items())
+    currencies = ", ".join(f"{n} {code.upper()}" for code, n in counts["currencies"].items())
+    return (
+        f"Refund queue: {counts['pending']} pending ({priorities}); "
+        f"{counts['total']} requests in all ({statuses}; {currencies})"
+    )
+
+
+def schedule_count() -> int:
+    from django_q.models import Schedule
+
+    return Schedule.objects.count()
+
+
+def demo_counts() -> dict:
+    cards = {card.key: card.value for card in dashboard_context()["cards"]}
+    return {
+        "payments": Payment.objects.count(),
+        "customers": Customer.objects.count(),
+        "refund_queue": refund_queue_counts(),
+        "disputes_needing_response": cards["disputes"],
+        "unresolved_fraud_alerts": cards["fraud"],
+        "schedules": schedule_count(),
+    }
+
+
+def demo_count_lines() -> list[str]:
+    """The start-up lines: each count read as the screen named in it reads it."""
+    counts = demo_counts()
+    return [
+        f"Payments: {counts['payments']:,} from {counts['customers']:,} customers",
+        refund_queue_line(counts["refund_queue"]),
+        f"Disputes needing a response: {counts['disputes_needing_response']}",
+        f"Unresolved fraud alerts: {counts['unresolved_fraud_alerts']}",
+        f"Scheduled jobs: {counts['schedules']} in place",
+    ]
