@@ -48,24 +48,6 @@ class AdminActionAdmin(ModelAdmin):
 from django_q import admin as q_admin  # noqa: E402
 from django_q.models import Failure, OrmQ, Schedule, Success  # noqa: E402
 
-
-def _relabelled(method, description: str):
-    """`method` under a column title in words: django-q2 titles its "last run" column with
-    the raw "last_run" (shown "Last_run"). A new function, so django-q2's stays untouched."""
-
-    def cell(self, obj):
-        return method(self, obj)
-
-    cell.short_description = description
-    for attribute in ("boolean", "admin_order_field"):
-        if hasattr(method, attribute):
-            setattr(cell, attribute, getattr(method, attribute))
-    return cell
-
-
-# Column titles django-q2 leaves raw, per admin.
-Q_COLUMN_TITLES = {q_admin.ScheduleAdmin: {"get_last_run": "Last run", "get_success": "Success"}}
-
 for model, base in (
     (Schedule, q_admin.ScheduleAdmin),
     (Success, q_admin.TaskAdmin),
@@ -74,8 +56,4 @@ for model, base in (
 ):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
-        overrides = {
-            name: _relabelled(getattr(base, name), title)
-            for name, title in Q_COLUMN_TITLES.get(base, {}).items()
-        }
-        admin.site.register(model, type(f"Unfold{base.__name__}", (base, ModelAdmin), overrides))
+        admin.site.register(model, type(f"Unfold{base.__name__}", (base, ModelAdmin), {}))
