@@ -14,6 +14,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 from unfold.decorators import action, display
 from unfold.utils import parse_date_str
 
+from backoffice.admin_cells import two_line
 from backoffice.admin_extensions import admin_extend
 from payments.admin.display import money
 from payments.admin.filters import CurrencyFilter
@@ -61,19 +62,17 @@ def rate_tone(rate, *, target) -> str:
 class DailyRollupAdmin(ModelAdmin):
     """The analytics changelist: one row per day and currency, totals per currency above."""
 
+    # Chosen to fit 1280 px with the sidebar open (tests/e2e/test_layouts.py): the currency
+    # under the day, the outcomes under the attempts, the fees under the gross, the median
+    # refund time under the refunds. The totals above show every figure on its own.
     list_display = [
-        "day",
-        "currency_code",
-        "attempted_count",
-        "succeeded_count",
-        "failed_count",
+        "day_cell",
+        "attempts_cell",
         "success_badge",
         "gross",
-        "fees",
         "net",
         "refunded",
         "disputes_opened",
-        "median_refund_hours",
     ]
     list_filter = [("day", DayRangeFilter), CurrencyFilter]
     list_filter_submit = True
@@ -142,9 +141,16 @@ class DailyRollupAdmin(ModelAdmin):
             }
         return response
 
-    @display(description="Currency", ordering="currency")
-    def currency_code(self, obj):
-        return obj.currency.upper()
+    @display(description="Day", ordering="day")
+    def day_cell(self, obj):
+        return two_line(obj.day.isoformat(), obj.currency.upper())
+
+    @display(description="Payments", ordering="attempted_count")
+    def attempts_cell(self, obj):
+        return two_line(
+            f"{obj.attempted_count:,} attempted",
+            f"{obj.succeeded_count:,} succeeded · {obj.failed_count:,} failed",
+        )
 
     @display(
         description="Success rate",
@@ -160,15 +166,16 @@ class DailyRollupAdmin(ModelAdmin):
 
     @display(description="Gross", ordering="gross_amount")
     def gross(self, obj):
-        return money(obj.gross_amount, obj.currency)
-
-    @display(description="Fees (Stripe + platform)")
-    def fees(self, obj):
-        return money(obj.stripe_fee_amount + obj.platform_fee_amount, obj.currency)
+        fees = money(obj.stripe_fee_amount + obj.platform_fee_amount, obj.currency)
+        return two_line(money(obj.gross_amount, obj.currency), format_html("fees {}", fees))
 
     @display(description="Net", ordering="net_amount")
     def net(self, obj):
         return money(obj.net_amount, obj.currency)
+
+    @display(description="Currency", ordering="currency")
+    def currency_code(self, obj):
+        return obj.currency.upper()
 
     @display(description="Success rate")
     def success_rate_cell(self, obj):
@@ -218,9 +225,15 @@ class DailyRollupAdmin(ModelAdmin):
 
     @display(description="Refunded", ordering="refunded_amount")
     def refunded(self, obj):
+        median = (
+            f"median {obj.median_refund_hours} h" if obj.median_refund_hours is not None else ""
+        )
         if not obj.refunded_count:
-            return "—"
-        return format_html("{} ({})", money(obj.refunded_amount, obj.currency), obj.refunded_count)
+            return two_line("—", median)
+        return two_line(
+            format_html("{} ({})", money(obj.refunded_amount, obj.currency), obj.refunded_count),
+            median,
+        )
 
 
 ERR_NO_RECEIPT_PERMISSION = "You may not download receipts."

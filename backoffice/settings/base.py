@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.templatetags.static import static
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 
 from .env import database_from_url, env_bool, env_int, env_list, env_str, env_thresholds
 
@@ -276,13 +277,15 @@ DISPUTE_ALERT_SCHEDULE_MINUTES = env_int("DISPUTE_ALERT_SCHEDULE_MINUTES", 1440)
 # --- Unfold ---------------------------------------------------------------------------------
 
 
-def _nav_item(title: str, icon: str, model: str, badge: str | None = None) -> dict:
-    """A sidebar link to `app_label.model`'s changelist, shown to staff who may view it."""
+def _nav_item(title: str, icon: str, model: str, badge: str | None = None, query: str = "") -> dict:
+    """A sidebar link to `app_label.model`'s changelist (with `query`, a saved view of it),
+    shown to staff who may view it."""
     app_label, model_name = model.split(".")
+    link = reverse_lazy(f"admin:{app_label}_{model_name}_changelist")
     item = {
         "title": title,
         "icon": icon,
-        "link": reverse_lazy(f"admin:{app_label}_{model_name}_changelist"),
+        "link": format_lazy("{}?{}", link, query) if query else link,
         "permission": lambda request: request.user.has_perm(f"{app_label}.view_{model_name}"),
     }
     if badge:
@@ -316,12 +319,15 @@ SIDEBAR_SECTIONS = [
     (
         "Refunds",
         [
-            # Badge: pending requests waiting for a decision.
+            # Badge: pending requests waiting for a decision. Opens on the "All pending" view
+            # (refunds.admin.queue.QUEUE_PRESETS; tests/backoffice/test_sidebar.py holds them
+            # equal), the work, not every request ever made.
             (
                 "Refund queue",
                 "currency_exchange",
                 "refunds.refundrequest",
                 "refunds.admin.badges.pending_refund_requests_badge",
+                "status__exact=pending",
             ),
         ],
     ),
@@ -384,5 +390,11 @@ UNFOLD = {
             for index, (title, items) in enumerate(SIDEBAR_SECTIONS)
         ],
     },
-    "STYLES": [lambda request: static("backoffice/admin.css")],
+    "STYLES": [
+        lambda request: static("backoffice/admin.css"),
+        # Column widths and the phone layout (cards) of the changelists (issue 14, item 2).
+        lambda request: static("backoffice/layouts.css"),
+    ],
+    # The sidebar stays open at exactly 1280 px (Unfold closed it on any page reflow).
+    "SCRIPTS": [lambda request: static("backoffice/sidebar.js")],
 }

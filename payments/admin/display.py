@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from backoffice.admin_cells import two_line
 from payments.models import Payment
 from payments.money import format_money, is_known_currency
 
@@ -23,18 +24,20 @@ PAYMENT_STATUS_COLOURS = {
 
 BLOCKED_BADGE_CLASSES = (
     "inline-block font-semibold rounded-default text-[11px] uppercase whitespace-nowrap h-6 "
-    "leading-6 px-2 ml-1 bg-red-100 text-red-700 dark:bg-red-500/20 dark:text-red-400"
+    "leading-6 px-2 bg-red-100 text-red-700 dark:bg-red-500/20 dark:text-red-400"
 )
 
 
-def blocked_badge(customer):
+def blocked_badge(customer, *, leading=False):
     """Unfold's red label "Blocked" when `customer` is blocked, else "". Reads the row's own
-    columns only, so a changelist that selects the customer adds no query per row."""
+    columns only, so a changelist that selects the customer adds no query per row. After a
+    text by default; leading=True when it starts a line."""
     if customer is None or customer.blocked_at is None:
         return ""
     return format_html(
-        '<span class="{}" title="{}" data-testid="customer-blocked">Blocked</span>',
+        '<span class="{} {}" title="{}" data-testid="customer-blocked">Blocked</span>',
         BLOCKED_BADGE_CLASSES,
+        "mr-1" if leading else "ml-1",
         customer.block_reason,
     )
 
@@ -44,6 +47,18 @@ def customer_label(customer):
     if customer is None:
         return "—"
     return format_html("{}{}", customer.email or customer.stripe_id, blocked_badge(customer))
+
+
+def customer_two_line(customer):
+    """A changelist's customer cell: the e-mail (or Stripe id) over the name, each cut at the
+    column's width; the Blocked badge starts the second line, so a long e-mail never hides it."""
+    if customer is None:
+        return "—"
+    return two_line(
+        customer.email or customer.stripe_id,
+        format_html("{}{}", blocked_badge(customer, leading=True), customer.name),
+        clip=True,
+    )
 
 
 WARN_UNKNOWN_CURRENCY = "unknown currency"

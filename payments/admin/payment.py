@@ -7,7 +7,7 @@ from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilt
 from unfold.decorators import display
 from unfold.utils import display_for_label
 
-from backoffice.admin_cells import FastActionCheckboxMixin, two_line
+from backoffice.admin_cells import FastActionCheckboxMixin, badge, two_line, with_note
 from backoffice.formats import format_datetime
 from backoffice.pagination import EstimatedCountPaginator
 from payments import ledger, selectors
@@ -15,7 +15,13 @@ from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
 from payments.stripe_links import stripe_dashboard_url
 
-from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money, status_text
+from .display import (
+    PAYMENT_STATUS_COLOURS,
+    customer_two_line,
+    external_link,
+    money,
+    status_text,
+)
 from .filters import AmountRangeFilter, CreatedDateRangeFilter, CurrencyFilter
 from .payment_retry import PaymentRetryAdminMixin
 
@@ -76,14 +82,14 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     (refunds: the refund links; reports: exports, the JSON report and the receipt), so
     payments imports neither."""
 
+    # Chosen to fit 1280 px with the sidebar open (tests/e2e/test_layouts.py): the product
+    # under the payment id, the net under the amount, the failure code under the status; the
+    # method is a filter and on the payment page.
     list_display = [
         "payment_cell",
-        "customer_cell",
         "amount_cell",
         "status_badge",
-        "net_cell",
-        "method_cell",
-        "product_kind",
+        "customer_cell",
         "created_cell",
     ]
     list_display_links = ["payment_cell"]
@@ -174,23 +180,30 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
 
     @display(description="Payment", ordering="created")
     def payment_cell(self, obj):
-        return two_line(
-            obj.stripe_payment_intent_id, obj.description or obj.get_product_kind_display()
+        product = " · ".join(
+            part for part in (obj.get_product_kind_display(), obj.description) if part
         )
+        return two_line(obj.stripe_payment_intent_id, product, clip=True)
 
     @display(description="Customer")
     def customer_cell(self, obj):
-        if obj.customer is None:
-            return "—"
-        return two_line(customer_label(obj.customer), obj.customer.name)
+        return customer_two_line(obj.customer)
 
     @display(description="Amount", ordering="amount")
     def amount_cell(self, obj):
-        return money(obj.amount, obj.currency)
+        # The net is the ledger's stored figure: the payment page's last breakdown line.
+        net = f"net {money(obj.net, obj.currency)}" if obj.is_captured else ""
+        return two_line(money(obj.amount, obj.currency), net)
 
-    @display(description="Status", ordering="status", label=PAYMENT_STATUS_COLOURS)
+    @display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return obj.status, obj.get_status_display()
+        if obj.status in PAYMENT_STATUS_COLOURS:
+            cell = badge(obj.get_status_display(), PAYMENT_STATUS_COLOURS[obj.status])
+        else:
+            cell = status_text(obj)  # a status Stripe added: raw, in a warning badge
+        # Why it failed, where the method column used to say it.
+        reason = obj.decline_code or obj.failure_code
+        return with_note(cell, reason, clip=True) if reason else cell
 
     @display(description="Status")
     def status_label(self, obj):
@@ -214,15 +227,6 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     def created_cell(self, obj):
         # The site's one date format, naming its time zone.
         return format_datetime(obj.created)
-
-    @display(description="Net to instructor")
-    def net_cell(self, obj):
-        # The ledger's stored figure: the payment page's last breakdown line is the same one.
-        return money(obj.net, obj.currency) if obj.is_captured else "—"
-
-    @display(description="Method")
-    def method_cell(self, obj):
-        return two_line(obj.get_payment_method_type_display(), obj.decline_code or obj.failure_code)
 
     @display(description="Amount, fees and net")
     def fee_breakdown(self, obj):

@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
 from unfold.decorators import display
 
+from backoffice.admin_cells import badge, two_line, with_note
 from payments.models import SyncRun, SyncState
 
 # Shown for a type a run never reached (it stopped early), and for runs recorded before
@@ -46,19 +47,17 @@ class ReadOnlyAdmin(ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdmin):
+    # Chosen to fit 1280 px with the sidebar open (tests/e2e/test_layouts.py): how the run
+    # was started and how long it took under its number, the error under the status, the API
+    # calls under the objects changed; the counts per type cut to the column's width.
     list_display = [
-        "id",
+        "run_cell",
         "status_badge",
-        "mode",
-        "trigger",
         "started_at",
-        "duration",
-        "objects_changed",
-        "api_calls",
-        "short_error",
+        "changed_cell",
         "counts_summary",
     ]
-    list_display_links = ["id", "status_badge"]
+    list_display_links = ["run_cell", "status_badge"]
     list_filter = [
         ("status", ChoicesDropdownFilter),
         ("mode", ChoicesDropdownFilter),
@@ -87,9 +86,24 @@ class SyncRunAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
-    @display(description="Status", label=SYNC_STATUS_COLOURS, ordering="status")
+    @display(description="Run", ordering="id")
+    def run_cell(self, obj):
+        return two_line(
+            f"#{obj.pk} · {self.duration(obj)}",
+            f"{obj.get_mode_display()}, {obj.get_trigger_display()}".lower(),
+            clip=True,
+        )
+
+    @display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return obj.status, obj.get_status_display().split(" (")[0]
+        cell = badge(
+            obj.get_status_display().split(" (")[0], SYNC_STATUS_COLOURS.get(obj.status, "")
+        )
+        return with_note(cell, obj.error, clip=True) if obj.error else cell
+
+    @display(description="Changed", ordering="objects_changed")
+    def changed_cell(self, obj):
+        return two_line(f"{obj.objects_changed:,}", f"{obj.api_calls:,} calls")
 
     @display(description="Duration", ordering="duration_ms")
     def duration(self, obj):
@@ -97,7 +111,8 @@ class SyncRunAdmin(ReadOnlyAdmin):
             return "—"
         return f"{obj.duration_ms / 1000:.1f} s"
 
-    @display(description="Per type (+new ~changed =same)")
+    # The header is the legend; each line names its type.
+    @display(description="+new ~changed =same")
     def counts_summary(self, obj):
         parts = [
             f"{kind.replace('_', ' ')} +{c.get('created', 0)} ~{c.get('updated', 0)} "
@@ -105,11 +120,8 @@ class SyncRunAdmin(ReadOnlyAdmin):
             for kind, c in (obj.counts or {}).items()
             if any(c.values())
         ]
-        return "; ".join(parts) or "—"
-
-    @display(description="Error")
-    def short_error(self, obj):
-        return (obj.error[:80] + "…") if len(obj.error) > 80 else (obj.error or "—")
+        # One line per type, cut at the column's width; the run's page has the table.
+        return two_line(parts[0], "; ".join(parts[1:]), clip=True) if parts else "—"
 
     @display(description="Objects per type")
     def counts_table(self, obj):

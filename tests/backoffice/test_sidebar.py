@@ -5,13 +5,15 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 
+from refunds.admin.queue import QUEUE_PRESETS
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 LINKS = {
     "payments": reverse("admin:payments_payment_changelist"),
-    "refund queue": reverse("admin:refunds_refundrequest_changelist"),
+    # Opens on the "All pending" view.
+    "refund queue": reverse("admin:refunds_refundrequest_changelist") + "?status__exact=pending",
     "analytics": reverse("admin:reports_dailyrollup_changelist"),
     "audit trail": reverse("admin:backoffice_adminaction_changelist"),
     "scheduled jobs": reverse("admin:django_q_schedule_changelist"),
@@ -33,3 +35,13 @@ def test_auditor_sees_only_what_the_role_may_view(client):
     auditor.groups.add(Group.objects.get(name="Read-only auditors"))
     client.force_login(auditor)
     assert sidebar_links(client) == {"payments", "refund queue", "analytics", "audit trail"}
+
+
+def test_refund_queue_link_opens_on_the_all_pending_preset(admin_client):
+    """The sidebar's link and the queue's "All pending" tab are one view (the tab is active)."""
+    query = dict(QUEUE_PRESETS)["All pending"]
+    body = admin_client.get(LINKS["payments"]).content.decode()
+    assert f'href="{reverse("admin:refunds_refundrequest_changelist")}?{query}"' in body
+    response = admin_client.get(LINKS["refund queue"])
+    active = [label for label, _, is_active in response.context["queue_presets"] if is_active]
+    assert active == ["All pending"]

@@ -42,8 +42,9 @@ def test_bulk_approve_three_urgent_requests(
     page.fill("input[name=username]", "approver")
     page.fill("input[name=password]", "pw")
     page.click("button[type=submit]")
-    page.locator("a[href='/admin/refunds/refundrequest/']").first.click()
-    page.wait_for_url("**/admin/refunds/refundrequest/")
+    # The sidebar's entry opens on "All pending".
+    page.locator("#nav-sidebar").get_by_role("link", name="Refund queue").click()
+    page.wait_for_url("**/admin/refunds/refundrequest/?status__exact=pending")
     assert page.locator("#result_list tbody tr").count() == 5
 
     page.get_by_role("link", name="Urgent pending").click()
