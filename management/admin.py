@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import OuterRef, Subquery
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
 from django.utils.text import Truncator
@@ -19,6 +18,8 @@ from django_q import admin as q_admin
 from django_q.models import Failure, Schedule, Success, Task
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
+
+from backoffice.formats import format_datetime
 
 from .schedules import interval_in_words, job_schedule_by_name, repeats_in_words
 
@@ -28,13 +29,10 @@ RESULT_FAILED = "Failed"
 
 
 def _when(value):
-    # One format on every page: YYYY-MM-DD HH:MM and the site time zone's name, on one line.
+    # One format on every page (backoffice/formats.py), on one line.
     if value is None:
         return "—"
-    return format_html(
-        '<span class="whitespace-nowrap">{}</span>',
-        timezone.localtime(value).strftime("%Y-%m-%d %H:%M %Z"),
-    )
+    return format_html('<span class="whitespace-nowrap">{}</span>', format_datetime(value))
 
 
 def _func_summary(func: str) -> str:

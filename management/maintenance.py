@@ -35,13 +35,23 @@ from payments.models import (
     SyncRun,
     WebhookEvent,
 )
-from payments.money import SUPPORTED_CURRENCIES
+from payments.models.base import MinorUnitsField
+from payments.money import SUPPORTED_CURRENCIES, format_money
 from payments.sync import refresh_payments
 from payments.validation import ID_PREFIXES
 
 ACTION_FIX = "fix_inconsistency"
 CHUNK = 2000
 MAX_EXAMPLES = 20
+
+
+def _shown(obj, field: str, value) -> str:
+    """A value for the audit row's reason, which staff read on the audit trail: a money
+    column through the money formatter ("$25.00"), anything else as it is. `details` keeps
+    the raw values (minor units) for machines."""
+    if isinstance(obj._meta.get_field(field), MinorUnitsField) and isinstance(value, int):
+        return format_money(value, getattr(obj, "currency", ""))
+    return str(value)
 
 
 def _audit(obj, *, field: str, old, new, dry_run: bool) -> dict:
@@ -51,7 +61,7 @@ def _audit(obj, *, field: str, old, new, dry_run: bool) -> dict:
             acting_user=None,
             action=ACTION_FIX,
             target=obj,
-            reason=f"{field}: {old} -> {new}",
+            reason=f"{field}: {_shown(obj, field, old)} -> {_shown(obj, field, new)}",
             details=change,
         )
     return change

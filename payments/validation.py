@@ -27,7 +27,7 @@ from payments.gateway import (
     StripePaymentMethod,
     StripeRefund,
 )
-from payments.money import SUPPORTED_CURRENCIES
+from payments.money import SUPPORTED_CURRENCIES, format_money
 
 # The prefixes Stripe gives each kind of object (its API reference's examples): py_ charges
 # and pyr_ refunds are those of non-card methods (SEPA, ...); du_ is the current dispute
@@ -47,6 +47,8 @@ ERR_BAD_ID = "{kind} id {id!r} does not start with {prefixes}."
 ERR_BAD_REF = "{field} {id!r} is not a {kind} id ({prefixes})."
 ERR_BAD_CURRENCY = "{kind} {id}: unknown currency {currency!r}."
 ERR_NEGATIVE_AMOUNT = "{kind} {id}: {field} {amount} is negative."
+# Amounts in these two are formatted money ("$50.01"): staff read them on the webhook event
+# and sync run pages. A negative or malformed amount (ERR_NEGATIVE_AMOUNT) is shown as sent.
 ERR_REFUNDED_ABOVE_AMOUNT = "{kind} {id}: amount_refunded {refunded} is above its amount {amount}."
 ERR_ABOVE_PAYMENT = "{kind} {id}: amount {amount} is above its payment's amount {payment_amount}."
 ERR_OTHER_CURRENCY = "{kind} {id}: currency {currency!r} is not its payment's {payment_currency!r}."
@@ -111,7 +113,10 @@ def payment_intent_problem(row: StripePaymentIntent) -> str | None:
         _amount_problem(kind, row.id, row.amount_refunded, "amount_refunded"),
         (
             ERR_REFUNDED_ABOVE_AMOUNT.format(
-                kind=kind, id=row.id, refunded=row.amount_refunded, amount=row.amount
+                kind=kind,
+                id=row.id,
+                refunded=format_money(row.amount_refunded, row.currency),
+                amount=format_money(row.amount, row.currency),
             )
             if row.amount_refunded > row.amount
             else None
@@ -141,7 +146,10 @@ def _child_problem(
         )
     if row.amount > payment_amount:
         return ERR_ABOVE_PAYMENT.format(
-            kind=kind, id=row.id, amount=row.amount, payment_amount=payment_amount
+            kind=kind,
+            id=row.id,
+            amount=format_money(row.amount, row.currency),
+            payment_amount=format_money(payment_amount, payment_currency),
         )
     return None
 

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 from unfold.decorators import action, display
@@ -81,7 +81,40 @@ class DailyRollupAdmin(ModelAdmin):
     show_full_result_count = False
     list_before_template = "reports/admin/analytics_before.html"
     date_hierarchy = None
-    readonly_fields = [f.name for f in DailyRollup._meta.fields]
+    # The page: every money figure through the money formatter and the JSON breakdowns as
+    # readable lines (the columns hold minor units and raw JSON, for exports and the charts).
+    fieldsets = [
+        (None, {"fields": ["day", "currency_code", "computed_at"]}),
+        (
+            "Payments",
+            {
+                "fields": [
+                    "attempted_count",
+                    "succeeded_count",
+                    "failed_count",
+                    "canceled_count",
+                    "success_rate_cell",
+                    "conversion_rate_cell",
+                ]
+            },
+        ),
+        (
+            "Money",
+            {"fields": ["gross", "stripe_fee", "platform_fee", "net", "average", "refunded"]},
+        ),
+        ("Breakdowns", {"fields": ["methods_breakdown", "failures_breakdown"]}),
+        (
+            "Disputes and refund requests",
+            {
+                "fields": [
+                    "disputes_opened",
+                    "refund_requests_processed",
+                    "median_refund_hours",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
     def has_add_permission(self, request):
         return False
@@ -140,6 +173,56 @@ class DailyRollupAdmin(ModelAdmin):
     def net(self, obj):
         return money(obj.net_amount, obj.currency)
 
+    @display(description="Currency", ordering="currency")
+    def currency_code(self, obj):
+        return obj.currency.upper()
+
+    @display(description="Success rate")
+    def success_rate_cell(self, obj):
+        return "—" if obj.success_rate is None else f"{obj.success_rate} %"
+
+    @display(description="Conversion rate")
+    def conversion_rate_cell(self, obj):
+        return "—" if obj.conversion_rate is None else f"{obj.conversion_rate} %"
+
+    @display(description="Stripe fees")
+    def stripe_fee(self, obj):
+        return money(obj.stripe_fee_amount, obj.currency)
+
+    @display(description="Platform fees")
+    def platform_fee(self, obj):
+        return money(obj.platform_fee_amount, obj.currency)
+
+    @display(description="Average payment")
+    def average(self, obj):
+        return money(obj.average_amount, obj.currency)
+
+    @display(description="Payment methods")
+    def methods_breakdown(self, obj):
+        # {"card": {"attempted": 10, "succeeded": 9, "amount": 45000}, ...}: one line each.
+        lines = [
+            (
+                method.replace("_", " "),
+                figures.get("attempted", 0),
+                figures.get("succeeded", 0),
+                money(figures.get("amount", 0), obj.currency),
+            )
+            for method, figures in sorted((obj.payment_methods or {}).items())
+            if isinstance(figures, dict)
+        ]
+        if not lines:
+            return "—"
+        return format_html_join("", "<div>{}: {} attempted, {} succeeded, {} captured</div>", lines)
+
+    @display(description="Failure reasons")
+    def failures_breakdown(self, obj):
+        reasons = sorted((obj.failure_reasons or {}).items(), key=lambda item: -item[1])
+        if not reasons:
+            return "—"
+        return format_html_join(
+            "", "<div>{}: {}</div>", ((reason.replace("_", " "), n) for reason, n in reasons)
+        )
+
     @display(description="Refunded", ordering="refunded_amount")
     def refunded(self, obj):
         median = (
@@ -172,8 +255,7 @@ class ReceiptAdmin(ModelAdmin):
         "number",
         "kind",
         "payment",
-        "amount",
-        "currency",
+        "amount_cell",
         "reference",
         "stripe_refund_id",
         "refund_request_id",

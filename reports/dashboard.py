@@ -315,7 +315,11 @@ def _line_options(*, y: dict) -> str:
     )
 
 
-REVENUE_CHART_OPTIONS = _line_options(y={"beginAtZero": True})
+# Revenue axes tick in whole major units (precision 0): a day without sales in yen would
+# otherwise get Chart.js's automatic 0-1 axis in tenths of a yen.
+REVENUE_CHART_OPTIONS = _line_options(
+    y={"beginAtZero": True, "ticks": {"maxTicksLimit": 5, "precision": 0}}
+)
 RATE_CHART_OPTIONS = _line_options(y={"suggestedMin": 80, "suggestedMax": 100})
 
 

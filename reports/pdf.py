@@ -6,6 +6,8 @@ the same receipt always renders the same figures.
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from html import escape
 from io import BytesIO
 
@@ -27,7 +29,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from payments.money import format_money, to_decimal_stored
+from backoffice.formats import format_datetime
+from payments.money import decimal_places, format_money, is_known_currency, to_decimal_stored
 
 from .models import DocumentKind, Receipt
 
@@ -71,26 +74,25 @@ def _footer(canvas, doc) -> None:
     canvas.restoreState()
 
 
+# What a day range with no captured payment shows instead of a chart: an empty chart would
+# get reportlab's automatic axis, 0 to 0.01 (a hundredth of a yen).
+NO_REVENUE_TEXT = "No captured payments in this period: no revenue to chart."
+
+
+def _axis_step(top: float, smallest: float) -> float:
+    """A round value-axis step (1, 2 or 5 times a power of ten) giving about five ticks up to
+    `top`, never finer than the currency's minor unit `smallest` (1 for yen, 0.01 for USD)."""
+    raw = top / 5
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return max(step, smallest)
+
+
 def _revenue_chart(currency: str, daily: list[dict]) -> Drawing:
-    """Bar chart of daily revenue in major units of one currency."""
+    """Bar chart of daily revenue in major units of one currency; ticks in whole minor units
+    (whole yen, cents), and a sentence instead of an empty chart when nothing was captured."""
     width, height = 170 * mm, 60 * mm
     drawing = Drawing(width, height)
-    chart = VerticalBarChart()
-    chart.x, chart.y = 12 * mm, 10 * mm
-    chart.width, chart.height = width - 18 * mm, height - 20 * mm
-    values = [float(to_decimal_stored(day["total_revenue"], currency)) for day in daily] or [0]
-    chart.data = [values]
-    chart.bars[0].fillColor = BRAND
-    chart.bars[0].strokeColor = None
-    labels = [day["day"][5:] for day in daily] or [""]
-    step = max(1, len(labels) // 10)
-    chart.categoryAxis.categoryNames = [
-        label if i % step == 0 else "" for i, label in enumerate(labels)
-    ]
-    chart.categoryAxis.labels.fontSize = 7
-    chart.valueAxis.labels.fontSize = 7
-    chart.valueAxis.valueMin = 0
-    drawing.add(chart)
     drawing.add(
         String(
             12 * mm,
@@ -100,6 +102,34 @@ def _revenue_chart(currency: str, daily: list[dict]) -> Drawing:
             fontSize=9,
         )
     )
+    values = [float(to_decimal_stored(day["total_revenue"], currency)) for day in daily]
+    if not any(values):
+        drawing.height = 14 * mm
+        drawing.contents[0].y = drawing.height - 6 * mm
+        drawing.add(String(12 * mm, 2 * mm, NO_REVENUE_TEXT, fontName="Helvetica", fontSize=9))
+        return drawing
+    # A currency we do not know (a bad row) is charted unscaled, in whole units.
+    places = decimal_places(currency) if is_known_currency(currency) else 0
+    step = _axis_step(max(values), 10.0**-places)
+    chart = VerticalBarChart()
+    chart.x, chart.y = 12 * mm, 10 * mm
+    chart.width, chart.height = width - 18 * mm, height - 20 * mm
+    chart.data = [values]
+    chart.bars[0].fillColor = BRAND
+    chart.bars[0].strokeColor = None
+    labels = [day["day"][5:] for day in daily]
+    every = max(1, len(labels) // 10)
+    chart.categoryAxis.categoryNames = [
+        label if i % every == 0 else "" for i, label in enumerate(labels)
+    ]
+    chart.categoryAxis.labels.fontSize = 7
+    chart.valueAxis.labels.fontSize = 7
+    chart.valueAxis.valueMin = 0
+    chart.valueAxis.valueStep = step
+    chart.valueAxis.valueMax = step * math.ceil(max(values) / step)
+    shown = 0 if step >= 1 else places
+    chart.valueAxis.labelTextFormat = lambda value: f"{value:,.{shown}f}"
+    drawing.add(chart)
     return drawing
 
 
@@ -124,7 +154,8 @@ def payment_report_pdf(report: dict) -> bytes:
         Paragraph(f"Payment report ({report['period']})", STYLES["Title"]),
         Paragraph(
             f"{report['start']} to {report['end']} &nbsp;·&nbsp; generated "
-            f"{report['generated_at']} &nbsp;·&nbsp; amounts per currency, never converted",
+            f"{format_datetime(datetime.fromisoformat(report['generated_at']))} &nbsp;·&nbsp; "
+            "amounts per currency, never converted",
             STYLES["Normal"],
         ),
         Spacer(0, 6 * mm),
@@ -327,7 +358,7 @@ def dispute_history_pdf(packet) -> bytes:
                 _table(
                     [["Lesson", "Minutes", "Note"]]
                     + [
-                        [timezone.localtime(when).strftime("%Y-%m-%d %H:%M"), str(m), note or ""]
+                        [format_datetime(when), str(m), note or ""]
                         for when, m, note in hours.lessons
                     ],
                     [45 * mm, 25 * mm, 100 * mm],

@@ -105,6 +105,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Dates on pages: one format naming the time zone, `2026-12-01 13:47 UTC` (backoffice/formats.py).
+# A format module, because since Django 5 the locale's formats win over DATETIME_FORMAT.
+FORMAT_MODULE_PATH = ["backoffice.date_formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

@@ -1,3 +1,4 @@
+from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail)
 from .customer import CustomerAdmin
 from .fraud import FraudAlertAdmin
 from .other import InstructorAdmin, PaymentMethodAdmin

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from unfold.decorators import display
 from unfold.utils import display_for_label
 
+from backoffice.formats import format_datetime
 from payments.dispute_evidence import EVIDENCE_FIELDS, FIELD_LABELS, FILE_FIELDS
 from payments.models import DisputeResponse
 from payments.models.dispute import dispute_reason_label
@@ -123,7 +124,7 @@ class DisputePageMixin:
     def deadline(self, obj):
         if obj.evidence_due_by is None:
             return "—"
-        when = timezone.localtime(obj.evidence_due_by).strftime("%Y-%m-%d %H:%M %Z")
+        when = format_datetime(obj.evidence_due_by)
         countdown = deadline_countdown(due=obj.evidence_due_by, status=obj.status)
         if countdown is None:
             return when
@@ -190,7 +191,7 @@ class DisputePageMixin:
             "<div>{} — {} — {} by {}{}</div>",
             (
                 (
-                    timezone.localtime(row.created_at).strftime("%Y-%m-%d %H:%M"),
+                    format_datetime(row.created_at),
                     row.get_kind_display(),
                     row.get_status_display(),
                     row.requested_by or "—",

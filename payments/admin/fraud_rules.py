@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from unfold.decorators import display
 
+from backoffice.formats import format_datetime
 from payments.models import FraudAlert, FraudRule, FraudSeverity, Payment
 from payments.money import format_money
 
@@ -115,7 +116,7 @@ class RuleAlertColumnsMixin:
                     p.stripe_payment_intent_id,
                     format_money(p.amount, p.currency),
                     p.get_status_display(),
-                    p.created.strftime("%Y-%m-%d %H:%M"),
+                    format_datetime(p.created),
                 )
                 for p in rows
             ),

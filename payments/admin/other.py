@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
+from backoffice.formats import format_datetime
 from backoffice.pagination import EstimatedCountPaginator
 from payments.admin.display import UNKNOWN_STATUS_LABEL, money
 from payments.ledger import CLOSED_DISPUTE_STATUSES
@@ -215,6 +215,6 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
         if countdown is None:
             return "—"
         key, text = countdown
-        when = timezone.localtime(obj.evidence_due_by).strftime("%Y-%m-%d %H:%M")
+        when = format_datetime(obj.evidence_due_by)
         # A key outside the colours would be shown instead of the text: plain is text only.
         return (key, f"{when} · {text}") if key in COUNTDOWN_COLOURS else f"{when} · {text}"

@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import BooleanRadioFilter, ChoicesDropdownFilter
@@ -10,6 +9,7 @@ from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, badge, two_line, with_note
 from backoffice.admin_rows import FastChangeListRowsMixin
+from backoffice.formats import format_datetime
 from backoffice.pagination import KeysetPaginationMixin
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
@@ -232,8 +232,8 @@ class PaymentAdmin(
 
     @display(description="Created", ordering="created")
     def created_cell(self, obj):
-        # Compact and sortable at a glance; the site's time zone.
-        return timezone.localtime(obj.created).strftime("%Y-%m-%d %H:%M")
+        # The site's one date format, naming its time zone.
+        return format_datetime(obj.created)
 
     @display(description="Amount, fees and net")
     def fee_breakdown(self, obj):

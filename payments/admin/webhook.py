@@ -20,6 +20,8 @@ from payments import selectors
 from payments.models import WebhookEvent
 from payments.webhooks import webhook_event_replay
 
+from .display import money
+
 WEBHOOK_STATUS_COLOURS = {
     WebhookEvent.Status.RECEIVED: "info",
     WebhookEvent.Status.PROCESSING: "info",
@@ -156,6 +158,7 @@ class WebhookEventAdmin(ModelAdmin):
                     "type",
                     "status_label",
                     "object_id",
+                    "object_amount",
                     "api_version",
                     "livemode",
                     "created",
@@ -175,13 +178,14 @@ class WebhookEventAdmin(ModelAdmin):
                 ]
             },
         ),
-        ("Payload", {"fields": ["payload_pretty"]}),
+        ("Payload as Stripe signed it (amounts in minor units)", {"fields": ["payload_pretty"]}),
     ]
     readonly_fields = [
         "stripe_id",
         "type",
         "status_label",
         "object_id",
+        "object_amount",
         "api_version",
         "livemode",
         "created",
@@ -241,11 +245,25 @@ class WebhookEventAdmin(ModelAdmin):
         first_line = obj.error.splitlines()[0]
         return first_line[:80] + ("…" if len(first_line) > 80 else "")
 
+    @display(description="Amount")
+    def object_amount(self, obj):
+        """The amount of the object the event is about, formatted: the payload below is
+        Stripe's JSON, in minor units."""
+        data = ((obj.payload or {}).get("data") or {}).get("object") or {}
+        amount, currency = data.get("amount"), data.get("currency")
+        if not isinstance(amount, int) or isinstance(amount, bool) or not currency:
+            return "—"
+        return money(amount, str(currency))
+
     @display(description="Payload")
     def payload_pretty(self, obj):
+        # Machine-readable on purpose (what Stripe signed, for debugging): marked so, and the
+        # formatted amount is above. The e2e crawl skips elements marked data-machine-readable.
         text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html(
-            '<pre class="text-xs overflow-x-auto whitespace-pre max-h-[40rem]">{}</pre>', text
+            '<pre data-machine-readable class="text-xs overflow-x-auto whitespace-pre '
+            'max-h-[40rem]">{}</pre>',
+            text,
         )
 
     # --- Replay ----------------------------------------------------------------------------

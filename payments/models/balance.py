@@ -47,6 +47,8 @@ class BalanceEntry(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Django's default plural would be "balance entrys".
+        verbose_name_plural = "balance entries"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

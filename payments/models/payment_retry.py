@@ -58,6 +58,8 @@ class PaymentRetry(TimestampedModel):
     error = models.TextField(blank=True)
 
     class Meta:
+        # Django's default plural would be "payment retrys".
+        verbose_name_plural = "payment retries"
         ordering = ["-created_at", "-id"]
         # The admin list's default ordering.
         indexes = [models.Index(fields=["-created_at", "-id"], name="payment_retry_created_idx")]

@@ -13,6 +13,8 @@ from datetime import timedelta
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from backoffice.formats import format_datetime
+
 
 class JobLockManager(models.Manager):
     def acquire(self, name: str, *, ttl: timedelta) -> str | None:
@@ -83,7 +85,8 @@ class SyncState(models.Model):
         ordering = ["object_type"]
 
     def __str__(self) -> str:
-        return f"{self.get_object_type_display()}: {self.watermark or 'never synced'}"
+        watermark = format_datetime(self.watermark) if self.watermark else "never synced"
+        return f"{self.get_object_type_display()}: {watermark}"
 
 
 class SyncRun(models.Model):

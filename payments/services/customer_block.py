@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
+from backoffice.formats import format_datetime
 from payments.models import Customer, FraudAlert
 
 PERM_BLOCK = "payments.block_customer"
@@ -83,7 +84,7 @@ def customer_block(
                 MSG_ALREADY_BLOCKED.format(
                     customer=locked,
                     who=who,
-                    when=timezone.localtime(locked.blocked_at).strftime("%Y-%m-%d %H:%M"),
+                    when=format_datetime(locked.blocked_at),
                 ),
             )
         locked.blocked_at = timezone.now()

@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
+from backoffice.formats import format_datetime
 from payments import gateway, sync
 from payments.dispute_evidence import (
     EVIDENCE_FIELDS,
@@ -127,7 +128,7 @@ def _state_error(dispute: Dispute, *, kind: str, now) -> str | None:
     due_by = dispute.evidence_due_by
     # Accepting stays possible past the deadline: it only concedes what is already lost.
     if kind != DisputeResponse.Kind.ACCEPT and due_by and due_by <= now:
-        return ERROR_PAST_DUE.format(due=timezone.localtime(due_by).strftime("%Y-%m-%d %H:%M"))
+        return ERROR_PAST_DUE.format(due=format_datetime(due_by))
     return None
 
 

@@ -43,6 +43,11 @@ def test_refunded_amount_and_status_are_rebuilt_from_succeeded_refunds():
         "platform_fee",
         "status",
     ]
+    # Staff read the reason on the audit trail: money formatted, the raw values in details.
+    refunded = fixed.get(details__field="amount_refunded")
+    assert refunded.reason == "amount_refunded: $0.00 -> $20.00"
+    assert (refunded.details["old"], refunded.details["new"]) == (0, 2000)
+    assert fixed.get(details__field="status").reason == "status: succeeded -> partially_refunded"
     assert run("--fix-inconsistencies")["repairs"] == 0  # idempotent
 
 

@@ -104,7 +104,9 @@ def test_refunds_and_disputes_are_checked_against_their_payment():
     assert validation.dispute_problem(dispute, payment=(5001, "usd")) is None
     assert validation.dispute_problem(
         dispute, payment=(5000, "usd")
-    ) == ERR.ERR_ABOVE_PAYMENT.format(kind="dispute", id="du_1", amount=5001, payment_amount=5000)
+    ) == ERR.ERR_ABOVE_PAYMENT.format(
+        kind="dispute", id="du_1", amount="$50.01", payment_amount="$50.00"
+    )
     refund = refund_from_stripe(refund_payload("re_1", amount=100))
     assert validation.refund_problem(
         refund, payment=(5000, "eur")
@@ -173,7 +175,7 @@ def test_refunds_above_or_beside_their_payment_are_refused(payment):
     assert result.created == 1
     assert set(result.invalid) == {"re_big", "re_eur", "re_neg"}
     assert result.invalid["re_big"] == ERR.ERR_ABOVE_PAYMENT.format(
-        kind="refund", id="re_big", amount=5001, payment_amount=5000
+        kind="refund", id="re_big", amount="$50.01", payment_amount="$50.00"
     )
     assert list(Refund.objects.values_list("stripe_id", flat=True)) == ["re_ok"]
     payment.refresh_from_db()
@@ -286,7 +288,7 @@ def assert_refused(event: WebhookEvent, error: str) -> None:
         (
             {"amount": 9000},
             ERR.ERR_ABOVE_PAYMENT.format(
-                kind="dispute", id="du_1", amount=9000, payment_amount=5000
+                kind="dispute", id="du_1", amount="$90.00", payment_amount="$50.00"
             ),
         ),
         (
@@ -342,7 +344,9 @@ def test_a_refund_above_its_payment_fails(payment, monkeypatch):
     event = process("refund.created", {"id": "re_big", "payment_intent": "pi_1"})
     assert_refused(
         event,
-        ERR.ERR_ABOVE_PAYMENT.format(kind="refund", id="re_big", amount=7000, payment_amount=5000),
+        ERR.ERR_ABOVE_PAYMENT.format(
+            kind="refund", id="re_big", amount="$70.00", payment_amount="$50.00"
+        ),
     )
     assert not Refund.objects.exists()
 

@@ -91,7 +91,9 @@ def test_a_dispute_above_its_payment_at_the_peer_fails_its_event(peer, client, l
     event = WebhookEvent.objects.get()
     assert event.status == WebhookEvent.Status.FAILED
     assert event.error == ERROR_INVALID_OBJECT.format(
-        error=ERR_ABOVE_PAYMENT.format(kind="dispute", id=too_big, amount=1500, payment_amount=1000)
+        error=ERR_ABOVE_PAYMENT.format(
+            kind="dispute", id=too_big, amount="$15.00", payment_amount="$10.00"
+        )
     )
     assert not Dispute.objects.exists()
     payment = Payment.objects.get(stripe_payment_intent_id=intent.id)

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from backoffice.formats import format_datetime
 from backoffice.models import AdminAction
 from payments import gateway
 from payments.dispute_evidence import (
@@ -338,9 +339,8 @@ def test_past_the_deadline_evidence_is_refused_but_accepting_is_not(staff, fake)
     fake.dispute = dispute
     with pytest.raises(DisputeResponseNotAllowed) as refused:
         dispute_evidence_save(dispute=dispute, text={"uncategorized_text": "x"}, acting_user=staff)
-    assert refused.value.message == ERROR_PAST_DUE.format(
-        due=timezone.localtime(due).strftime("%Y-%m-%d %H:%M")
-    )
+    assert refused.value.message == ERROR_PAST_DUE.format(due=format_datetime(due))
+    assert format_datetime(due).endswith(" UTC")
     dispute_accept(dispute=dispute, acting_user=staff)
     assert len(fake.closes) == 1
 
