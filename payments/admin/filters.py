@@ -13,6 +13,7 @@ from unfold.utils import parse_date_str
 from payments.money import (
     THREE_DECIMAL_CURRENCIES,
     ZERO_DECIMAL_CURRENCIES,
+    is_known_currency,
 )
 
 # Currencies offered in the filter; a fixed list keeps the filter free of a SELECT DISTINCT
@@ -26,6 +27,12 @@ class CurrencyFilter(DropdownFilter):
 
     def lookups(self, request, model_admin):
         return [(code, code.upper()) for code in FILTER_CURRENCIES]
+
+    @staticmethod
+    def accepts_value(value: str) -> bool:
+        """Any currency we know, in any case, not only the ones offered (a link may carry
+        another); backoffice.changelist tells the user about anything else."""
+        return is_known_currency(value.lower())
 
     def queryset(self, request, queryset):
         value = (self.value() or "").lower()

@@ -9,6 +9,7 @@ from unfold.decorators import display
 from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, two_line
+from backoffice.changelist import ChangelistMixin
 from backoffice.pagination import EstimatedCountPaginator
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
@@ -69,7 +70,7 @@ class DisputeInline(ReadOnlyInline):
         return status_text(obj)
 
 
-class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
+class PaymentAdmin(ChangelistMixin, FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     """Payments mirror Stripe: staff read them here and act through actions, never edit.
 
     Apps above payments add to this page with backoffice.admin_extensions.admin_extend
@@ -102,8 +103,7 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
     paginator = EstimatedCountPaginator
     # No "N of M" total: that is a second COUNT(*) over the whole table.
     show_full_result_count = False
-    search_fields = ["stripe_payment_intent_id"]  # enables the box; the logic is in selectors
-    search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
+    search_spec = selectors.PAYMENT_SEARCH
     ordering = ["-created", "-id"]
     inlines = [RefundInline, DisputeInline]
     # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py) and
@@ -168,9 +168,6 @@ class PaymentAdmin(FastActionCheckboxMixin, PaymentRetryAdminMixin, ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def get_search_results(self, request, queryset, search_term):
-        return selectors.payment_search(queryset=queryset, term=search_term), False
 
     @display(description="Payment", ordering="created")
     def payment_cell(self, obj):

@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
 from unfold.decorators import display
 
+from backoffice.changelist import ChangelistMixin
 from payments.models import SyncRun, SyncState
 
 # Shown for a type a run never reached (it stopped early), and for runs recorded before
@@ -33,7 +34,7 @@ def sync_failed_badge(request) -> str | None:
     return "failed" if latest == SyncRun.Status.FAILED else None
 
 
-class ReadOnlyAdmin(ModelAdmin):
+class ReadOnlyAdmin(ChangelistMixin, ModelAdmin):
     def has_add_permission(self, request):
         return False
 

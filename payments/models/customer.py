@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from .base import TimestampedModel
@@ -43,6 +44,8 @@ class Customer(TimestampedModel):
                 name="customer_email_prefix_idx",
                 opclasses=["varchar_pattern_ops"],
             ),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_id"), name="customer_stripe_id_upper_idx"),
         ]
 
     def __str__(self) -> str:

@@ -25,6 +25,7 @@ from unfold.contrib.filters.admin import (
 from unfold.decorators import action, display
 
 from backoffice.audit import client_info_from_request
+from backoffice.changelist import ChangelistMixin, SearchSpec
 from payments.admin.display import customer_label
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
 from payments.money import format_money
@@ -75,8 +76,6 @@ QUEUE_PRESETS = [
     ("Everything", ""),
 ]
 
-MAX_SEARCH_LENGTH = 255
-
 
 class PriorityFilter(DropdownFilter):
     """Filters on the same tiers as the priority annotation, but written on plain columns so
@@ -107,7 +106,7 @@ def _age(delta) -> str:
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(ModelAdmin):
+class RefundRequestAdmin(ChangelistMixin, ModelAdmin):
     list_display = [
         "request_cell",
         "customer_cell",
@@ -135,8 +134,19 @@ class RefundRequestAdmin(ModelAdmin):
     list_max_show_all = 500
     paginator = PriorityQueuePaginator
     show_full_result_count = False
-    search_fields = ["idempotency_key"]  # enables the box; get_search_results does the work
-    search_help_text = "Request number, a payment id (pi_), a refund id (re_) or an email."
+    search_spec = SearchSpec(
+        ids=(
+            ("pi_", "payment__stripe_payment_intent_id"),
+            ("re_", "stripe_refund_id"),
+            ("pyr_", "stripe_refund_id"),
+        ),
+        text=("payment__customer__name", "payment__customer__email"),
+        number="pk",
+        help_text=(
+            "Searches: request number (#123); customer name or e-mail (any part, any case); a "
+            "whole Stripe payment id (pi_) or refund id (re_) in any case."
+        ),
+    )
     list_before_template = "refunds/admin/queue_presets.html"
     actions = ["bulk_approve", "bulk_reject"]
     # reports/admin.py adds the exports (reports.exports.RefundExportAdminMixin).
@@ -239,23 +249,6 @@ class RefundRequestAdmin(ModelAdmin):
     def get_ordering(self, request):
         # Annotations, so not in `ordering` (the admin system check only knows fields).
         return ["priority_rank", "created_at", "id"]
-
-    def get_search_results(self, request, queryset, search_term):
-        term = (search_term or "").strip()
-        if not term:
-            return queryset, False
-        if len(term) > MAX_SEARCH_LENGTH:
-            return queryset.none(), False
-        if term.lstrip("#").isdigit():
-            return queryset.filter(pk=int(term.lstrip("#"))), False
-        if term.startswith("pi_"):
-            return queryset.filter(payment__stripe_payment_intent_id=term), False
-        if term.startswith(("re_", "pyr_")):
-            return queryset.filter(stripe_refund_id=term), False
-        term = term.lower()
-        if "@" in term:
-            return queryset.filter(payment__customer__email=term), False
-        return queryset.filter(payment__customer__email__startswith=term), False
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {
