@@ -219,6 +219,9 @@ class ChangelistMixin:
     query string filters checked before the list is built (see the module docstring)."""
 
     search_spec: SearchSpec | None = None
+    # Query string parameters the list reads itself besides Django's and its filters' (a
+    # pagination cursor, a view switch ...): never reported as unknown filters.
+    extra_query_params: frozenset[str] = frozenset()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -264,7 +267,7 @@ class ChangelistMixin:
                         simple_filters[f"{entry.parameter_name}{suffix}"] = entry
         problems: dict[str, str] = {}
         for key, values in request.GET.lists():
-            if key in _CHANGELIST_PARAMS:
+            if key in _CHANGELIST_PARAMS or key in self.extra_query_params:
                 continue
             if key in simple_filters:
                 message = _simple_filter_problem(

@@ -417,3 +417,12 @@ def test_no_list_answers_a_hand_edited_url_with_an_error(admin_client, model, mo
     response = admin_client.get(changelist(model), params, follow=True)
     assert response.status_code == 200
     assert messages_of(response), "every dropped filter is reported"
+
+
+def test_a_parameter_the_list_reads_itself_is_not_a_filter(rf, admin_user, monkeypatch):
+    model_admin = admin.site._registry[Payment]
+    request = rf.get(changelist(Payment), {"cursor": "anything", "zzz": "1"})
+    request.user = admin_user
+    assert set(model_admin.changelist_filter_problems(request)) == {"cursor", "zzz"}
+    monkeypatch.setattr(model_admin, "extra_query_params", frozenset({"cursor"}))
+    assert set(model_admin.changelist_filter_problems(request)) == {"zzz"}
