@@ -46,6 +46,8 @@ from django.db import connection, models
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Upper
 from django.http import HttpResponseRedirect
+from django.utils.dateparse import parse_time
+from unfold.utils import parse_date_str
 
 # Longest search term we look at: Stripe ids are < 255 chars; anything longer matches nothing.
 MAX_SEARCH_LENGTH = 255
@@ -87,6 +89,9 @@ _ALLOWED_LOOKUPS = _TEXT_LOOKUPS | {
 }
 # A Stripe id: a lower-case prefix, an underscore, then letters, digits and underscores.
 _STRIPE_ID_RE = re.compile(r"^[a-z]+_[a-z0-9_]+$", re.IGNORECASE)
+# Range filters' parameters: `<field>_from` / `_to` (dates, numbers), and unfold's date-time
+# range's date (`_0`) and time (`_1`) halves.
+_RANGE_SUFFIXES = ("_from", "_to", "_from_0", "_from_1", "_to_0", "_to_1")
 _VALUE_SHOWN = 40  # characters of a bad value repeated in a message
 
 
@@ -254,12 +259,17 @@ class ChangelistMixin:
         """{query string key: message} for every parameter the list cannot apply."""
         things = str(self.model._meta.verbose_name_plural)
         simple_filters = {}
-        range_paths = set()
+        range_keys: dict[str, str] = {}  # query string key -> field path
+        self_checked = set()  # keys of filters that report their own bad values
         for entry in self.get_list_filter(request):
             if isinstance(entry, (list, tuple)):
                 path, filter_class = entry[0], entry[1]
                 if _is_range(filter_class):
-                    range_paths.add(path)
+                    keys = {f"{path}{suffix}": path for suffix in _RANGE_SUFFIXES}
+                    if getattr(filter_class, "checks_own_values", False):
+                        self_checked |= set(keys)
+                    else:
+                        range_keys.update(keys)
             elif isinstance(entry, type) and issubclass(entry, admin.SimpleListFilter):
                 simple_filters[entry.parameter_name] = entry
                 if _is_range(entry):
@@ -267,35 +277,39 @@ class ChangelistMixin:
                         simple_filters[f"{entry.parameter_name}{suffix}"] = entry
         problems: dict[str, str] = {}
         for key, values in request.GET.lists():
-            if key in _CHANGELIST_PARAMS or key in self.extra_query_params:
+            if key in _CHANGELIST_PARAMS or key in self.extra_query_params or key in self_checked:
                 continue
             if key in simple_filters:
                 message = _simple_filter_problem(
                     self, request, simple_filters[key], key, values, things
                 )
-            elif key.endswith(("_from", "_to")) and key.rsplit("_", 1)[0] in range_paths:
-                message = self._range_problem(key, values, things)
+            elif key in range_keys:
+                message = self._range_problem(range_keys[key], key, values, things)
             else:
                 message = self._lookup_problem(request, key, values, things)
             if message:
                 problems[key] = message
         return problems
 
-    def _range_problem(self, key, values, things) -> str | None:
-        path = key.rsplit("_", 1)[0]
+    def _range_problem(self, path, key, values, things) -> str | None:
         resolved = _resolve(self.model, path)
         if resolved is None:
             return None
         model_field = resolved[0]
+        suffix = key[len(path) :]
         for value in values:
             if value == "":
                 continue
-            check = models.DateField() if isinstance(model_field, models.DateField) else model_field
-            if _value_problem(check, "gte", value):
+            if suffix.endswith("_1"):  # the time half of a date-time range (HH:MM)
+                valid = _parses_as_time(value)
+            elif isinstance(model_field, models.DateField):  # DateTimeField is one too
+                valid = parse_date_str(value) is not None
+            else:
+                valid = _value_problem(model_field, "gte", value) is None
+            if not valid:
+                end = "from" if suffix.startswith("_from") else "to"
                 return ERR_BAD_VALUE.format(
-                    label=f"{_label(model_field)} ({'from' if key.endswith('_from') else 'to'})",
-                    value=_shown(value),
-                    things=things,
+                    label=f"{_label(model_field)} ({end})", value=_shown(value), things=things
                 )
         return None
 
@@ -316,6 +330,13 @@ class ChangelistMixin:
         return None
 
 
+def _parses_as_time(value: str) -> bool:
+    try:
+        return parse_time(value) is not None
+    except ValueError:  # well formed but impossible: "25:99"
+        return False
+
+
 def _is_range(filter_class) -> bool:
     # Unfold's range filters (RangeDateFilter, RangeNumericListFilter ...) and ours built on
     # them take `<name>_from` / `<name>_to`.
@@ -324,7 +345,7 @@ def _is_range(filter_class) -> bool:
 
 def _simple_filter_problem(model_admin, request, filter_class, key, values, things):
     if _is_range(filter_class):
-        return None  # our range filters check their own bounds and say what they ignored
+        return None  # our range list filters (amount) check their bounds and say what they ignored
     value = values[-1]
     if value == "":
         return None

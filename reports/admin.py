@@ -42,6 +42,8 @@ WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 class DayRangeFilter(RangeDateFilter):
     """Date range on the rollup day; a value that is not a date is ignored with a message."""
 
+    checks_own_values = True  # backoffice.changelist leaves its parameters to it
+
     def queryset(self, request, queryset):
         for suffix in ("_from", "_to"):
             key = f"{self.parameter_name}{suffix}"

@@ -44,6 +44,9 @@ class CurrencyFilter(DropdownFilter):
 class CreatedDateRangeFilter(RangeDateFilter):
     """Date range on a DateTimeField, both ends inclusive in the site's time zone."""
 
+    # A date that does not parse is ignored with a message here (backoffice.changelist).
+    checks_own_values = True
+
     def queryset(self, request, queryset):
         filters = {}
         for suffix, lookup in (("_from", "gte"), ("_to", "lt")):
