@@ -7,7 +7,17 @@ the operation changes the database only, and only on PostgreSQL.
 
 from __future__ import annotations
 
+from django.contrib.postgres.operations import TrigramExtension
 from django.db.migrations.operations.base import Operation
+
+
+class TrigramExtensionOnPostgreSQL(TrigramExtension):
+    """CREATE EXTENSION pg_trgm on PostgreSQL. Django's CreateExtension skips other databases
+    going forwards but not backwards (it queries pg_extension on SQLite)."""
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 
 class AddIndexOnPostgreSQL(Operation):

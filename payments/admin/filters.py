@@ -19,6 +19,9 @@ from payments.money import (
 # Currencies offered in the filter; a fixed list keeps the filter free of a SELECT DISTINCT
 # over the whole payments table.
 FILTER_CURRENCIES = ("usd", "eur", "gbp", "jpy", "cad", "aud")
+WARN_UNKNOWN_CURRENCY_FILTER = (
+    "'{currency}' is not a currency we know: showing only rows stored with it."
+)
 
 
 class CurrencyFilter(DropdownFilter):
@@ -30,14 +33,18 @@ class CurrencyFilter(DropdownFilter):
 
     @staticmethod
     def accepts_value(value: str) -> bool:
-        """Any currency we know, in any case, not only the ones offered (a link may carry
-        another); backoffice.changelist tells the user about anything else."""
-        return is_known_currency(value.lower())
+        """A three-letter code in any case, not only the ones offered (a link may carry
+        another); backoffice.changelist drops anything else ("xx") with a message."""
+        return len(value) == 3 and value.isascii() and value.isalpha()
 
     def queryset(self, request, queryset):
         value = (self.value() or "").lower()
         if not value:
             return queryset
+        if not is_known_currency(value):
+            # Rows stored before the boundary checks may carry one (DESIGN decision 15): show
+            # them, and say why the list may be empty.
+            messages.warning(request, WARN_UNKNOWN_CURRENCY_FILTER.format(currency=value))
         return queryset.filter(currency=value)
 
 

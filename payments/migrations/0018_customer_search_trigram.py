@@ -8,19 +8,17 @@ pg_trgm is a trusted extension (PostgreSQL 13+): the database owner may create i
 """
 
 from django.contrib.postgres.indexes import GinIndex, OpClass
-from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations
 from django.db.models.functions import Upper
 
-from backoffice.postgres_operations import AddIndexOnPostgreSQL
+from backoffice.postgres_operations import AddIndexOnPostgreSQL, TrigramExtensionOnPostgreSQL
 
 
 class Migration(migrations.Migration):
     dependencies = [("payments", "0017_stripe_id_upper_indexes")]
 
     operations = [
-        # A no-op on other databases (CreateExtension checks the vendor itself).
-        TrigramExtension(),
+        TrigramExtensionOnPostgreSQL(),
         AddIndexOnPostgreSQL(
             model_name="customer",
             index=GinIndex(

@@ -18,6 +18,7 @@ from backoffice.changelist import (
     ChangelistMixin,
 )
 from backoffice.models import AdminAction
+from payments.admin.filters import WARN_UNKNOWN_CURRENCY_FILTER
 from payments.models import (
     Customer,
     Dispute,
@@ -377,6 +378,14 @@ def test_a_bad_date_in_a_range_filter_that_does_not_check_it_is_dropped(admin_cl
     assert any("2026-13-45" in message for message in messages_of(response))
 
 
+def test_a_currency_we_do_not_know_shows_its_stored_rows_and_says_so(admin_client, world):
+    PaymentFactory(stripe_payment_intent_id="pi_usx", currency="usx")
+    response = admin_client.get(changelist(Payment), {"currency": "usx"})
+    assert response.status_code == 200
+    assert [p.stripe_payment_intent_id for p in response.context["cl"].result_list] == ["pi_usx"]
+    assert WARN_UNKNOWN_CURRENCY_FILTER.format(currency="usx") in messages_of(response)
+
+
 def test_only_the_bad_filter_is_dropped(admin_client, world):
     response = admin_client.get(
         changelist(Payment),
@@ -394,6 +403,7 @@ def test_only_the_bad_filter_is_dropped(admin_client, world):
         (Payment, {"status__exact": "failed"}),
         (Payment, {"currency": "JPY"}),
         (Payment, {"currency": "chf"}),
+        (Payment, {"currency": "Usd"}),
         (Payment, {"created_from": "2026-01-01", "created_to": ""}),
         (Payment, {"livemode__exact": "1"}),
         (Payment, {"id__in": "1,2"}),
