@@ -40,8 +40,16 @@ class AddIndexOnPostgreSQL(Operation):
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         model = to_state.apps.get_model(app_label, self.model_name)
-        if self._applies(schema_editor, model):
+        if self._applies(schema_editor, model) and not self._exists(schema_editor, model):
             schema_editor.add_index(model, self.index)
+
+    def _exists(self, schema_editor, model) -> bool:
+        # On a large live table the index may have been built beforehand with CREATE INDEX
+        # CONCURRENTLY under the same name (README): then there is nothing left to do.
+        connection = schema_editor.connection
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+        return self.index.name in constraints
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         model = from_state.apps.get_model(app_label, self.model_name)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.urls import reverse
 from django.utils import timezone
 
@@ -136,3 +137,15 @@ def test_oversized_integers_in_filters_are_refused_before_postgresql_sees_them(a
     )
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 1
+
+
+def test_the_migration_leaves_indexes_built_beforehand():
+    """On a large live table the indexes may be built first with CREATE INDEX CONCURRENTLY
+    under the same names: running the migration then changes nothing and does not fail."""
+    loader = MigrationLoader(connection)
+    key = ("payments", "0018_customer_search_trigram")
+    state = loader.project_state(key)
+    with connection.schema_editor() as editor:
+        for operation in loader.get_migration(*key).operations:
+            operation.database_forwards("payments", editor, state, state)
+    assert set(TRIGRAM_INDEXES) <= set(index_definitions("payments_customer"))
