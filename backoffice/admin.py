@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group, User
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from .changelist import ChangelistMixin, SearchSpec
 from .models import AdminAction
 
 admin.site.unregister(User)
@@ -24,13 +25,21 @@ class GroupAdmin(BaseGroupAdmin, ModelAdmin):
 
 
 @admin.register(AdminAction)
-class AdminActionAdmin(ModelAdmin):
+class AdminActionAdmin(ChangelistMixin, ModelAdmin):
     """The audit trail is append-only: nobody edits or deletes it from the admin."""
 
     list_display = ["created_at", "actor", "action", "target_repr", "amount", "currency", "result"]
     list_filter = ["action", "result"]
     list_select_related = ["actor"]
-    search_fields = ["=target_id", "^action"]
+    search_spec = SearchSpec(
+        ids=(("", "target_id"),),
+        number="target_id",
+        text=("action", "target_repr", "actor__username"),
+        help_text=(
+            "Searches: the target's number or whole Stripe id (any case); the action, the "
+            "target's description or the staff user name (any part, any case)."
+        ),
+    )
     show_full_result_count = False
 
     def has_add_permission(self, request):

@@ -10,59 +10,52 @@ from django.db.models import Avg, Count, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from backoffice.changelist import SearchSpec, search_queryset
+
 from .models import Customer, Dispute, Payment, PaymentMethodType, Refund, WebhookEvent
 from .money import Money
 
-# Longest search term we look at: Stripe ids are < 255 chars; anything longer matches nothing.
-MAX_SEARCH_LENGTH = 255
-
-# Stripe id prefix -> the Payment column that holds such ids (exact, indexed lookups).
-_PAYMENT_ID_PREFIXES = {
-    "pi_": "stripe_payment_intent_id",
-    "ch_": "stripe_charge_id",
-    "py_": "stripe_charge_id",
-    "cus_": "customer__stripe_id",
-    "pm_": "payment_method__stripe_id",
-    "card_": "payment_method__stripe_id",
-    "re_": "refunds__stripe_id",
-    "pyr_": "refunds__stripe_id",
-    "dp_": "disputes__stripe_id",
-    "du_": "disputes__stripe_id",
-}
-
-
-def _email_lookup(term: str, prefix: str = "") -> dict:
-    """Anchored e-mail match: a whole address is exact, a fragment is a prefix (LIKE 'x%'),
-    both served by the varchar_pattern_ops index; never a '%x%' scan."""
-    term = term.lower()
-    if "@" in term:
-        return {f"{prefix}email": term}
-    return {f"{prefix}email__startswith": term}
+# What the payments and customers lists search (backoffice/changelist.py says how): whole
+# Stripe ids in any case, and any part of the customer's name or e-mail.
+PAYMENT_SEARCH = SearchSpec(
+    ids=(
+        ("pi_", "stripe_payment_intent_id"),
+        ("ch_", "stripe_charge_id"),
+        ("py_", "stripe_charge_id"),
+        ("cus_", "customer__stripe_id"),
+        ("pm_", "payment_method__stripe_id"),
+        ("card_", "payment_method__stripe_id"),
+        ("re_", "refunds__stripe_id"),
+        ("pyr_", "refunds__stripe_id"),
+        ("dp_", "disputes__stripe_id"),
+        ("du_", "disputes__stripe_id"),
+    ),
+    text=("customer__name", "customer__email"),
+    help_text=(
+        "Searches: customer name or e-mail (any part, any case); a whole Stripe id in any "
+        "case: payment pi_, charge ch_, customer cus_, payment method pm_, refund re_, "
+        "dispute dp_."
+    ),
+)
+CUSTOMER_SEARCH = SearchSpec(
+    ids=(("cus_", "stripe_id"),),
+    text=("name", "email"),
+    help_text=(
+        "Searches: name or e-mail (any part, any case); a whole Stripe customer id (cus_) in "
+        "any case."
+    ),
+)
 
 
 def payment_search(*, queryset: QuerySet[Payment], term: str) -> QuerySet[Payment]:
-    """Payments matching `term`: a Stripe id (pi_, ch_, cus_, pm_, re_, dp_ ...) or an email."""
-    term = (term or "").strip()
-    if not term:
-        return queryset
-    if len(term) > MAX_SEARCH_LENGTH:
-        return queryset.none()
-    for prefix, column in _PAYMENT_ID_PREFIXES.items():
-        if term.startswith(prefix):
-            return queryset.filter(**{column: term})
-    return queryset.filter(**_email_lookup(term, prefix="customer__"))
+    """Payments matching `term`: a whole Stripe id of the payment or of a related object (any
+    case), else any part of the customer's name or e-mail."""
+    return search_queryset(queryset, PAYMENT_SEARCH, term)
 
 
 def customer_search(*, queryset: QuerySet[Customer], term: str) -> QuerySet[Customer]:
-    """Customers by Stripe customer id (exact) or email (exact address or prefix)."""
-    term = (term or "").strip()
-    if not term:
-        return queryset
-    if len(term) > MAX_SEARCH_LENGTH:
-        return queryset.none()
-    if term.startswith("cus_"):
-        return queryset.filter(stripe_id=term)
-    return queryset.filter(**_email_lookup(term))
+    """Customers by whole Stripe customer id (any case) or any part of name or e-mail."""
+    return search_queryset(queryset, CUSTOMER_SEARCH, term)
 
 
 def customer_list_annotated(*, queryset: QuerySet[Customer]) -> QuerySet[Customer]:

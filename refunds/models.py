@@ -5,6 +5,7 @@ the mirror of what Stripe actually refunded."""
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from payments.models.base import CurrencyField, MinorUnitsField, TimestampedModel
@@ -128,6 +129,8 @@ class RefundRequest(TimestampedModel):
             models.Index(fields=["currency", "amount"], name="refundreq_currency_amount_idx"),
             models.Index(fields=["requested_by", "status"], name="refundreq_requester_idx"),
             models.Index(fields=["reason", "status"], name="refundreq_reason_idx"),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_refund_id"), name="refundreq_refund_upper_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refundreq_amount_positive"),

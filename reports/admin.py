@@ -16,6 +16,7 @@ from unfold.utils import parse_date_str
 
 from backoffice.admin_cells import two_line
 from backoffice.admin_extensions import admin_extend
+from backoffice.changelist import ChangelistMixin
 from payments.admin.display import money
 from payments.admin.filters import CurrencyFilter
 from payments.models import Dispute, Payment
@@ -42,6 +43,8 @@ WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 class DayRangeFilter(RangeDateFilter):
     """Date range on the rollup day; a value that is not a date is ignored with a message."""
 
+    checks_own_values = True  # backoffice.changelist leaves its parameters to it
+
     def queryset(self, request, queryset):
         for suffix in ("_from", "_to"):
             key = f"{self.parameter_name}{suffix}"
@@ -59,7 +62,7 @@ def rate_tone(rate, *, target) -> str:
 
 
 @admin.register(DailyRollup)
-class DailyRollupAdmin(ModelAdmin):
+class DailyRollupAdmin(ChangelistMixin, ModelAdmin):
     """The analytics changelist: one row per day and currency, totals per currency above."""
 
     # Chosen to fit 1280 px with the sidebar open (tests/e2e/test_layouts.py): the currency
@@ -240,13 +243,15 @@ ERR_NO_RECEIPT_PERMISSION = "You may not download receipts."
 
 
 @admin.register(Receipt)
-class ReceiptAdmin(ModelAdmin):
+class ReceiptAdmin(ChangelistMixin, ModelAdmin):
     list_display = ["number", "kind_badge", "payment_link", "amount_cell", "issued_at"]
     list_filter = [("kind", ChoicesDropdownFilter), CurrencyFilter]
     list_filter_submit = True
     list_select_related = ["payment"]
     search_fields = ["number"]
-    search_help_text = "A receipt or credit note number (REC-2026-000123) or its beginning."
+    search_help_text = (
+        "Searches: a receipt or credit note number (REC-2026-000123) or its beginning, any case."
+    )
     ordering = ["-issued_at", "-id"]
     show_full_result_count = False
     actions_row = ["download_row"]

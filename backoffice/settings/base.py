@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # The trigram indexes' operator class (payments migration 0018); inert on SQLite.
+    "django.contrib.postgres",
     "simple_history",
     "import_export",
     "django_q",

@@ -5,6 +5,7 @@ from unfold.decorators import display
 from unfold.utils import display_for_label
 
 from backoffice.admin_cells import two_line
+from backoffice.changelist import ChangelistMixin
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
 from payments.models import Customer, Payment, PaymentMethod
@@ -73,13 +74,12 @@ class PaymentMethodInline(TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerBlockAdminMixin, ModelAdmin):
+class CustomerAdmin(ChangelistMixin, CustomerBlockAdminMixin, ModelAdmin):
     list_display = ["customer_cell", "stripe_id", "payment_count", "last_payment_at", "created"]
     list_per_page = 50
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    search_fields = ["stripe_id"]
-    search_help_text = "A Stripe customer id (cus_...) or an email / its beginning."
+    search_spec = selectors.CUSTOMER_SEARCH
     ordering = ["-created", "-id"]
     inlines = [PaymentMethodInline, CustomerPaymentInline]
     # The block state and the Block / Unblock form (payments/admin/customer_block.py).
@@ -112,9 +112,6 @@ class CustomerAdmin(CustomerBlockAdminMixin, ModelAdmin):
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             queryset = selectors.customer_list_annotated(queryset=queryset)
         return queryset
-
-    def get_search_results(self, request, queryset, search_term):
-        return selectors.customer_search(queryset=queryset, term=search_term), False
 
     @display(description="Customer", ordering="email")
     def customer_cell(self, obj):

@@ -23,6 +23,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.admin_cells import badge, stacked, two_line, with_note
 from backoffice.audit import client_info_from_request
+from backoffice.changelist import ChangelistMixin, SearchSpec
 from payments.admin.fraud_rules import SEVERITY_COLOURS, RuleAlertColumnsMixin, numbers_text
 from payments.models import FraudAlert
 from payments.money import format_money
@@ -68,7 +69,7 @@ class FraudResolveForm(forms.Form):
 
 
 @admin.register(FraudAlert)
-class FraudAlertAdmin(RuleAlertColumnsMixin, ModelAdmin):
+class FraudAlertAdmin(ChangelistMixin, RuleAlertColumnsMixin, ModelAdmin):
     """The fraud review worklist: unresolved alerts first, newest first. Our own rules' columns
     come from RuleAlertColumnsMixin (payments/admin/fraud_rules.py)."""
 
@@ -90,11 +91,25 @@ class FraudAlertAdmin(RuleAlertColumnsMixin, ModelAdmin):
         ("severity", ChoicesDropdownFilter),
         "fraud_type",
     ]
-    search_fields = [
-        "=stripe_id",
-        "=payment__stripe_payment_intent_id",
-        "=payment__stripe_charge_id",
-    ]
+    search_spec = SearchSpec(
+        ids=(
+            ("issfr_", "stripe_id"),
+            ("pi_", "payment__stripe_payment_intent_id"),
+            ("ch_", "payment__stripe_charge_id"),
+            ("py_", "payment__stripe_charge_id"),
+        ),
+        text=(
+            "customer__name",
+            "customer__email",
+            "payment__customer__name",
+            "payment__customer__email",
+        ),
+        number="pk",
+        help_text=(
+            "Searches: alert number (#12); customer name or e-mail (any part, any case); a "
+            "whole Stripe id in any case: early fraud warning issfr_, payment pi_, charge ch_."
+        ),
+    )
     show_full_result_count = False
     actions = ["resolve_selected"]
     change_form_outer_before_template = "payments/admin/fraud_alert_review.html"

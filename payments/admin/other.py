@@ -5,6 +5,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
+from backoffice.changelist import ChangelistMixin, SearchSpec
 from backoffice.formats import format_datetime
 from backoffice.pagination import EstimatedCountPaginator
 from payments.admin.display import UNKNOWN_STATUS_LABEL, money
@@ -22,11 +23,18 @@ from .dispute_page import COUNTDOWN_COLOURS, DisputePageMixin, deadline_countdow
 
 
 @admin.register(PaymentMethod)
-class PaymentMethodAdmin(ModelAdmin):
+class PaymentMethodAdmin(ChangelistMixin, ModelAdmin):
     list_display = ["stripe_id", "customer", "method", "expiry", "is_default", "created"]
     list_select_related = ["customer"]
     list_filter = [("type", ChoicesDropdownFilter), "is_default"]
-    search_fields = ["=stripe_id"]
+    search_spec = SearchSpec(
+        ids=(("pm_", "stripe_id"), ("card_", "stripe_id"), ("cus_", "customer__stripe_id")),
+        text=("customer__name", "customer__email"),
+        help_text=(
+            "Searches: customer name or e-mail (any part, any case); a whole Stripe payment "
+            "method id (pm_, card_) or customer id (cus_) in any case."
+        ),
+    )
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     readonly_fields = [
@@ -56,9 +64,17 @@ class PaymentMethodAdmin(ModelAdmin):
 
 
 @admin.register(Instructor)
-class InstructorAdmin(ModelAdmin):
+class InstructorAdmin(ChangelistMixin, ModelAdmin):
     list_display = ["name", "email", "stripe_account_id"]
-    search_fields = ["^name", "=email", "=stripe_account_id"]
+    # A few hundred rows: the substring scans need no index.
+    search_spec = SearchSpec(
+        ids=(("acct_", "stripe_account_id"),),
+        text=("name", "email"),
+        help_text=(
+            "Searches: name or e-mail (any part, any case); a whole Stripe connected account "
+            "id (acct_) in any case."
+        ),
+    )
 
 
 class NegativeBalanceFilter(admin.SimpleListFilter):
@@ -89,14 +105,21 @@ class BalanceEntryInline(TabularInline):
 
 
 @admin.register(StudentBalance)
-class StudentBalanceAdmin(ModelAdmin):
+class StudentBalanceAdmin(ChangelistMixin, ModelAdmin):
     """Prepaid tutoring hours per student. Changed only through services (purchases, lessons,
     refunds), each leaving a BalanceEntry, so the admin only reads."""
 
     list_display = ["customer", "hours", "updated_at"]
     list_select_related = ["customer"]
     list_filter = [NegativeBalanceFilter]
-    search_fields = ["=customer__stripe_id", "^customer__email"]
+    search_spec = SearchSpec(
+        ids=(("cus_", "customer__stripe_id"),),
+        text=("customer__name", "customer__email"),
+        help_text=(
+            "Searches: student name or e-mail (any part, any case); a whole Stripe customer "
+            "id (cus_) in any case."
+        ),
+    )
     ordering = ["minutes", "id"]
     readonly_fields = ["customer", "minutes"]
     inlines = [BalanceEntryInline]
@@ -124,7 +147,7 @@ OPEN_DISPUTE_STATUSES = [
 
 
 @admin.register(Dispute)
-class DisputeAdmin(DisputePageMixin, ModelAdmin):
+class DisputeAdmin(ChangelistMixin, DisputePageMixin, ModelAdmin):
     """Chargebacks mirrored from Stripe, the worklist ordered by the evidence deadline. The
     page (payments/admin/dispute_page.py) shows the dispute and its evidence; reports adds the
     evidence form, the packet and the respond buttons (reports/dispute_admin.py)."""
@@ -140,7 +163,20 @@ class DisputeAdmin(DisputePageMixin, ModelAdmin):
     ]
     list_select_related = ["payment", "payment__customer"]
     list_filter = [("status", ChoicesDropdownFilter), "reason"]
-    search_fields = ["=stripe_id", "=payment__stripe_payment_intent_id"]
+    search_spec = SearchSpec(
+        ids=(
+            ("dp_", "stripe_id"),
+            ("du_", "stripe_id"),
+            ("pi_", "payment__stripe_payment_intent_id"),
+            ("ch_", "payment__stripe_charge_id"),
+            ("py_", "payment__stripe_charge_id"),
+        ),
+        text=("payment__customer__name", "payment__customer__email"),
+        help_text=(
+            "Searches: customer name or e-mail (any part, any case); a whole Stripe id in any "
+            "case: dispute dp_, payment pi_, charge ch_."
+        ),
+    )
     ordering = ["evidence_due_by", "id"]
     show_full_result_count = False
     readonly_fields = [

@@ -9,8 +9,9 @@ from unfold.utils import display_for_label
 
 from backoffice.admin_cells import FastActionCheckboxMixin, badge, two_line, with_note
 from backoffice.admin_rows import FastChangeListRowsMixin
+from backoffice.changelist import ChangelistMixin
 from backoffice.formats import format_datetime
-from backoffice.pagination import KeysetPaginationMixin
+from backoffice.pagination import CURSOR_VAR, KeysetPaginationMixin
 from payments import ledger, selectors
 from payments.models import Dispute, Payment, Refund
 from payments.money import format_money
@@ -78,6 +79,7 @@ class DisputeInline(ReadOnlyInline):
 
 class PaymentAdmin(
     KeysetPaginationMixin,
+    ChangelistMixin,
     FastActionCheckboxMixin,
     FastChangeListRowsMixin,
     PaymentRetryAdminMixin,
@@ -112,11 +114,12 @@ class PaymentAdmin(
     list_filter_submit = True
     list_per_page = 50
     list_max_show_all = 500
-    # Pages past the first are seeks from the last row seen (backoffice/pagination.py).
+    # Pages past the first are seeks from the last row seen (backoffice/pagination.py); the
+    # cursor is ours, not a filter (backoffice/changelist.py checks every other parameter).
+    extra_query_params = frozenset({CURSOR_VAR})
     # No "N of M" total: that is a second COUNT(*) over the whole table.
     show_full_result_count = False
-    search_fields = ["stripe_payment_intent_id"]  # enables the box; the logic is in selectors
-    search_help_text = "A Stripe id (pi_, ch_, cus_, pm_, re_, dp_) or an email / its beginning."
+    search_spec = selectors.PAYMENT_SEARCH
     ordering = ["-created", "-id"]
     inlines = [RefundInline, DisputeInline]
     # A POST "Retry payment" button on failed payments (payments/admin/payment_retry.py) and
@@ -181,9 +184,6 @@ class PaymentAdmin(
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def get_search_results(self, request, queryset, search_term):
-        return selectors.payment_search(queryset=queryset, term=search_term), False
 
     @display(description="Payment", ordering="created")
     def payment_cell(self, obj):

@@ -16,6 +16,7 @@ from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.audit import client_info_from_request
+from backoffice.changelist import ChangelistMixin, SearchSpec
 from payments.models import Payment, PaymentMethod, PaymentRetry
 from payments.money import format_money
 from payments.services.payment_retry import (
@@ -122,7 +123,7 @@ RETRY_STATUS_COLOURS = {
 
 
 @admin.register(PaymentRetry)
-class PaymentRetryAdmin(ModelAdmin):
+class PaymentRetryAdmin(ChangelistMixin, ModelAdmin):
     """Every retry and how it ended. Read-only: retries are made from the payment page and
     move only through payments.services.payment_retry."""
 
@@ -137,7 +138,14 @@ class PaymentRetryAdmin(ModelAdmin):
     ]
     list_filter = [("status", ChoicesDropdownFilter)]
     list_select_related = ["payment", "requested_by"]
-    search_fields = ["=idempotency_key", "=stripe_payment_intent_id"]
+    search_spec = SearchSpec(
+        ids=(("pi_", "stripe_payment_intent_id"), ("pi_", "payment__stripe_payment_intent_id")),
+        text=("payment__customer__name", "payment__customer__email", "idempotency_key"),
+        help_text=(
+            "Searches: customer name or e-mail, or the idempotency key (any part, any case); a "
+            "whole Stripe payment id (pi_) in any case."
+        ),
+    )
     show_full_result_count = False
 
     def has_add_permission(self, request):

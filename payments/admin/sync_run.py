@@ -8,6 +8,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFil
 from unfold.decorators import display
 
 from backoffice.admin_cells import badge, two_line, with_note
+from backoffice.changelist import ChangelistMixin
 from payments.models import SyncRun, SyncState
 
 # Shown for a type a run never reached (it stopped early), and for runs recorded before
@@ -34,7 +35,7 @@ def sync_failed_badge(request) -> str | None:
     return "failed" if latest == SyncRun.Status.FAILED else None
 
 
-class ReadOnlyAdmin(ModelAdmin):
+class ReadOnlyAdmin(ChangelistMixin, ModelAdmin):
     def has_add_permission(self, request):
         return False
 

@@ -1,6 +1,7 @@
 """The Stripe webhook log: what Stripe told us, what we did with it, and a replay button."""
 
 import json
+import re
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,7 @@ from unfold.decorators import action, display
 from unfold.utils import display_for_label
 
 from backoffice.audit import client_info_from_request
+from backoffice.changelist import ChangelistMixin, SearchSpec
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
 from payments.models import WebhookEvent
@@ -37,6 +39,8 @@ REPLAY_PERMISSION = "payments.replay_webhookevent"
 
 # Event types in the type filter: the ones we handle. A fixed list keeps the filter free of a
 # SELECT DISTINCT over the whole table.
+# A Stripe event type: dotted lower-case words ("charge.dispute.created").
+EVENT_TYPE_RE = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 FILTER_TYPES = (
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
@@ -89,6 +93,11 @@ class EventTypeFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [(t, t) for t in FILTER_TYPES]
 
+    @staticmethod
+    def accepts_value(value: str) -> bool:
+        # Any Stripe event type, not only the ones offered ("charge.refunded" ...).
+        return bool(EVENT_TYPE_RE.match(value))
+
     def queryset(self, request, queryset):
         value = self.value()
         # Any string is a valid (maybe empty) filter: never a 500 on a hand-edited URL.
@@ -106,6 +115,10 @@ class PaymentEventsFilter(admin.SimpleListFilter):
         value = self.value()
         return [(value, f"Payment #{value}")] if value else []
 
+    @staticmethod
+    def accepts_value(value: str) -> bool:
+        return value.isdigit() and len(value) <= 18
+
     def queryset(self, request, queryset):
         value = self.value()
         if not value:
@@ -119,7 +132,7 @@ class PaymentEventsFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ModelAdmin):
+class WebhookEventAdmin(ChangelistMixin, ModelAdmin):
     """Read-only log. Replay is a POST (bulk action or the button on the event's page)
     checked against payments.replay_webhookevent."""
 
@@ -143,8 +156,13 @@ class WebhookEventAdmin(ModelAdmin):
     list_per_page = 50
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    search_fields = ["=stripe_id", "=object_id"]
-    search_help_text = "A Stripe event id (evt_) or the id of the object it is about (pi_, re_…)."
+    search_spec = SearchSpec(
+        ids=(("evt_", "stripe_id"), ("", "object_id")),
+        help_text=(
+            "Searches: a whole Stripe event id (evt_) or the whole id of the object it is "
+            "about (pi_, ch_, re_, dp_ …), any case."
+        ),
+    )
     ordering = ["-received_at", "-id"]
     actions = ["replay_selected"]
     change_form_outer_before_template = "payments/admin/webhook_replay_button.html"

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from .base import TimestampedModel
@@ -9,7 +10,9 @@ class Customer(TimestampedModel):
     """A student (or any buyer) as Stripe knows them."""
 
     stripe_id = models.CharField("Stripe customer id", max_length=255, unique=True)
-    # Stored lower-case so that search can use an anchored, indexed LIKE 'prefix%'.
+    # Stored lower-case (one spelling per address). Search reads it through the pg_trgm index
+    # on UPPER(email) (migration 0018); customer_email_prefix_idx below served the old
+    # prefix-only search and is kept for anchored LIKE 'prefix%' lookups.
     email = models.EmailField(max_length=254, blank=True)
     name = models.CharField(max_length=255, blank=True)
     user = models.OneToOneField(
@@ -43,6 +46,8 @@ class Customer(TimestampedModel):
                 name="customer_email_prefix_idx",
                 opclasses=["varchar_pattern_ops"],
             ),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_id"), name="customer_stripe_id_upper_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Upper
 
 from .base import CurrencyField, MinorUnitsField, TimestampedModel
 
@@ -102,6 +103,8 @@ class Dispute(TimestampedModel):
         indexes = [
             models.Index(fields=["status", "evidence_due_by"], name="dispute_status_due_idx"),
             models.Index(fields=["payment", "-created"], name="dispute_payment_created_idx"),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_id"), name="dispute_stripe_id_upper_idx"),
         ]
 
     def __str__(self) -> str:

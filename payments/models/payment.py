@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from .base import CurrencyField, MinorUnitsField, TimestampedModel
@@ -133,6 +134,9 @@ class Payment(TimestampedModel):
             models.Index(fields=["currency", "amount"], name="payment_currency_amount_idx"),
             models.Index(fields=["customer", "-created"], name="payment_customer_created_idx"),
             models.Index(fields=["stripe_charge_id"], name="payment_charge_idx"),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_payment_intent_id"), name="payment_pi_upper_idx"),
+            models.Index(Upper("stripe_charge_id"), name="payment_charge_upper_idx"),
             # The fraud rules' windows (payments/fraud_rules.py): one card or one IP across
             # customers over time. Partial: most rows have no IP, non-card ones no fingerprint.
             models.Index(

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Upper
 
 from .base import TimestampedModel
 
@@ -36,6 +37,8 @@ class PaymentMethod(TimestampedModel):
         indexes = [
             # The many-payment-methods fraud rule counts a customer's methods by `created`.
             models.Index(fields=["customer", "created"], name="pm_customer_created_idx"),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_id"), name="pm_stripe_id_upper_idx"),
             models.Index(
                 fields=["card_fingerprint"],
                 name="pm_fingerprint_idx",

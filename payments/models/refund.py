@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Upper
 
 from .base import CurrencyField, MinorUnitsField, TimestampedModel
 
@@ -26,7 +27,11 @@ class Refund(TimestampedModel):
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["payment", "-created"], name="refund_payment_created_idx")]
+        indexes = [
+            models.Index(fields=["payment", "-created"], name="refund_payment_created_idx"),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_id"), name="refund_stripe_id_upper_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")
         ]

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -56,6 +57,9 @@ class WebhookEvent(models.Model):
             models.Index(fields=["object_id", "created"], name="webhook_object_created_idx"),
             # webhook_health(): average processing time over the last 24 h.
             models.Index(fields=["processed_at"], name="webhook_processed_idx"),
+            # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
+            models.Index(Upper("stripe_id"), name="webhook_stripe_id_upper_idx"),
+            models.Index(Upper("object_id"), name="webhook_object_id_upper_idx"),
         ]
         permissions = [("replay_webhookevent", "Can replay webhook events")]
 

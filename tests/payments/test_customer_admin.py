@@ -44,7 +44,10 @@ def test_changelist_shows_payment_count_and_last_payment(admin_client):
         ("cus_find", {"find@example.com"}),
         ("FIND@example.com", {"find@example.com"}),
         ("fin", {"find@example.com"}),
-        ("example.com", set()),
+        ("CUS_FIND", {"find@example.com"}),
+        ("ind@EXAMPLE", {"find@example.com"}),
+        ("example.com", {"find@example.com", "other@example.com"}),
+        ("cus_fin", set()),
         ("x" * 1000, set()),
     ],
 )

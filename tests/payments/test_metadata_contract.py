@@ -2,7 +2,6 @@
 read by the sync and the webhooks into the mirror; instructors matched by connected account,
 then e-mail, and created when new; bad values never stop a payment from syncing."""
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +14,7 @@ from payments import sync
 from payments.gateway import StripePaymentIntent
 from payments.metadata import parse_payment_metadata
 from payments.models import Instructor, Payment, WebhookEvent
+from tests.live_support import wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET
 
 CREATED = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -193,10 +193,10 @@ HOOK_ID = "wh_metadata_tests"
 
 
 def _wait_processed(event_type: str) -> None:
-    deadline = time.monotonic() + 15
-    while not WebhookEvent.objects.filter(type=event_type, status="processed").exists():
-        assert time.monotonic() < deadline, list(WebhookEvent.objects.values("type", "status"))
-        time.sleep(0.3)
+    wait_until(
+        lambda: WebhookEvent.objects.filter(type=event_type, status="processed").exists(),
+        describe=lambda: list(WebhookEvent.objects.values("type", "status")),
+    )
 
 
 def _localstripe_payment(peer, metadata, *, delivering=False):

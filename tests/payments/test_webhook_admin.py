@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from backoffice.changelist import ERR_UNKNOWN_VALUE
 from backoffice.models import AdminAction
 from payments import webhooks
 from payments.admin.webhook import MESSAGE_BUSY, MESSAGE_REPLAYED, WebhookEventAdmin
@@ -240,12 +241,23 @@ def test_a_payments_events_are_one_click_from_its_page(admin_client):
     assert shown == {"pi_mine", "ch_mine", "re_mine", "dp_mine"}
 
 
-@pytest.mark.parametrize("value", ["abc", "999999", "-1", "9" * 30])
-def test_payment_filter_with_a_bad_value_shows_nothing_not_500(admin_client, value):
+def test_payment_filter_for_a_payment_with_no_events_shows_none(admin_client):
     stored(object_id="pi_mine")
-    response = admin_client.get(f"{CHANGELIST}?payment={value}")
+    response = admin_client.get(f"{CHANGELIST}?payment=999999")
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "9" * 30])
+def test_payment_filter_with_a_bad_value_says_so_and_shows_every_event(admin_client, value):
+    stored(object_id="pi_mine")
+    response = admin_client.get(f"{CHANGELIST}?payment={value}", follow=True)
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 1
+    shown = value if len(value) <= 40 else value[:39] + "…"
+    assert ERR_UNKNOWN_VALUE.format(label="payment", value=shown, things="webhook events") in [
+        str(m) for m in response.context["messages"]
+    ]
 
 
 def test_replay_waits_while_a_worker_is_processing_the_event(client, replayer, recorded):

@@ -7,13 +7,12 @@ Assertions are on outcomes (what the mirror and the payment say), not on how the
 gets there.
 """
 
-import time
-
 import pytest
 import requests
 import stripe
 
 from payments.models import Dispute, Payment, WebhookEvent
+from tests.live_support import wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -45,13 +44,10 @@ def deliver(localstripe, live_server):
 
 
 def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(
-        f"timed out; events: {list(WebhookEvent.objects.values('type', 'status', 'error'))}"
+    wait_until(
+        condition,
+        timeout=timeout,
+        describe=lambda: f"events: {list(WebhookEvent.objects.values('type', 'status', 'error'))}",
     )
 
 

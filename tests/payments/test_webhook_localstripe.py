@@ -16,6 +16,7 @@ import stripe
 from django.db.models import PROTECT
 
 from payments.models import Customer, Dispute, Payment, PaymentMethod, Refund, WebhookEvent
+from tests.live_support import wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET, make_event, post_http
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -61,13 +62,10 @@ def card(peer, number="4242424242424242", customer=None):
 
 
 def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(
-        f"timed out; events: {list(WebhookEvent.objects.values('type', 'status'))}"
+    wait_until(
+        condition,
+        timeout=timeout,
+        describe=lambda: f"events: {list(WebhookEvent.objects.values('type', 'status'))}",
     )
 
 
