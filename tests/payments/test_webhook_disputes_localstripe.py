@@ -12,7 +12,7 @@ import requests
 import stripe
 
 from payments.models import Dispute, Payment, WebhookEvent
-from tests.live_support import wait_until
+from tests.live_support import stop_deliveries, wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -40,7 +40,7 @@ def deliver(localstripe, live_server):
         ).raise_for_status()
 
     yield only
-    only("none.never")
+    stop_deliveries(localstripe, HOOK_ID, url=url, secret=PRIMARY_SECRET)
 
 
 def wait_for(condition, timeout=15.0):

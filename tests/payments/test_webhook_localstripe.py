@@ -16,7 +16,7 @@ import stripe
 from django.db.models import PROTECT
 
 from payments.models import Customer, Dispute, Payment, PaymentMethod, Refund, WebhookEvent
-from tests.live_support import wait_until
+from tests.live_support import stop_deliveries, wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET, make_event, post_http
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -42,11 +42,7 @@ def delivering(localstripe, live_server):
     )
     response.raise_for_status()
     yield
-    requests.post(
-        f"{localstripe}/_config/webhooks/{HOOK_ID}",
-        json={"url": url, "secret": PRIMARY_SECRET, "events": ["none.never"]},
-        timeout=5,
-    ).raise_for_status()
+    stop_deliveries(localstripe, HOOK_ID, url=url, secret=PRIMARY_SECRET)
 
 
 def card(peer, number="4242424242424242", customer=None):

@@ -4,6 +4,7 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -96,5 +97,7 @@ def test_the_admin_queue_uses_it_for_its_default_order(queue_rows, admin_client)
     assert cl.paginator._fast_path()
     expected = list(refund_request_queue().values_list("pk", flat=True)[: cl.list_per_page])
     assert [row.pk for row in cl.result_list] == expected
-    sorted_by_amount = admin_client.get("/admin/refunds/refundrequest/?o=3")
+    # The amount column's `o` index wherever the layout puts it (the checkbox is column 0).
+    amount = 1 + admin.site._registry[RefundRequest].list_display.index("amount_cell")
+    sorted_by_amount = admin_client.get(f"/admin/refunds/refundrequest/?o={amount}")
     assert not sorted_by_amount.context["cl"].paginator._fast_path()
