@@ -52,6 +52,11 @@ PAYMENT_INTENT_EXPAND = ["data.latest_charge.balance_transaction", "data.payment
 # --- listing ----------------------------------------------------------------------------------
 
 
+def _strings(values: dict) -> dict[str, str]:
+    """Stripe's hashes of strings (metadata, evidence): keys and values sent as text."""
+    return {str(key): str(value) for key, value in values.items()}
+
+
 def _list_pages[T](
     fetch: Callable[[stripe.StripeClient, dict, dict], Any],
     mapper: Callable[[Any], T],
@@ -333,7 +338,7 @@ def stripe_dispute_update(
     client = client or StripeClient.from_settings()
     # `submit` always sent: Stripe's default (when omitted) is to submit.
     params: dict[str, Any] = {
-        "evidence": {str(k): str(v) for k, v in evidence.items()},
+        "evidence": _strings(evidence),
         "submit": bool(submit),
     }
     return dispute_from_stripe(
@@ -454,7 +459,7 @@ def stripe_refund_create(
     if reason:
         params["reason"] = reason
     if metadata:
-        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+        params["metadata"] = _strings(metadata)
     return refund_from_stripe(
         client.call(
             lambda sdk, options: sdk.v1.refunds.create(params=params, options=options),
@@ -479,7 +484,7 @@ def stripe_customer_create(
     client = client or StripeClient.from_settings()
     params: dict[str, Any] = {"email": email, "name": name}
     if metadata:
-        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+        params["metadata"] = _strings(metadata)
     return customer_from_stripe(
         client.call(
             lambda sdk, options: sdk.v1.customers.create(params=params, options=options),
@@ -544,7 +549,7 @@ def stripe_payment_intent_create(
         "confirm": confirm,
     }
     if metadata:
-        params["metadata"] = {str(k): str(v) for k, v in metadata.items()}
+        params["metadata"] = _strings(metadata)
     return payment_intent_from_stripe(
         client.call(
             lambda sdk, options: sdk.v1.payment_intents.create(params=params, options=options),
