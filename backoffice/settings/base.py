@@ -170,6 +170,24 @@ FRAUD_PROPOSE_REFUND_ON_CONFIRMED_WARNING = env_bool(
 # A worker's claim on a request older than this is a crashed worker: the request may resume.
 REFUND_PROCESSING_LEASE_SECONDS = env_int("REFUND_PROCESSING_LEASE_SECONDS", 300)
 
+# --- Instructor earnings and payouts (payments/earnings.py, payments/services/payouts*.py) -----
+# An earning (and every later entry of the same payment) becomes payable this many days after
+# the payment succeeded, so most refunds and early disputes land before the money leaves.
+PAYOUT_HOLD_DAYS = env_int("PAYOUT_HOLD_DAYS", 7)
+# A payout run pays an instructor in a currency only when the available balance reaches this
+# (major units). A currency not listed is never paid out by a run (no USD number for yen).
+PAYOUT_MINIMUM = env_thresholds("PAYOUT_MINIMUM", "usd=10,eur=10,gbp=10,jpy=1500")
+# Payouts above this amount in their currency need payments.approve_large_payout (a senior).
+PAYOUT_SENIOR_APPROVAL_ABOVE = env_thresholds(
+    "PAYOUT_SENIOR_APPROVAL_ABOVE", "usd=5000,eur=5000,gbp=4000,jpy=750000"
+)
+# Manual earning adjustments above this (absolute) amount need a senior approver too.
+EARNING_ADJUSTMENT_SENIOR_APPROVAL_ABOVE = env_thresholds(
+    "EARNING_ADJUSTMENT_SENIOR_APPROVAL_ABOVE", "usd=500,eur=500,gbp=400,jpy=75000"
+)
+# A worker's claim on a payout older than this is a crashed worker: the payout may resume.
+PAYOUT_PROCESSING_LEASE_SECONDS = env_int("PAYOUT_PROCESSING_LEASE_SECONDS", 300)
+
 # --- Fraud rules (payments/fraud_rules.py; the README lists them) ---------------------------
 # Each pass (every payment event, the hourly `--detect-fraud`) looks at payments created in
 # the last LOOKBACK hours; each rule counts over its own window ending at each such payment.

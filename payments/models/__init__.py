@@ -9,6 +9,14 @@ from .instructor import Instructor
 from .payment import Payment
 from .payment_method import PaymentMethod, PaymentMethodType
 from .payment_retry import PaymentRetry
+from .payout import (
+    EarningAdjustment,
+    EarningEntry,
+    Payout,
+    PayoutRun,
+    Transfer,
+    TransferReversal,
+)
 from .refund import Refund
 from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 from .webhook_event import WebhookEvent
@@ -20,6 +28,8 @@ __all__ = [
     "Dispute",
     "DisputeDeadlineAlert",
     "DisputeResponse",
+    "EarningAdjustment",
+    "EarningEntry",
     "FraudAlert",
     "FraudRule",
     "FraudRuleFailure",
@@ -30,11 +40,15 @@ __all__ = [
     "PaymentMethod",
     "PaymentMethodType",
     "PaymentRetry",
+    "Payout",
+    "PayoutRun",
     "Refund",
     "StudentBalance",
     "SyncObjectType",
     "SyncRun",
     "SyncState",
+    "Transfer",
+    "TransferReversal",
     "WebhookEvent",
     "sync_run_lock_ttl",
 ]

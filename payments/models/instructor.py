@@ -16,6 +16,9 @@ class Instructor(TimestampedModel):
     stripe_account_id = models.CharField("Connected account", max_length=255, blank=True)
     # The marketplace's own id for the instructor (metadata `instructor_id`).
     external_id = models.CharField("Marketplace id", max_length=64, blank=True)
+    # Where bank-transfer payouts go when there is no connected account (IBAN or account
+    # number as the bank needs it); it appears only in the payout file staff send the bank.
+    bank_account = models.CharField("Bank account", max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]

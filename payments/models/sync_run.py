@@ -64,6 +64,7 @@ class SyncObjectType(models.TextChoices):
     PAYMENT_INTENT = "payment_intent", "Payment intents"
     REFUND = "refund", "Refunds"
     DISPUTE = "dispute", "Disputes"
+    TRANSFER = "transfer", "Transfers"
 
 
 class SyncState(models.Model):
