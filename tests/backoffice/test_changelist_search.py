@@ -27,7 +27,9 @@ from payments.models import (
     Payment,
     PaymentMethod,
     PaymentRetry,
+    Payout,
     StudentBalance,
+    Transfer,
     WebhookEvent,
 )
 from refunds.models import RefundRequest
@@ -54,6 +56,7 @@ DP = "dp_1MtJUT2eZvKYlo2CkDfR8Tz9"
 EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
+TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
 EMAIL = "maria.lopez@example.com"
@@ -140,7 +143,31 @@ def world():
             ("grace", "customer.block", "cus_Other0000001", "grace@example.org"),
         )
     ]
+    payouts = [
+        Payout.objects.create(
+            instructor=payment.instructor,
+            amount=4000,
+            currency="usd",
+            status=Payout.Status.PAID,
+            stripe_transfer_id=transfer_id,
+        )
+        for payment, transfer_id in ((target, TR), (other, "tr_Other000001"))
+    ]
+    transfers = [
+        Transfer.objects.create(
+            stripe_id=payout.stripe_transfer_id,
+            payout=payout,
+            instructor=payout.instructor,
+            destination=payout.instructor.stripe_account_id or "acct_Other000001",
+            amount=payout.amount,
+            currency=payout.currency,
+            created=now,
+        )
+        for payout in payouts
+    ]
     return {
+        Payout: tuple(payouts),
+        Transfer: tuple(transfers),
         Payment: (target, other),
         Customer: (target_customer, other_customer),
         PaymentMethod: (target_method, other_method),
@@ -172,6 +199,8 @@ SEARCHES = {
     StudentBalance: [*CUSTOMER_TEXT, CUS],
     PaymentRetry: [*CUSTOMER_TEXT, PI],
     Instructor: ["maria lop", "LOPEZ", "lopez@tutors", ACCT],
+    Payout: ["maria lop", "LOPEZ@TUTORS", TR, ACCT],
+    Transfer: ["maria lop", "LOPEZ@TUTORS", TR, ACCT],
     AdminAction: [PI, "approve", "Auditor_Ada"],
 }
 CASES = [
