@@ -23,10 +23,19 @@ from management.demo_data import DemoGenerator, demo_size
 from management.demo_fraud import seed_fraud_reviews
 from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
-from payments.models import Payment, SyncRun, WebhookEvent
+from payments.models import (
+    Instructor,
+    Payment,
+    Payout,
+    PayoutRun,
+    SyncRun,
+    Transfer,
+    WebhookEvent,
+)
 from refunds.models import RefundRequest
 from reports.demo import seed_reports
 from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
+from tests.payments.payout_support import entry, payout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -128,6 +137,25 @@ def demo_like_data():
         finished_at=timezone.now(),
         counts={"payment_intent": {"created": 3, "updated": 1, "unchanged": 96, "skipped": 0}},
         outcomes={"payment_intent": {"status": "succeeded", "error": ""}},
+    )
+    # Payouts: a run's payout paid by Connect (with its transfer mirrored) and a yen bank
+    # transfer waiting for approval.
+    instructor = Instructor.objects.exclude(stripe_account_id="").first()
+    entry(instructor, 90000)
+    entry(instructor, 150000, "jpy")
+    run = PayoutRun.objects.create(totals={"usd": {"count": 1, "amount": 45000}})
+    paid = payout(
+        instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0001"
+    )
+    payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
+    Transfer.objects.create(
+        stripe_id="tr_crawl0001",
+        payout=paid,
+        instructor=instructor,
+        destination=instructor.stripe_account_id,
+        amount=45000,
+        currency="usd",
+        created=timezone.now(),
     )
 
 
