@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from payments import ledger
@@ -372,3 +373,73 @@ def record_payment_entries(
 def record_payment_earnings(payment_pks: Iterable[int]) -> int:
     """Write the earnings entries these payments are missing; the number written."""
     return len(record_payment_entries(payment_pks))
+
+
+# --- The invariant -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EarningsGap:
+    """A payment whose entries do not add up as the invariant says: what its instructor is
+    owed (`net`, 0 when not captured or without an instructor) and what its entries sum to
+    per instructor (minor units of `currency`)."""
+
+    payment_id: int
+    payment_intent_id: str
+    instructor_id: int | None
+    currency: str
+    net: int
+    entries: dict[int, int]
+    has_earning: bool
+
+
+def earnings_gaps(payment_pks: Iterable[int]) -> list[EarningsGap]:
+    """Which of these payments break the invariant (module docstring), or are captured with
+    an instructor and hold no earning entry yet (stored before the ledger existed: the
+    backfill). Two queries, read without locks: record_payment_entries re-plans a gap under
+    the payment's lock before it writes anything."""
+    pks = sorted({pk for pk in payment_pks if pk})
+    if not pks:
+        return []
+    sums: dict[int, dict[int, int]] = defaultdict(dict)
+    earned: set[int] = set()
+    rows = (
+        EarningEntry.objects.filter(payment_id__in=pks, kind__in=PAYMENT_KINDS)
+        .order_by()
+        .values("payment_id", "instructor_id")
+        .annotate(
+            total=Sum("amount"), earnings=Count("pk", filter=Q(kind=EarningEntry.Kind.EARNING))
+        )
+    )
+    for row in rows:
+        sums[row["payment_id"]][row["instructor_id"]] = row["total"]
+        if row["earnings"]:
+            earned.add(row["payment_id"])
+    gaps = []
+    for pk, pi, instructor_id, status, currency, amount, net in (
+        Payment.objects.filter(pk__in=pks)
+        .order_by("pk")
+        .values_list(
+            "pk", "stripe_payment_intent_id", "instructor_id", "status", "currency", "amount", "net"
+        )
+    ):
+        owes = instructor_id is not None and status in Payment.CAPTURED_STATUSES
+        entries = sums.get(pk, {})
+        expected = {instructor_id: net} if owes and net else {}
+        actual = {who: total for who, total in entries.items() if total}
+        # A captured payment with no entry at all was stored before the ledger: its history
+        # (earning, refunds, disputes) is written even when it nets to zero.
+        unrecorded = owes and not entries and amount > 0
+        if actual != expected or unrecorded:
+            gaps.append(
+                EarningsGap(
+                    payment_id=pk,
+                    payment_intent_id=pi,
+                    instructor_id=instructor_id if owes else None,
+                    currency=currency,
+                    net=net if owes else 0,
+                    entries=entries,
+                    has_earning=pk in earned,
+                )
+            )
+    return gaps
