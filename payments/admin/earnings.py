@@ -140,11 +140,12 @@ class EarningEntryAdmin(ChangelistMixin, ModelAdmin):
             ("pi_", "payment__stripe_payment_intent_id"),
             ("acct_", "instructor__stripe_account_id"),
         ),
-        text=("instructor__name", "instructor__email", "reference"),
+        # Not the reference: a substring scan of the whole ledger. Entries are found by their
+        # instructor or payment; the filters narrow them by kind and date.
+        text=("instructor__name", "instructor__email"),
         help_text=(
-            "Searches: instructor name or e-mail, or any part of an entry's reference "
-            "(refund:re_…, payout:42, adjustment:7); a whole payment id (pi_) or connected "
-            "account id (acct_) in any case."
+            "Searches: instructor name or e-mail (any part, any case); a whole payment id "
+            "(pi_) or connected account id (acct_) in any case."
         ),
     )
     fields = [
