@@ -1,5 +1,6 @@
 from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail)
 from .customer import CustomerAdmin
+from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
 from .instructor import InstructorAdmin
 from .other import PaymentMethodAdmin
@@ -13,6 +14,8 @@ from .webhook import WebhookEventAdmin
 
 __all__ = [
     "CustomerAdmin",
+    "EarningAdjustmentAdmin",
+    "EarningEntryAdmin",
     "FraudAlertAdmin",
     "InstructorAdmin",
     "PaymentAdmin",
