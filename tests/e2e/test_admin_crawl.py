@@ -24,6 +24,7 @@ from management.demo_fraud import seed_fraud_reviews
 from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
 from payments.models import (
+    EarningAdjustment,
     Instructor,
     Payment,
     Payout,
@@ -148,6 +149,9 @@ def demo_like_data():
         instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0001"
     )
     payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
+    EarningAdjustment.objects.create(
+        instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
+    )
     Transfer.objects.create(
         stripe_id="tr_crawl0001",
         payout=paid,
