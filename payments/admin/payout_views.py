@@ -81,13 +81,11 @@ MSG_STEP_DONE = {
     REVERSE: "Reversed {amount} of {payout}'s transfer: the amount is back in the balance.",
 }
 MSG_MANUAL_CREATED = "{payout} for {amount} is waiting for approval by someone else."
+ERR_NO_INSTRUCTOR = "Open this form from an instructor's page (?instructor=<id>)."
+MSG_PICK_INSTRUCTOR = "Open the instructor's page and use “New manual payout” there."
 
 # Statuses a bank-transfer file may list: approved and not yet marked paid.
 BANK_FILE_STATUSES = (Payout.Status.APPROVED,)
-
-
-def _changelist_url() -> str:
-    return reverse("admin:payments_payout_changelist")
 
 
 def _step_url(pk, step: str) -> str:
@@ -381,10 +379,6 @@ class ManualPayoutView(View):
                 )
                 return HttpResponseRedirect(_change_url(payout.pk))
         return self._render(request, instructor, form, status=400)
-
-
-ERR_NO_INSTRUCTOR = "Open this form from an instructor's page (?instructor=<id>)."
-MSG_PICK_INSTRUCTOR = "Open the instructor's page and use “New manual payout” there."
 
 
 # --- the bank-transfer file ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ from backoffice.settings.base import SIDEBAR_SECTIONS
 from payments.admin.payout import PAYOUT_TABS
 from payments.admin.payout_views import (
     AUDIT_BANK_FILE,
+    ERR_NO_INSTRUCTOR,
     MSG_APPROVED,
     MSG_CANCELED,
     MSG_NO_BANK_PAYOUTS,
@@ -517,3 +518,12 @@ def test_the_runs_list_survives_a_malformed_totals_row(admin_client):
     response = admin_client.get(reverse("admin:payments_payoutrun_changelist"))
     assert response.status_code == 200
     assert "eur: ? · $12.34 (2)" in response.content.decode()
+
+
+def test_posting_the_form_without_an_instructor_is_400(roles):
+    response = client_for(roles["analyst"]).post(
+        reverse("admin:payments_payout_add"), {"currency": "usd", "amount": "1", "note": "x"}
+    )
+    assert response.status_code == 400
+    assert response.content.decode() == ERR_NO_INSTRUCTOR
+    assert not Payout.objects.exists()
