@@ -344,3 +344,17 @@ def test_a_refund_after_the_hold_comes_off_the_available_balance_at_once():
     sync.upsert_refunds([_refund(now)])
     balance = earning_balances(now=after_hold)[(instructor, "usd")]
     assert (balance.available, balance.on_hold) == (5680, 0)
+
+
+def test_a_refund_that_fails_after_succeeding_is_given_back_by_a_correction():
+    now = timezone.now()
+    sync.upsert_payment_intents([_intent(now)])
+    sync.upsert_refunds([_refund(now)])
+    sync.upsert_refunds([_refund(now, status="failed")])
+    assert _entries()[1:] == [
+        (Kind.REFUND, "refund:re_earn", -2000),
+        (Kind.CORRECTION, f"payment:{PI}:correction:1", 2000),
+    ]
+    assert _sum_matches_net() == 7680
+    # Every entry of the payment is available when its earning is.
+    assert EarningEntry.objects.values("available_at").distinct().count() == 1
