@@ -23,6 +23,8 @@ from management.demo_data import DemoGenerator, demo_size
 from management.demo_fraud import seed_fraud_reviews
 from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
+from payments import sync
+from payments.gateway import StripeTransfer, StripeTransferReversal
 from payments.models import (
     EarningAdjustment,
     Instructor,
@@ -30,7 +32,6 @@ from payments.models import (
     Payout,
     PayoutRun,
     SyncRun,
-    Transfer,
     WebhookEvent,
 )
 from refunds.models import RefundRequest
@@ -133,33 +134,44 @@ def demo_like_data():
         },
         status=WebhookEvent.Status.PROCESSED,
     )
+    # A Connect transfer to one of the instructors, partly reversed, as the mirror lands it.
+    now = timezone.now()
+    sync.upsert_transfers(
+        [
+            StripeTransfer(
+                id="tr_crawl0001",
+                amount=4000,
+                currency="eur",
+                destination=Instructor.objects.order_by("pk").first().stripe_account_id,
+                created=now,
+                amount_reversed=1500,
+                reversals=[
+                    StripeTransferReversal(
+                        id="trr_crawl0001",
+                        transfer_id="tr_crawl0001",
+                        amount=1500,
+                        currency="eur",
+                        created=now,
+                    )
+                ],
+            )
+        ]
+    )
     SyncRun.objects.create(
         status=SyncRun.Status.SUCCEEDED,
         finished_at=timezone.now(),
         counts={"payment_intent": {"created": 3, "updated": 1, "unchanged": 96, "skipped": 0}},
         outcomes={"payment_intent": {"status": "succeeded", "error": ""}},
     )
-    # Payouts: a run's payout paid by Connect (with its transfer mirrored) and a yen bank
-    # transfer waiting for approval.
+    # Payouts: a run's payout paid by Connect and a yen bank transfer waiting for approval.
     instructor = Instructor.objects.exclude(stripe_account_id="").first()
     entry(instructor, 90000)
     entry(instructor, 150000, "jpy")
     run = PayoutRun.objects.create(totals={"usd": {"count": 1, "amount": 45000}})
-    paid = payout(
-        instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0001"
-    )
+    payout(instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0002")
     payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
     EarningAdjustment.objects.create(
         instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
-    )
-    Transfer.objects.create(
-        stripe_id="tr_crawl0001",
-        payout=paid,
-        instructor=instructor,
-        destination=instructor.stripe_account_id,
-        amount=45000,
-        currency="usd",
-        created=timezone.now(),
     )
 
 
