@@ -207,6 +207,7 @@ def test_create_payouts_benchmark():
     print(f"  {'bare GROUP BY of the ledger':<34} {bare:7.2f} s")
     again = _create_payouts()
     _report("re-run (every balance paid)", *again)
+    _print_slowest()
 
     # A constant number of statements, not one per instructor or payout.
     assert full[2] == small[2]
