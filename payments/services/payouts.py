@@ -941,11 +941,11 @@ def payout_reverse(
         raise PayoutError(ERR_REVERSAL_NOT_RECORDED.format(error=exc)) from exc
     with transaction.atomic():
         locked = _locked(payout.pk)
+        # Mirrors the reversal, writes its transfer_reversal:<id> entry once and keeps the
+        # payout's amount_reversed equal to Stripe's (whoever lands it first: this, the
+        # transfer.reversed webhook or the sync).
         sync.upsert_transfers([transfer])
-        reversed_amount = min(locked.amount, max(locked.amount_reversed, transfer.amount_reversed))
-        locked.amount_reversed = reversed_amount
-        locked._history_user = _user_or_none(acting_user)
-        locked.save(update_fields=["amount_reversed", "updated_at"])
+        locked.refresh_from_db()
         _audit(
             action=AUDIT_REVERSE,
             payout=locked,
