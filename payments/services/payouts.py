@@ -432,8 +432,11 @@ def payout_run_create(
     grouped ledger, so a constant number of queries (and no Python object per payout)
     whatever the instructor count. An instructor with an open payout in the currency is
     skipped. Method: Stripe Connect when the instructor has a connected account, else bank
-    transfer. `dry_run` writes nothing and says what would be created. Raises PayoutError for
-    a currency with no configured minimum."""
+    transfer. `dry_run` writes nothing and says what would be created. `acting_user` None is
+    the system (the command, the schedule); a person needs payments.add_payout. Raises
+    PayoutError for a currency with no configured minimum, PayoutPermissionError."""
+    if acting_user is not None:
+        _raise(create_refusal(user=acting_user))
     currencies = _run_currencies(currency)
     now = now or timezone.now()
     result = PayoutRunResult(run_id=None, dry_run=dry_run, currencies=currencies)
