@@ -28,6 +28,7 @@ from payments.models import (
     PaymentMethod,
     PaymentRetry,
     StudentBalance,
+    Transfer,
     WebhookEvent,
 )
 from refunds.models import RefundRequest
@@ -54,6 +55,7 @@ DP = "dp_1MtJUT2eZvKYlo2CkDfR8Tz9"
 EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
+TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
 EMAIL = "maria.lopez@example.com"
@@ -140,6 +142,20 @@ def world():
             ("grace", "customer.block", "cus_Other0000001", "grace@example.org"),
         )
     ]
+    transfers = [
+        Transfer.objects.create(
+            stripe_id=stripe_id,
+            instructor=payment.instructor,
+            destination=destination,
+            amount=1000,
+            currency="usd",
+            created=now,
+        )
+        for stripe_id, payment, destination in (
+            (TR, target, ACCT),
+            ("tr_Other000001", other, "acct_Other000001"),
+        )
+    ]
     return {
         Payment: (target, other),
         Customer: (target_customer, other_customer),
@@ -152,6 +168,7 @@ def world():
         PaymentRetry: tuple(retries),
         Instructor: (target.instructor, other.instructor),
         AdminAction: tuple(actions),
+        Transfer: tuple(transfers),
     }
 
 
@@ -173,6 +190,7 @@ SEARCHES = {
     PaymentRetry: [*CUSTOMER_TEXT, PI],
     Instructor: ["maria lop", "LOPEZ", "lopez@tutors", ACCT],
     AdminAction: [PI, "approve", "Auditor_Ada"],
+    Transfer: ["maria lop", "lopez@tutors", TR, ACCT],
 }
 CASES = [
     (model, typed)
