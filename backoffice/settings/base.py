@@ -345,7 +345,17 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["backoffice.api.permissions.IsActiveStaff"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Many models have a `status`: each choice set gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
+        "FraudAlertStatusEnum": "payments.models.FraudAlert.Status",
+        "DisputeStatusEnum": "payments.models.Dispute.Status",
+        "DisputeResponseStatusEnum": "payments.models.DisputeResponse.Status",
+        "WebhookEventStatusEnum": "payments.models.WebhookEvent.Status",
+        "SyncRunStatusEnum": "payments.models.SyncRun.Status",
+        "PaymentRetryStatusEnum": "payments.models.PaymentRetry.Status",
+        "AdminActionResultEnum": "backoffice.models.AdminAction.Result",
+    },
 }
 
 # --- Dispute deadline alerts ----------------------------------------------------------------

@@ -1,0 +1,10 @@
+"""The payments app's endpoints (found by backoffice/api/urls.py). Each module below
+registers its viewsets into backoffice.api.registry.api_router when imported."""
+
+from . import (  # noqa: F401
+    api_audit,
+    api_disputes,
+    api_fraud,
+    api_retries,
+    api_webhooks,
+)
