@@ -345,7 +345,17 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["backoffice.api.permissions.IsActiveStaff"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    # Enums named after their model, not after the field ("status" is on many models).
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "payments.models.payment.Payment.Status",
+        "PaymentMethodTypeEnum": "payments.models.payment_method.PaymentMethodType",
+        "ProductKindEnum": "payments.models.payment.Payment.ProductKind",
+    },
+    # Every operation documents the error shape and statuses (backoffice/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "backoffice.api.schema.add_error_responses",
+    ],
 }
 
 # --- Dispute deadline alerts ----------------------------------------------------------------
