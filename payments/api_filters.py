@@ -1,49 +1,38 @@
-"""Filters the API's lists share: an amount range in major units, applied per currency
-exponent as the admin's AmountRangeFilter does (12.50 means 12.50 USD, 12.500 KWD, 12 JPY)."""
+"""Filters the API's lists share beyond the transactions': an amount range in major units,
+applied per currency exponent (payments.selectors.amount_major_range_q, the admin's rule),
+for any model with `amount` (minor units) and `currency` columns."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Q
 from django_filters import rest_framework as filters
 
-from .money import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES
+from .selectors import amount_major_range_q
 
-
-def amount_range_q(low: Decimal | None, high: Decimal | None, *, field: str = "amount") -> Q:
-    """`field` (minor units) between `low` and `high` major units of each row's currency,
-    both ends inclusive (a minimum rounds up to the next minor unit, a maximum down)."""
-
-    def bounds(places: int) -> Q:
-        q = Q()
-        if low is not None:
-            q &= Q(**{f"{field}__gte": int(-(-low.scaleb(places) // 1))})
-        if high is not None:
-            q &= Q(**{f"{field}__lte": int(high.scaleb(places) // 1)})
-        return q
-
-    zero, three = sorted(ZERO_DECIMAL_CURRENCIES), sorted(THREE_DECIMAL_CURRENCIES)
-    return (
-        (Q(currency__in=zero) & bounds(0))
-        | (Q(currency__in=three) & bounds(3))
-        | (~Q(currency__in=zero + three) & bounds(2))
-    )
+MAX_AMOUNT = Decimal("1e12")
 
 
 class AmountRangeFilterMixin(filters.FilterSet):
     """`amount_min` / `amount_max` in major units (12.50), per the row's currency."""
 
     amount_min = filters.NumberFilter(
-        method="filter_amount", min_value=Decimal(0), help_text="Major units, e.g. 12.50."
+        method="filter_amount",
+        min_value=Decimal(0),
+        max_value=MAX_AMOUNT,
+        help_text="Major units (12.50), inclusive, in each row's currency.",
     )
     amount_max = filters.NumberFilter(
-        method="filter_amount", min_value=Decimal(0), help_text="Major units, e.g. 99.99."
+        method="filter_amount",
+        min_value=Decimal(0),
+        max_value=MAX_AMOUNT,
+        help_text="Major units (99.99), inclusive, in each row's currency.",
     )
 
     def filter_amount(self, queryset, name, value):
-        if value is None:
+        # Both ends in one condition, applied once (with amount_min when both are given).
+        low = self.form.cleaned_data.get("amount_min")
+        high = self.form.cleaned_data.get("amount_max")
+        if name == "amount_max" and low is not None:
             return queryset
-        if name == "amount_min":
-            return queryset.filter(amount_range_q(value, None))
-        return queryset.filter(amount_range_q(None, value))
+        return queryset.filter(amount_major_range_q(low=low, high=high))

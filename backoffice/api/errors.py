@@ -118,6 +118,11 @@ def api_exception_handler(exc, context):
         (code for klass, code in _CODES.items() if isinstance(exc, klass)),
         getattr(exc, "default_code", "error"),
     )
+    # A code given where the exception was raised (PermissionDenied(..., code="read_only_token"))
+    # says more than the class's.
+    raised_code = getattr(exc.detail, "code", None)
+    if raised_code and raised_code != exc.default_code:
+        code = raised_code
     fields = {}
     if isinstance(exc, exceptions.ValidationError):
         if isinstance(exc.detail, dict):

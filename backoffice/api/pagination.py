@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.utils.urls import replace_query_param
 
-from backoffice.pagination import KeysetPaginator
+from backoffice.pagination import KeysetPage, KeysetPaginator
 
 from .errors import ApiError
 
@@ -60,6 +60,10 @@ class KeysetCursorPagination(BasePagination):
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         paginator = KeysetPaginator(queryset, self.get_page_size(request))
+        if queryset.query.is_empty():
+            # .none() (a search that can match nothing): an empty page, no query at all.
+            self.page = KeysetPage([], 1, paginator)
+            return []
         if paginator.keys is None:
             raise ImproperlyConfigured(ERR_NOT_SEEKABLE.format(view=type(view).__name__))
         cursor = request.query_params.get(self.cursor_query_param)

@@ -345,8 +345,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["backoffice.api.permissions.IsActiveStaff"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Many models have a `status`: each choice set gets its own name in the schema.
+    # Enums named after their model, not after the field ("status" is on many models).
     "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "payments.models.payment.Payment.Status",
+        "PaymentMethodTypeEnum": "payments.models.payment_method.PaymentMethodType",
+        "ProductKindEnum": "payments.models.payment.Payment.ProductKind",
         "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
         "FraudAlertStatusEnum": "payments.models.FraudAlert.Status",
         "DisputeStatusEnum": "payments.models.Dispute.Status",
@@ -356,6 +359,11 @@ SPECTACULAR_SETTINGS = {
         "PaymentRetryStatusEnum": "payments.models.PaymentRetry.Status",
         "AdminActionResultEnum": "backoffice.models.AdminAction.Result",
     },
+    # Every operation documents the error shape and statuses (backoffice/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "backoffice.api.schema.add_error_responses",
+    ],
 }
 
 # --- Dispute deadline alerts ----------------------------------------------------------------

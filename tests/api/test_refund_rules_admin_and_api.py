@@ -219,7 +219,7 @@ def test_the_admin_applies_the_rule(api_roles, case):
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_the_api_applies_the_same_rule(api_roles, case):
-    user, payment, row = _objects(case, api_roles)
+    _user, payment, row = _objects(case, api_roles)
     before = _state(payment, row)
     response = _api_post(api_roles[case.role], case, payment, row)
     assert response.status_code == case.api_status, response.json()
