@@ -21,7 +21,7 @@ from .pdf import receipt_pdf
 
 
 class PdfRenderer(BaseRenderer):
-    """Lets a client ask for `Accept: application/pdf`; an error still answers JSON."""
+    """Lets a client ask for `Accept: application/pdf` (the view answers errors in JSON)."""
 
     media_type = "application/pdf"
     format = "pdf"
@@ -87,6 +87,12 @@ class ReceiptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     serializer_class = ReceiptSerializer
     filterset_class = ReceiptFilter
     queryset = Receipt.objects.select_related("payment").order_by("-issued_at", "-id")
+
+    def handle_exception(self, exc):
+        # An error is the API's JSON error shape, whatever the client accepted for the PDF.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
 
     @extend_schema(
         summary="The document as PDF",
