@@ -97,8 +97,15 @@ class ApiTokenAdmin(ChangelistMixin, ModelAdmin):
         return False  # revoked tokens stay, for the audit trail's references
 
     def has_revoke_permission(self, request, obj=None):
+        """Unfold asks with the page's object id (the button's visibility): the owner or a
+        superuser; the revoke view asks again with the token itself."""
         if not (request.user.is_active and request.user.is_staff):
             return False
+        if obj is not None and not isinstance(obj, ApiToken):
+            obj = self.get_queryset(request).filter(pk=obj if str(obj).isdigit() else None).first()
+            if obj is None:
+                return False
+            return obj.revoked_at is None
         return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
 
     def get_queryset(self, request):

@@ -11,10 +11,16 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 from backoffice.api import authentication, idempotency, permissions
 from backoffice.api.idempotency import idempotency_records_cleanup
+from backoffice.api.pagination import KeysetCursorPagination
 from backoffice.api.tokens import (
     ERR_EXPIRY_IN_PAST,
     ERR_NOT_STAFF,
@@ -23,6 +29,7 @@ from backoffice.api.tokens import (
     api_token_find,
 )
 from backoffice.models import AdminAction, ApiToken, IdempotencyRecord
+from payments.models import Payment
 from tests.api.harness import ROLES, SchemaCheckedClient, assert_matrix, write_matrix
 from tests.factories import PaymentFactory, UserFactory
 
@@ -368,3 +375,27 @@ def test_roles_cover_the_issue(api_roles):
         "expired",
         "read_only",
     }
+
+
+# --- Pagination ----------------------------------------------------------------------------
+
+
+def test_an_empty_queryset_is_an_empty_page_without_a_query(db):
+
+    paginator = KeysetCursorPagination()
+    request = Request(APIRequestFactory().get(LIST))
+    with CaptureQueriesContext(connection) as queries:
+        rows = paginator.paginate_queryset(Payment.objects.none(), request)
+    assert rows == [] and queries.captured_queries == []
+    assert paginator.get_paginated_response([]).data == {
+        "next": None,
+        "previous": None,
+        "results": [],
+    }
+
+
+def test_an_unordered_list_is_a_configuration_error_not_a_wrong_page(db):
+
+    request = Request(APIRequestFactory().get(LIST))
+    with pytest.raises(ImproperlyConfigured):
+        KeysetCursorPagination().paginate_queryset(Payment.objects.order_by("?"), request)
