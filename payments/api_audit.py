@@ -11,8 +11,10 @@ from rest_framework import mixins, serializers, viewsets
 from backoffice.admin import AdminActionAdmin
 from backoffice.api.fields import MoneyField
 from backoffice.api.registry import api_router
-from backoffice.changelist import search_queryset
 from backoffice.models import AdminAction
+
+from .api_filters import admin_search_filter
+from .api_transactions import CurrencyFilter
 
 
 class AdminActionSerializer(serializers.ModelSerializer):
@@ -52,16 +54,14 @@ class AdminActionFilter(filters.FilterSet):
     actor = filters.CharFilter(field_name="actor__username", help_text="A staff username.")
     target_type = filters.CharFilter(help_text="app_label.model, e.g. refunds.refundrequest.")
     target_id = filters.CharFilter()
-    currency = filters.CharFilter(method="filter_currency")
+    currency = CurrencyFilter()
+    q = admin_search_filter(AdminActionAdmin.search_spec)
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AdminAction
         fields = []
-
-    def filter_currency(self, queryset, name, value):
-        return queryset.filter(currency=value.strip().lower())
 
 
 @extend_schema_view(
@@ -76,13 +76,6 @@ class AdminActionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = AdminActionSerializer
     filterset_class = AdminActionFilter
     queryset = AdminAction.objects.select_related("actor").order_by("-created_at", "-id")
-
-    def get_queryset(self):
-        queryset = AdminAction.objects.select_related("actor").order_by("-created_at", "-id")
-        term = (self.request.query_params.get("q") or "").strip()
-        if term:
-            queryset = search_queryset(queryset, AdminActionAdmin.search_spec, term)
-        return queryset
 
 
 api_router.register("audit-log", AdminActionViewSet, basename="audit-log")

@@ -24,11 +24,12 @@ from backoffice.api.fields import MoneyField
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
-from backoffice.changelist import search_queryset
 
 from .admin.other import DisputeAdmin
+from .api_filters import admin_search_filter
 from .api_pagination import OrderKeysetPaginator, keyset_pagination
 from .api_refusals import CONFLICT, FORBIDDEN, INVALID, refusal_error
+from .api_transactions import CurrencyFilter
 from .dispute_evidence import FILE_FIELDS, TEXT_FIELDS, EvidenceFile
 from .models import Dispute, DisputeResponse
 from .selectors import DISPUTE_NEEDS_RESPONSE_STATUSES
@@ -208,9 +209,15 @@ class DisputeFilter(filters.FilterSet):
     needs_response = filters.BooleanFilter(method="filter_needs_response")
     due_before = filters.IsoDateTimeFilter(field_name="evidence_due_by", lookup_expr="lte")
     payment = filters.NumberFilter(field_name="payment_id")
-    currency = filters.CharFilter(method="filter_currency")
+    currency = CurrencyFilter()
     created_after = filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+    q = admin_search_filter(DisputeAdmin.search_spec)
+    ordering = filters.ChoiceFilter(
+        choices=[("newest", "Newest first"), ("deadline", "Soonest evidence deadline first")],
+        method="filter_ordering",
+        help_text="newest (default), or deadline: disputes with a deadline, soonest first.",
+    )
 
     class Meta:
         model = Dispute
@@ -222,8 +229,11 @@ class DisputeFilter(filters.FilterSet):
             return queryset.filter(status__in=statuses)
         return queryset.exclude(status__in=statuses)
 
-    def filter_currency(self, queryset, name, value):
-        return queryset.filter(currency=value.strip().lower())
+    def filter_ordering(self, queryset, name, value):
+        if value == "deadline":
+            # A nullable column: the rows without a deadline are left out of this order.
+            return queryset.filter(evidence_due_by__isnull=False).order_by("evidence_due_by", "id")
+        return queryset
 
 
 @extend_schema_view(
@@ -252,13 +262,7 @@ class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return DisputeSerializer
 
     def get_queryset(self):
-        queryset = Dispute.objects.select_related("payment")
-        term = (self.request.query_params.get("q") or "").strip()
-        if term:
-            queryset = search_queryset(queryset, DisputeAdmin.search_spec, term)
-        if self.request.query_params.get("ordering") == "deadline":
-            return queryset.filter(evidence_due_by__isnull=False).order_by("evidence_due_by", "id")
-        return queryset.order_by("-created", "-id")
+        return Dispute.objects.select_related("payment").order_by("-created", "-id")
 
     def _respond(self, request, pk, call, *, with_evidence: bool):
         dispute = get_object_or_404(Dispute, pk=pk)

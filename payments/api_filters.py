@@ -1,12 +1,14 @@
 """Filters the API's lists share beyond the transactions': an amount range in major units,
 applied per currency exponent (payments.selectors.amount_major_range_q, the admin's rule),
-for any model with `amount` (minor units) and `currency` columns."""
+for any model with `amount` (minor units) and `currency` columns; the admin's search as `q`."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django_filters import rest_framework as filters
+
+from backoffice.changelist import MAX_SEARCH_LENGTH, SearchSpec, search_queryset
 
 from .selectors import amount_major_range_q
 
@@ -36,3 +38,13 @@ class AmountRangeFilterMixin(filters.FilterSet):
         if name == "amount_max" and low is not None:
             return queryset
         return queryset.filter(amount_major_range_q(low=low, high=high))
+
+
+def admin_search_filter(spec: SearchSpec) -> filters.CharFilter:
+    """`q`: the admin changelist's search (backoffice.changelist.search_queryset with the
+    list's SearchSpec): the same terms find the same rows in the admin and the API."""
+
+    def search(queryset, name, value):
+        return search_queryset(queryset, spec, value)
+
+    return filters.CharFilter(method=search, max_length=MAX_SEARCH_LENGTH, help_text=spec.help_text)

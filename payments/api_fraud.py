@@ -21,9 +21,9 @@ from backoffice.api.fields import MoneySerializer, money
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
-from backoffice.changelist import search_queryset
 
 from .admin.fraud import FraudAlertAdmin
+from .api_filters import admin_search_filter
 from .api_pagination import OrderKeysetPaginator, keyset_pagination
 from .api_refusals import CONFLICT, FORBIDDEN, INVALID, refusal_error
 from .models import FraudAlert
@@ -152,6 +152,7 @@ class FraudAlertFilter(filters.FilterSet):
     payment = filters.NumberFilter(field_name="payment_id")
     created_after = filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+    q = admin_search_filter(FraudAlertAdmin.search_spec)
 
     class Meta:
         model = FraudAlert
@@ -202,9 +203,6 @@ class FraudAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 output_field=IntegerField(),
             )
         )
-        term = (self.request.query_params.get("q") or "").strip()
-        if term:
-            queryset = search_queryset(queryset, FraudAlertAdmin.search_spec, term)
         return queryset.order_by(*WORKLIST_ORDER)
 
     def _step(self, request, pk, step, **kwargs):

@@ -22,10 +22,10 @@ from backoffice.api.fields import MoneyField
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
-from backoffice.changelist import search_queryset
-from payments.api_filters import AmountRangeFilterMixin
+from payments.api_filters import AmountRangeFilterMixin, admin_search_filter
 from payments.api_pagination import keyset_pagination
 from payments.api_refusals import CONFLICT, FORBIDDEN, INVALID, RULE, refusal_error
+from payments.api_transactions import CurrencyFilter
 from payments.models import Payment
 from payments.money import MoneyError, is_known_currency, normalize_currency
 
@@ -234,13 +234,14 @@ class RefundRequestFilter(AmountRangeFilterMixin, filters.FilterSet):
     reason = filters.ChoiceFilter(choices=RefundRequest.Reason.choices)
     internal_reason = filters.ChoiceFilter(choices=RefundRequest.InternalReason.choices[1:])
     source = filters.ChoiceFilter(choices=RefundRequest.Source.choices)
-    currency = filters.CharFilter(method="filter_currency")
+    currency = CurrencyFilter()
     payment = filters.NumberFilter(field_name="payment_id")
     requested_by = filters.CharFilter(
         field_name="requested_by__username", help_text="A staff username."
     )
     created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    q = admin_search_filter(RefundRequestAdmin.search_spec)
 
     class Meta:
         model = RefundRequest
@@ -248,9 +249,6 @@ class RefundRequestFilter(AmountRangeFilterMixin, filters.FilterSet):
 
     def filter_priority(self, queryset, name, value):
         return queryset.filter(selectors.priority_q(value))
-
-    def filter_currency(self, queryset, name, value):
-        return queryset.filter(currency=value.strip().lower())
 
 
 # --- The queue's pages -----------------------------------------------------------------------
@@ -301,9 +299,6 @@ class RefundRequestViewSet(
         queryset = selectors.refund_request_queue(
             queryset=RefundRequest.objects.select_related(*_SELECT)
         ).order_by("-created_at", "-id")
-        term = (self.request.query_params.get("q") or "").strip()
-        if term:
-            queryset = search_queryset(queryset, RefundRequestAdmin.search_spec, term)
         return queryset
 
     @extend_schema(

@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from backoffice.api.errors import ApiError
 from backoffice.api.fields import MoneyField
 from backoffice.api.registry import api_router, api_urlpatterns
+from payments.api_transactions import CurrencyFilter
 
 from . import dashboard
 from .models import DailyRollup
@@ -275,16 +276,13 @@ class DailyRollupSerializer(serializers.ModelSerializer):
 
 
 class DailyRollupFilter(filters.FilterSet):
-    currency = filters.CharFilter(method="filter_currency")
+    currency = CurrencyFilter()
     day_from = filters.DateFilter(field_name="day", lookup_expr="gte")
     day_to = filters.DateFilter(field_name="day", lookup_expr="lte")
 
     class Meta:
         model = DailyRollup
         fields = []
-
-    def filter_currency(self, queryset, name, value):
-        return queryset.filter(currency=value.strip().lower())
 
 
 @extend_schema_view(

@@ -15,6 +15,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from backoffice.api.fields import MoneyField
 from backoffice.api.registry import api_router
+from payments.api_transactions import CurrencyFilter
 
 from .models import DocumentKind, Receipt
 from .pdf import receipt_pdf
@@ -63,7 +64,7 @@ class ReceiptFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=DocumentKind.choices)
     payment = filters.NumberFilter(field_name="payment_id")
     number = filters.CharFilter(method="filter_number", help_text="A number or its beginning.")
-    currency = filters.CharFilter(method="filter_currency")
+    currency = CurrencyFilter()
     issued_after = filters.IsoDateTimeFilter(field_name="issued_at", lookup_expr="gte")
     issued_before = filters.IsoDateTimeFilter(field_name="issued_at", lookup_expr="lt")
 
@@ -74,9 +75,6 @@ class ReceiptFilter(filters.FilterSet):
     def filter_number(self, queryset, name, value):
         # As the admin's search: numbers are upper case (REC-2026-000123).
         return queryset.filter(number__startswith=value.strip().upper()[:32])
-
-    def filter_currency(self, queryset, name, value):
-        return queryset.filter(currency=value.strip().lower())
 
 
 @extend_schema_view(
