@@ -24,10 +24,17 @@ from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
 from payments.api_filters import AmountRangeFilterMixin, admin_search_filter
 from payments.api_pagination import keyset_pagination
-from payments.api_refusals import CONFLICT, FORBIDDEN, INVALID, RULE, refusal_error
+from payments.api_refusals import (
+    CONFLICT,
+    FORBIDDEN,
+    INVALID,
+    RULE,
+    message_matches,
+    refusal_error,
+)
 from payments.api_transactions import CurrencyFilter
 from payments.models import Payment
-from payments.money import MoneyError, is_known_currency, normalize_currency
+from payments.money import MoneyError, normalize_currency
 
 from . import rules, selectors
 from .admin.pagination import DEFAULT_ORDER, PriorityQueuePaginator
@@ -84,25 +91,14 @@ REFUSAL_FIELDS = {
 def _refusal(exc: RefundError):
     message = str(exc)
     field = next(
-        (name for template, name in REFUSAL_FIELDS.items() if template == message), None
-    ) or ("currency" if message.startswith(rules.ERR_CURRENCY_MISMATCH.split("{")[0]) else None)
+        (name for template, name in REFUSAL_FIELDS.items() if message_matches(template, message)),
+        None,
+    )
     default = FORBIDDEN if isinstance(exc, RefundPermissionError) else CONFLICT
     return refusal_error(message, REFUSALS, default=default, field=field)
 
 
 # --- Serializers -----------------------------------------------------------------------------
-
-
-class UserNameField(serializers.SerializerMethodField):
-    """A staff user as their username (None when nobody: a system action)."""
-
-    def __init__(self, attr: str, **kwargs):
-        self.attr = attr
-        super().__init__(**kwargs)
-
-    def to_representation(self, instance):
-        user = getattr(instance, self.attr)
-        return user.get_username() if user is not None else None
 
 
 class RefundRequestSerializer(serializers.ModelSerializer):
@@ -204,12 +200,9 @@ class RefundRequestCreateSerializer(serializers.Serializer):
 
     def validate_currency(self, value: str) -> str:
         try:
-            code = normalize_currency(value)
+            return normalize_currency(value)
         except MoneyError as exc:
             raise serializers.ValidationError(str(exc)) from exc
-        if not is_known_currency(code):
-            raise serializers.ValidationError(f"Unknown currency {value!r}.")
-        return code
 
 
 class ApproveSerializer(serializers.Serializer):
