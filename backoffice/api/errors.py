@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 MSG_INVALID = "Some values are invalid; see fields."
 MSG_NOT_FOUND = "Not found."
+MSG_TRY_SLASH = "Not found. API paths end in '/': {path}/"
 MSG_SERVER_ERROR = "Something went wrong on our side; it has been logged."
 
 # Codes for DRF's own exceptions (by class); others use the exception's default_code.
@@ -138,5 +140,15 @@ def api_exception_handler(exc, context):
 
 
 def json_not_found(request, *args, **kwargs):
-    """A URL under /api/v1/ that matches nothing: the API's 404, not the admin's HTML page."""
-    return JsonResponse(error_body("not_found", MSG_NOT_FOUND), status=status.HTTP_404_NOT_FOUND)
+    """A URL under /api/v1/ that matches nothing: the API's 404, not the admin's HTML page.
+    (It also stops Django's APPEND_SLASH redirect, which would drop a POST's body: a path
+    that only lacks its slash says so instead.)"""
+    message = MSG_NOT_FOUND
+    if not request.path.endswith("/"):
+        try:
+            resolved = resolve(request.path + "/")
+        except Resolver404:
+            resolved = None
+        if resolved is not None and resolved.func is not json_not_found:
+            message = MSG_TRY_SLASH.format(path=request.path)
+    return JsonResponse(error_body("not_found", message), status=status.HTTP_404_NOT_FOUND)

@@ -51,13 +51,34 @@ IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 
 
 def request_fingerprint(request) -> str:
+    """SHA-256 of the method, the path and the body. A multipart body (file uploads, e.g.
+    dispute evidence) is hashed from its parsed fields and files instead: its raw bytes
+    differ per send (the boundary), and reading them whole would refuse a large upload."""
     digest = hashlib.sha256()
     digest.update(request.method.encode())
     digest.update(b"\0")
     digest.update(request.path.encode())
     digest.update(b"\0")
-    digest.update(request.body)
+    if (request.content_type or "").startswith("multipart/"):
+        _update_with_parts(digest, request.data)
+    else:
+        digest.update(request.body)
     return digest.hexdigest()
+
+
+def _update_with_parts(digest, data) -> None:
+    for name in sorted(data.keys()):
+        values = data.getlist(name) if hasattr(data, "getlist") else [data[name]]
+        for value in values:
+            digest.update(name.encode() + b"\0")
+            if hasattr(value, "chunks"):
+                digest.update(f"{getattr(value, 'name', '')}\0{value.size}\0".encode())
+                for chunk in value.chunks():
+                    digest.update(chunk)
+                value.seek(0)  # the handler reads the file again
+            else:
+                digest.update(str(value).encode())
+            digest.update(b"\0")
 
 
 def _valid_key(key: str) -> bool:
@@ -136,7 +157,8 @@ def idempotent(handler):
         except BaseException:
             IdempotencyRecord.objects.filter(pk=claimed.pk).delete()
             raise
-        if response.status_code >= 500:
+        if response.status_code >= 500 or not isinstance(response, Response):
+            # Not completed, or not an answer we can store and replay (a file): not kept.
             IdempotencyRecord.objects.filter(pk=claimed.pk).delete()
             return response
         IdempotencyRecord.objects.filter(pk=claimed.pk).update(

@@ -12,13 +12,14 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from backoffice.api import authentication, idempotency, permissions
+from backoffice.api import authentication, errors, idempotency, permissions
 from backoffice.api.idempotency import idempotency_records_cleanup
 from backoffice.api.pagination import KeysetCursorPagination
 from backoffice.api.tokens import (
@@ -215,7 +216,10 @@ def test_every_error_has_the_one_shape(api_roles):
     missing = client.get(f"{LIST}999999/")
     assert missing.status_code == 404 and error(missing)["code"] == "not_found"
     nowhere = client.get("/api/v1/no-such-thing/")
-    assert nowhere.status_code == 404 and error(nowhere)["code"] == "not_found"
+    assert nowhere.status_code == 404 and error(nowhere)["message"] == errors.MSG_NOT_FOUND
+    slashless = client.get("/api/v1/transactions")
+    assert slashless.status_code == 404
+    assert error(slashless)["message"] == errors.MSG_TRY_SLASH.format(path="/api/v1/transactions")
     not_allowed = client.delete(LIST)
     assert not_allowed.status_code == 405 and error(not_allowed)["code"] == "method_not_allowed"
     bad_json = client.post(ECHO, "{not json", content_type="application/json")
@@ -296,6 +300,24 @@ def test_a_repeat_while_the_first_runs_is_told_to_wait_then_may_take_over(api_ro
     )
     assert post(client, body, key="k-5").status_code == 201
     assert post(client, body, key="k-5")[idempotency.REPLAYED_HEADER] == "true"
+    assert effects() == 1
+
+
+def test_a_multipart_repeat_is_recognised_by_its_fields_and_files(api_roles):
+    client = api_roles["finance"]
+
+    def upload(content: bytes):
+        file = SimpleUploadedFile("evidence.pdf", content, content_type="application/pdf")
+        return client.post(
+            ECHO,
+            {"note": "receipt", "file": file},
+            format="multipart",
+            HTTP_IDEMPOTENCY_KEY="upload-1",
+        )
+
+    assert upload(b"%PDF-1.4 one").status_code == 201
+    assert upload(b"%PDF-1.4 one")[idempotency.REPLAYED_HEADER] == "true"
+    assert upload(b"%PDF-1.4 two").status_code == 409
     assert effects() == 1
 
 
