@@ -18,7 +18,7 @@ from reports.receipts import credit_note_issue, receipt_issue
 from reports.rollups import generate_analytics
 from reports.selectors import rollup_totals
 from tests.api.harness import FINANCE_VIEWERS, assert_matrix, read_matrix
-from tests.factories import PaymentFactory, RefundRequestFactory
+from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
 from tests.reports.helpers import pdf_text
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +47,7 @@ def test_dashboard_is_the_admin_dashboard_as_data(api_roles, settings):
     settings.REPORTS_PENDING_REFUNDS_ALERT = 2
     _week_of_payments()
     RefundRequestFactory.create_batch(2)
+    dispute = DisputeFactory()
     body = api_roles["auditor"].get("/api/v1/dashboard/").json()
     admin_cards = {card.key: card for card in dashboard_context()["cards"]}
     cards = {card["key"]: card for card in body["cards"]}
@@ -66,6 +67,10 @@ def test_dashboard_is_the_admin_dashboard_as_data(api_roles, settings):
         "window_days": 7,
     }
     assert cards["pending_refunds"]["figures"] == {"pending": 2, "alert_at": 2}
+    assert cards["disputes"]["figures"] == {
+        "needing_response": 1,
+        "next_due_by": dispute.evidence_due_by.isoformat().replace("+00:00", "Z"),
+    }
     assert cards["pending_refunds"]["tone"] == "danger"
     assert set(body["alerts"]) >= {"success_rate", "failed_share", "pending_refunds"}
     today = {row["currency"]: row for row in body["today_by_currency"]}
