@@ -19,6 +19,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from backoffice.models import ApiToken
 
 ERR_NOT_STAFF = "The API is for active staff members."
+ERR_SESSION_NOT_VERIFIED = "Finish signing in to the admin (second factor) first, or use a token."
 ERR_NO_PERMISSION = "You do not have permission to perform this action."
 ERR_READ_ONLY_TOKEN = "This token is read-only: it cannot make changes."
 
@@ -34,7 +35,16 @@ class IsActiveStaff(BasePermission):
 
     def has_permission(self, request, view):
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+        if not (user and user.is_authenticated and user.is_active and user.is_staff):
+            return False
+        # A session must be as good as the admin's: where django-otp's middleware gives users
+        # is_verified() (the admin's second factor), a session that passed only the password
+        # does not reach the API either. A token was made by a signed-in staff member.
+        is_verified = getattr(user, "is_verified", None)
+        if not isinstance(request.auth, ApiToken) and is_verified is not None and not is_verified():
+            self.message = ERR_SESSION_NOT_VERIFIED
+            return False
+        return True
 
 
 def view_model(view):
@@ -73,8 +83,8 @@ class StaffModelPermissions(IsActiveStaff):
     """The default permission of every endpoint (see the module docstring)."""
 
     def has_permission(self, request, view):
+        self.message = ERR_NOT_STAFF
         if not super().has_permission(request, view):
-            self.message = ERR_NOT_STAFF
             return False
         if request.method in SAFE_METHODS:
             perms = required_read_permissions(view)

@@ -381,16 +381,24 @@ DISPUTE_ALERT_SCHEDULE_MINUTES = env_int("DISPUTE_ALERT_SCHEDULE_MINUTES", 1440)
 # --- Unfold ---------------------------------------------------------------------------------
 
 
-def _nav_item(title: str, icon: str, model: str, badge: str | None = None, query: str = "") -> dict:
+def _nav_item(
+    title: str,
+    icon: str,
+    model: str,
+    badge: str | None = None,
+    query: str = "",
+    permission=None,
+) -> dict:
     """A sidebar link to `app_label.model`'s changelist (with `query`, a saved view of it),
-    shown to staff who may view it."""
+    shown to staff who may view it (or to whom `permission(request)` allows)."""
     app_label, model_name = model.split(".")
     link = reverse_lazy(f"admin:{app_label}_{model_name}_changelist")
     item = {
         "title": title,
         "icon": icon,
         "link": format_lazy("{}?{}", link, query) if query else link,
-        "permission": lambda request: request.user.has_perm(f"{app_label}.view_{model_name}"),
+        "permission": permission
+        or (lambda request: request.user.has_perm(f"{app_label}.view_{model_name}")),
     }
     if badge:
         item["badge"] = badge
@@ -454,6 +462,15 @@ SIDEBAR_SECTIONS = [
                 "payments.admin.sync_run.sync_failed_badge",
             ),
             ("Audit trail", "policy", "backoffice.adminaction"),
+            # Every staff member manages their own API tokens (backoffice/api/admin.py).
+            (
+                "API tokens",
+                "key",
+                "backoffice.apitoken",
+                None,
+                "",
+                lambda request: request.user.is_active and request.user.is_staff,
+            ),
             ("Scheduled jobs", "schedule", "django_q.schedule"),
         ],
     ),

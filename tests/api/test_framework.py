@@ -160,6 +160,24 @@ def test_a_session_works_for_staff_and_is_csrf_checked_on_writes(api_roles):
     assert error(response)["message"] == permissions.ERR_NOT_STAFF
 
 
+def test_a_session_without_its_second_factor_is_refused_but_a_token_is_not(api_roles):
+    """With django-otp (the admin's second factor) users have is_verified(); the API asks it
+    of sessions, as the admin site does."""
+    user = api_roles.users["finance"]
+    user.is_verified = lambda: False
+    view = mock.Mock(read_permissions=["payments.view_payment"])
+    session = Request(APIRequestFactory().get(LIST))
+    session.user, session.auth = user, None
+    check = permissions.StaffModelPermissions()
+    assert check.has_permission(session, view) is False
+    assert check.message == permissions.ERR_SESSION_NOT_VERIFIED
+    token = Request(APIRequestFactory().get(LIST))
+    token.user, token.auth = user, api_roles.tokens["finance"]
+    assert permissions.StaffModelPermissions().has_permission(token, view) is True
+    user.is_verified = lambda: True
+    assert permissions.StaffModelPermissions().has_permission(session, view) is True
+
+
 def test_the_browsable_api_renders_for_a_staff_session(api_roles):
     client = SchemaCheckedClient()
     client.force_login(api_roles.users["auditor"])
