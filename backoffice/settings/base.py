@@ -42,6 +42,9 @@ INSTALLED_APPS = [
     # The JSON API (backoffice/api/): DRF, its OpenAPI schema, and the list filters.
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and Redoc served from our own static files: no CDN (machines may have no
+    # internet, and the admin's pages should not load third-party scripts).
+    "drf_spectacular_sidecar",
     "django_filters",
     "backoffice",
     "payments",
@@ -344,6 +347,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["backoffice.api.permissions.IsActiveStaff"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

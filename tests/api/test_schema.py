@@ -31,6 +31,15 @@ def test_the_schema_and_its_pages_are_for_staff(api_roles):
         assert statuses == read_matrix(EVERYONE_STAFF), url
 
 
+def test_the_docs_pages_load_their_scripts_from_our_own_static_files(api_roles):
+    """No CDN: the machines the back-office runs on may not reach one, and staff pages should
+    not run third-party scripts."""
+    for url in ("/api/v1/docs/", "/api/v1/redoc/"):
+        html = api_roles["superuser"].get(url).content.decode()
+        assert "/static/drf_spectacular_sidecar/" in html, url
+        assert "cdn.jsdelivr" not in html and "unpkg.com" not in html, url
+
+
 def test_every_operation_documents_the_error_shape():
     schema = schema_check.api_schema()
     for path, item in schema["paths"].items():
