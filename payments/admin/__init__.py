@@ -6,6 +6,7 @@ from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
 from .payment_retry import PaymentRetryAdmin
 from .sync_run import SyncRunAdmin, SyncStateAdmin
+from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "PaymentRetryAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
+    "TransferAdmin",
     "WebhookEventAdmin",
 ]
