@@ -13,6 +13,8 @@ from payments.models import (
     BalanceEntry,
     Customer,
     Dispute,
+    EarningAdjustment,
+    EarningEntry,
     FraudAlert,
     Instructor,
     Payment,
@@ -80,6 +82,21 @@ def make_rows(model):
         PaymentFactory.create_batch(ROWS)
     elif model is RefundRequest:
         RefundRequestFactory.create_batch(ROWS, requested_by=None)
+    elif model is EarningEntry:
+        from payments.earnings import record_payment_earnings
+
+        record_payment_earnings(p.pk for p in PaymentFactory.create_batch(ROWS))
+    elif model is EarningAdjustment:
+        requester, decider = UserFactory(), UserFactory()
+        for index, instructor in enumerate(InstructorFactory.create_batch(ROWS)):
+            EarningAdjustment.objects.create(
+                instructor=instructor,
+                amount=-500 if index % 2 else 2500,
+                currency="usd",
+                reason="Bonus",
+                requested_by=requester,
+                decided_by=decider if index % 3 else None,
+            )
     elif model is Transfer:
         for index, instructor in enumerate(InstructorFactory.create_batch(ROWS)):
             Transfer.objects.create(
@@ -119,6 +136,8 @@ def block_every_other_customer():
         Customer,
         Payment,
         RefundRequest,
+        EarningEntry,
+        EarningAdjustment,
         Transfer,
     ],
 )
