@@ -66,3 +66,10 @@ for model, base in (
     if admin.site.is_registered(model):
         admin.site.unregister(model)
         admin.site.register(model, type(f"Unfold{base.__name__}", (base, ModelAdmin), {}))
+
+
+# API tokens (backoffice/api/admin.py).
+from backoffice.api.admin import ApiTokenAdmin  # noqa: E402
+from backoffice.models import ApiToken  # noqa: E402
+
+admin.site.register(ApiToken, ApiTokenAdmin)

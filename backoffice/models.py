@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 ERR_AUDIT_IMMUTABLE = "Audit rows are written once: an AdminAction cannot be {what}."
@@ -73,3 +74,89 @@ class AdminAction(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditRowImmutable(ERR_AUDIT_IMMUTABLE.format(what="deleted"))
+
+
+# --- The JSON API (backoffice/api/) ------------------------------------------------------------
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self, *, now):
+        """Tokens that still authenticate at `now`: not revoked, not expired."""
+        return self.filter(revoked_at__isnull=True, expires_at__gt=now)
+
+
+class ApiToken(models.Model):
+    """A staff member's key to the API (backoffice/api/tokens.py makes and revokes them).
+
+    The secret is shown once, when the token is made; only its SHA-256 is stored, so a copy
+    of the database authenticates nobody. `prefix` (the secret's first characters) is what
+    the admin and the audit trail show to tell tokens apart. The token acts as its user with
+    the user's Django permissions, never more; a `read_only` token never writes."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(
+        max_length=100, help_text="What uses it, e.g. 'Metabase' or 'uptime probe'."
+    )
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    read_only = models.BooleanField(
+        default=False, help_text="Reads only, whatever its user may do (monitoring, BI tools)."
+    )
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST sent with an `Idempotency-Key` header, per user and key
+    (backoffice/api/idempotency.py). While the first request runs, `status_code` is null and
+    `locked_at` says since when; a repeat then gets 409 "in progress". Kept
+    API_IDEMPOTENCY_TTL_HOURS, then deleted by `--cleanup-old-data`."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    # SHA-256 of method, path and body: the same key with another request is a conflict.
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    locked_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotencyrecord_user_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from backoffice import errors
@@ -10,6 +10,8 @@ urlpatterns = [
     path("favicon.ico", errors.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
+    # The JSON API: every app's api.py, the schema at /api/v1/schema/ (backoffice/api/).
+    path("api/v1/", include("backoffice.api.urls")),
 ]
 
 # Error pages in the admin's look (backoffice/errors.py); with DEBUG off, which the demo runs.

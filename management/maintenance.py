@@ -27,6 +27,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django_q.models import Success
 
+from backoffice.api.idempotency import idempotency_records_cleanup
 from backoffice.audit import audit_record
 from payments import earnings, ledger
 from payments.models import (
@@ -315,8 +316,9 @@ def fix_earnings(*, dry_run: bool = False) -> dict:
 
 def cleanup_old_data(*, now=None) -> dict:
     """Delete operational records past their retention (settings.RETENTION_DAYS): webhook
-    events that were processed or ignored, finished sync runs, django-q2 task results.
-    Money rows, failed webhook events and the audit trail are never deleted here."""
+    events that were processed or ignored, finished sync runs, django-q2 task results, and
+    the API's Idempotency-Key records past API_IDEMPOTENCY_TTL_HOURS. Money rows, failed
+    webhook events and the audit trail are never deleted here."""
     now = now or timezone.now()
     days = settings.RETENTION_DAYS
     deleted = {}
@@ -331,4 +333,5 @@ def cleanup_old_data(*, now=None) -> dict:
         deleted["task_results"] = Success.objects.filter(
             stopped__lt=now - timedelta(days=days["task_results"])
         ).delete()[0]
+        deleted["idempotency_records"] = idempotency_records_cleanup(now=now)
     return {"deleted": deleted, "retention_days": days}

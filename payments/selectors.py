@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Avg, Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -13,7 +14,7 @@ from django.utils import timezone
 from backoffice.changelist import SearchSpec, search_queryset
 
 from .models import Customer, Dispute, Payment, PaymentMethodType, Refund, WebhookEvent
-from .money import Money
+from .money import THREE_DECIMAL_CURRENCIES, ZERO_DECIMAL_CURRENCIES, Money
 
 # What the payments and customers lists search (backoffice/changelist.py says how): whole
 # Stripe ids in any case, and any part of the customer's name or e-mail.
@@ -45,6 +46,28 @@ CUSTOMER_SEARCH = SearchSpec(
         "any case."
     ),
 )
+
+
+def amount_major_range_q(*, low: Decimal | None, high: Decimal | None) -> Q:
+    """Payments whose amount is within [low, high] in major units (12.50), applied per
+    currency exponent, so the same range means 12.50 USD, 12.500 KWD and 12 JPY. Either end
+    may be None. The payments list's filter and the API's amount_from/amount_to use it."""
+
+    def bounds(places: int) -> Q:
+        q = Q()
+        if low is not None:
+            # Ceil: 0.005 USD as a minimum means at least 1 cent.
+            q &= Q(amount__gte=int(-(-low.scaleb(places) // 1)))
+        if high is not None:
+            q &= Q(amount__lte=int(high.scaleb(places) // 1))
+        return q
+
+    zero, three = sorted(ZERO_DECIMAL_CURRENCIES), sorted(THREE_DECIMAL_CURRENCIES)
+    return (
+        (Q(currency__in=zero) & bounds(0))
+        | (Q(currency__in=three) & bounds(3))
+        | (~Q(currency__in=zero + three) & bounds(2))
+    )
 
 
 def payment_search(*, queryset: QuerySet[Payment], term: str) -> QuerySet[Payment]:

@@ -46,6 +46,11 @@ def _decimal(value) -> Decimal:
     return Decimal(str(value))
 
 
+def _number(value: Decimal | None) -> float | None:
+    """A percentage or hours figure for the API (JSON has no decimals); None stays None."""
+    return None if value is None else float(value)
+
+
 @dataclass
 class Card:
     """One tile: a figure, what it is measured against, and its state (colour + icon)."""
@@ -59,6 +64,9 @@ class Card:
     href: str = ""
     icon: str = ""
     lines: list = field(default_factory=list)
+    # The card's figures as numbers (counts, percentages, hours, datetimes), for the API
+    # (reports/api_dashboard.py): the same values the text above is written from.
+    figures: dict = field(default_factory=dict)
 
     @property
     def state_icon(self) -> str:
@@ -114,6 +122,13 @@ def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
             detail=f"last {RATE_WINDOW_DAYS} days · {succeeded:,} of {succeeded + failed:,}",
             href=analytics,
             icon="verified",
+            figures={
+                "rate": _number(rate),
+                "target": _number(target),
+                "succeeded": succeeded,
+                "failed": failed,
+                "window_days": RATE_WINDOW_DAYS,
+            },
         ),
         Card(
             key="failed_share",
@@ -124,6 +139,13 @@ def _rate_cards(rollups: list[DailyRollup]) -> list[Card]:
             detail=f"last {RATE_WINDOW_DAYS} days · {failed:,} of {attempted:,} attempts",
             href=_url("admin:payments_payment_changelist", "?status__exact=failed"),
             icon="credit_card_off",
+            figures={
+                "share": _number(share),
+                "alert_above": _number(alert),
+                "failed": failed,
+                "attempted": attempted,
+                "window_days": RATE_WINDOW_DAYS,
+            },
         ),
     ]
 
@@ -152,6 +174,7 @@ def _refund_cards() -> list[Card]:
             detail="refund requests waiting for a decision",
             href=_url("admin:refunds_refundrequest_changelist", "?status__exact=pending"),
             icon="currency_exchange",
+            figures={"pending": pending, "alert_at": alert},
         ),
         Card(
             key="refund_time",
@@ -163,6 +186,12 @@ def _refund_cards() -> list[Card]:
             f"({len(durations):,} refunds)",
             href=_url("admin:refunds_refundrequest_changelist", "?status__exact=processed"),
             icon="timer",
+            figures={
+                "median_hours": _number(median),
+                "target_hours": _number(target_hours),
+                "refunds": len(durations),
+                "window_days": REFUND_TIME_WINDOW_DAYS,
+            },
         ),
     ]
 
@@ -190,6 +219,7 @@ def _dispute_card() -> Card:
         detail=detail,
         href=_url("admin:payments_dispute_changelist", "?status__exact=needs_response"),
         icon="gavel",
+        figures={"needing_response": n, "next_due_by": due},
     )
 
 
@@ -221,6 +251,12 @@ def _dispute_deadline_card() -> Card | None:
         detail=" · ".join(_band_label(days, bands) for days in sorted(bands)),
         href=_url("admin:payments_dispute_changelist", "?status__exact=needs_response"),
         icon="alarm",
+        figures={
+            "due": total,
+            "due_within_3_days": urgent,
+            # {days: disputes due within that many days, not within the next smaller band}
+            "bands": {str(days): bands[days] for days in sorted(bands)},
+        },
     )
 
 
@@ -235,6 +271,7 @@ def _fraud_card() -> Card:
         target="alert at 1",
         href=_url("admin:payments_fraudalert_changelist", "?status__in=open,investigating"),
         icon="shield",
+        figures={"unresolved": n},
     )
 
 
@@ -254,6 +291,7 @@ def _webhook_card() -> Card:
         ),
         href=_url("admin:payments_webhookevent_changelist"),
         icon="webhook",
+        figures=dict(health),
     )
 
 
@@ -310,6 +348,7 @@ def _balance_card() -> Card:
         target="follow up each one",
         href=_url("admin:payments_studentbalance_changelist", "?balance=negative"),
         icon="person_alert",
+        figures={"negative_balances": n},
     )
 
 
@@ -324,6 +363,7 @@ def _sync_card() -> Card:
             tone=WARNING,
             icon="sync",
             href=_url("admin:payments_syncrun_changelist"),
+            figures={"last_run_at": None, "status": None, "stale": True},
         )
     when = run.finished_at or run.started_at
     status = run.status
@@ -340,6 +380,7 @@ def _sync_card() -> Card:
         detail=status.replace("_", " "),
         href=_url("admin:payments_syncrun_changelist"),
         icon="sync",
+        figures={"last_run_at": when, "status": status, "stale": stale},
     )
 
 

@@ -39,6 +39,13 @@ INSTALLED_APPS = [
     "simple_history",
     "import_export",
     "django_q",
+    # The JSON API (backoffice/api/): DRF, its OpenAPI schema, and the list filters.
+    "rest_framework",
+    "drf_spectacular",
+    # Swagger UI and Redoc served from our own static files: no CDN (machines may have no
+    # internet, and the admin's pages should not load third-party scripts).
+    "drf_spectacular_sidecar",
+    "django_filters",
     "backoffice",
     "payments",
     "refunds",
@@ -286,6 +293,87 @@ REPORTS_COMPANY_ADDRESS = env_str("REPORTS_COMPANY_ADDRESS", "1 Example Street, 
 # neutralised by our resources; import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
 # stays off (it only strips "=" and turns every cell, None included, into text).
 
+# --- JSON API (backoffice/api/; the README's "API" section) ----------------------------------
+# Authentication: per-staff tokens (`Authorization: Bearer bo_...`, created in the admin) for
+# programs, the admin session (CSRF-checked on writes) for the browsable pages and Swagger.
+# Permissions are the user's Django permissions, exactly as in the admin. The classes live in
+# their own modules (a class named here that imports a viewset would be a circular import).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "backoffice.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["backoffice.api.permissions.StaffModelPermissions"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "backoffice.api.throttling.TokenWriteThrottle",
+        "backoffice.api.throttling.UserWriteThrottle",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "backoffice.api.pagination.KeysetCursorPagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "backoffice.api.errors.api_exception_handler",
+    # Writes per token and per user (fixed windows in the cache named by API_THROTTLE_CACHE,
+    # shared across processes when that cache is, e.g. Redis). "<n>/<second|minute|hour|day>".
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token_write": env_str("API_TOKEN_WRITE_RATE", "60/minute"),
+        "api_user_write": env_str("API_USER_WRITE_RATE", "120/minute"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+API_THROTTLE_CACHE = env_str("API_THROTTLE_CACHE", "default")
+# The largest page a client may ask for with ?page_size=.
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200)
+# A new token's default lifetime in the admin's form (days); every token expires.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90)
+# Idempotency-Key records are kept this long (then `--cleanup-old-data` deletes them); a key
+# reused after that runs the request again. A first use still running after LEASE seconds
+# (a crashed worker) may be taken over by a repeat.
+API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24)
+API_IDEMPOTENCY_LEASE_SECONDS = env_int("API_IDEMPOTENCY_LEASE_SECONDS", 60)
+# backoffice knows no app: the API's money fields format their "display" with this function
+# (amount in minor units, currency) -> text.
+MONEY_FORMATTER = "payments.money.format_money"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Payments back-office API",
+    "DESCRIPTION": (
+        "The back-office's data and actions for BI tools, monitoring and the booking system. "
+        "Money is {amount (minor units), currency, display}; times are ISO 8601 in UTC; errors "
+        "are {error: {code, message, fields}}. Lists are cursor-paginated (follow `next`)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_PERMISSIONS": ["backoffice.api.permissions.IsActiveStaff"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Enums named after their model, not after the field ("status" is on many models).
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentStatusEnum": "payments.models.payment.Payment.Status",
+        "PaymentMethodTypeEnum": "payments.models.payment_method.PaymentMethodType",
+        "ProductKindEnum": "payments.models.payment.Payment.ProductKind",
+        "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
+        "FraudAlertStatusEnum": "payments.models.FraudAlert.Status",
+        "DisputeStatusEnum": "payments.models.Dispute.Status",
+        "DisputeResponseStatusEnum": "payments.models.DisputeResponse.Status",
+        "WebhookEventStatusEnum": "payments.models.WebhookEvent.Status",
+        "SyncRunStatusEnum": "payments.models.SyncRun.Status",
+        "PaymentRetryStatusEnum": "payments.models.PaymentRetry.Status",
+        "AdminActionResultEnum": "backoffice.models.AdminAction.Result",
+    },
+    # Every operation documents the error shape and statuses (backoffice/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "backoffice.api.schema.add_error_responses",
+    ],
+}
+
 # --- Dispute deadline alerts ----------------------------------------------------------------
 # Alerts go out this many whole days before a dispute's evidence deadline (Stripe's
 # `evidence_due_by`), once per dispute and threshold, to the active members (with an e-mail)
@@ -299,16 +387,24 @@ DISPUTE_ALERT_SCHEDULE_MINUTES = env_int("DISPUTE_ALERT_SCHEDULE_MINUTES", 1440)
 # --- Unfold ---------------------------------------------------------------------------------
 
 
-def _nav_item(title: str, icon: str, model: str, badge: str | None = None, query: str = "") -> dict:
+def _nav_item(
+    title: str,
+    icon: str,
+    model: str,
+    badge: str | None = None,
+    query: str = "",
+    permission=None,
+) -> dict:
     """A sidebar link to `app_label.model`'s changelist (with `query`, a saved view of it),
-    shown to staff who may view it."""
+    shown to staff who may view it (or to whom `permission(request)` allows)."""
     app_label, model_name = model.split(".")
     link = reverse_lazy(f"admin:{app_label}_{model_name}_changelist")
     item = {
         "title": title,
         "icon": icon,
         "link": format_lazy("{}?{}", link, query) if query else link,
-        "permission": lambda request: request.user.has_perm(f"{app_label}.view_{model_name}"),
+        "permission": permission
+        or (lambda request: request.user.has_perm(f"{app_label}.view_{model_name}")),
     }
     if badge:
         item["badge"] = badge
@@ -391,6 +487,15 @@ SIDEBAR_SECTIONS = [
                 "payments.admin.sync_run.sync_failed_badge",
             ),
             ("Audit trail", "policy", "backoffice.adminaction"),
+            # Every staff member manages their own API tokens (backoffice/api/admin.py).
+            (
+                "API tokens",
+                "key",
+                "backoffice.apitoken",
+                None,
+                "",
+                lambda request: request.user.is_active and request.user.is_staff,
+            ),
             ("Scheduled jobs", "schedule", "django_q.schedule"),
         ],
     ),

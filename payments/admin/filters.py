@@ -5,16 +5,12 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
-from django.db.models import Q
 from django.utils import timezone
 from unfold.contrib.filters.admin import DropdownFilter, RangeDateFilter, RangeNumericListFilter
 from unfold.utils import parse_date_str
 
-from payments.money import (
-    THREE_DECIMAL_CURRENCIES,
-    ZERO_DECIMAL_CURRENCIES,
-    is_known_currency,
-)
+from payments.money import is_known_currency
+from payments.selectors import amount_major_range_q
 
 # Currencies offered in the filter; a fixed list keeps the filter free of a SELECT DISTINCT
 # over the whole payments table.
@@ -97,19 +93,4 @@ class AmountRangeFilter(RangeNumericListFilter):
         high = _parse_major(self.used_parameters.get("amount_to"), request, "maximum")
         if low is None and high is None:
             return queryset
-
-        def bounds(places: int) -> Q:
-            q = Q()
-            if low is not None:
-                # Ceil: 0.005 USD as a minimum means at least 1 cent.
-                q &= Q(amount__gte=int(-(-low.scaleb(places) // 1)))
-            if high is not None:
-                q &= Q(amount__lte=int(high.scaleb(places) // 1))
-            return q
-
-        zero, three = sorted(ZERO_DECIMAL_CURRENCIES), sorted(THREE_DECIMAL_CURRENCIES)
-        return queryset.filter(
-            (Q(currency__in=zero) & bounds(0))
-            | (Q(currency__in=three) & bounds(3))
-            | (~Q(currency__in=zero + three) & bounds(2))
-        )
+        return queryset.filter(amount_major_range_q(low=low, high=high))

@@ -17,6 +17,7 @@ LINKS = {
     "analytics": reverse("admin:reports_dailyrollup_changelist"),
     "audit trail": reverse("admin:backoffice_adminaction_changelist"),
     "scheduled jobs": reverse("admin:django_q_schedule_changelist"),
+    "api tokens": reverse("admin:backoffice_apitoken_changelist"),
 }
 
 
@@ -34,7 +35,13 @@ def test_auditor_sees_only_what_the_role_may_view(client):
     auditor = UserFactory(username="auditor1")
     auditor.groups.add(Group.objects.get(name="Read-only auditors"))
     client.force_login(auditor)
-    assert sidebar_links(client) == {"payments", "refund queue", "analytics", "audit trail"}
+    assert sidebar_links(client) == {
+        "payments",
+        "refund queue",
+        "analytics",
+        "audit trail",
+        "api tokens",
+    }
 
 
 def test_refund_queue_link_opens_on_the_all_pending_preset(admin_client):

@@ -15,10 +15,12 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from backoffice.api.tokens import api_token_create
 from management.demo_data import DemoGenerator, demo_size
 from management.demo_fraud import seed_fraud_reviews
 from management.management.commands.demo_staff import DEMO_USERS
@@ -172,6 +174,11 @@ def demo_like_data():
     payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
     EarningAdjustment.objects.create(
         instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
+    )
+    # An API token of the superuser's, so the API tokens list has a row to open.
+    demo = get_user_model().objects.get(username="demo")
+    api_token_create(
+        user=demo, name="crawl", expires_at=timezone.now() + timedelta(days=1), acting_user=demo
     )
 
 

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from backoffice.audit import audit_record
-from backoffice.models import AdminAction
+from backoffice.models import AdminAction, IdempotencyRecord
 from payments.models import BalanceEntry, Payment, StudentBalance, WebhookEvent
-from tests.factories import CustomerFactory, PaymentFactory, RefundFactory
+from tests.factories import CustomerFactory, PaymentFactory, RefundFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -107,6 +107,19 @@ def test_cleanup_deletes_only_old_done_events(settings):
     }
     assert Payment.objects.count() == 1
     assert AdminAction.objects.filter(pk=audit.pk).exists()  # the audit trail is kept
+
+
+def test_cleanup_deletes_idempotency_records_past_their_ttl(settings):
+    user = UserFactory()
+    old = timezone.now() - timedelta(hours=settings.API_IDEMPOTENCY_TTL_HOURS, minutes=1)
+    for key, at in (("old", old), ("new", timezone.now())):
+        with mock.patch("django.utils.timezone.now", return_value=at):
+            IdempotencyRecord.objects.create(
+                user=user, key=key, method="POST", path="/", request_hash="x", locked_at=at
+            )
+    result = run("--cleanup-old-data")
+    assert result["deleted"]["idempotency_records"] == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
 
 
 def test_rows_the_boundary_checks_would_refuse_are_reported_not_changed():

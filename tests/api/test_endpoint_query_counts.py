@@ -1,0 +1,98 @@
+"""Every list of the endpoints reads a page in a fixed number of queries, whatever the rows on
+it (no query per row: related rows are joined, annotations are SQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from backoffice.audit import audit_record
+from payments.models import FraudAlert, PaymentRetry, SyncRun, WebhookEvent
+from reports.receipts import receipt_issue
+from reports.rollups import generate_analytics
+from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _refund_request(n):
+    RefundRequestFactory(approved_by=UserFactory(), rejected_by=UserFactory())
+
+
+def _fraud_alert(n):
+    FraudAlert.objects.create(
+        payment=PaymentFactory(),
+        source=FraudAlert.Source.STAFF,
+        created=timezone.now(),
+        assigned_to=UserFactory(),
+        reviewed_by=UserFactory(),
+    )
+
+
+def _event(n):
+    WebhookEvent.objects.create(
+        stripe_id=f"evt_q{WebhookEvent.objects.count()}",
+        type="charge.succeeded",
+        created=timezone.now(),
+        payload={},
+    )
+
+
+def _retry(n):
+    payment = PaymentFactory(failed=True)
+    PaymentRetry.objects.create(
+        payment=payment,
+        amount=payment.amount,
+        currency=payment.currency,
+        stripe_payment_intent_id=payment.stripe_payment_intent_id,
+        stripe_payment_method_id="pm_x",
+        requested_by=UserFactory(),
+        status=PaymentRetry.Status.DECLINED,
+    )
+
+
+def _audit(n):
+    audit_record(acting_user=UserFactory(), action="test.row", target=PaymentFactory())
+
+
+def _rollup(n):
+    day = timezone.localdate() - timedelta(days=n)
+    PaymentFactory(created=timezone.now() - timedelta(days=n))
+    generate_analytics(start=day, end=day)
+
+
+LISTS = [
+    ("/api/v1/refund-requests/", _refund_request),
+    ("/api/v1/refund-requests/queue/", _refund_request),
+    ("/api/v1/fraud-alerts/", _fraud_alert),
+    ("/api/v1/disputes/", lambda n: DisputeFactory()),
+    ("/api/v1/webhook-events/", _event),
+    ("/api/v1/sync-runs/", lambda n: SyncRun.objects.create(status=SyncRun.Status.SUCCEEDED)),
+    ("/api/v1/payment-retries/", _retry),
+    ("/api/v1/audit-log/", _audit),
+    ("/api/v1/rollups/", _rollup),
+    ("/api/v1/receipts/", lambda n: receipt_issue(payment=PaymentFactory())),
+]
+
+
+@pytest.mark.parametrize(("path", "make"), LISTS, ids=[path for path, _ in LISTS])
+def test_a_page_costs_the_same_with_2_or_12_rows(api_roles, path, make):
+    client = api_roles["superuser"]
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(path)
+        assert response.status_code == 200
+        return len(captured)
+
+    for n in range(2):
+        make(n)
+    client.get(path)  # warm the per-process caches (content types, the token's user)
+    few = queries()
+    for n in range(2, 12):
+        make(n)
+    assert queries() == few
