@@ -30,8 +30,11 @@ FINANCE = frozenset({"superuser", "finance", "senior"})
 
 @pytest.fixture
 def requester(db):
-    """Asks for manual payouts, so any harness role may approve them (four-eyes)."""
-    return staff("payout-requester", "add_payout", "approve_payout", "view_payout")
+    """Asks for manual payouts and adjustments, so any harness role may approve them
+    (four-eyes)."""
+    return staff(
+        "payout-requester", "add_payout", "approve_payout", "view_payout", "add_earningadjustment"
+    )
 
 
 def _instructor(amount=20_000, *, connected=False, **kwargs):
@@ -455,3 +458,81 @@ def test_a_transfer_with_its_reversals(api_roles, requester):
     found = api_roles["auditor"].get(f"/api/v1/transfers/?q={row['stripe_id'].upper()}")
     assert [r["id"] for r in found.json()["results"]] == [row["id"]]
     assert api_roles["auditor"].get("/api/v1/transfers/?reversed=true").json()["results"] == []
+
+
+# --- earnings adjustments ----------------------------------------------------------------------
+
+ADJUSTMENTS = "/api/v1/earning-adjustments/"
+# Finance staff request; approving and rejecting is the senior approvers' (fixtures/groups.json).
+REQUESTERS = FINANCE
+
+
+def _adjustment(requester, amount=2500, **kwargs):
+    from payments.services.earning_adjustments import earning_adjustment_request
+
+    return earning_adjustment_request(
+        instructor=_instructor(0),
+        amount=amount,
+        currency="usd",
+        reason="Bonus",
+        acting_user=requester,
+        **kwargs,
+    )
+
+
+def test_adjustment_matrices(api_roles, requester):
+    adjustment = _adjustment(requester)
+    for path in (ADJUSTMENTS, f"{ADJUSTMENTS}{adjustment.pk}/"):
+        assert_matrix(api_roles, read_matrix(FINANCE_VIEWERS), lambda c, p=path: c.get(p))
+
+    def request(client):
+        body = {"instructor": _instructor(0).pk, "amount": -700, "currency": "usd", "reason": "x"}
+        return client.post(ADJUSTMENTS, body, format="json")
+
+    assert_matrix(api_roles, write_matrix(REQUESTERS, ok=201), request)
+    assert_matrix(
+        api_roles,
+        write_matrix(SENIORS),
+        lambda c: c.post(f"{ADJUSTMENTS}{_adjustment(requester).pk}/approve/", {}, format="json"),
+    )
+    assert_matrix(
+        api_roles,
+        write_matrix(SENIORS),
+        lambda c: c.post(
+            f"{ADJUSTMENTS}{_adjustment(requester).pk}/reject/", {"reason": "No"}, format="json"
+        ),
+    )
+    assert EarningEntry.objects.filter(kind=EarningEntry.Kind.ADJUSTMENT).count() == 2
+
+
+def test_an_adjustment_requested_then_approved_once(api_roles):
+    instructor = _instructor(0)
+    body = {"instructor": instructor.pk, "amount": -1250, "currency": "USD", "reason": "Overpaid"}
+    created = api_roles["finance"].post(ADJUSTMENTS, body, format="json")
+    assert created.status_code == 201
+    row = created.json()
+    assert row["amount"] == {"amount": -1250, "currency": "usd", "display": "-$12.50"}
+    assert (row["status"], row["requested_by"], row["needs_senior"]) == (
+        "pending",
+        "api-finance",
+        False,
+    )
+    assert not EarningEntry.objects.filter(instructor=instructor).exists()  # nothing moves yet
+    url = f"{ADJUSTMENTS}{row['id']}/approve/"
+    senior = api_roles["senior"]
+    answers = [
+        senior.post(url, {"note": "ok"}, format="json", HTTP_IDEMPOTENCY_KEY="adj-1")
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[1]["Idempotent-Replayed"] == "true"
+    assert answers[0].json()["status"] == "applied"
+    [entry] = EarningEntry.objects.filter(instructor=instructor)
+    assert (entry.reference, entry.amount) == (f"adjustment:{row['id']}", -1250)
+    again = senior.post(url, {"note": "ok"}, format="json")
+    assert again.status_code == 409
+    balances = senior.get(f"/api/v1/instructors/{instructor.pk}/").json()["balances"]
+    assert balances[0]["available"]["amount"] == -1250
+    listed = senior.get(f"{ADJUSTMENTS}?status=applied&instructor={instructor.pk}").json()
+    assert [r["id"] for r in listed["results"]] == [row["id"]]
+    assert senior.get(f"{ADJUSTMENTS}?status=pending").json()["results"] == []
