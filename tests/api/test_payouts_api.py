@@ -417,6 +417,11 @@ def test_instructor_balances(api_roles):
     assert detail["has_bank_account"] is True
     assert "bank_account" not in detail  # only in the bank file
     assert [r["name"] for r in client.get("/api/v1/instructors/?q=ad").json()["results"]] == ["Ada"]
+    cy = _instructor(0, name="Cy", connected=True)
+    connected = client.get("/api/v1/instructors/?connected=true").json()["results"]
+    assert [(r["id"], r["has_connected_account"]) for r in connected] == [(cy.pk, True)]
+    by_bank = client.get("/api/v1/instructors/?connected=false").json()["results"]
+    assert [r["name"] for r in by_bank] == ["Ada", "Bea"]
 
 
 def test_earning_entry_filters(api_roles):
