@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 SYNC_SCHEDULE_NAME = "Stripe sync"
 SYNC_SCHEDULE_FUNC = "management.jobs.stripe_sync_scheduled"
@@ -44,6 +46,9 @@ class JobSchedule:
     kwargs: str = ""  # a Python dict literal, as django-q2 stores it
     title: str = ""  # what staff call the job: the Scheduled jobs page and its tasks' names
     description: str = ""  # what it does, in staff's words (the Scheduled jobs page)
+    # A new schedule's first run: at once (False), or one interval after it is created (True),
+    # for jobs that must not fire on every fresh install or demo start (a weekly payout run).
+    wait_first_interval: bool = False
 
     def stored_kwargs(self) -> str:
         """The kwargs as stored: the job's own, plus django-q2's q_options naming each task
@@ -125,6 +130,7 @@ def job_schedules() -> list[JobSchedule]:
             PAYOUT_RUN_SCHEDULE_FUNC,
             max(1, int(settings.PAYOUT_RUN_SCHEDULE_MINUTES)),
             title="Create payouts",
+            wait_first_interval=True,
             description=(
                 "Creates one payout per instructor and currency whose available balance "
                 "reaches the minimum; they wait for approval."
@@ -206,17 +212,23 @@ def ensure_job_schedules(*, using: str = "default") -> dict:
     for schedule in schedules:
         _validate_kwargs(schedule.stored_kwargs())
     created = 0
+    now = timezone.now()
     for schedule in schedules:
+        defaults = {
+            "func": schedule.func,
+            "args": "",
+            "kwargs": schedule.stored_kwargs(),
+            "schedule_type": Schedule.MINUTES,
+            "minutes": schedule.minutes,
+            "repeats": -1,
+        }
+        # next_run only when the row is new (create_defaults replaces defaults on create):
+        # an update never moves a planned run.
+        create_defaults = None
+        if schedule.wait_first_interval:
+            create_defaults = {**defaults, "next_run": now + timedelta(minutes=schedule.minutes)}
         _, was_created = Schedule.objects.using(using).update_or_create(
-            name=schedule.name,
-            defaults={
-                "func": schedule.func,
-                "args": "",
-                "kwargs": schedule.stored_kwargs(),
-                "schedule_type": Schedule.MINUTES,
-                "minutes": schedule.minutes,
-                "repeats": -1,
-            },
+            name=schedule.name, defaults=defaults, create_defaults=create_defaults
         )
         created += was_created
     return {"schedules": len(schedules), "created": created}

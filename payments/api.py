@@ -4,7 +4,9 @@ Each module below registers its viewsets into backoffice.api.registry.api_router
 from . import (  # noqa: F401
     api_audit,
     api_disputes,
+    api_earnings,
     api_fraud,
+    api_payouts,
     api_retries,
     api_transactions,
     api_webhooks,

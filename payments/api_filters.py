@@ -32,7 +32,9 @@ class AmountRangeFilterMixin(filters.FilterSet):
     )
 
     def filter_amount(self, queryset, name, value):
-        # Both ends in one condition, applied once (with amount_min when both are given).
+        # Both ends in one condition, applied once (with amount_min when both are given): each
+        # currency's branch then bounds the amount twice (an index range on (currency,
+        # amount)) rather than OR-ing two partial ranges.
         low = self.form.cleaned_data.get("amount_min")
         high = self.form.cleaned_data.get("amount_max")
         if name == "amount_max" and low is not None:

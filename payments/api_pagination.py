@@ -1,13 +1,13 @@
 """Cursor pages for API lists whose order starts with an annotation (unresolved alerts
 first) or a nullable column (disputes by deadline, nulls filtered out): the generic keyset
 (backoffice.api.pagination) takes only plain non-null columns, so these lists vouch for
-their own order. The seek is the same (backoffice.pagination.KeysetPaginator): one
-definition of "rows after this boundary", here on the given keys."""
+their own order: the core's pagination with another `paginator_class`. The seek is the same
+(backoffice.pagination.KeysetPaginator): one definition of "rows after this boundary", here
+on the given keys."""
 
 from __future__ import annotations
 
-from backoffice.api.errors import ApiError
-from backoffice.api.pagination import ERR_BAD_CURSOR, KeysetCursorPagination
+from backoffice.api.pagination import KeysetCursorPagination
 from backoffice.pagination import KeysetPaginator
 
 
@@ -37,27 +37,8 @@ class OrderKeysetPaginator(KeysetPaginator):
 
 def keyset_pagination(paginator_class: type[KeysetPaginator]) -> type[KeysetCursorPagination]:
     """The API's cursor pagination with `paginator_class` doing the seeks."""
-
-    class Pagination(KeysetCursorPagination):
-        def paginate_queryset(self, queryset, request, view=None):
-            self.request = request
-            paginator = paginator_class(queryset, self.get_page_size(request))
-            cursor = request.query_params.get(self.cursor_query_param)
-            if not cursor:
-                page = paginator._offset_page(1)
-            else:
-                decoded = paginator.decode(cursor)
-                if decoded is None:
-                    raise ApiError(
-                        "invalid_cursor",
-                        ERR_BAD_CURSOR,
-                        400,
-                        fields={self.cursor_query_param: [ERR_BAD_CURSOR]},
-                    )
-                direction, values = decoded
-                page = paginator._seek_page(values, forward=direction == "a")
-            self.page = page
-            return list(page.object_list)
-
-    Pagination.__name__ = f"{paginator_class.__name__}Pagination"
-    return Pagination
+    return type(
+        f"{paginator_class.__name__}Pagination",
+        (KeysetCursorPagination,),
+        {"paginator_class": paginator_class, "__module__": __name__},
+    )

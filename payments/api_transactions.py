@@ -21,8 +21,6 @@ Filters (query parameters; a bad value answers 400 naming it):
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.core.validators import RegexValidator
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -32,10 +30,10 @@ from backoffice.api.fields import MoneyField, MoneySerializer, money
 from backoffice.api.registry import api_router
 from backoffice.changelist import MAX_SEARCH_LENGTH
 
+from .api_filters import AmountRangeFilterMixin
 from .ledger import payment_breakdown
 from .models import Customer, Payment, PaymentMethodType
 from .selectors import (
-    amount_major_range_q,
     customer_list_annotated,
     customer_search,
     customer_summary,
@@ -44,7 +42,6 @@ from .selectors import (
 )
 
 ERR_CURRENCY = "A currency is a three-letter ISO 4217 code, e.g. usd."
-MAX_AMOUNT = Decimal("1e12")
 
 currency_validator = RegexValidator(r"^[A-Za-z]{3}$", ERR_CURRENCY)
 
@@ -231,7 +228,7 @@ class SearchFilterMixin(filters.FilterSet):
         return type(self).search_function(queryset=queryset, term=value)
 
 
-class TransactionFilter(SearchFilterMixin, filters.FilterSet):
+class TransactionFilter(SearchFilterMixin, AmountRangeFilterMixin, filters.FilterSet):
     """The payments changelist's filters and search (see the module docstring)."""
 
     # distinct=False: one column's values OR-ed need no DISTINCT (which would also stop the
@@ -247,18 +244,6 @@ class TransactionFilter(SearchFilterMixin, filters.FilterSet):
     created_before = filters.IsoDateTimeFilter(
         field_name="created", lookup_expr="lt", help_text="Exclusive; ISO 8601."
     )
-    amount_min = filters.NumberFilter(
-        method="filter_amount",
-        min_value=Decimal(0),
-        max_value=MAX_AMOUNT,
-        help_text="Major units (12.50), inclusive, in each row's currency.",
-    )
-    amount_max = filters.NumberFilter(
-        method="filter_amount",
-        min_value=Decimal(0),
-        max_value=MAX_AMOUNT,
-        help_text="Major units (99.99), inclusive, in each row's currency.",
-    )
     customer = filters.NumberFilter(field_name="customer_id", help_text="A customer's id.")
     livemode = filters.BooleanFilter()
 
@@ -267,15 +252,6 @@ class TransactionFilter(SearchFilterMixin, filters.FilterSet):
     class Meta:
         model = Payment
         fields = []
-
-    def filter_amount(self, queryset, name, value):
-        # Both ends in one condition: each currency's branch then bounds the amount twice
-        # (an index range on (currency, amount)) rather than OR-ing two partial ranges.
-        low = self.form.cleaned_data.get("amount_min")
-        high = self.form.cleaned_data.get("amount_max")
-        if name == "amount_max" and low is not None:
-            return queryset  # applied with amount_min
-        return queryset.filter(amount_major_range_q(low=low, high=high))
 
 
 class CustomerFilter(SearchFilterMixin, filters.FilterSet):

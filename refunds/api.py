@@ -220,13 +220,17 @@ class RejectSerializer(serializers.Serializer):
 
 
 class RefundRequestFilter(AmountRangeFilterMixin, filters.FilterSet):
-    status = filters.ChoiceFilter(choices=RefundRequest.Status.choices)
+    """The refund queue's filters; also the refunds export's (reports/api.py)."""
+
+    # Repeatable (?status=pending&status=approved); distinct=False: one column's values OR-ed
+    # need no DISTINCT, which would stop the keyset seek.
+    status = filters.MultipleChoiceFilter(choices=RefundRequest.Status.choices, distinct=False)
     priority = filters.ChoiceFilter(
         choices=Priority.CHOICES, method="filter_priority", help_text="Pending requests only."
     )
     reason = filters.ChoiceFilter(choices=RefundRequest.Reason.choices)
     internal_reason = filters.ChoiceFilter(choices=RefundRequest.InternalReason.choices[1:])
-    source = filters.ChoiceFilter(choices=RefundRequest.Source.choices)
+    source = filters.MultipleChoiceFilter(choices=RefundRequest.Source.choices, distinct=False)
     currency = CurrencyFilter()
     payment = filters.NumberFilter(field_name="payment_id")
     requested_by = filters.CharFilter(

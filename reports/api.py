@@ -8,9 +8,10 @@ in chunks, flat memory at any size; the columns, units and time zone of
 reports/export_columns.py; spreadsheet formulas neutralised), the same permission
 (reports.export_payments, as the admin's export buttons), and the list endpoints' filters:
 transactions take /api/v1/transactions/'s (payments.api_transactions.TransactionFilter);
-refunds the refund queue's. The JSON is an array of objects whose values are text as in the
-admin's JSON export ("12.30", "" for none), not the API's money objects: exports are for
-spreadsheets and accounting tools, in major units beside a currency column."""
+refunds /api/v1/refund-requests/'s (refunds.api.RefundRequestFilter, the queue's). The
+JSON is an array of objects whose values are text as in the admin's JSON export ("12.30",
+"" for none), not the API's money objects: exports are for spreadsheets and accounting
+tools, in major units beside a currency column."""
 
 from __future__ import annotations
 
@@ -28,11 +29,9 @@ from rest_framework import generics, serializers
 from rest_framework.negotiation import BaseContentNegotiation
 
 from backoffice.api.registry import api_urlpatterns
-from backoffice.changelist import MAX_SEARCH_LENGTH, search_queryset
-from payments.api_transactions import CurrencyFilter, TransactionFilter
+from payments.api_transactions import TransactionFilter
 from payments.models import Payment
-from payments.selectors import amount_major_range_q
-from refunds.admin.queue import RefundRequestAdmin
+from refunds.api import RefundRequestFilter
 from refunds.models import RefundRequest
 
 # The reports app's other endpoints register themselves on import: the dashboard, metrics and
@@ -45,35 +44,6 @@ from .exports import (
     streaming_csv_response,
     streaming_json_response,
 )
-
-
-class RefundRequestExportFilter(filters.FilterSet):
-    """The refund queue's filters, with the API's parameter names."""
-
-    status = filters.MultipleChoiceFilter(choices=RefundRequest.Status.choices, distinct=False)
-    source = filters.MultipleChoiceFilter(choices=RefundRequest.Source.choices, distinct=False)
-    currency = CurrencyFilter()
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    amount_min = filters.NumberFilter(method="filter_amount", min_value=0)
-    amount_max = filters.NumberFilter(method="filter_amount", min_value=0)
-    q = filters.CharFilter(method="filter_search", max_length=MAX_SEARCH_LENGTH)
-
-    class Meta:
-        model = RefundRequest
-        fields = []
-
-    def filter_amount(self, queryset, name, value):
-        low = self.form.cleaned_data.get("amount_min")
-        high = self.form.cleaned_data.get("amount_max")
-        if name == "amount_max" and low is not None:
-            return queryset  # applied with amount_min
-        return queryset.filter(amount_major_range_q(low=low, high=high))
-
-    def filter_search(self, queryset, name, value):
-        # The queue's search: a request number, a customer's name or e-mail, a whole payment
-        # (pi_) or refund (re_) id.
-        return search_queryset(queryset, RefundRequestAdmin.search_spec, value)
 
 
 class FirstRendererNegotiation(BaseContentNegotiation):
@@ -171,11 +141,11 @@ _refunds = _export_views(
     queryset=RefundRequest.objects.select_related("payment", "requested_by").order_by(
         "-created_at", "-id"
     ),
-    filterset_class=RefundRequestExportFilter,
+    filterset_class=RefundRequestFilter,
     columns=REFUND_REQUEST_COLUMNS,
     filename_prefix="refund-requests",
     what="Refund requests",
-    filters_of="the refund queue's",
+    filters_of="/api/v1/refund-requests/",
 )
 
 api_urlpatterns += [

@@ -259,6 +259,8 @@ class EarningEntry(models.Model):
         ordering = ["-occurred_at", "-id"]
         verbose_name_plural = "earning entries"
         indexes = [
+            # The API's ledger list (newest first, cursor-paginated over all instructors).
+            models.Index(fields=["-occurred_at", "-id"], name="earning_occurred_idx"),
             models.Index(
                 fields=["instructor", "currency", "available_at"],
                 name="earning_instr_available_idx",

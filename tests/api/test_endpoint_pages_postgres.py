@@ -98,3 +98,46 @@ def test_the_fraud_worklist_pages_unresolved_first(api_roles):
     forward, backward = _walk(api_roles["auditor"], "/api/v1/fraud-alerts/?page_size=7")
     assert forward == expected
     assert backward == expected
+
+
+def test_the_ledger_and_the_instructors_page_through_every_row_once(api_roles):
+    """Earning entries newest first (ties on occurred_at broken by id); instructors by name
+    (shared names broken by id), each page with its own rows' balances."""
+    from payments.models import EarningEntry, Instructor
+
+    rng = random.Random(7)
+    now = timezone.now()
+    instructors = Instructor.objects.bulk_create(
+        [Instructor(name=rng.choice(["Ada", "Bea", "Cy"]), email=f"i{n}@x.org") for n in range(40)]
+    )
+    EarningEntry.objects.bulk_create(
+        [
+            EarningEntry(
+                instructor=rng.choice(instructors),
+                currency=rng.choice(["usd", "eur"]),
+                amount=rng.randint(1, 5000),
+                kind=EarningEntry.Kind.EARNING,
+                reference=f"test:{n}",
+                occurred_at=(at := now - timedelta(minutes=rng.randint(0, 30))),
+                available_at=at,
+            )
+            for n in range(150)
+        ]
+    )
+    expected = list(
+        EarningEntry.objects.order_by("-occurred_at", "-id").values_list("pk", flat=True)
+    )
+    forward, backward = _walk(api_roles["auditor"], "/api/v1/earning-entries/?page_size=11")
+    assert forward == backward == expected
+    client = api_roles["auditor"]
+    expected = list(Instructor.objects.order_by("name", "id").values_list("pk", flat=True))
+    forward, backward = _walk(client, "/api/v1/instructors/?page_size=6")
+    assert forward == backward == expected
+    page = client.get("/api/v1/instructors/?page_size=6").json()["results"]
+    for row in page:
+        sums = {balance["currency"]: balance["balance"]["amount"] for balance in row["balances"]}
+        entries = EarningEntry.objects.filter(instructor_id=row["id"])
+        assert sums == {
+            currency: sum(e.amount for e in entries if e.currency == currency)
+            for currency in {e.currency for e in entries}
+        }

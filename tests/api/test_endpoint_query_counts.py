@@ -6,15 +6,40 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backoffice.audit import audit_record
-from payments.models import FraudAlert, PaymentRetry, SyncRun, WebhookEvent
+from payments.models import (
+    FraudAlert,
+    PaymentRetry,
+    SyncRun,
+    Transfer,
+    TransferReversal,
+    WebhookEvent,
+)
+from payments.services.earning_adjustments import (
+    earning_adjustment_approve,
+    earning_adjustment_request,
+)
+from payments.services.payouts import (
+    payout_approve,
+    payout_cancel,
+    payout_manual_create,
+    payout_run_create,
+)
 from reports.receipts import receipt_issue
 from reports.rollups import generate_analytics
-from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory, UserFactory
+from tests.factories import (
+    DisputeFactory,
+    InstructorFactory,
+    PaymentFactory,
+    RefundRequestFactory,
+    UserFactory,
+)
+from tests.payouts.conftest import earn
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +84,54 @@ def _audit(n):
     audit_record(acting_user=UserFactory(), action="test.row", target=PaymentFactory())
 
 
+def _payout(n):
+    instructor = InstructorFactory(stripe_account_id=f"acct_q{n}")
+    earn(instructor, 20_000)
+    payout = payout_manual_create(
+        instructor=instructor, amount=1000, currency="usd", note="x", acting_user=_clerk()
+    )
+    payout_approve(payout=payout, acting_user=_clerk("approver"))
+    payout_cancel(payout=payout, reason="x", acting_user=_clerk("approver"))
+
+
+def _clerk(name="clerk"):
+    user = get_user_model().objects.filter(username=f"q-{name}").first()
+    return user or UserFactory(username=f"q-{name}", is_superuser=True)
+
+
+def _balances(n):
+    # Entries in two currencies, some on hold: the page's balances are one grouped query.
+    instructor = InstructorFactory()
+    earn(instructor, 1000 + n)
+    earn(instructor, 500, "eur", days_ago=1)
+
+
+def _transfer(n):
+    instructor = InstructorFactory()
+    transfer = Transfer.objects.create(
+        stripe_id=f"tr_q{n}",
+        instructor=instructor,
+        destination=f"acct_q{n}",
+        amount=1000,
+        currency="usd",
+        created=timezone.now(),
+    )
+    TransferReversal.objects.create(
+        stripe_id=f"trr_q{n}", transfer=transfer, amount=100, currency="usd", created=timezone.now()
+    )
+
+
+def _adjustment(n):
+    adjustment = earning_adjustment_request(
+        instructor=InstructorFactory(),
+        amount=700,
+        currency="usd",
+        reason="Bonus",
+        acting_user=_clerk(),
+    )
+    earning_adjustment_approve(adjustment=adjustment, acting_user=_clerk("approver"))
+
+
 def _rollup(n):
     day = timezone.localdate() - timedelta(days=n)
     PaymentFactory(created=timezone.now() - timedelta(days=n))
@@ -76,6 +149,12 @@ LISTS = [
     ("/api/v1/audit-log/", _audit),
     ("/api/v1/rollups/", _rollup),
     ("/api/v1/receipts/", lambda n: receipt_issue(payment=PaymentFactory())),
+    ("/api/v1/payouts/", _payout),
+    ("/api/v1/payout-runs/", lambda n: (_balances(n), payout_run_create())),
+    ("/api/v1/instructors/", _balances),
+    ("/api/v1/earning-entries/", lambda n: earn(PaymentFactory().instructor, 100)),
+    ("/api/v1/transfers/", _transfer),
+    ("/api/v1/earning-adjustments/", _adjustment),
 ]
 
 

@@ -131,3 +131,24 @@ def test_exports_read_in_chunks_with_a_server_side_iterator(exporter, monkeypatc
     for url in URLS[:2]:
         body(exporter.get(url))
     assert calls == [2000, 2000]
+
+
+def test_the_refunds_export_takes_every_filter_of_the_refund_requests_list(exporter):
+    """One filter class for both (refunds.api.RefundRequestFilter): what the list finds, the
+    export writes, the list's own filters (priority, reason, payment) included."""
+    old = RefundRequestFactory(amount=900)
+    RefundRequest.objects.filter(pk=old.pk).update(
+        created_at=datetime.now(UTC) - timedelta(days=10)
+    )
+    young = RefundRequestFactory(amount=800)
+    rejected = RefundRequestFactory(status=RefundRequest.Status.REJECTED, amount=700)
+    for query, expected in (
+        ({"status": ["pending", "rejected"]}, [rejected, young, old]),
+        ({"priority": "urgent"}, [old]),
+        ({"payment": young.payment_id}, [young]),
+        ({"amount_max": "7.50"}, [rejected]),
+    ):
+        listed = exporter.get("/api/v1/refund-requests/", query).json()["results"]
+        exported = csv_dicts(body(exporter.get(URLS[2], query)))
+        assert [int(row["id"]) for row in exported] == [row["id"] for row in listed]
+        assert [row["id"] for row in listed] == [row.pk for row in expected], query

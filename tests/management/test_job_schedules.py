@@ -3,6 +3,7 @@ migrate, idempotent, every func resolvable in management.jobs, and run by django
 scheduler."""
 
 import importlib
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -12,6 +13,7 @@ from django_q.scheduler import scheduler
 
 from management.schedules import (
     ANALYTICS_SCHEDULE_NAME,
+    PAYOUT_RUN_SCHEDULE_NAME,
     RECEIPTS_SCHEDULE_NAME,
     REFUNDS_SCHEDULE_FUNC,
     REFUNDS_SCHEDULE_NAME,
@@ -50,6 +52,22 @@ def test_an_old_row_is_repointed_by_name():
     )
     ensure_job_schedules()
     assert Schedule.objects.get(name=REFUNDS_SCHEDULE_NAME).func == REFUNDS_SCHEDULE_FUNC
+
+
+def test_the_weekly_payout_run_waits_one_interval_and_an_update_never_moves_it():
+    """A fresh install (or every demo start) must not create payouts at once: the first run is
+    one interval away; the other jobs start at once."""
+    Schedule.objects.all().delete()
+    before = timezone.now()
+    ensure_job_schedules()
+    rows = {row.name: row for row in Schedule.objects.all()}
+    payout_run = rows.pop(PAYOUT_RUN_SCHEDULE_NAME)
+    assert payout_run.next_run >= before + timedelta(minutes=payout_run.minutes)
+    assert all(row.next_run < before + timedelta(minutes=1) for row in rows.values())
+    planned = timezone.now() + timedelta(days=2)
+    Schedule.objects.filter(pk=payout_run.pk).update(next_run=planned)
+    ensure_job_schedules()
+    assert Schedule.objects.get(pk=payout_run.pk).next_run == planned
 
 
 def test_due_schedules_refresh_today_and_issue_missing_receipts(monkeypatch):
