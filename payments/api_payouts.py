@@ -36,7 +36,7 @@ from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
 
 from . import payout_rules
-from .admin.other import InstructorAdmin
+from .admin.instructor import InstructorAdmin
 from .admin.transfer import TransferAdmin
 from .api_filters import AmountRangeFilterMixin, admin_search_filter
 from .api_refusals import CONFLICT, FORBIDDEN, INVALID, RULE, message_matches, refusal_error

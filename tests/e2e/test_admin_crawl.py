@@ -27,10 +27,19 @@ from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
 from payments import sync
 from payments.gateway import StripeTransfer, StripeTransferReversal
-from payments.models import Instructor, Payment, SyncRun, WebhookEvent
+from payments.models import (
+    EarningAdjustment,
+    Instructor,
+    Payment,
+    Payout,
+    PayoutRun,
+    SyncRun,
+    WebhookEvent,
+)
 from refunds.models import RefundRequest
 from reports.demo import seed_reports
 from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
+from tests.payments.payout_support import entry, payout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -155,6 +164,16 @@ def demo_like_data():
         finished_at=timezone.now(),
         counts={"payment_intent": {"created": 3, "updated": 1, "unchanged": 96, "skipped": 0}},
         outcomes={"payment_intent": {"status": "succeeded", "error": ""}},
+    )
+    # Payouts: a run's payout paid by Connect and a yen bank transfer waiting for approval.
+    instructor = Instructor.objects.exclude(stripe_account_id="").first()
+    entry(instructor, 90000)
+    entry(instructor, 150000, "jpy")
+    run = PayoutRun.objects.create(totals={"usd": {"count": 1, "amount": 45000}})
+    payout(instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0002")
+    payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
+    EarningAdjustment.objects.create(
+        instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
     )
     # An API token of the superuser's, so the API tokens list has a row to open.
     demo = get_user_model().objects.get(username="demo")
