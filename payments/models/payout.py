@@ -263,6 +263,9 @@ class EarningEntry(models.Model):
                 fields=["instructor", "currency", "occurred_at"], name="earning_instr_occurred_idx"
             ),
             models.Index(fields=["payment"], name="earning_payment_idx"),
+            # The ledger's export for accounting: every instructor's entries over a range of
+            # days, oldest first (reports/ledger_export.py).
+            models.Index(fields=["occurred_at", "id"], name="earning_occurred_idx"),
         ]
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="earning_not_zero")]
 
