@@ -1,4 +1,5 @@
-"""Disputes and files for localstripe, in the shape Stripe's API reference documents.
+"""Disputes and files for localstripe, in the shape Stripe's API reference documents (and,
+through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals).
 
 Test and demo infrastructure only (DESIGN.md decision 14): the launcher
 (scripts/localstripe_server.py) calls `install()` before it serves. What it adds:
@@ -134,6 +135,11 @@ FILE_MAX_BYTES = 16 * 1024 * 1024
 ERR_DISPUTE_CLOSED = "This dispute is already closed."
 ERR_DISPUTE_SUBMITTED = "Evidence for this dispute has already been submitted."
 ERR_CHARGE_DISPUTED = "Charge {charge} has been charged back; cannot issue a refund."
+ERR_IN_PROGRESS = (
+    "There is currently another in-progress request using this Idempotent Key (that "
+    "probably means you submitted twice, and the other request is still going through): "
+    "{key}. Please try again later."
+)
 ERR_IDEMPOTENCY = (
     "Keys for idempotent requests can only be used with the same parameters they were first "
     "used with. Try using a key other than '{key}' if you meant to execute a different request."
@@ -601,29 +607,47 @@ async def _request_fingerprint(request) -> str:
     return digest.hexdigest()
 
 
+def _idempotency_error(status: int, message: str) -> web.Response:
+    # Stripe's error type for key misuse (UserError would call it invalid_request_error).
+    return server.json_response(
+        {"error": {"type": "idempotency_error", "message": message}}, status=status
+    )
+
+
+# Idempotency keys whose first request is still being answered.
+_in_flight: set[str] = set()
+
+
 def _idempotent(handler):
     """Same Idempotency-Key and same request -> the stored answer; another request with the
-    key -> Stripe's idempotency_error. Keys live in the store (flushed with the data)."""
+    key -> Stripe's idempotency_error; a request while the key's first one is still being
+    answered -> Stripe's 409 (the client retries it). Keys live in the store (flushed with
+    the data)."""
 
     async def wrapped(request):
         key = request.headers.get("Idempotency-Key")
         if not key:
             return await handler(request)
         fingerprint = await _request_fingerprint(request)
+        if key in _in_flight:
+            return _idempotency_error(409, ERR_IN_PROGRESS.format(key=key))
         seen = store.get("idempotency:" + key)
         if seen is not None:
             if seen["fingerprint"] != fingerprint:
-                raise UserError(400, ERR_IDEMPOTENCY.format(key=key), {"type": "idempotency_error"})
+                return _idempotency_error(400, ERR_IDEMPOTENCY.format(key=key))
             return web.Response(
                 status=seen["status"],
                 body=seen["body"],
                 content_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
+        _in_flight.add(key)
         try:
             response = await handler(request)
         except UserError as error:
             response = error.to_response()
+        finally:
+            _in_flight.discard(key)
         if response.status < 500:
             store["idempotency:" + key] = {
                 "fingerprint": fingerprint,
@@ -715,3 +739,7 @@ def install(*, dispute_outcome_delay: float = 0.5) -> None:
     router.add_get("/v1/files/{id}/contents", _file_contents)
     router.add_post("/_config/charges/{id}/dispute", _config_open_dispute)
     router.add_post("/_config/disputes/{id}", _config_update_dispute)
+    # Connected accounts, transfers and reversals (scripts/localstripe_connect.py).
+    from localstripe_connect import install as install_connect
+
+    install_connect(_idempotent)

@@ -16,6 +16,8 @@ that uses them (payments.gateway.client).
 from payments.gateway.calls import (
     PAGE_SIZE,
     PAYMENT_INTENT_EXPAND,
+    stripe_account_create,
+    stripe_account_retrieve,
     stripe_customer_create,
     stripe_customer_list_pages,
     stripe_customer_retrieve,
@@ -36,6 +38,11 @@ from payments.gateway.calls import (
     stripe_refund_list,
     stripe_refund_list_pages,
     stripe_refund_retrieve,
+    stripe_transfer_create,
+    stripe_transfer_list,
+    stripe_transfer_list_pages,
+    stripe_transfer_retrieve,
+    stripe_transfer_reversal_create,
 )
 from payments.gateway.client import (
     CallCounter,
@@ -47,21 +54,27 @@ from payments.gateway.client import (
 )
 from payments.gateway.errors import should_retry, translate_error
 from payments.gateway.mappers import (
+    account_from_stripe,
     customer_from_stripe,
     dispute_from_stripe,
     file_from_stripe,
     payment_intent_from_stripe,
     payment_method_from_stripe,
     refund_from_stripe,
+    transfer_from_stripe,
+    transfer_reversal_from_stripe,
 )
 from payments.gateway.types import (
     Page,
+    StripeAccount,
     StripeCustomer,
     StripeDispute,
     StripeFile,
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeTransfer,
+    StripeTransferReversal,
 )
 from payments.gateway.webhooks import webhook_event_construct, webhook_signature_header
 
@@ -72,6 +85,7 @@ __all__ = [
     "GatewayConfig",
     "Page",
     "RetryPolicy",
+    "StripeAccount",
     "StripeClient",
     "StripeCustomer",
     "StripeDispute",
@@ -79,7 +93,10 @@ __all__ = [
     "StripePaymentIntent",
     "StripePaymentMethod",
     "StripeRefund",
+    "StripeTransfer",
+    "StripeTransferReversal",
     "TokenBucket",
+    "account_from_stripe",
     "count_api_calls",
     "customer_from_stripe",
     "dispute_from_stripe",
@@ -88,6 +105,8 @@ __all__ = [
     "payment_method_from_stripe",
     "refund_from_stripe",
     "should_retry",
+    "stripe_account_create",
+    "stripe_account_retrieve",
     "stripe_customer_create",
     "stripe_customer_list_pages",
     "stripe_customer_retrieve",
@@ -108,6 +127,13 @@ __all__ = [
     "stripe_refund_list",
     "stripe_refund_list_pages",
     "stripe_refund_retrieve",
+    "stripe_transfer_create",
+    "stripe_transfer_list",
+    "stripe_transfer_list_pages",
+    "stripe_transfer_retrieve",
+    "stripe_transfer_reversal_create",
+    "transfer_from_stripe",
+    "transfer_reversal_from_stripe",
     "translate_error",
     "webhook_event_construct",
     "webhook_signature_header",

@@ -23,21 +23,28 @@ from payments.gateway.mappers import (
     _get,
     _id,
     _int,
+    account_from_stripe,
     customer_from_stripe,
     dispute_from_stripe,
     file_from_stripe,
     payment_intent_from_stripe,
     payment_method_from_stripe,
     refund_from_stripe,
+    transfer_from_stripe,
+    transfer_reversal_from_stripe,
+    transfer_reversals_incomplete,
 )
 from payments.gateway.types import (
     Page,
+    StripeAccount,
     StripeCustomer,
     StripeDispute,
     StripeFile,
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeTransfer,
+    StripeTransferReversal,
 )
 
 ERR_AMOUNT_NOT_POSITIVE = "amount must be a positive number of minor units"
@@ -556,4 +563,222 @@ def stripe_payment_intent_create(
             idempotency_key=idempotency_key,
             mutating=True,
         )
+    )
+
+
+# --- Connect: connected accounts, transfers, reversals ----------------------------------------
+
+
+def stripe_account_create(
+    *,
+    email: str,
+    name: str = "",
+    country: str = "US",
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripeAccount:
+    """Create an Express connected account for an instructor, requesting the `transfers`
+    capability (what a payout needs; Stripe activates it once the instructor has finished
+    onboarding, so check `can_receive_transfers` before paying). Raises InvalidRequest when
+    Stripe refuses, GatewayTimeout when it may have acted (retry with the SAME key), or
+    another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {
+        "type": "express",
+        "country": country.upper(),
+        "email": email,
+        "capabilities": {"transfers": {"requested": True}},
+    }
+    if name:
+        params["business_profile"] = {"name": name}
+    return account_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.accounts.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_account_retrieve(
+    *, account_id: str, client: StripeClient | None = None
+) -> StripeAccount:
+    """The connected account as Stripe has it now (capabilities, charges/payouts enabled).
+    Raises ResourceMissing (404) or another GatewayError."""
+    client = client or StripeClient.from_settings()
+    return account_from_stripe(
+        client.call(lambda sdk, options: sdk.v1.accounts.retrieve(account_id, options=options))
+    )
+
+
+def _transfer_reversals_all(transfer_id: str, client: StripeClient) -> list[StripeTransferReversal]:
+    """Every reversal of a transfer, newest first: ceil(n/100) calls."""
+
+    def fetch(sdk, call_params, options):
+        return sdk.v1.transfers.reversals.list(transfer_id, params=call_params, options=options)
+
+    reversals: list[StripeTransferReversal] = []
+    for page in _list_pages(
+        fetch,
+        lambda obj: transfer_reversal_from_stripe(obj, transfer_id=transfer_id),
+        params={},
+        created_gt=None,
+        starting_after=None,
+        client=client,
+        server_filters_created=True,
+    ):
+        reversals.extend(page.items)
+    return reversals
+
+
+def _transfer_mapper(client: StripeClient) -> Callable[[Any], StripeTransfer]:
+    """Stripe embeds a transfer's first ten reversals: page the rest only when it says there
+    are more (one extra call for such a transfer, none for the others)."""
+
+    def mapper(obj: Any) -> StripeTransfer:
+        if transfer_reversals_incomplete(obj):
+            return transfer_from_stripe(obj, reversals=_transfer_reversals_all(_id(obj), client))
+        return transfer_from_stripe(obj)
+
+    return mapper
+
+
+def stripe_transfer_create(
+    *,
+    amount: int,
+    currency: str,
+    destination: str,
+    transfer_group: str,
+    metadata: dict,
+    description: str = "",
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripeTransfer:
+    """Transfer `amount` minor units of `currency` from the platform's balance to the
+    connected account `destination`. Put the payout's id in `metadata` and its reference in
+    `transfer_group`, so that the transfer can be found (stripe_transfer_list) after an
+    ambiguous failure. Raises InvalidRequest when Stripe refuses (unknown destination, an
+    account without the transfers capability: stripe_code `resource_missing` /
+    `insufficient_capabilities_for_transfer`; insufficient platform balance), GatewayTimeout
+    when it may have acted (look it up, or retry with the SAME key), or another
+    GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    if amount <= 0:
+        raise ValueError(ERR_AMOUNT_NOT_POSITIVE)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {
+        "amount": int(amount),
+        "currency": currency.lower(),
+        "destination": destination,
+        "transfer_group": transfer_group,
+        "metadata": _strings(metadata),
+    }
+    if description:
+        params["description"] = description
+    return _transfer_mapper(client)(
+        client.call(
+            lambda sdk, options: sdk.v1.transfers.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        )
+    )
+
+
+def stripe_transfer_retrieve(
+    *, transfer_id: str, client: StripeClient | None = None
+) -> StripeTransfer:
+    """The transfer as Stripe has it now, with all its reversals. Raises ResourceMissing
+    (404) or another GatewayError."""
+    client = client or StripeClient.from_settings()
+    return _transfer_mapper(client)(
+        client.call(lambda sdk, options: sdk.v1.transfers.retrieve(transfer_id, options=options))
+    )
+
+
+def stripe_transfer_list(
+    *,
+    transfer_group: str | None = None,
+    destination: str | None = None,
+    created_gte: datetime | None = None,
+    client: StripeClient | None = None,
+) -> list[StripeTransfer]:
+    """Every transfer matching the filters, newest first: how a payout finds the transfer
+    of its `transfer_group` after a timeout before sending again. ceil(n/100) calls.
+    Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {}
+    if transfer_group is not None:
+        params["transfer_group"] = transfer_group
+    if destination is not None:
+        params["destination"] = destination
+    if created_gte is not None:
+        params["created"] = {"gte": int(created_gte.timestamp())}
+    transfers: list[StripeTransfer] = []
+    for page in _list_pages(
+        lambda sdk, call_params, options: sdk.v1.transfers.list(
+            params=call_params, options=options
+        ),
+        _transfer_mapper(client),
+        params=params,
+        created_gt=None,
+        starting_after=None,
+        client=client,
+        server_filters_created=True,
+    ):
+        transfers.extend(page.items)
+    return transfers
+
+
+def stripe_transfer_list_pages(
+    *,
+    created_gt: datetime | None = None,
+    starting_after: str | None = None,
+    client: StripeClient | None = None,
+) -> Iterator[Page[StripeTransfer]]:
+    """Pages (100 each, newest first) of transfers created after `created_gt`, each with
+    all its reversals. The project's localstripe launcher serves transfers with Stripe's
+    `created` filters, so the compatibility mode changes nothing here. Raises
+    GatewayError."""
+    client = client or StripeClient.from_settings()
+    return _list_pages(
+        lambda sdk, params, options: sdk.v1.transfers.list(params=params, options=options),
+        _transfer_mapper(client),
+        params={},
+        created_gt=created_gt,
+        starting_after=starting_after,
+        client=client,
+        server_filters_created=True,
+    )
+
+
+def stripe_transfer_reversal_create(
+    *,
+    transfer_id: str,
+    amount: int,
+    metadata: dict,
+    idempotency_key: str,
+    client: StripeClient | None = None,
+) -> StripeTransferReversal:
+    """Pull `amount` minor units (in the transfer's currency) back from the connected
+    account. Raises InvalidRequest when Stripe refuses (more than is left to reverse, the
+    connected account's balance too low), GatewayTimeout when it may have acted (retry with
+    the SAME key), or another GatewayError."""
+    if not idempotency_key:
+        raise ValueError(ERR_IDEMPOTENCY_KEY_REQUIRED)
+    if amount <= 0:
+        raise ValueError(ERR_AMOUNT_NOT_POSITIVE)
+    client = client or StripeClient.from_settings()
+    params: dict[str, Any] = {"amount": int(amount), "metadata": _strings(metadata)}
+    return transfer_reversal_from_stripe(
+        client.call(
+            lambda sdk, options: sdk.v1.transfers.reversals.create(
+                transfer_id, params=params, options=options
+            ),
+            idempotency_key=idempotency_key,
+            mutating=True,
+        ),
+        transfer_id=transfer_id,
     )

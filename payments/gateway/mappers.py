@@ -13,12 +13,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from payments.gateway.types import (
+    StripeAccount,
     StripeCustomer,
     StripeDispute,
     StripeFile,
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeTransfer,
+    StripeTransferReversal,
 )
 
 
@@ -262,3 +265,58 @@ def _dispute_fee(obj: Any) -> int:
         fee = _fee_in(currency, transaction, "fee")
         total += fee or 0
     return max(0, total)
+
+
+def account_from_stripe(obj: Any) -> StripeAccount:
+    capabilities = _get(obj, "capabilities")
+    return StripeAccount(
+        id=_str(_get(obj, "id")),
+        email=_str(_get(obj, "email")).strip().lower(),
+        charges_enabled=bool(_get(obj, "charges_enabled", False)),
+        payouts_enabled=bool(_get(obj, "payouts_enabled", False)),
+        transfers_capability=_str(_get(capabilities, "transfers")),
+        type=_str(_get(obj, "type")),
+        country=_str(_get(obj, "country")),
+        created=_ts(_get(obj, "created")),
+        metadata=_plain(_get(obj, "metadata")) or {},
+    )
+
+
+def transfer_reversal_from_stripe(obj: Any, *, transfer_id: str = "") -> StripeTransferReversal:
+    return StripeTransferReversal(
+        id=_str(_get(obj, "id")),
+        transfer_id=_id(_get(obj, "transfer")) or transfer_id,
+        amount=_int(_get(obj, "amount")),
+        currency=_str(_get(obj, "currency")).lower(),
+        created=_ts(_get(obj, "created")) or datetime.now(UTC),
+        metadata=_plain(_get(obj, "metadata")) or {},
+    )
+
+
+def transfer_from_stripe(
+    obj: Any, *, reversals: list[StripeTransferReversal] | None = None
+) -> StripeTransfer:
+    """`reversals`: the full list when the caller paged it; else the ones Stripe embeds."""
+    transfer_id = _str(_get(obj, "id"))
+    if reversals is None:
+        embedded = _get(_get(obj, "reversals"), "data") or []
+        reversals = [transfer_reversal_from_stripe(r, transfer_id=transfer_id) for r in embedded]
+    return StripeTransfer(
+        id=transfer_id,
+        amount=_int(_get(obj, "amount")),
+        currency=_str(_get(obj, "currency")).lower(),
+        destination=_id(_get(obj, "destination")),
+        created=_ts(_get(obj, "created")) or datetime.now(UTC),
+        amount_reversed=_int(_get(obj, "amount_reversed")),
+        reversed=bool(_get(obj, "reversed", False)),
+        transfer_group=_str(_get(obj, "transfer_group")),
+        description=_str(_get(obj, "description")),
+        metadata=_plain(_get(obj, "metadata")) or {},
+        livemode=bool(_get(obj, "livemode", False)),
+        reversals=reversals,
+    )
+
+
+def transfer_reversals_incomplete(obj: Any) -> bool:
+    """Did Stripe embed only the first page of the transfer's reversals?"""
+    return bool(_get(_get(obj, "reversals"), "has_more", False))

@@ -121,6 +121,59 @@ class StripeFile:
 
 
 @dataclass(frozen=True, slots=True)
+class StripeAccount:
+    """A Connect connected account. `transfers_capability` is Stripe's status of its
+    `transfers` capability (`active`, `inactive`, `pending`; "" when not requested): only an
+    account with it active can receive transfers."""
+
+    id: str
+    email: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    transfers_capability: str
+    type: str = ""
+    country: str = ""
+    created: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def can_receive_transfers(self) -> bool:
+        return self.transfers_capability == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class StripeTransferReversal:
+    """Money pulled back from a connected account: `amount` minor units of `currency`."""
+
+    id: str
+    transfer_id: str
+    amount: int
+    currency: str
+    created: datetime
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StripeTransfer:
+    """A Connect transfer to `destination` (a connected account id). Amounts in minor units
+    of `currency`; `reversals` are all of its reversals, newest first (the gateway pages
+    past the ten Stripe embeds)."""
+
+    id: str
+    amount: int
+    currency: str
+    destination: str
+    created: datetime
+    amount_reversed: int = 0
+    reversed: bool = False
+    transfer_group: str = ""
+    description: str = ""
+    metadata: dict = field(default_factory=dict)
+    livemode: bool = False
+    reversals: list[StripeTransferReversal] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class Page[T]:
     """One list call's worth: mapped items, whether more exist, and the cursor to resume
     after this page (the last raw object's id, also when the mapped list is filtered)."""
