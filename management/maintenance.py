@@ -5,6 +5,9 @@ from its succeeded refunds, net from amount and fees, a balance from its ledger)
 invent money. Each repaired row gets an AdminAction in the same transaction, so the audit
 trail says what was changed and from what.
 
+The instructors' earnings ledger is append-only: its check (fix_earnings) writes the entries
+a payment is missing, and a correction for what they still do not explain, never an edit.
+
 Mirrored rows that the boundary checks (payments/validation.py) would refuse today, stored
 before them or around them (an unknown currency, a negative amount, a refund or dispute above
 or beside its payment, an id of the wrong kind, a status we have no label for), are reported,
@@ -25,7 +28,7 @@ from django.utils import timezone
 from django_q.models import Success
 
 from backoffice.audit import audit_record
-from payments import ledger
+from payments import earnings, ledger
 from payments.models import (
     BalanceEntry,
     Dispute,
@@ -41,6 +44,7 @@ from payments.sync import refresh_payments
 from payments.validation import ID_PREFIXES
 
 ACTION_FIX = "fix_inconsistency"
+ACTION_FIX_EARNINGS = "fix_inconsistency.earnings"
 CHUNK = 2000
 MAX_EXAMPLES = 20
 
@@ -177,7 +181,8 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
     the same rules as the sync), hour balances against their entries. Reports the payments
     whose metadata misses fields of the contract (only the checkout can fill those), and
     the mirrored rows the boundary checks would refuse (bad_rows_report: reported, never
-    changed)."""
+    changed). Then the instructors' earnings against the repaired payments (fix_earnings,
+    reported under "earnings", apart from `repairs`)."""
     changes: list[dict] = []
     all_pks = list(Payment.objects.order_by("pk").values_list("pk", flat=True))
     for start in range(0, len(all_pks), CHUNK):
@@ -223,6 +228,7 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
                 StudentBalance.objects.filter(pk=balance.pk).update(minutes=balance.ledger)
         if dry_run:
             transaction.set_rollback(True)
+    earnings_report = fix_earnings(dry_run=dry_run)
     gaps = Payment.objects.exclude(metadata_problems=[]).order_by("-created")
     return {
         "dry_run": dry_run,
@@ -236,6 +242,74 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
             ]
         ],
         **bad_rows_report(),
+        "earnings": earnings_report,
+    }
+
+
+EARNINGS_REASON = "earnings of {payment}: entries made {entries}, the payment's net is {net}"
+
+
+def fix_earnings(*, dry_run: bool = False) -> dict:
+    """Check the instructors' ledger against the payments (payments/earnings.py: a captured
+    payment's entries sum to its net, all its instructor's; any other payment's to zero) and,
+    unless dry_run, write what is missing: the effects without an entry, then a correction
+    for the rest. Entries are never edited or deleted. Payments stored before the ledger
+    existed get their whole history here (the backfill). One AdminAction per repaired
+    payment, in the transaction that writes its entries."""
+    off: list[dict] = []
+    written = 0
+    all_pks = list(Payment.objects.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(all_pks), CHUNK):
+        gaps = earnings.earnings_gaps(all_pks[start : start + CHUNK])
+        if not gaps:
+            continue
+        with transaction.atomic():
+            entries = earnings.record_payment_entries([gap.payment_id for gap in gaps])
+            by_payment: dict[int, list] = {}
+            for entry in entries:
+                by_payment.setdefault(entry.payment_id, []).append(entry)
+            for gap in gaps:
+                made = sum(gap.entries.values())
+                wrote = [
+                    {"reference": e.reference, "instructor_id": e.instructor_id, "amount": e.amount}
+                    for e in by_payment.get(gap.payment_id, [])
+                ]
+                finding = {
+                    "payment": gap.payment_intent_id,
+                    "instructor_id": gap.instructor_id,
+                    # Every instructor whose balance this payment's entries get wrong.
+                    "instructors": sorted((set(gap.entries) | {gap.instructor_id}) - {None}),
+                    "currency": gap.currency,
+                    "net": gap.net,
+                    "entries": made,
+                    "written": wrote,
+                }
+                off.append(finding)
+                if not dry_run and wrote:
+                    audit_record(
+                        acting_user=None,
+                        action=ACTION_FIX_EARNINGS,
+                        target=Payment,
+                        target_id=str(gap.payment_id),
+                        target_repr=gap.payment_intent_id,
+                        amount=gap.net - made,
+                        currency=gap.currency,
+                        reason=EARNINGS_REASON.format(
+                            payment=gap.payment_intent_id,
+                            entries=format_money(made, gap.currency),
+                            net=format_money(gap.net, gap.currency),
+                        ),
+                        details={"field": "earnings", **finding},
+                    )
+            written += len(entries)
+            if dry_run:
+                transaction.set_rollback(True)
+    return {
+        "payments_off": len(off),
+        "entries_written": 0 if dry_run else written,
+        "entries_missing": written,
+        "instructors": sorted({who for f in off for who in f["instructors"]}),
+        "examples": off[:MAX_EXAMPLES],
     }
 
 

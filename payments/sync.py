@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments import fraud_rules, ledger, validation
+from payments import earnings, fraud_rules, ledger, validation
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -583,6 +583,10 @@ def upsert_payment_intents(
         )
         created = [p for p in written if p.stripe_payment_intent_id not in existing]
         _history(Payment, created=created, updated=updated, key="stripe_payment_intent_id")
+        # The instructors' ledger follows the derived columns, in this transaction (the
+        # payments are locked): an earning when one is captured, a correction when its net
+        # moved without a refund or dispute row to explain it.
+        earnings.record_payment_earnings([p.pk for p in created] + [p.pk for p in updated])
         if send_signals and newly_succeeded:
             _send_succeeded(newly_succeeded)
         if detect_fraud and to_write:
@@ -600,8 +604,9 @@ class PaymentChange:
 
 def refresh_payments(payment_pks: set[int], *, reason: str = HISTORY_REASON) -> list[PaymentChange]:
     """Re-derive the ledger's columns of these payments from their stored Stripe snapshot and
-    local refunds and disputes (after refunds or disputes changed, or to repair them). Locks
-    them in pk order; the caller's transaction holds the locks. Returns what changed."""
+    local refunds and disputes (after refunds or disputes changed, or to repair them), and
+    write the earnings entries they are missing (payments.earnings). Locks them in pk order;
+    the caller's transaction holds the locks. Returns what changed."""
     if not payment_pks:
         return []
     payments = list(Payment.objects.select_for_update().filter(pk__in=payment_pks).order_by("pk"))
@@ -618,6 +623,9 @@ def refresh_payments(payment_pks: set[int], *, reason: str = HISTORY_REASON) -> 
         changed = [change.payment for change in changes]
         Payment.objects.bulk_update(changed, [*ledger.DERIVED_FIELDS, "updated_at"])
         Payment.history.bulk_history_create(changed, update=True, default_change_reason=reason)
+    # Every payment asked about, changed or not: a refund or dispute row may need its entry
+    # even when the net it explains was already known (from Stripe's refunded amount).
+    earnings.record_payment_earnings(payment_pks)
     return changes
 
 

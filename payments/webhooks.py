@@ -399,12 +399,21 @@ def handle_charge(event: WebhookEvent) -> None:
     payment_intent_id = _id_of(charge.get("payment_intent"))
     if not payment_intent_id:
         return  # a charge outside payment intents: nothing of ours to mirror
+    if event.type != "charge.refunded":
+        sync_payment_intent(payment_intent_id)
+        return
+    # Re-read every refund of the payment (the event's list may be truncated or stale), and
+    # land them before the payment's new refunded amount when we hold the payment: the
+    # instructor's ledger then records each refund as a refund, not first as a correction
+    # for a refunded amount no row explains yet (payments.earnings).
+    refunds = gateway.stripe_refund_list(payment_intent_id=payment_intent_id)
+    for refund in refunds:
+        _refuse(refund.id, refund_problem(refund))
+    held = Payment.objects.filter(stripe_payment_intent_id=payment_intent_id).exists()
+    if held:
+        _refuse_rejected(sync.upsert_refunds(refunds))
     sync_payment_intent(payment_intent_id)
-    if event.type == "charge.refunded":
-        # Re-read every refund of the payment (the event's list may be truncated or stale).
-        refunds = gateway.stripe_refund_list(payment_intent_id=payment_intent_id)
-        for refund in refunds:
-            _refuse(refund.id, refund_problem(refund))
+    if not held:
         _refuse_rejected(sync.upsert_refunds(refunds))
 
 

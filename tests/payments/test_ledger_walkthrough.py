@@ -9,6 +9,9 @@ worked out by hand here:
     dispute of the remaining 75.00 lost -> the instructor bears it: 56.80 - 75.00 = -18.20,
     and the platform pays Stripe's 15.00 dispute fee out of its 15.00: it keeps 0.00
     dispute won -> nothing moves: 56.80
+
+The instructor's earnings ledger says the same at each step: its balance is the net, on hold
+for PAYOUT_HOLD_DAYS after the payment, available after.
 """
 
 import csv
@@ -17,12 +20,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from management import jobs
 from payments import ledger, sync
+from payments.earnings_selectors import earning_balances
 from payments.gateway import StripeDispute, StripePaymentIntent, StripeRefund
-from payments.models import Payment
+from payments.models import EarningEntry, Payment
 from payments.money import format_money
 from reports.export_columns import PAYMENT_COLUMNS
 from reports.exports import PaymentResource, csv_rows
@@ -118,7 +123,18 @@ def _every_screen_and_report(client, *, status, refunded, platform_fee, net, pla
     exported = PaymentResource().export(queryset=Payment.objects.all())
     assert str(exported.dict[0]["net"]) == str(ledger_major(net))
 
-    assert jobs.fix_inconsistencies()["repairs"] == 0
+    # The instructor's balance: the same net, held until PAYOUT_HOLD_DAYS after the payment.
+    key = (payment.instructor_id, "usd")
+    now = timezone.now()
+    held = earning_balances(instructor_ids=[payment.instructor_id], now=now)[key]
+    assert (held.balance, held.on_hold, held.available) == (net, net, 0)
+    later = now + timedelta(days=settings.PAYOUT_HOLD_DAYS, minutes=1)
+    released = earning_balances(instructor_ids=[payment.instructor_id], now=later)[key]
+    assert (released.balance, released.on_hold, released.available) == (net, 0, net)
+
+    fixed = jobs.fix_inconsistencies()
+    assert fixed["repairs"] == 0
+    assert fixed["earnings"]["payments_off"] == 0
 
 
 def ledger_major(minor: int) -> str:
@@ -185,6 +201,11 @@ def test_one_payment_reads_the_same_everywhere_at_every_step(admin_client, outco
         # A late, older snapshot of the intent changes nothing.
         sync.upsert_payment_intents([_intent(now, amount_refunded=2500)])
         assert Payment.objects.get().net == -1820
+        assert _entries() == [
+            ("earning", 7680),
+            ("refund", -2000),
+            ("dispute_lost", -7500),
+        ]
     else:
         sync.upsert_disputes([_dispute(now, "won", fee=0)])
         _every_screen_and_report(
@@ -195,6 +216,12 @@ def test_one_payment_reads_the_same_everywhere_at_every_step(admin_client, outco
             net=5680,
             platform_keeps=1500,
         )
+        assert _entries() == [("earning", 7680), ("refund", -2000)]
+
+
+def _entries() -> list[tuple[str, int]]:
+    """The instructor's entries for the payment: one per effect, no correction needed."""
+    return list(EarningEntry.objects.order_by("pk").values_list("kind", "amount"))
 
 
 def test_the_other_policies(admin_client, settings):
