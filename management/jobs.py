@@ -23,6 +23,7 @@ from payments.models import (
 )
 from payments.selectors import webhook_health
 from payments.services.dispute_alerts import dispute_deadline_alerts_send
+from payments.services.payouts import payout_run_create, payouts_process_approved
 from refunds.models import RefundRequest
 from refunds.selectors import refund_request_pending_count
 from refunds.services import refund_requests_process_pending
@@ -36,6 +37,10 @@ REFRESH_DAYS = 3
 
 ERR_SYNC_FAILED = "Stripe sync failed: {error}"
 ERR_FRAUD_RULES_FAILED = "Fraud rules failed: {errors}"
+ERR_PAYOUTS_UNKNOWN_OUTCOME = (
+    "{count} payout(s) left with an unknown Stripe outcome (last error: {error}); they stay "
+    "processing and the next run looks each transfer up in Stripe before retrying."
+)
 ERR_REFUNDS_UNKNOWN_OUTCOME = (
     "{count} refund request(s) left with an unknown Stripe outcome (last error: {error}); "
     "they stay processing and the next run looks each one up in Stripe before retrying."
@@ -173,6 +178,49 @@ def process_pending_refunds_scheduled() -> dict:
     unknown Stripe outcome (they are retried on the next run either way)."""
     result = process_pending_refunds()
     error = refunds_unknown_outcome_error(result)
+    if error:
+        raise JobFailed(error)
+    return result
+
+
+# --- instructor payouts (payments/services/payouts.py) -----------------------------------------
+
+
+def create_payouts(
+    *, currency: str | None = None, dry_run: bool = False, trigger: str = "command"
+) -> dict:
+    """One pending payout per instructor and currency whose payable balance reaches
+    PAYOUT_MINIMUM (or only `currency`); `dry_run` says what would be created. Raises
+    payments.services.payouts.PayoutError for a currency with no configured minimum."""
+    return payout_run_create(currency=currency, dry_run=dry_run, trigger=trigger).as_dict()
+
+
+def create_payouts_scheduled() -> dict:
+    """The weekly payout run (the payouts it creates wait for approval)."""
+    return create_payouts(trigger="schedule")
+
+
+def process_payouts(*, limit: int = 500) -> dict:
+    """Send approved Connect payouts through Stripe and resume interrupted ones. Besides
+    the counts: `unknown_outcome`, payouts waiting with an unknown Stripe outcome, and the
+    last `gateway_error`; non-zero means Stripe could not be asked or did not answer."""
+    return payouts_process_approved(limit=limit)
+
+
+def payouts_unknown_outcome_error(result: dict) -> str:
+    """The error to report for a process_payouts result, or "" when it did its work."""
+    if not result["unknown_outcome"]:
+        return ""
+    return ERR_PAYOUTS_UNKNOWN_OUTCOME.format(
+        count=result["unknown_outcome"], error=result["gateway_error"] or "none recorded"
+    )
+
+
+def process_payouts_scheduled() -> dict:
+    """The payout safety net's schedule: raises JobFailed while payouts are left with an
+    unknown Stripe outcome (they are retried on the next run either way)."""
+    result = process_payouts()
+    error = payouts_unknown_outcome_error(result)
     if error:
         raise JobFailed(error)
     return result

@@ -30,6 +30,10 @@ FRAUD_SCHEDULE_NAME = "payments: detect fraud"
 FRAUD_SCHEDULE_FUNC = "management.jobs.detect_fraud_scheduled"
 DISPUTE_ALERTS_SCHEDULE_NAME = "payments: dispute deadline alerts"
 DISPUTE_ALERTS_SCHEDULE_FUNC = "management.jobs.dispute_deadline_alerts_scheduled"
+PAYOUT_RUN_SCHEDULE_NAME = "payments: create payouts"
+PAYOUT_RUN_SCHEDULE_FUNC = "management.jobs.create_payouts_scheduled"
+PAYOUTS_PROCESS_SCHEDULE_NAME = "payments: process approved payouts"
+PAYOUTS_PROCESS_SCHEDULE_FUNC = "management.jobs.process_payouts_scheduled"
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,30 @@ def job_schedules() -> list[JobSchedule]:
             60,
             title="Detect fraud",
             description="Runs the fraud rules over recent payments and opens alerts.",
+        ),
+        # Weekly by default: the payouts it creates wait for approval, so the interval only
+        # decides how often finance gets a batch to review.
+        JobSchedule(
+            PAYOUT_RUN_SCHEDULE_NAME,
+            PAYOUT_RUN_SCHEDULE_FUNC,
+            max(1, int(settings.PAYOUT_RUN_SCHEDULE_MINUTES)),
+            title="Create payouts",
+            description=(
+                "Creates one payout per instructor and currency whose available balance "
+                "reaches the minimum; they wait for approval."
+            ),
+        ),
+        # The payout safety net: approved payouts whose on-commit task was lost, and those a
+        # dead worker or an unknown Stripe outcome left in PROCESSING.
+        JobSchedule(
+            PAYOUTS_PROCESS_SCHEDULE_NAME,
+            PAYOUTS_PROCESS_SCHEDULE_FUNC,
+            15,
+            title="Process approved payouts",
+            description=(
+                "Sends approved Stripe Connect payouts and resumes interrupted ones (the safety "
+                "net behind each approval's own task)."
+            ),
         ),
     ]
 

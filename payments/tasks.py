@@ -18,3 +18,11 @@ def webhook_events_requeue_stale() -> dict:
     from payments.webhooks import webhook_events_requeue_stale as requeue
 
     return requeue()
+
+
+def payout_process_task(payout_id: int) -> str:
+    """Send one approved Connect payout through Stripe (queued on approval); its status
+    afterwards."""
+    from payments.services.payouts import payout_process
+
+    return payout_process(payout_id=payout_id).status

@@ -187,6 +187,8 @@ EARNING_ADJUSTMENT_SENIOR_APPROVAL_ABOVE = env_thresholds(
 )
 # A worker's claim on a payout older than this is a crashed worker: the payout may resume.
 PAYOUT_PROCESSING_LEASE_SECONDS = env_int("PAYOUT_PROCESSING_LEASE_SECONDS", 300)
+# How often the payout run schedule creates payouts (minutes; default weekly).
+PAYOUT_RUN_SCHEDULE_MINUTES = env_int("PAYOUT_RUN_SCHEDULE_MINUTES", 7 * 24 * 60)
 
 # --- Fraud rules (payments/fraud_rules.py; the README lists them) ---------------------------
 # Each pass (every payment event, the hourly `--detect-fraud`) looks at payments created in

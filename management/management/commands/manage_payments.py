@@ -9,9 +9,11 @@ Exit status (cron and monitoring read it; the same list is in `--help`):
   1   the job ran and failed: a Stripe sync pass failed (the run is recorded as failed, with
       each object type's outcome), refund requests were left with an unknown Stripe
       outcome (Stripe unreachable; they are retried by the next run), dispute deadline
-      alerts were due with nobody to receive them, or a fraud rule raised (recorded as a
-      FraudRuleFailure; the other rules still ran).
-  2   bad usage: conflicting or misplaced flags, a bad date (nothing was done).
+      alerts were due with nobody to receive them, a fraud rule raised (recorded as a
+      FraudRuleFailure; the other rules still ran), or payouts were left with an unknown
+      Stripe outcome (retried by the next run).
+  2   bad usage: conflicting or misplaced flags, a bad date, a payout currency with no
+      configured minimum (nothing was done).
   75  EX_TEMPFAIL: the Stripe sync or the fraud detection was skipped because another run
       holds its lock; try again later (a skipped sync run is recorded).
 """
@@ -23,14 +25,15 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 
 from management import jobs
+from payments.services.payouts import PayoutError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # argparse's own code for bad usage; our CommandErrors for usage use it too
 EXIT_LOCKED = 75  # sysexits.h EX_TEMPFAIL: "try again later"
 EXIT_CODES_HELP = (
     f"Exit status: 0 done; {EXIT_FAILED} the job failed (a Stripe sync pass failed, "
-    "refund requests left with an unknown Stripe outcome, dispute alerts due with no "
-    "recipient, or a fraud rule failed); "
+    "refund requests or payouts left with an unknown Stripe outcome, dispute alerts due "
+    "with no recipient, or a fraud rule failed); "
     f"{EXIT_USAGE} bad usage (conflicting or misplaced flags); {EXIT_LOCKED} the Stripe "
     "sync was skipped because another run holds its lock (try again later; the same for "
     "--detect-fraud)."
@@ -41,7 +44,8 @@ ERR_HALF_RANGE = "--from and --to go together."
 ERR_RANGE_FLAGS = "--from and --to go with --generate-analytics."
 ERR_DATE_FLAG = "--date goes with --generate-analytics or --payment-report."
 ERR_REPORT_FLAGS = "--format and --output go with --payment-report."
-ERR_DRY_RUN_FLAG = "--dry-run goes with --fix-inconsistencies."
+ERR_DRY_RUN_FLAG = "--dry-run goes with --fix-inconsistencies or --create-payouts."
+ERR_CURRENCY_FLAG = "--currency goes with --create-payouts."
 ERR_SYNC_FLAGS = "--full and --since go with --sync-stripe (--since also with --detect-fraud)."
 ERR_SINCE_FLAG = "--since goes with --sync-stripe or --detect-fraud."
 ERR_SYNC_FULL_AND_SINCE = "Give either --full or --since, not both."
@@ -76,7 +80,8 @@ class Command(BaseCommand):
     help = (
         "Payments operations: one of --sync-stripe, --generate-analytics, --payment-report, "
         "--issue-receipts, --process-pending-refunds, --dispute-alerts, --detect-fraud, "
-        "--fix-inconsistencies, --cleanup-old-data. No action: the overview."
+        "--create-payouts, --process-payouts, --fix-inconsistencies, --cleanup-old-data. "
+        "No action: the overview."
     )
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -97,6 +102,18 @@ class Command(BaseCommand):
             "--process-pending-refunds",
             action="store_true",
             help="Refund approved requests through Stripe and resume interrupted ones.",
+        )
+        # Instructor payouts (payments/services/payouts.py).
+        actions.add_argument(
+            "--create-payouts",
+            action="store_true",
+            help="Create one pending payout per instructor and currency whose available "
+            "balance reaches PAYOUT_MINIMUM (--currency C: only C; --dry-run: only report).",
+        )
+        actions.add_argument(
+            "--process-payouts",
+            action="store_true",
+            help="Send approved Stripe Connect payouts and resume interrupted ones.",
         )
         # Dispute deadline alerts (payments/services/dispute_alerts.py).
         actions.add_argument(
@@ -157,7 +174,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--output", help="With --payment-report: write it to this file.")
         parser.add_argument(
-            "--dry-run", action="store_true", help="With --fix-inconsistencies: only report."
+            "--dry-run",
+            action="store_true",
+            help="With --fix-inconsistencies or --create-payouts: only report.",
+        )
+        parser.add_argument(
+            "--currency", help="With --create-payouts: only this currency (e.g. usd)."
         )
 
     def handle(self, *args, **options):
@@ -165,6 +187,10 @@ class Command(BaseCommand):
         as_json = options["json"]
         if options["fix_inconsistencies"]:
             return self._print(jobs.fix_inconsistencies(dry_run=options["dry_run"]), as_json)
+        if options["create_payouts"]:
+            return self._create_payouts(options)
+        if options["process_payouts"]:
+            return self._process_payouts(as_json)
         if options["cleanup_old_data"]:
             return self._print(jobs.cleanup_old_data(), as_json)
         if options["sync_stripe"]:
@@ -189,8 +215,10 @@ class Command(BaseCommand):
             raise _usage_error(ERR_SINCE_FLAG)
         if options["full"] and options["since"]:
             raise _usage_error(ERR_SYNC_FULL_AND_SINCE)
-        if options["dry_run"] and not options["fix_inconsistencies"]:
+        if options["dry_run"] and not (options["fix_inconsistencies"] or options["create_payouts"]):
             raise _usage_error(ERR_DRY_RUN_FLAG)
+        if options["currency"] and not options["create_payouts"]:
+            raise _usage_error(ERR_CURRENCY_FLAG)
         if (options["format"] or options["output"]) and not options["payment_report"]:
             raise _usage_error(ERR_REPORT_FLAGS)
         if options["date_from"] or options["date_to"]:
@@ -207,6 +235,21 @@ class Command(BaseCommand):
         result = jobs.process_pending_refunds()
         self._print(result, as_json)
         error = jobs.refunds_unknown_outcome_error(result)
+        if error:
+            raise CommandError(error, returncode=EXIT_FAILED)
+
+    def _create_payouts(self, options) -> None:
+        try:
+            result = jobs.create_payouts(currency=options["currency"], dry_run=options["dry_run"])
+        except PayoutError as exc:
+            # A currency nobody configured a minimum for: nothing was done.
+            raise _usage_error(str(exc)) from exc
+        self._print(result, options["json"])
+
+    def _process_payouts(self, as_json: bool) -> None:
+        result = jobs.process_payouts()
+        self._print(result, as_json)
+        error = jobs.payouts_unknown_outcome_error(result)
         if error:
             raise CommandError(error, returncode=EXIT_FAILED)
 
