@@ -8,6 +8,8 @@ _PATHS = {
     "payment_method": "payment_methods",
     "refund": "refunds",
     "dispute": "disputes",
+    "transfer": "connect/transfers",
+    "account": "connect/accounts",
 }
 
 

@@ -36,16 +36,21 @@ from payments.gateway import (
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeTransfer,
 )
 from payments.metadata import PaymentMetadata, parse_payment_metadata
 from payments.models import (
     Customer,
     Dispute,
+    EarningEntry,
     Instructor,
     Payment,
     PaymentMethod,
     PaymentMethodType,
+    Payout,
     Refund,
+    Transfer,
+    TransferReversal,
 )
 from payments.signals import payment_succeeded
 
@@ -831,3 +836,208 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
         _bulk_upsert(Dispute, to_write, unique="stripe_id", update_fields=_DISPUTE_FIELDS)
         refresh_payments(touched)
     return result
+
+
+# --- Connect transfers and their reversals -----------------------------------------------------
+
+_TRANSFER_FIELDS = [
+    "payout_id",
+    "instructor_id",
+    "destination",
+    "amount",
+    "currency",
+    "amount_reversed",
+    "reversed",
+    "transfer_group",
+    "description",
+    "metadata",
+    "livemode",
+    "created",
+]
+_REVERSAL_FIELDS = ["transfer_id", "amount", "currency", "metadata", "created"]
+# Our payouts name themselves in the transfer: metadata `payout_id`, transfer_group
+# `payout:<pk>` (payments/services/payouts.py sends both).
+PAYOUT_METADATA_KEY = "payout_id"
+PAYOUT_GROUP_PREFIX = "payout:"
+
+
+def transfer_reversal_reference(reversal_id: str) -> str:
+    """The EarningEntry reference of a transfer reversal (one entry per reversal, ever)."""
+    return f"transfer_reversal:{reversal_id}"
+
+
+def _payout_pk_named_by(row: StripeTransfer) -> int | None:
+    raw = str(row.metadata.get(PAYOUT_METADATA_KEY) or "")
+    if not raw and row.transfer_group.startswith(PAYOUT_GROUP_PREFIX):
+        raw = row.transfer_group.removeprefix(PAYOUT_GROUP_PREFIX)
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def _payouts_for(rows: Sequence[StripeTransfer]) -> dict[int, Payout]:
+    """The payouts these transfers name, locked FOR UPDATE in pk order (a payout before its
+    transfer, as payments/services/payouts.py locks it: no wait cycle). A payout is only
+    taken for a transfer in its currency to its account: metadata alone (anyone with the
+    dashboard can type it) must not move money between ledgers."""
+    wanted = {pk for pk in map(_payout_pk_named_by, rows) if pk is not None}
+    if not wanted:
+        return {}
+    locked = Payout.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+    return {payout.pk: payout for payout in locked}
+
+
+def _payout_matches(payout: Payout | None, row: StripeTransfer) -> bool:
+    return (
+        payout is not None
+        and payout.currency == row.currency
+        and payout.destination_account in ("", row.destination)
+    )
+
+
+def upsert_transfers(rows: Iterable[StripeTransfer]) -> UpsertResult:
+    """Mirror Connect transfers and their reversals (the sync's pages, webhook re-reads and
+    payments/services/payouts.py's reversals all land here). Counts are per transfer.
+
+    Links each transfer to the payout its metadata `payout_id` (or transfer_group
+    `payout:<pk>`) names, when that payout is in the transfer's currency and to its account,
+    and to the instructor (the payout's, else the one whose connected account is the
+    destination); a link once made is kept. For each reversal of a linked transfer, writes
+    the instructor's `transfer_reversal:<trr_id>` entry (kind payout_reversed, +amount,
+    available at once) in the same transaction, exactly once (unique reference), and keeps
+    the payout's `amount_reversed` equal to Stripe's. A fixed number of statements per page;
+    a re-run over the same transfers writes nothing."""
+    result = UpsertResult()
+    rows = _checked(rows, validation.transfer_problem, result)
+    if not rows:
+        return result
+    with transaction.atomic():
+        payouts = _payouts_for(rows)
+        destinations = {r.destination for r in rows}
+        instructors = dict(
+            Instructor.objects.filter(stripe_account_id__in=destinations).values_list(
+                "stripe_account_id", "pk"
+            )
+        )
+        existing = _lock_existing(Transfer, rows)
+        to_write: list[Transfer] = []
+        linked: dict[str, tuple[int, int | None]] = {}  # transfer id -> (instructor, payout)
+        for row in rows:
+            current = existing.get(row.id)
+            payout = payouts.get(_payout_pk_named_by(row) or 0)
+            if not _payout_matches(payout, row):
+                payout = None
+            payout_pk = payout.pk if payout else (current.payout_id if current else None)
+            instructor_pk = (
+                (payout.instructor_id if payout else None)
+                or instructors.get(row.destination)
+                or (current.instructor_id if current else None)
+            )
+            if instructor_pk is not None:
+                linked[row.id] = (instructor_pk, payout_pk)
+            values = {
+                "payout_id": payout_pk,
+                "instructor_id": instructor_pk,
+                "destination": row.destination[:255],
+                "amount": row.amount,
+                "currency": row.currency,
+                "amount_reversed": row.amount_reversed,
+                "reversed": row.reversed,
+                "transfer_group": row.transfer_group[:255],
+                "description": row.description[:500],
+                "metadata": row.metadata,
+                "livemode": row.livemode,
+                "created": row.created,
+            }
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+            else:
+                result.unchanged += 1
+                continue
+            to_write.append(Transfer(stripe_id=row.id, **values))
+        _bulk_upsert(Transfer, to_write, unique="stripe_id", update_fields=_TRANSFER_FIELDS)
+        _upsert_transfer_reversals(rows)
+        _write_reversal_entries(rows, linked)
+        _follow_payout_reversals(rows, payouts)
+    return result
+
+
+def _upsert_transfer_reversals(rows: Sequence[StripeTransfer]) -> None:
+    reversals = [(row, r) for row in rows for r in row.reversals]
+    if not reversals:
+        return
+    transfer_pks = dict(
+        Transfer.objects.filter(stripe_id__in=[row.id for row in rows]).values_list(
+            "stripe_id", "pk"
+        )
+    )
+    existing = _lock_existing(TransferReversal, [r for _, r in reversals])
+    to_write = []
+    for row, reversal in reversals:
+        values = {
+            "transfer_id": transfer_pks[row.id],
+            "amount": reversal.amount,
+            "currency": reversal.currency,
+            "metadata": reversal.metadata,
+            "created": reversal.created,
+        }
+        current = existing.get(reversal.id)
+        if current is not None and not _differs(current, values):
+            continue
+        to_write.append(TransferReversal(stripe_id=reversal.id, **values))
+    _bulk_upsert(TransferReversal, to_write, unique="stripe_id", update_fields=_REVERSAL_FIELDS)
+
+
+def _write_reversal_entries(
+    rows: Sequence[StripeTransfer], linked: dict[str, tuple[int, int | None]]
+) -> None:
+    """The instructor's `transfer_reversal:<trr_id>` entries its linked transfers' reversals
+    still miss: one SELECT of those already written, one INSERT of the rest (a concurrent
+    writer of the same entry loses on the unique reference, silently)."""
+    wanted = {
+        transfer_reversal_reference(reversal.id): (row, reversal)
+        for row in rows
+        if row.id in linked
+        for reversal in row.reversals
+        if reversal.amount > 0
+    }
+    if not wanted:
+        return
+    written = set(
+        EarningEntry.objects.filter(reference__in=wanted).values_list("reference", flat=True)
+    )
+    entries = []
+    for reference, (row, reversal) in wanted.items():
+        if reference in written:
+            continue
+        instructor_pk, payout_pk = linked[row.id]
+        entries.append(
+            EarningEntry(
+                instructor_id=instructor_pk,
+                payout_id=payout_pk,
+                currency=reversal.currency,
+                amount=reversal.amount,
+                kind=EarningEntry.Kind.PAYOUT_REVERSED,
+                reference=reference,
+                # Money pulled back from the instructor is owed to them again at once.
+                occurred_at=reversal.created,
+                available_at=reversal.created,
+                description=f"Transfer {row.id} reversed"[:255],
+            )
+        )
+    EarningEntry.objects.bulk_create(entries, ignore_conflicts=True)
+
+
+def _follow_payout_reversals(rows: Sequence[StripeTransfer], payouts: dict[int, Payout]) -> None:
+    """A linked payout's amount_reversed is Stripe's figure for its transfer (capped at the
+    payout's amount, a database constraint). Saved one by one for the payout's history: a
+    reversal is rare."""
+    for row in rows:
+        payout = payouts.get(_payout_pk_named_by(row) or 0)
+        if not _payout_matches(payout, row):
+            continue
+        reversed_amount = min(row.amount_reversed, payout.amount)
+        if payout.amount_reversed != reversed_amount:
+            payout.amount_reversed = reversed_amount
+            payout._change_reason = HISTORY_REASON
+            payout.save(update_fields=["amount_reversed", "updated_at"])

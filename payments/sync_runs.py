@@ -256,6 +256,10 @@ class _Run:
     def upsert_disputes(self, items, send_signals) -> None:
         self._upsert_children(sync.upsert_disputes, items, SyncObjectType.DISPUTE)
 
+    def upsert_transfers(self, items, send_signals) -> None:
+        # Transfers need no parent of ours: one unknown to us is mirrored unlinked.
+        self.results[SyncObjectType.TRANSFER] += sync.upsert_transfers(items)
+
     def _upsert_children(self, upsert, items, object_type) -> None:
         """Refunds and disputes: those of payments older than our window are skipped by the
         upsert; mirror those payments, then upsert the skipped children again."""
@@ -285,6 +289,7 @@ class _Run:
             ),
             (SyncObjectType.REFUND, gateway.stripe_refund_list_pages, self.upsert_refunds),
             (SyncObjectType.DISPUTE, gateway.stripe_dispute_list_pages, self.upsert_disputes),
+            (SyncObjectType.TRANSFER, gateway.stripe_transfer_list_pages, self.upsert_transfers),
         ]
 
     def execute(self) -> None:

@@ -26,6 +26,7 @@ from payments.gateway import (
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeTransfer,
 )
 from payments.money import SUPPORTED_CURRENCIES, format_money
 
@@ -41,6 +42,9 @@ ID_PREFIXES: dict[str, tuple[str, ...]] = {
     "customer": ("cus_",),
     "payment_method": ("pm_", "card_", "src_", "ba_"),
     "early_fraud_warning": ("issfr_",),
+    "transfer": ("tr_",),
+    "transfer_reversal": ("trr_",),
+    "account": ("acct_",),
 }
 
 ERR_BAD_ID = "{kind} id {id!r} does not start with {prefixes}."
@@ -52,6 +56,11 @@ ERR_NEGATIVE_AMOUNT = "{kind} {id}: {field} {amount} is negative."
 ERR_REFUNDED_ABOVE_AMOUNT = "{kind} {id}: amount_refunded {refunded} is above its amount {amount}."
 ERR_ABOVE_PAYMENT = "{kind} {id}: amount {amount} is above its payment's amount {payment_amount}."
 ERR_OTHER_CURRENCY = "{kind} {id}: currency {currency!r} is not its payment's {payment_currency!r}."
+ERR_NO_DESTINATION = "Transfer {id} has no destination account."
+ERR_REVERSED_ABOVE_AMOUNT = "Transfer {id}: {field} {reversed} is above its amount {amount}."
+ERR_REVERSAL_CURRENCY = (
+    "Transfer reversal {id}: currency {currency!r} is not its transfer's {transfer_currency!r}."
+)
 
 
 class InvalidStripeObject(ValueError):
@@ -167,6 +176,48 @@ def dispute_problem(row: StripeDispute, *, payment: tuple[int, str] | None = Non
         _child_problem("dispute", row, payment),
         _amount_problem("dispute", row.id, row.fee, "fee"),
     )
+
+
+def transfer_problem(row: StripeTransfer) -> str | None:
+    """A Connect transfer with its reversals: one object, refused or accepted whole. Its
+    reversals are in its currency and together never above its amount."""
+    kind = "transfer"
+    problem = _first(
+        id_problem("transfer", row.id),
+        None if row.destination else ERR_NO_DESTINATION.format(id=row.id),
+        id_problem("account", row.destination, field="destination"),
+        _currency_problem(kind, row.id, row.currency),
+        _amount_problem(kind, row.id, row.amount),
+        _amount_problem(kind, row.id, row.amount_reversed, "amount_reversed"),
+    )
+    if problem:
+        return problem
+    for reversal in row.reversals:
+        problem = _first(
+            id_problem("transfer_reversal", reversal.id),
+            _amount_problem("transfer reversal", reversal.id, reversal.amount),
+            (
+                ERR_REVERSAL_CURRENCY.format(
+                    id=reversal.id, currency=reversal.currency, transfer_currency=row.currency
+                )
+                if reversal.currency != row.currency
+                else None
+            ),
+        )
+        if problem:
+            return problem
+    for field, value in (
+        ("amount_reversed", row.amount_reversed),
+        ("reversals", sum(r.amount for r in row.reversals)),
+    ):
+        if value > row.amount:
+            return ERR_REVERSED_ABOVE_AMOUNT.format(
+                id=row.id,
+                field=field,
+                reversed=format_money(value, row.currency),
+                amount=format_money(row.amount, row.currency),
+            )
+    return None
 
 
 def customer_problem(row: StripeCustomer) -> str | None:

@@ -8,7 +8,7 @@ the event's type, with retries; staff can replay any event from the admin.
 
 Handlers converge whatever order events arrive in: they ignore the event's snapshot and
 re-read the object's current state through the gateway (payment intents with their charge,
-refunds, customers, payment methods, disputes). Everything lands through payments.sync's
+refunds, customers, payment methods, disputes, transfers). Everything lands through payments.sync's
 upserts, the same path as the scheduled sync, so the two can never disagree; for disputes
 the upsert keeps the latest status in the dispute's life whatever order re-reads and sync
 pages land in (payments.sync.dispute_snapshot_applies).
@@ -51,6 +51,7 @@ from payments.validation import (
     payment_intent_problem,
     payment_method_problem,
     refund_problem,
+    transfer_problem,
 )
 
 logger = logging.getLogger(__name__)
@@ -465,6 +466,15 @@ def handle_dispute(event: WebhookEvent) -> None:
         raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
 
 
+def handle_transfer(event: WebhookEvent) -> None:
+    """transfer.created / updated / reversed alike: re-read the transfer (with all its
+    reversals) and land it through the sync's upsert, which links it to its payout and
+    instructor and writes each reversal's entry once, whatever order events arrive in."""
+    transfer = gateway.stripe_transfer_retrieve(transfer_id=_event_object_id(event, "transfer"))
+    _refuse(transfer.id, transfer_problem(transfer))
+    _refuse_rejected(sync.upsert_transfers([transfer]))
+
+
 def handle_customer(event: WebhookEvent) -> None:
     """created / updated / deleted alike: mirror the customer as Stripe has it now (a deleted
     one stays here as history: its payments point at it)."""
@@ -525,6 +535,7 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
         ],
         handle_dispute,
     ),
+    **dict.fromkeys(["transfer.created", "transfer.updated", "transfer.reversed"], handle_transfer),
     **dict.fromkeys(["customer.created", "customer.updated", "customer.deleted"], handle_customer),
     **dict.fromkeys(["payment_method.attached", "payment_method.detached"], handle_payment_method),
     **dict.fromkeys(

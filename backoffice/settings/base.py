@@ -329,6 +329,7 @@ SIDEBAR_SECTIONS = [
             ("Payment methods", "credit_card", "payments.paymentmethod"),
             ("Instructors", "school", "payments.instructor"),
             ("Student balances", "hourglass_top", "payments.studentbalance"),
+            ("Transfers", "send_money", "payments.transfer"),
             # Badge: events that failed for good and wait for a replay.
             (
                 "Stripe webhooks",

@@ -5,6 +5,7 @@ from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
 from .payment_retry import PaymentRetryAdmin
 from .sync_run import SyncRunAdmin, SyncStateAdmin
+from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "PaymentRetryAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
+    "TransferAdmin",
     "WebhookEventAdmin",
 ]

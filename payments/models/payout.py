@@ -16,6 +16,7 @@ mirror Stripe's objects like the other mirrors (sync and webhooks write them).
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from .base import CurrencyField, MinorUnitsField, TimestampedModel
@@ -300,7 +301,12 @@ class Transfer(TimestampedModel):
 
     class Meta:
         ordering = ["-created", "-id"]
-        indexes = [models.Index(fields=["-created", "-id"], name="transfer_created_idx")]
+        indexes = [
+            models.Index(fields=["-created", "-id"], name="transfer_created_idx"),
+            # The Transfers list's search: a whole Stripe id in any case (backoffice.changelist).
+            models.Index(Upper("stripe_id"), name="transfer_stripe_id_upper_idx"),
+            models.Index(Upper("destination"), name="transfer_destination_upper_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.stripe_id

@@ -18,6 +18,7 @@ from payments.models import (
     Payment,
     PaymentMethod,
     StudentBalance,
+    Transfer,
 )
 from refunds.models import RefundRequest
 from tests.factories import (
@@ -79,6 +80,17 @@ def make_rows(model):
         PaymentFactory.create_batch(ROWS)
     elif model is RefundRequest:
         RefundRequestFactory.create_batch(ROWS, requested_by=None)
+    elif model is Transfer:
+        for index, instructor in enumerate(InstructorFactory.create_batch(ROWS)):
+            Transfer.objects.create(
+                stripe_id=f"tr_count{index}",
+                instructor=instructor if index % 3 else None,
+                destination=f"acct_count{index}",
+                amount=1000 + index,
+                currency="usd",
+                amount_reversed=index % 2 * 100,
+                created=timezone.now(),
+            )
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -107,6 +119,7 @@ def block_every_other_customer():
         Customer,
         Payment,
         RefundRequest,
+        Transfer,
     ],
 )
 def test_query_count_is_constant_in_page_size(admin_client, monkeypatch, model):

@@ -233,6 +233,7 @@ def test_the_sync_run_records_refused_objects_with_their_error(monkeypatch):
     monkeypatch.setattr(gateway, "stripe_payment_intent_list_pages", lister(intents))
     monkeypatch.setattr(gateway, "stripe_refund_list_pages", lister([]))
     monkeypatch.setattr(gateway, "stripe_dispute_list_pages", lister(disputes))
+    monkeypatch.setattr(gateway, "stripe_transfer_list_pages", lister([]))
 
     report = stripe_sync()
     assert report.status == SyncRun.Status.SUCCEEDED

@@ -42,6 +42,7 @@ def listers(monkeypatch):
     )
     monkeypatch.setattr(gateway, "stripe_refund_list_pages", make("refund"))
     monkeypatch.setattr(gateway, "stripe_dispute_list_pages", make("dispute"))
+    monkeypatch.setattr(gateway, "stripe_transfer_list_pages", make("transfer"))
 
     def fail(name, kind):
         def failing(**kwargs):
@@ -62,7 +63,7 @@ def test_a_failing_type_is_recorded_and_the_others_still_sync(listers):
     fail("stripe_refund_list_pages", "refund")
     report = stripe_sync()
 
-    assert called == ["customer", "payment_intent", "refund", "dispute"]
+    assert called == ["customer", "payment_intent", "refund", "dispute", "transfer"]
     assert report.status == SyncRun.Status.FAILED
     assert report.error == f"GatewayServerError: {ERR_500} [refund]"
     run = SyncRun.objects.get(pk=report.run_id)
@@ -73,6 +74,7 @@ def test_a_failing_type_is_recorded_and_the_others_still_sync(listers):
         "payment_intent": {"status": "succeeded", "error": ""},
         "refund": {"status": "failed", "error": f"GatewayServerError: {ERR_500}"},
         "dispute": {"status": "succeeded", "error": ""},
+        "transfer": {"status": "succeeded", "error": ""},
     }
     # The pass after the failed one ran, and the one before it kept its work.
     assert Payment.objects.filter(stripe_payment_intent_id="pi_outcome1").exists()
@@ -85,7 +87,7 @@ def test_a_child_of_a_failed_parent_syncs_but_keeps_its_watermark(listers):
     fail("stripe_customer_list_pages", "customer")
     report = stripe_sync()
 
-    assert called == ["customer", "payment_intent", "refund", "dispute"]
+    assert called == ["customer", "payment_intent", "refund", "dispute", "transfer"]
     assert report.status == SyncRun.Status.FAILED
     assert report.outcomes["customer"]["status"] == "failed"
     # Payment methods are read inside the customers' pass: they share its outcome.

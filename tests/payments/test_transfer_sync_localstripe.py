@@ -1,0 +1,64 @@
+"""The Stripe sync's transfer pass against the project's localstripe launcher: transfers made
+at the peer (with reversals) land through upsert_transfers after the disputes' pass, each
+reversal's entry once; a second run changes nothing."""
+
+import pytest
+
+from payments import gateway
+from payments.models import EarningEntry, SyncObjectType, SyncState, Transfer, TransferReversal
+from payments.sync_runs import stripe_sync
+from tests.factories import InstructorFactory
+from tests.management.stripe_peer import setup_peer
+
+pytestmark = [pytest.mark.stripe, pytest.mark.django_db]
+
+
+@pytest.fixture
+def peer(localstripe, settings, monkeypatch):
+    return setup_peer(localstripe, settings, monkeypatch)
+
+
+def test_the_sync_mirrors_transfers_and_reversals_once(peer):
+    known = gateway.stripe_account_create(email="ines@example.com", idempotency_key="a:1")
+    unknown = gateway.stripe_account_create(email="nobody@example.com", idempotency_key="a:2")
+    ines = InstructorFactory(stripe_account_id=known.id)
+    to_ines = gateway.stripe_transfer_create(
+        amount=3000,
+        currency="eur",
+        destination=known.id,
+        transfer_group="manual",
+        metadata={},
+        idempotency_key="t:1",
+    )
+    gateway.stripe_transfer_create(
+        amount=700,
+        currency="usd",
+        destination=unknown.id,
+        transfer_group="other",
+        metadata={},
+        idempotency_key="t:2",
+    )
+    gateway.stripe_transfer_reversal_create(
+        transfer_id=to_ines.id, amount=1000, metadata={}, idempotency_key="r:1"
+    )
+
+    report = stripe_sync()
+    assert report.status == "succeeded", report.error
+    assert list(report.outcomes)[-1] == SyncObjectType.TRANSFER
+    assert report.counts["transfer"]["created"] == 2
+    assert Transfer.objects.count() == 2 and TransferReversal.objects.count() == 1
+    mirrored = Transfer.objects.get(stripe_id=to_ines.id)
+    assert (mirrored.instructor, mirrored.amount_reversed, mirrored.currency) == (ines, 1000, "eur")
+    assert Transfer.objects.get(destination=unknown.id).instructor is None
+    (entry,) = EarningEntry.objects.all()
+    assert (entry.instructor, entry.amount, entry.currency, entry.kind) == (
+        ines,
+        1000,
+        "eur",
+        EarningEntry.Kind.PAYOUT_REVERSED,
+    )
+    assert SyncState.objects.get(object_type=SyncObjectType.TRANSFER).watermark is not None
+
+    again = stripe_sync()
+    assert again.counts["transfer"] == {"created": 0, "updated": 0, "unchanged": 2, "skipped": 0}
+    assert EarningEntry.objects.count() == 1
