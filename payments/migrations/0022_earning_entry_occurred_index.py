@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0020_payouts_and_earnings'),
+        ('payments', '0021_transfer_search_indexes'),
     ]
 
     operations = [
