@@ -10,7 +10,11 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from management.maintenance import cleanup_old_data, fix_inconsistencies  # noqa: F401
+from management.maintenance import (  # noqa: F401
+    cleanup_old_data,
+    fix_earnings,
+    fix_inconsistencies,
+)
 from payments import fraud_rules, sync_runs
 from payments.models import (
     Customer,

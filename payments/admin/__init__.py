@@ -1,5 +1,6 @@
 from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail)
 from .customer import CustomerAdmin
+from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
 from .other import InstructorAdmin, PaymentMethodAdmin
 from .payment import PaymentAdmin
@@ -10,6 +11,8 @@ from .webhook import WebhookEventAdmin
 
 __all__ = [
     "CustomerAdmin",
+    "EarningAdjustmentAdmin",
+    "EarningEntryAdmin",
     "FraudAlertAdmin",
     "InstructorAdmin",
     "PaymentAdmin",

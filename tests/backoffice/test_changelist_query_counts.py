@@ -13,6 +13,8 @@ from payments.models import (
     BalanceEntry,
     Customer,
     Dispute,
+    EarningAdjustment,
+    EarningEntry,
     FraudAlert,
     Instructor,
     Payment,
@@ -91,6 +93,21 @@ def make_rows(model):
                 amount_reversed=index % 2 * 100,
                 created=timezone.now(),
             )
+    elif model is EarningEntry:
+        from payments.earnings import record_payment_earnings
+
+        record_payment_earnings(p.pk for p in PaymentFactory.create_batch(ROWS))
+    elif model is EarningAdjustment:
+        requester, decider = UserFactory(), UserFactory()
+        for index, instructor in enumerate(InstructorFactory.create_batch(ROWS)):
+            EarningAdjustment.objects.create(
+                instructor=instructor,
+                amount=-500 if index % 2 else 2500,
+                currency="usd",
+                reason="Bonus",
+                requested_by=requester,
+                decided_by=decider if index % 3 else None,
+            )
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -120,6 +137,8 @@ def block_every_other_customer():
         Payment,
         RefundRequest,
         Transfer,
+        EarningEntry,
+        EarningAdjustment,
     ],
 )
 def test_query_count_is_constant_in_page_size(admin_client, monkeypatch, model):

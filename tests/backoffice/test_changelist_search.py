@@ -22,6 +22,8 @@ from payments.admin.filters import WARN_UNKNOWN_CURRENCY_FILTER
 from payments.models import (
     Customer,
     Dispute,
+    EarningAdjustment,
+    EarningEntry,
     FraudAlert,
     Instructor,
     Payment,
@@ -140,7 +142,28 @@ def world():
             ("grace", "customer.block", "cus_Other0000001", "grace@example.org"),
         )
     ]
+    entries = [
+        EarningEntry.objects.create(
+            instructor=payment.instructor,
+            currency="usd",
+            amount=payment.net,
+            kind=EarningEntry.Kind.EARNING,
+            reference=f"payment:{payment.stripe_payment_intent_id}:earning",
+            payment=payment,
+            occurred_at=now,
+            available_at=now,
+        )
+        for payment in (target, other)
+    ]
+    adjustments = [
+        EarningAdjustment.objects.create(
+            instructor=payment.instructor, amount=500, currency="usd", reason=reason
+        )
+        for payment, reason in ((target, "Bonus"), (other, "Missed session"))
+    ]
     return {
+        EarningEntry: tuple(entries),
+        EarningAdjustment: tuple(adjustments),
         Payment: (target, other),
         Customer: (target_customer, other_customer),
         PaymentMethod: (target_method, other_method),
@@ -173,6 +196,8 @@ SEARCHES = {
     PaymentRetry: [*CUSTOMER_TEXT, PI],
     Instructor: ["maria lop", "LOPEZ", "lopez@tutors", ACCT],
     AdminAction: [PI, "approve", "Auditor_Ada"],
+    EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
+    EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
 }
 CASES = [
     (model, typed)
