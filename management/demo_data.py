@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -130,7 +130,18 @@ def stripe_fee_for(amount: int, currency: str) -> int:
 
 
 class DemoGenerator:
-    def __init__(self, *, seed: int = 42, now: datetime | None = None, stdout=None):
+    def __init__(
+        self,
+        *,
+        seed: int = 42,
+        now: datetime | None = None,
+        stdout=None,
+        connected_accounts: Callable[..., dict[str, str] | None] | None = None,
+    ):
+        """`connected_accounts(instructors, stdout=...)`: creates the instructors' Connect
+        accounts in the peer and returns instructor_id -> account id (the others are paid by
+        bank transfer); None keeps made-up account ids (offline, the benchmarks)."""
+        self.connected_accounts = connected_accounts
         self.rng = random.Random(seed)
         self.seed = seed
         self.now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
@@ -144,6 +155,9 @@ class DemoGenerator:
 
     def run(self, size: DemoSize) -> dict[str, int]:
         instructors = self._instructors(size.instructors)
+        if self.connected_accounts is not None:
+            accounts = self.connected_accounts(instructors, stdout=self.stdout)
+            self._use_accounts(instructors, accounts)
         with transaction.atomic():
             customers, methods = self._customers(size.customers)
         patterns = (
@@ -374,6 +388,19 @@ class DemoGenerator:
                 }
             )
         return rows
+
+    @staticmethod
+    def _use_accounts(instructors: list[dict], accounts: dict[str, str] | None) -> None:
+        """Put the peer's account ids in the instructors' metadata; one without an account
+        (paid by bank transfer) names none. `None`: keep the made-up ids."""
+        if accounts is None:
+            return
+        for meta in instructors:
+            account = accounts.get(meta["instructor_id"])
+            if account:
+                meta["instructor_account"] = account
+            else:
+                del meta["instructor_account"]
 
     def _customers(self, n: int):
         """Stripe customers and their payment methods, mirrored through the sync."""

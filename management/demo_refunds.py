@@ -29,7 +29,7 @@ from management.demo_purchases import (
 )
 from payments import sync
 from payments.gateway import StripeRefund
-from payments.models import Payment
+from payments.models import Instructor, Payment
 from refunds.models import RefundRequest
 
 # Staff groups for the refund roles, defined in fixtures/groups.json with the other roles.
@@ -144,6 +144,18 @@ DEMO_INSTRUCTOR = {
 }
 
 
+def _demo_instructor() -> dict[str, str]:
+    """DEMO_INSTRUCTOR with the connected account the demo gave her in the peer
+    (management/demo_connect.py), when it did: the purchase's metadata names a real one."""
+    account = (
+        Instructor.objects.filter(email=DEMO_INSTRUCTOR["instructor_email"])
+        .exclude(stripe_account_id="")
+        .values_list("stripe_account_id", flat=True)
+        .first()
+    )
+    return {**DEMO_INSTRUCTOR, "instructor_account": account} if account else DEMO_INSTRUCTOR
+
+
 def demo_payment_create(
     *,
     amount: int,
@@ -159,7 +171,7 @@ def demo_payment_create(
     with the checkout's metadata, mirrored through the sync as production mirrors it.
     Raises payments.exceptions.GatewayError."""
     metadata = {
-        **DEMO_INSTRUCTOR,
+        **_demo_instructor(),
         "product_kind": "hour_package" if hour_package else "course",
         "product_id": "hour_package_002" if hour_package else "course_001",
         "product_name": "10 tutoring hours" if hour_package else "Python for Data Analysis",

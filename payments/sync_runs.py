@@ -44,6 +44,9 @@ MSG_LOCK_LOST = "The sync lost its lock (another run took over after it expired)
 # At most this many missing parents (e.g. the payment of a refund older than our window)
 # are fetched one by one per page; more means the window is wrong: run with --full.
 MAX_PARENT_FETCHES_PER_PAGE = 100
+# The event that names a transfer reversed after the sync's window (see
+# _Run.sweep_transfer_reversals).
+TRANSFER_REVERSED_EVENT = "transfer.reversed"
 
 ProgressCallback = Callable[[str, int, int], None]  # (object type, objects so far, pages)
 
@@ -128,6 +131,7 @@ class _Run:
         }
         self.outcomes: dict[str, dict[str, str]] = {}
         self.pages = 0
+        self.transfers_seen: set[str] = set()
         self.client = gateway.StripeClient.from_settings()
         self.overlap = timedelta(seconds=int(settings.STRIPE_SYNC_OVERLAP_SECONDS))
 
@@ -259,6 +263,39 @@ class _Run:
     def upsert_transfers(self, items, send_signals) -> None:
         # Transfers need no parent of ours: one unknown to us is mirrored unlinked.
         self.results[SyncObjectType.TRANSFER] += sync.upsert_transfers(items)
+        self.transfers_seen.update(item.id for item in items)
+
+    def _transfer_sweep_floor(self) -> datetime | None:
+        """Where the reversal sweep starts: this run's window (None: no sweep, the pass
+        reads every transfer with all its reversals anyway)."""
+        if self.full:
+            return None
+        if self.since is not None:
+            return datetime.combine(self.since, datetime.min.time(), tzinfo=UTC)
+        state = SyncState.objects.filter(object_type=SyncObjectType.TRANSFER).first()
+        if state is None or state.watermark is None:
+            return None
+        return state.watermark - self.overlap
+
+    def sweep_transfer_reversals(self, floor: datetime) -> None:
+        """Stripe lists transfers by their creation, so a reversal of a transfer made before
+        the window never shows in the pass. Its `transfer.reversed` event does (Stripe keeps
+        events 30 days: a sync idle for longer needs --full): re-read each such transfer the
+        pass did not already read, and land it like a page. One list call per 100 events
+        plus one call per reversed transfer (reversals are rare)."""
+        ids = gateway.stripe_event_object_ids(
+            event_type=TRANSFER_REVERSED_EVENT, created_gt=floor, client=self.client
+        )
+        transfers = []
+        for transfer_id in sorted(set(ids) - self.transfers_seen):
+            try:
+                transfers.append(
+                    gateway.stripe_transfer_retrieve(transfer_id=transfer_id, client=self.client)
+                )
+            except ResourceMissing:
+                logger.warning("Stripe sync: transfer %s is gone", transfer_id)
+        if transfers:
+            self.upsert_transfers(transfers, False)
 
     def _upsert_children(self, upsert, items, object_type) -> None:
         """Refunds and disputes: those of payments older than our window are skipped by the
@@ -301,7 +338,12 @@ class _Run:
                 for parent in PARENT_TYPES.get(object_type, ())
             )
             try:
+                sweep_floor = (
+                    self._transfer_sweep_floor() if object_type == SyncObjectType.TRANSFER else None
+                )
                 self.sync_type(object_type, lister, upsert, hold_watermark=parent_failed)
+                if sweep_floor is not None:
+                    self.sweep_transfer_reversals(sweep_floor)
             except GatewayError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 logger.warning("Stripe sync #%s: %s failed: %s", self.run.pk, object_type, error)

@@ -34,13 +34,15 @@ objects, so scripts/localstripe_ext.py's `install()` adds these routes before th
   key with other parameters is Stripe's 400 `idempotency_error`; a request whose key is
   still being answered gets Stripe's 409.
 - Test/demo switches under /_config (not Stripe API):
-  `POST /_config/transfers/fault` (`mode` = `500` or `delay`, `seconds` for a delay,
-  `count` = how many of the next transfer creates it hits, default 1): the transfer IS
-  created (and its answer stored under the idempotency key), then the client gets a 500
-  or a late answer: the timeout-then-resume case. `DELETE /_config/transfers/fault`
-  disarms it. `POST /_config/accounts/{id}` (`transfers` = active / inactive / pending /
-  none, `charges_enabled`, `payouts_enabled`) moves an account's state as Stripe's
-  onboarding and reviews would.
+  `POST /_config/transfers/fault` (`mode` = `500`, `delay` or `balance_insufficient`,
+  `seconds` for a delay, `count` = how many of the next transfer creates it hits, default
+  1): with `500` / `delay` the transfer IS created (and its answer stored under the
+  idempotency key), then the client gets a 500 or a late answer: the timeout-then-resume
+  case; `balance_insufficient` refuses it as Stripe does when the platform's available
+  balance cannot cover it (the peer keeps no platform balance otherwise).
+  `DELETE /_config/transfers/fault` disarms it. `POST /_config/accounts/{id}`
+  (`transfers` = active / inactive / pending / none, `charges_enabled`,
+  `payouts_enabled`) moves an account's state as Stripe's onboarding and reviews would.
 
 Everything lives in localstripe's store (and the fault switch in this module), so
 `DELETE /_config/data` empties it and `--state` persists it.
@@ -84,6 +86,12 @@ ERR_NEEDS_CAPABILITY = (
     "You must request at least one capability when creating an account of type {type}."
 )
 ERR_AMOUNT = "Invalid positive integer"
+ERR_BALANCE = (
+    "You have insufficient available funds in your Stripe account. Try adding funds directly "
+    "to your available balance by creating Charges using the 4000000000000077 test card."
+)
+# The transfer faults the tests can arm (see the module docstring).
+FAULT_MODES = ("500", "delay", "balance_insufficient")
 ERR_CURRENCY = "Invalid currency: {currency}"
 ERR_REVERSAL_TOO_LARGE = (
     "You cannot reverse {amount} of transfer {id}: only {left} is left to reverse."
@@ -565,6 +573,13 @@ def _reversal_list(request):
     return _json(TransferReversal._list(url, request.match_info["id"], **data)._export())
 
 
+def _spend(fault: dict) -> None:
+    global transfer_fault
+    fault["count"] -= 1
+    if fault["count"] <= 0:
+        transfer_fault = None
+
+
 def _with_fault(handler):
     """The armed transfer fault: let the create happen (and its answer be stored under the
     idempotency key), then answer 500 or late, as a network or Stripe fault after Stripe
@@ -572,13 +587,24 @@ def _with_fault(handler):
 
     async def wrapped(request):
         global transfer_fault
-        response = await handler(request)
         fault = transfer_fault
+        if fault is not None and fault["mode"] == "balance_insufficient":
+            # Stripe refuses before acting: nothing is created, nothing stored under the key.
+            _spend(fault)
+            return server.json_response(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "balance_insufficient",
+                        "message": ERR_BALANCE,
+                    }
+                },
+                status=400,
+            )
+        response = await handler(request)
         if fault is None or response.status >= 400:
             return response
-        fault["count"] -= 1
-        if fault["count"] <= 0:
-            transfer_fault = None
+        _spend(fault)
         if fault["mode"] == "500":
             return server.json_response(
                 {"error": {"type": "api_error", "message": "An unknown error occurred."}},
@@ -597,8 +623,8 @@ async def _config_fault(request):
         return web.Response()
     data = await _data(request)
     mode = str(data.get("mode", ""))
-    if mode not in ("500", "delay"):
-        raise UserError(400, "mode must be 500 or delay")
+    if mode not in FAULT_MODES:
+        raise UserError(400, "mode must be one of " + ", ".join(FAULT_MODES))
     seconds = float(data.get("seconds", 0) or 0)
     count = try_convert_to_int(data.get("count", 1))
     if type(count) is not int or count <= 0:

@@ -782,3 +782,29 @@ def stripe_transfer_reversal_create(
         ),
         transfer_id=transfer_id,
     )
+
+
+def stripe_event_object_ids(
+    *,
+    event_type: str,
+    created_gt: datetime | None = None,
+    client: StripeClient | None = None,
+) -> list[str]:
+    """The ids of the objects named by the events of `event_type` created after
+    `created_gt`, newest first, each once. Stripe keeps events for 30 days: how the sync
+    finds what changed on objects older than its window (a reversal of an old transfer).
+    ceil(n/100) calls. Raises GatewayError."""
+    client = client or StripeClient.from_settings()
+    ids: dict[str, None] = {}
+    for page in _list_pages(
+        lambda sdk, params, options: sdk.v1.events.list(params=params, options=options),
+        lambda event: _id(_get(_get(event, "data"), "object")),
+        params={"type": event_type},
+        created_gt=created_gt,
+        starting_after=None,
+        client=client,
+        # localstripe filters events by `created[gt]` too (not by gte).
+        server_filters_created=True,
+    ):
+        ids.update(dict.fromkeys(i for i in page.items if i))
+    return list(ids)

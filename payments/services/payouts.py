@@ -36,10 +36,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Case, Q, QuerySet, Sum, Value, When
+from django.db.models import BigIntegerField, Case, Count, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
@@ -93,6 +92,7 @@ AUDIT_MARK_PAID = "payout.mark_paid"
 AUDIT_PROCESS = "payout.process"
 AUDIT_REVERSE = "payout.reverse"
 
+PAYOUT_REFERENCE_PREFIX = "payout:"
 # Any fixed 64-bit number: the advisory lock every payout creation takes on PostgreSQL.
 PAYOUT_CREATE_LOCK_KEY = zlib.crc32(b"payments.payout_create")
 
@@ -147,7 +147,7 @@ def _audit(
 
 def payout_reference(payout_id: int) -> str:
     """The payout's entry reference, idempotency key and Stripe transfer_group."""
-    return f"payout:{payout_id}"
+    return f"{PAYOUT_REFERENCE_PREFIX}{payout_id}"
 
 
 def payout_returned_reference(payout_id: int) -> str:
@@ -242,27 +242,38 @@ def _run_currencies(currency: str | None) -> list[str]:
     return [code]
 
 
-def payable_balances(*, currencies: list[str], now: datetime) -> list[dict]:
-    """Every (instructor, currency) whose payable balance reaches the currency's minimum, in
+def _payable_queryset(
+    *, currencies: list[str], now: datetime, only_with_open_payouts: bool = False
+) -> QuerySet:
+    """Every (instructor, currency) whose payable balance reaches the currency's minimum, as
     one grouped query over the ledger:
 
         SELECT e.instructor_id, e.currency, i.stripe_account_id,
-               LEAST(SUM(e.amount), SUM(e.amount) FILTER (WHERE e.available_at <= now)) AS payable
+               LEAST(SUM(e.amount), SUM(e.amount) FILTER (WHERE e.available_at <= now))
+                   AS payable
         FROM earningentry e JOIN instructor i ON ...
         WHERE e.currency IN (...)
         GROUP BY 1, 2, 3
         HAVING payable >= CASE e.currency WHEN 'usd' THEN 1000 ... END
 
     Payable = available, but never more than the whole balance (a negative amount still on
-    hold is not paid out first). Rows: instructor_id, currency, stripe_account_id, payable."""
+    hold is not paid out first). Values: instructor_id, currency, account, payable.
+    `only_with_open_payouts` limits the scan to instructors with an open payout (usually
+    none): the count of those a run skips."""
     minimums = payout_minimums(currencies)
     minimum = Case(
         *[When(currency=code, then=Value(amount)) for code, amount in minimums.items()],
         output_field=BigIntegerField(),
     )
-    return list(
-        EarningEntry.objects.filter(currency__in=currencies)
-        .order_by()
+    entries = EarningEntry.objects.filter(currency__in=currencies)
+    if only_with_open_payouts:
+        entries = entries.filter(
+            instructor_id__in=Payout.objects.filter(status__in=Payout.OPEN_STATUSES)
+            .order_by()
+            .values("instructor_id")
+        )
+    return (
+        entries.order_by()
         .values("instructor_id", "currency", "instructor__stripe_account_id")
         .annotate(
             balance=Sum("amount", default=0),
@@ -271,8 +282,152 @@ def payable_balances(*, currencies: list[str], now: datetime) -> list[dict]:
         .annotate(payable=Least("balance", "available"))
         .filter(payable__gte=minimum)
         .values("instructor_id", "currency", "instructor__stripe_account_id", "payable")
-        .order_by("currency", "instructor_id")
     )
+
+
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _payable_sql(*, currencies: list[str], now: datetime, has_open_payout: bool):
+    """(FROM clause, params): the payable balances as the subquery `c`, with (or without) an
+    open payout in the currency. The grouped part is the ORM's; the open-payout test runs on
+    its result (one probe per instructor and currency, not one per ledger entry)."""
+    sql, params = _payable_queryset(
+        currencies=currencies, now=now, only_with_open_payouts=has_open_payout
+    ).query.sql_with_params()
+    payout = _quoted(Payout._meta.db_table)
+    statuses = sorted(Payout.OPEN_STATUSES)
+    exists = "EXISTS" if has_open_payout else "NOT EXISTS"
+    return (
+        f"({sql}) AS c WHERE {exists} (SELECT 1 FROM {payout} AS p "
+        f"WHERE p.{_quoted('instructor_id')} = c.{_quoted('instructor_id')} "
+        f"AND p.{_quoted('currency')} = c.{_quoted('currency')} "
+        f"AND p.{_quoted('status')} IN ({', '.join(['%s'] * len(statuses))}))",
+        [*params, *statuses],
+    )
+
+
+def _per_currency(*, currencies: list[str], now: datetime, has_open_payout: bool) -> dict:
+    """{currency: {"count": n, "amount": minor units}} of the payable balances with (or
+    without) an open payout, in one statement."""
+    from_sql, params = _payable_sql(currencies=currencies, now=now, has_open_payout=has_open_payout)
+    currency, payable = _quoted("currency"), _quoted("payable")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.{currency}, COUNT(*), SUM(c.{payable}) FROM {from_sql} "
+            f"GROUP BY c.{currency} ORDER BY c.{currency}",
+            params,
+        )
+        return {code: {"count": n, "amount": int(amount)} for code, n, amount in cursor}
+
+
+def _insert_run_payouts(*, run: PayoutRun, currencies: list[str], now: datetime) -> None:
+    """INSERT ... SELECT: one pending payout per payable balance without an open payout, in
+    one statement whatever their number. Every column the row needs is listed from the model
+    (a field added later gets its default), so this stays the model's insert."""
+    from_sql, from_params = _payable_sql(currencies=currencies, now=now, has_open_payout=False)
+    account = f"c.{_quoted('instructor__stripe_account_id')}"
+    computed = {
+        "instructor_id": (f"c.{_quoted('instructor_id')}", []),
+        "currency": (f"c.{_quoted('currency')}", []),
+        "amount": (f"c.{_quoted('payable')}", []),
+        "destination_account": (account, []),
+        "method": (
+            f"CASE WHEN {account} <> '' THEN %s ELSE %s END",
+            [Payout.Method.CONNECT.value, Payout.Method.BANK.value],
+        ),
+        "run_id": ("%s", [run.pk]),
+        "status": ("%s", [Payout.Status.PENDING.value]),
+        "source": ("%s", [Payout.Source.RUN.value]),
+        "created_at": ("%s", [now]),
+        "updated_at": ("%s", [now]),
+    }
+    columns, expressions, params = [], [], []
+    for model_field in Payout._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        columns.append(_quoted(model_field.column))
+        if model_field.attname in computed:
+            expression, values = computed[model_field.attname]
+        else:
+            value = model_field.get_db_prep_save(model_field.get_default(), connection)
+            expression, values = "%s", [value]
+        expressions.append(expression)
+        params.extend(values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_quoted(Payout._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(expressions)} FROM {from_sql} "
+            f"ORDER BY c.{_quoted('currency')}, c.{_quoted('instructor_id')}",
+            [*params, *from_params],
+        )
+
+
+def _insert_run_history(*, run: PayoutRun, now: datetime, acting_user) -> None:
+    """The payouts' "+" history rows (django-simple-history), copied from the rows in one
+    statement: bulk paths keep the history too."""
+    history = Payout.history.model
+    tracked = {model_field.attname for model_field in history.tracked_fields}
+    special = {
+        "history_date": [now],
+        "history_change_reason": [f"Payout run #{run.pk}"],
+        "history_type": ["+"],
+        "history_user_id": [getattr(_user_or_none(acting_user), "pk", None)],
+    }
+    columns, expressions, params = [], [], []
+    for model_field in history._meta.concrete_fields:
+        if model_field.attname == "history_id":
+            continue
+        columns.append(_quoted(model_field.column))
+        if model_field.attname in tracked:
+            expressions.append(f"p.{_quoted(model_field.column)}")
+        else:
+            expressions.append("%s")
+            params.extend(special[model_field.attname])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_quoted(history._meta.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(expressions)} FROM {_quoted(Payout._meta.db_table)} AS p "
+            f"WHERE p.{_quoted('run_id')} = %s",
+            [*params, run.pk],
+        )
+
+
+def _insert_run_entries(*, run: PayoutRun, now: datetime) -> None:
+    """Each run payout's `payout:<pk>` entry (see _payout_entry, its one-row twin), in one
+    statement."""
+    entry = EarningEntry._meta
+    pk_text = f"CAST(p.{_quoted('id')} AS TEXT)"
+    values = {
+        "instructor_id": (f"p.{_quoted('instructor_id')}", []),
+        "currency": (f"p.{_quoted('currency')}", []),
+        "amount": (f"-p.{_quoted('amount')}", []),
+        "kind": ("%s", [EarningEntry.Kind.PAYOUT.value]),
+        "reference": (f"%s || {pk_text}", [PAYOUT_REFERENCE_PREFIX]),
+        "payment_id": ("NULL", []),
+        "payout_id": (f"p.{_quoted('id')}", []),
+        "adjustment_id": ("NULL", []),
+        "occurred_at": ("%s", [now]),
+        "available_at": ("%s", [now]),
+        "created_at": ("%s", [now]),
+        "description": (f"%s || {pk_text}", ["Payout #"]),
+    }
+    columns, expressions, params = [], [], []
+    for model_field in entry.concrete_fields:
+        if model_field.primary_key:
+            continue
+        expression, expression_params = values[model_field.attname]
+        columns.append(_quoted(model_field.column))
+        expressions.append(expression)
+        params.extend(expression_params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_quoted(entry.db_table)} ({', '.join(columns)}) "
+            f"SELECT {', '.join(expressions)} FROM {_quoted(Payout._meta.db_table)} AS p "
+            f"WHERE p.{_quoted('run_id')} = %s",
+            [*params, run.pk],
+        )
 
 
 def payout_run_create(
@@ -285,12 +440,13 @@ def payout_run_create(
     client: ClientInfo | None = None,
 ) -> PayoutRunResult:
     """Create one pending payout per instructor and currency whose payable balance reaches
-    PAYOUT_MINIMUM (every configured currency, or `currency`), with its `payout:<pk>` entry,
-    in one set-based pass: a constant number of queries whatever the instructor count (on
-    PostgreSQL; SQLite splits the bulk inserts by its variable limit). An instructor with an
-    open payout in the currency is skipped. Method: Stripe Connect when the instructor has a
-    connected account, else bank transfer. `dry_run` writes nothing and says what would be
-    created. Raises PayoutError for a currency with no configured minimum."""
+    PAYOUT_MINIMUM (every configured currency, or `currency`), with its `payout:<pk>` entry
+    and history row, in one set-based pass: INSERT ... SELECT statements straight from the
+    grouped ledger, so a constant number of queries (and no Python object per payout)
+    whatever the instructor count. An instructor with an open payout in the currency is
+    skipped. Method: Stripe Connect when the instructor has a connected account, else bank
+    transfer. `dry_run` writes nothing and says what would be created. Raises PayoutError for
+    a currency with no configured minimum."""
     currencies = _run_currencies(currency)
     now = now or timezone.now()
     result = PayoutRunResult(run_id=None, dry_run=dry_run, currencies=currencies)
@@ -298,56 +454,33 @@ def payout_run_create(
         if not dry_run:
             _serialize_payout_creation()
         # Read after the lock: a payout another transaction committed meanwhile is seen.
-        rows = payable_balances(currencies=currencies, now=now)
-        open_pairs = set(
-            Payout.objects.filter(
-                status__in=Payout.OPEN_STATUSES,
-                currency__in=currencies,
-            )
-            .order_by()
-            .values_list("instructor_id", "currency")
-        )
-        to_pay = []
-        for row in rows:
-            pair = (row["instructor_id"], row["currency"])
-            if pair in open_pairs:
-                skipped = result.skipped_open_payout
-                skipped[pair[1]] = skipped.get(pair[1], 0) + 1
-                continue
-            to_pay.append(row)
-            total = result.totals.setdefault(row["currency"], {"count": 0, "amount": 0})
-            total["count"] += 1
-            total["amount"] += row["payable"]
-        result.payouts_created = len(to_pay)
+        result.skipped_open_payout = {
+            code: total["count"]
+            for code, total in _per_currency(
+                currencies=currencies, now=now, has_open_payout=True
+            ).items()
+        }
         if dry_run:
+            result.totals = _per_currency(currencies=currencies, now=now, has_open_payout=False)
+            result.payouts_created = sum(t["count"] for t in result.totals.values())
             return result
         run = PayoutRun.objects.create(
             created_by=_user_or_none(acting_user),
             currency=currencies[0] if currency else "",
             trigger=trigger,
         )
-        payouts = [
-            Payout(
-                instructor_id=row["instructor_id"],
-                run=run,
-                amount=row["payable"],
-                currency=row["currency"],
-                status=Payout.Status.PENDING,
-                method=_method_for(row["instructor__stripe_account_id"]),
-                source=Payout.Source.RUN,
-                destination_account=row["instructor__stripe_account_id"],
-            )
-            for row in to_pay
-        ]
-        if payouts:
-            payouts = bulk_create_with_history(
-                payouts,
-                Payout,
-                default_user=_user_or_none(acting_user),
-                default_change_reason=f"Payout run #{run.pk}",
-            )
-            EarningEntry.objects.bulk_create([_payout_entry(p, now=now) for p in payouts])
-        run.payouts_created = len(payouts)
+        _insert_run_payouts(run=run, currencies=currencies, now=now)
+        _insert_run_history(run=run, now=now, acting_user=acting_user)
+        _insert_run_entries(run=run, now=now)
+        result.totals = {
+            row["currency"]: {"count": row["count"], "amount": row["amount"]}
+            for row in Payout.objects.filter(run=run)
+            .order_by("currency")
+            .values("currency")
+            .annotate(count=Count("id"), amount=Sum("amount"))
+        }
+        result.payouts_created = sum(t["count"] for t in result.totals.values())
+        run.payouts_created = result.payouts_created
         run.totals = result.totals
         run.save(update_fields=["payouts_created", "totals"])
         audit_record(
@@ -357,7 +490,7 @@ def payout_run_create(
             details={
                 "trigger": trigger,
                 "currencies": currencies,
-                "payouts_created": len(payouts),
+                "payouts_created": result.payouts_created,
                 "totals": result.totals,
                 "skipped_open_payout": result.skipped_open_payout,
             },

@@ -30,6 +30,7 @@ from payments.models import (
     PaymentMethod,
     PaymentRetry,
     StudentBalance,
+    Transfer,
     WebhookEvent,
 )
 from refunds.models import RefundRequest
@@ -56,6 +57,7 @@ DP = "dp_1MtJUT2eZvKYlo2CkDfR8Tz9"
 EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
+TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
 EMAIL = "maria.lopez@example.com"
@@ -161,6 +163,20 @@ def world():
         )
         for payment, reason in ((target, "Bonus"), (other, "Missed session"))
     ]
+    transfers = [
+        Transfer.objects.create(
+            stripe_id=stripe_id,
+            instructor=payment.instructor,
+            destination=destination,
+            amount=1000,
+            currency="usd",
+            created=now,
+        )
+        for stripe_id, payment, destination in (
+            (TR, target, ACCT),
+            ("tr_Other000001", other, "acct_Other000001"),
+        )
+    ]
     return {
         EarningEntry: tuple(entries),
         EarningAdjustment: tuple(adjustments),
@@ -175,6 +191,7 @@ def world():
         PaymentRetry: tuple(retries),
         Instructor: (target.instructor, other.instructor),
         AdminAction: tuple(actions),
+        Transfer: tuple(transfers),
     }
 
 
@@ -198,6 +215,7 @@ SEARCHES = {
     AdminAction: [PI, "approve", "Auditor_Ada"],
     EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
+    Transfer: ["maria lop", "lopez@tutors", TR, ACCT],
 }
 CASES = [
     (model, typed)

@@ -23,7 +23,9 @@ from management.demo_data import DemoGenerator, demo_size
 from management.demo_fraud import seed_fraud_reviews
 from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
-from payments.models import Payment, SyncRun, WebhookEvent
+from payments import sync
+from payments.gateway import StripeTransfer, StripeTransferReversal
+from payments.models import Instructor, Payment, SyncRun, WebhookEvent
 from refunds.models import RefundRequest
 from reports.demo import seed_reports
 from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
@@ -122,6 +124,29 @@ def demo_like_data():
             },
         },
         status=WebhookEvent.Status.PROCESSED,
+    )
+    # A Connect transfer to one of the instructors, partly reversed, as the mirror lands it.
+    now = timezone.now()
+    sync.upsert_transfers(
+        [
+            StripeTransfer(
+                id="tr_crawl0001",
+                amount=4000,
+                currency="eur",
+                destination=Instructor.objects.order_by("pk").first().stripe_account_id,
+                created=now,
+                amount_reversed=1500,
+                reversals=[
+                    StripeTransferReversal(
+                        id="trr_crawl0001",
+                        transfer_id="tr_crawl0001",
+                        amount=1500,
+                        currency="eur",
+                        created=now,
+                    )
+                ],
+            )
+        ]
     )
     SyncRun.objects.create(
         status=SyncRun.Status.SUCCEEDED,

@@ -260,3 +260,14 @@ def test_a_late_answer_times_out_but_the_transfer_was_made_once(peer, settings):
     # Disarmed after one hit: the next create answers at once.
     other = transfer(destination, key="payout:4", group="payout:4")
     assert other.id != found.id
+
+
+def test_an_insufficient_platform_balance_is_refused_before_anything_is_made(peer):
+    destination = account().id
+    arm_fault(peer, mode="balance_insufficient")
+    with pytest.raises(InvalidRequest) as refused:
+        transfer(destination, key="payout:8", group="payout:8")
+    assert refused.value.stripe_code == "balance_insufficient"
+    assert gateway.stripe_transfer_list() == []
+    # Nothing was stored under the key: once funds are there, the same key makes it.
+    assert transfer(destination, key="payout:8", group="payout:8").amount == 2500

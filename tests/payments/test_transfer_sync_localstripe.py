@@ -2,6 +2,8 @@
 at the peer (with reversals) land through upsert_transfers after the disputes' pass, each
 reversal's entry once; a second run changes nothing."""
 
+import time
+
 import pytest
 
 from payments import gateway
@@ -61,4 +63,36 @@ def test_the_sync_mirrors_transfers_and_reversals_once(peer):
 
     again = stripe_sync()
     assert again.counts["transfer"] == {"created": 0, "updated": 0, "unchanged": 2, "skipped": 0}
+    assert EarningEntry.objects.count() == 1
+
+
+def test_a_reversal_of_a_transfer_older_than_the_window_is_found_by_its_event(peer, settings):
+    settings.STRIPE_SYNC_OVERLAP_SECONDS = 0
+    account = gateway.stripe_account_create(email="ines@example.com", idempotency_key="a:1")
+    ines = InstructorFactory(stripe_account_id=account.id)
+    made = gateway.stripe_transfer_create(
+        amount=2000,
+        currency="usd",
+        destination=account.id,
+        transfer_group="manual",
+        metadata={},
+        idempotency_key="t:1",
+    )
+    assert stripe_sync().counts["transfer"]["created"] == 1
+    # The next run's window starts after the transfer's creation: its list page is empty.
+    time.sleep(1.1)
+    reversal = gateway.stripe_transfer_reversal_create(
+        transfer_id=made.id, amount=500, metadata={}, idempotency_key="r:1"
+    )
+
+    report = stripe_sync()
+    assert report.status == "succeeded", report.error
+    assert report.counts["transfer"]["updated"] == 1
+    assert TransferReversal.objects.get().stripe_id == reversal.id
+    assert Transfer.objects.get().amount_reversed == 500
+    (entry,) = EarningEntry.objects.all()
+    assert (entry.instructor, entry.amount) == (ines, 500)
+    # The sweep reads it again next time (the event is still in the window): no change.
+    again = stripe_sync()
+    assert again.counts["transfer"]["updated"] == 0
     assert EarningEntry.objects.count() == 1

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from management import demo_data
+from management.demo_connect import bank_accounts_seed, connected_accounts_create
 from management.demo_counts import demo_count_lines
 from management.demo_disputes import seed_open_disputes
 from management.demo_fraud import seed_fraud_reviews
@@ -28,8 +29,13 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already present; nothing to do.")
             self._write_counts()
             return
-        generator = demo_data.DemoGenerator(seed=seed, stdout=self.stdout)
+        # Most instructors get a connected account in localstripe first, so their payments
+        # name it and payouts to them are real transfers; the rest are paid by bank transfer.
+        generator = demo_data.DemoGenerator(
+            seed=seed, stdout=self.stdout, connected_accounts=connected_accounts_create
+        )
         generator.run(demo_data.demo_size(payments))
+        bank_accounts_seed(seed=seed)
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
         # Disputes that need a response: real ones in localstripe, so responding works.
