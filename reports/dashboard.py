@@ -18,6 +18,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from payments.instructor_selectors import owed_by_currency, payout_queue_counts
 from payments.models import Dispute, FraudAlert, Payment, StudentBalance, SyncRun
 from payments.money import format_money
 from payments.selectors import dispute_alert_thresholds, dispute_deadline_bands, webhook_health
@@ -33,6 +34,7 @@ DASHBOARD_PERMISSION = "payments.view_payment"
 CHART_DAYS = 30
 RATE_WINDOW_DAYS = 7
 REFUND_TIME_WINDOW_DAYS = 30
+FAILED_PAYOUT_DAYS = 30
 # Distinguishable line colours for the revenue chart, one per currency.
 CHART_COLOURS = ["#9333ea", "#0ea5e9", "#f59e0b", "#10b981", "#ef4444", "#64748b"]
 
@@ -255,6 +257,49 @@ def _webhook_card() -> Card:
     )
 
 
+def _payout_cards() -> list[Card]:
+    """Payouts waiting for approval (and failed in the last FAILED_PAYOUT_DAYS), and what the
+    marketplace owes its instructors per currency (never summed across currencies)."""
+    counts = payout_queue_counts(failed_since=timezone.now() - timedelta(days=FAILED_PAYOUT_DAYS))
+    pending, failed = counts["pending"], counts["failed"]
+    owed = owed_by_currency()
+    owed_back = [row for row in owed if row.owed_back]
+    return [
+        Card(
+            key="payouts",
+            title="Payouts to approve",
+            value=f"{pending:,}",
+            tone=WARNING if pending else OK,
+            target="each needs an approver (four-eyes for manual ones)",
+            detail=f"{failed:,} failed in the last {FAILED_PAYOUT_DAYS} days",
+            href=_url("admin:payments_payout_changelist", "?status__exact=pending"),
+            icon="outbox",
+        ),
+        Card(
+            key="payouts_failed",
+            title="Failed payouts",
+            value=f"{failed:,}",
+            tone=DANGER if failed else OK,
+            target=f"last {FAILED_PAYOUT_DAYS} days; their amounts are back in the balances",
+            href=_url("admin:payments_payout_changelist", "?status__exact=failed"),
+            icon="running_with_errors",
+        ),
+        Card(
+            key="owed",
+            title="Owed to instructors",
+            value=" · ".join(format_money(row.owed, row.currency) for row in owed) or "—",
+            tone=INFO,
+            target="balances above zero, per currency",
+            detail=" · ".join(
+                f"{format_money(row.owed_back, row.currency)} owed back (clawbacks)"
+                for row in owed_back
+            ),
+            href=_url("admin:payments_instructor_changelist"),
+            icon="account_balance_wallet",
+        ),
+    ]
+
+
 def _balance_card() -> Card:
     n = StudentBalance.objects.filter(minutes__lt=0).count()
     return Card(
@@ -396,6 +441,7 @@ def dashboard_context() -> dict:
         _fraud_card(),
         _webhook_card(),
         _balance_card(),
+        *_payout_cards(),
         _sync_card(),
     ]
     cards = [card for card in cards if card is not None]

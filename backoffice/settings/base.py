@@ -355,6 +355,22 @@ SIDEBAR_SECTIONS = [
         ],
     ),
     (
+        "Payouts",
+        [
+            # Badge: payouts waiting for approval. Opens on the "To approve" tab
+            # (payments.admin.payout.PAYOUT_TABS; tests/payments/test_payout_admin.py holds
+            # them equal).
+            (
+                "Payouts",
+                "outbox",
+                "payments.payout",
+                "payments.admin.payout.pending_payouts_badge",
+                "status__exact=pending",
+            ),
+            ("Payout runs", "event_repeat", "payments.payoutrun"),
+        ],
+    ),
+    (
         "Reports",
         [
             ("Analytics", "monitoring", "reports.dailyrollup"),

@@ -2,9 +2,11 @@ from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail
 from .customer import CustomerAdmin
 from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
-from .other import InstructorAdmin, PaymentMethodAdmin
+from .instructor import InstructorAdmin
+from .other import PaymentMethodAdmin
 from .payment import PaymentAdmin
 from .payment_retry import PaymentRetryAdmin
+from .payout import PayoutAdmin, PayoutRunAdmin
 from .sync_run import SyncRunAdmin, SyncStateAdmin
 from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
@@ -18,6 +20,8 @@ __all__ = [
     "PaymentAdmin",
     "PaymentMethodAdmin",
     "PaymentRetryAdmin",
+    "PayoutAdmin",
+    "PayoutRunAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
     "TransferAdmin",

@@ -13,7 +13,6 @@ from payments.ledger import CLOSED_DISPUTE_STATUSES
 from payments.models import (
     BalanceEntry,
     Dispute,
-    Instructor,
     PaymentMethod,
     StudentBalance,
 )
@@ -61,20 +60,6 @@ class PaymentMethodAdmin(ChangelistMixin, ModelAdmin):
         if obj.card_exp_month and obj.card_exp_year:
             return f"{obj.card_exp_month:02d}/{obj.card_exp_year}"
         return "—"
-
-
-@admin.register(Instructor)
-class InstructorAdmin(ChangelistMixin, ModelAdmin):
-    list_display = ["name", "email", "stripe_account_id"]
-    # A few hundred rows: the substring scans need no index.
-    search_spec = SearchSpec(
-        ids=(("acct_", "stripe_account_id"),),
-        text=("name", "email"),
-        help_text=(
-            "Searches: name or e-mail (any part, any case); a whole Stripe connected account "
-            "id (acct_) in any case."
-        ),
-    )
 
 
 class NegativeBalanceFilter(admin.SimpleListFilter):

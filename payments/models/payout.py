@@ -144,6 +144,9 @@ class Payout(TimestampedModel):
             models.Index(fields=["-created_at", "-id"], name="payout_created_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="payout_status_created_idx"),
             models.Index(fields=["instructor", "-created_at"], name="payout_instructor_idx"),
+            # The payouts list's search finds a whole tr_ id in any case (backoffice/
+            # changelist.py: UPPER(column) = UPPER(term)).
+            models.Index(Upper("stripe_transfer_id"), name="payout_transfer_upper_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payout_amount_positive"),

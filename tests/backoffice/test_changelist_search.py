@@ -29,6 +29,7 @@ from payments.models import (
     Payment,
     PaymentMethod,
     PaymentRetry,
+    Payout,
     StudentBalance,
     Transfer,
     WebhookEvent,
@@ -163,23 +164,32 @@ def world():
         )
         for payment, reason in ((target, "Bonus"), (other, "Missed session"))
     ]
+    payouts = [
+        Payout.objects.create(
+            instructor=payment.instructor,
+            amount=4000,
+            currency="usd",
+            status=Payout.Status.PAID,
+            stripe_transfer_id=transfer_id,
+        )
+        for payment, transfer_id in ((target, TR), (other, "tr_Other000001"))
+    ]
     transfers = [
         Transfer.objects.create(
-            stripe_id=stripe_id,
-            instructor=payment.instructor,
-            destination=destination,
-            amount=1000,
-            currency="usd",
+            stripe_id=payout.stripe_transfer_id,
+            payout=payout,
+            instructor=payout.instructor,
+            destination=payout.instructor.stripe_account_id or "acct_Other000001",
+            amount=payout.amount,
+            currency=payout.currency,
             created=now,
         )
-        for stripe_id, payment, destination in (
-            (TR, target, ACCT),
-            ("tr_Other000001", other, "acct_Other000001"),
-        )
+        for payout in payouts
     ]
     return {
         EarningEntry: tuple(entries),
         EarningAdjustment: tuple(adjustments),
+        Payout: tuple(payouts),
         Payment: (target, other),
         Customer: (target_customer, other_customer),
         PaymentMethod: (target_method, other_method),
@@ -212,10 +222,11 @@ SEARCHES = {
     StudentBalance: [*CUSTOMER_TEXT, CUS],
     PaymentRetry: [*CUSTOMER_TEXT, PI],
     Instructor: ["maria lop", "LOPEZ", "lopez@tutors", ACCT],
+    Payout: ["maria lop", "LOPEZ@TUTORS", TR, ACCT],
+    Transfer: ["maria lop", "LOPEZ@TUTORS", TR, ACCT],
     AdminAction: [PI, "approve", "Auditor_Ada"],
     EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
-    Transfer: ["maria lop", "lopez@tutors", TR, ACCT],
 }
 CASES = [
     (model, typed)
