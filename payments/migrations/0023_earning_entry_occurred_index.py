@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0021_transfer_search_indexes'),
+        ('payments', '0022_payout_transfer_search_index'),
     ]
 
     operations = [
