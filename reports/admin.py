@@ -19,12 +19,13 @@ from backoffice.admin_extensions import admin_extend
 from backoffice.changelist import ChangelistMixin
 from payments.admin.display import money
 from payments.admin.filters import CurrencyFilter
-from payments.models import Dispute, Instructor, Payment
+from payments.models import Dispute, EarningEntry, Instructor, Payment
 from refunds.models import RefundRequest
 
 from . import dashboard
 from .dispute_admin import DisputeRespondAdminMixin
 from .exports import RefundExportAdminMixin
+from .ledger_export import EarningLedgerExportAdminMixin
 from .models import DailyRollup, Receipt
 from .payment_admin import PaymentReportsAdminMixin
 from .pdf import receipt_pdf
@@ -39,6 +40,8 @@ admin_extend(RefundRequest, RefundExportAdminMixin)
 admin_extend(Dispute, DisputeRespondAdminMixin)
 # The monthly statement (page and PDF) on the instructor page; the earnings ledger's export.
 admin_extend(Instructor, InstructorStatementAdminMixin)
+# The earnings ledger's list as CSV / JSON (streamed) and import-export's formats.
+admin_extend(EarningEntry, EarningLedgerExportAdminMixin)
 
 WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 

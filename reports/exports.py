@@ -360,7 +360,7 @@ def streaming_json_response(
     return response
 
 
-def _export_filename(prefix: str, extension: str) -> str:
+def export_filename(prefix: str, extension: str) -> str:
     return f"{prefix}-{timezone.localtime():%Y-%m-%d-%H%M}.{extension}"
 
 
@@ -405,7 +405,7 @@ class ExportAdminMixin(ExportMixin):
         except IncorrectLookupParameters:
             return HttpResponseBadRequest(ERR_BAD_FILTERS)
         return streaming_csv_response(
-            queryset, self.stream_columns, filename=_export_filename(self.stream_filename, "csv")
+            queryset, self.stream_columns, filename=export_filename(self.stream_filename, "csv")
         )
 
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from django import forms
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import HttpResponseBadRequest
 from django.utils import timezone
+from unfold.decorators import action
 from unfold.widgets import INPUT_CLASSES, UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from payments.models import EarningEntry, Instructor
@@ -23,6 +27,11 @@ from payments.money import is_known_currency
 
 from .export_columns import EARNING_ENTRY_COLUMNS
 from .exports import (
+    ERR_BAD_FILTERS,
+    KEEP_FILTERS_ATTRS,
+    ExportAdminMixin,
+    column_resource,
+    export_filename,
     has_export_permission,
     streaming_csv_response,
     streaming_json_response,
@@ -134,3 +143,45 @@ def ledger_export_response(data: dict):
     return respond(
         queryset, EARNING_ENTRY_COLUMNS, filename=ledger_export_filename(data, extension)
     )
+
+
+EarningEntryResource = column_resource(
+    "EarningEntryResource",
+    EarningEntry,
+    EARNING_ENTRY_COLUMNS,
+    related=("instructor", "payment"),
+    doc="The earnings ledger, one row per entry; signed amounts in major units of `currency`.",
+)
+
+
+class EarningLedgerExportAdminMixin(ExportAdminMixin):
+    """Added to the earnings ledger's changelist by reports/admin.py: exactly the filtered
+    and searched list as a streamed CSV or JSON, and import-export's formats; for staff who
+    may export and read the ledger. (The instructors' page has the same export with its own
+    form: instructor, currency, days.)"""
+
+    actions_list = ["export_csv_stream", "export_json_stream"]
+    resource_classes = [EarningEntryResource]
+    stream_columns = EARNING_ENTRY_COLUMNS
+    stream_filename = "earnings-ledger"
+
+    def has_export_permission(self, request):
+        return may_export_ledger(request.user)
+
+    @action(
+        description="Export JSON (streamed, any size)",
+        icon="data_object",
+        permissions=["export"],
+        attrs=KEEP_FILTERS_ATTRS,
+    )
+    def export_json_stream(self, request):
+        """GET, no side effects: the filtered changelist as a JSON array, streamed."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        try:
+            queryset = self.get_export_queryset(request)
+        except IncorrectLookupParameters:
+            return HttpResponseBadRequest(ERR_BAD_FILTERS)
+        return streaming_json_response(
+            queryset, self.stream_columns, filename=export_filename(self.stream_filename, "json")
+        )

@@ -207,3 +207,30 @@ def test_the_export_reads_in_a_constant_number_of_queries(accountant, ledger):
     for day in range(1, 21):
         entry(ledger["ada"], day, when=datetime(2026, 11, day, tzinfo=UTC))
     assert queries_for_export() == before
+
+
+LEDGER_LIST = reverse("admin:payments_earningentry_changelist")
+LEDGER_CSV = reverse("admin:payments_earningentry_export_csv_stream")
+LEDGER_JSON = reverse("admin:payments_earningentry_export_json_stream")
+
+
+def test_the_ledger_list_exports_exactly_its_filtered_rows(accountant, ledger):
+    """The earnings ledger's changelist: its filters and search, streamed as CSV or JSON."""
+    body = accountant.get(LEDGER_LIST).content.decode()
+    assert LEDGER_CSV in body and LEDGER_JSON in body
+    query = f"?instructor__id__exact={ledger['ada'].pk}&currency=usd"
+    rows_csv = read_csv(accountant.get(LEDGER_CSV + query))
+    rows_json = read_json(accountant.get(LEDGER_JSON + query))
+    assert rows_csv == rows_json
+    # The changelist's order (newest first), Ada's usd entries only.
+    assert [r["kind"] for r in rows_csv] == ["payout", "refund", "earning"]
+
+
+def test_the_ledger_list_export_needs_both_permissions(client, ledger):
+    client.force_login(
+        staff_with("payments.view_earningentry", "payments.view_instructor", username="reader")
+    )
+    body = client.get(LEDGER_LIST).content.decode()
+    assert LEDGER_CSV not in body and LEDGER_JSON not in body
+    assert client.get(LEDGER_CSV).status_code == 403
+    assert client.get(LEDGER_JSON).status_code == 403
