@@ -6,7 +6,8 @@ from .instructor import InstructorAdmin
 from .other import PaymentMethodAdmin
 from .payment import PaymentAdmin
 from .payment_retry import PaymentRetryAdmin
-from .payout import PayoutAdmin, PayoutRunAdmin
+from .payout import PayoutAdmin
+from .payout_run import PayoutRunAdmin
 from .sync_run import SyncRunAdmin, SyncStateAdmin
 from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin

@@ -19,6 +19,8 @@ from payments.models import (
     Instructor,
     Payment,
     PaymentMethod,
+    Payout,
+    PayoutRun,
     StudentBalance,
     Transfer,
 )
@@ -32,6 +34,7 @@ from tests.factories import (
     RefundRequestFactory,
     UserFactory,
 )
+from tests.payments.payout_support import entry, payout
 
 pytestmark = pytest.mark.django_db
 ROWS = 105
@@ -75,7 +78,37 @@ def make_rows(model):
     elif model is PaymentMethod:
         PaymentMethodFactory.create_batch(ROWS)
     elif model is Instructor:
-        InstructorFactory.create_batch(ROWS)
+        # With balances in two currencies, one of them negative: the list reads the page's
+        # balances in one grouped query.
+        for index, instructor in enumerate(InstructorFactory.create_batch(ROWS)):
+            entry(instructor, 1000 + index)
+            entry(instructor, -500 if index % 2 else 500, "eur", on_hold=bool(index % 3))
+    elif model is Payout:
+        requester, approver = UserFactory(), UserFactory()
+        run = PayoutRun.objects.create(trigger="command")
+        statuses = list(Payout.Status)
+        for index, instructor in enumerate(InstructorFactory.create_batch(ROWS)):
+            payout(
+                instructor,
+                1000 + index,
+                "usd" if index % 2 else "jpy",
+                status=statuses[index % len(statuses)],
+                source=Payout.Source.MANUAL if index % 3 else Payout.Source.RUN,
+                run=None if index % 3 else run,
+                requested_by=requester if index % 3 else None,
+                approved_by=approver if index % 2 else None,
+                failure_message="No such destination" if index % 5 == 0 else "",
+                amount_reversed=100 if index % 7 == 0 else 0,
+            )
+    elif model is PayoutRun:
+        creator = UserFactory()
+        for index in range(ROWS):
+            PayoutRun.objects.create(
+                trigger="admin" if index % 2 else "schedule",
+                created_by=creator if index % 2 else None,
+                payouts_created=2,
+                totals={"usd": {"count": 1, "amount": 1000}, "jpy": {"count": 1, "amount": 500}},
+            )
     elif model is Customer:
         CustomerFactory.create_batch(ROWS)
     elif model is Payment:
@@ -137,6 +170,8 @@ def block_every_other_customer():
         Payment,
         RefundRequest,
         Transfer,
+        Payout,
+        PayoutRun,
         EarningEntry,
         EarningAdjustment,
     ],

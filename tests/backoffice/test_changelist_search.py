@@ -145,25 +145,6 @@ def world():
             ("grace", "customer.block", "cus_Other0000001", "grace@example.org"),
         )
     ]
-    entries = [
-        EarningEntry.objects.create(
-            instructor=payment.instructor,
-            currency="usd",
-            amount=payment.net,
-            kind=EarningEntry.Kind.EARNING,
-            reference=f"payment:{payment.stripe_payment_intent_id}:earning",
-            payment=payment,
-            occurred_at=now,
-            available_at=now,
-        )
-        for payment in (target, other)
-    ]
-    adjustments = [
-        EarningAdjustment.objects.create(
-            instructor=payment.instructor, amount=500, currency="usd", reason=reason
-        )
-        for payment, reason in ((target, "Bonus"), (other, "Missed session"))
-    ]
     payouts = [
         Payout.objects.create(
             instructor=payment.instructor,
@@ -186,10 +167,30 @@ def world():
         )
         for payout in payouts
     ]
+    entries = [
+        EarningEntry.objects.create(
+            instructor=payment.instructor,
+            currency="usd",
+            amount=payment.net,
+            kind=EarningEntry.Kind.EARNING,
+            reference=f"payment:{payment.stripe_payment_intent_id}:earning",
+            payment=payment,
+            occurred_at=now,
+            available_at=now,
+        )
+        for payment in (target, other)
+    ]
+    adjustments = [
+        EarningAdjustment.objects.create(
+            instructor=payment.instructor, amount=500, currency="usd", reason=reason
+        )
+        for payment, reason in ((target, "Bonus"), (other, "Missed session"))
+    ]
     return {
+        Payout: tuple(payouts),
+        Transfer: tuple(transfers),
         EarningEntry: tuple(entries),
         EarningAdjustment: tuple(adjustments),
-        Payout: tuple(payouts),
         Payment: (target, other),
         Customer: (target_customer, other_customer),
         PaymentMethod: (target_method, other_method),
@@ -201,7 +202,6 @@ def world():
         PaymentRetry: tuple(retries),
         Instructor: (target.instructor, other.instructor),
         AdminAction: tuple(actions),
-        Transfer: tuple(transfers),
     }
 
 

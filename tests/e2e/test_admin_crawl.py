@@ -25,10 +25,19 @@ from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
 from payments import sync
 from payments.gateway import StripeTransfer, StripeTransferReversal
-from payments.models import Instructor, Payment, SyncRun, WebhookEvent
+from payments.models import (
+    Instructor,
+    Payment,
+    Payout,
+    PayoutRun,
+    SyncRun,
+    Transfer,
+    WebhookEvent,
+)
 from refunds.models import RefundRequest
 from reports.demo import seed_reports
 from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
+from tests.payments.payout_support import entry, payout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -153,6 +162,25 @@ def demo_like_data():
         finished_at=timezone.now(),
         counts={"payment_intent": {"created": 3, "updated": 1, "unchanged": 96, "skipped": 0}},
         outcomes={"payment_intent": {"status": "succeeded", "error": ""}},
+    )
+    # Payouts: a run's payout paid by Connect (with its transfer mirrored) and a yen bank
+    # transfer waiting for approval.
+    instructor = Instructor.objects.exclude(stripe_account_id="").first()
+    entry(instructor, 90000)
+    entry(instructor, 150000, "jpy")
+    run = PayoutRun.objects.create(totals={"usd": {"count": 1, "amount": 45000}})
+    paid = payout(
+        instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0002"
+    )
+    payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
+    Transfer.objects.create(
+        stripe_id="tr_crawl0002",
+        payout=paid,
+        instructor=instructor,
+        destination=instructor.stripe_account_id,
+        amount=45000,
+        currency="usd",
+        created=timezone.now(),
     )
 
 
