@@ -241,7 +241,7 @@ def _bank_instructor_sales(*, now: datetime) -> dict[str, list[str]]:
     return sales
 
 
-def _clawback_dispute(payment: Payment, *, now: datetime) -> None:
+def _clawback_dispute(payment: Payment) -> None:
     """The bank takes the first sale back after the payout: a lost dispute as Stripe sends it,
     through the sync (which writes its ledger entry)."""
     with transaction.atomic():
@@ -254,12 +254,12 @@ def _clawback_dispute(payment: Payment, *, now: datetime) -> None:
                     amount=payment.amount,
                     currency=payment.currency,
                     status="lost",
-                    created=now - timedelta(hours=2),
+                    # Now: after her payout was paid.
+                    created=timezone.now(),
                     reason=CLAWBACK_DISPUTE_REASON,
-                    evidence_due_by=now + timedelta(days=5),
+                    evidence_due_by=timezone.now() + timedelta(days=5),
                 )
-            ],
-            now=now,
+            ]
         )
 
 
@@ -319,7 +319,7 @@ def seed_payouts(*, now: datetime | None = None, stdout=None) -> dict[str, int]:
         )
     # The clawback: the bank takes Iris's first sale back after she was paid.
     iris_email = BANK_INSTRUCTORS[0].email
-    _clawback_dispute(Payment.objects.get(stripe_payment_intent_id=sales[iris_email][0]), now=now)
+    _clawback_dispute(Payment.objects.get(stripe_payment_intent_id=sales[iris_email][0]))
 
     # Stripe Connect, in the demo's localstripe.
     if connect and not stripe_reachable():

@@ -34,7 +34,7 @@ from .ledger_export import (
     ledger_export_response,
     may_export_ledger,
 )
-from .statement_pdf import instructor_statement_pdf, statement_filename
+from .statement_pdf import MIXED_SECTIONS, instructor_statement_pdf, statement_filename
 from .statements import (
     ERR_BAD_MONTH,
     Statement,
@@ -238,17 +238,23 @@ class InstructorStatementAdminMixin:
                     "amount": section.total,
                 }
             )
-        closing_at = (
-            statement.last_day.isoformat() if statement.is_complete else "today (month to date)"
+        closing = (
+            f"Closing balance on {statement.last_day.isoformat()}"
+            if statement.is_complete
+            else "Balance now (month to date)"
         )
         rows += [
             {
-                "label": f"Closing balance on {closing_at}",
+                "label": closing,
                 "amount": statement.closing_balance,
                 "strong": True,
             },
-            {"label": "of which available for payout", "amount": statement.closing_available},
-            {"label": "of which still on hold", "amount": statement.closing_on_hold},
+            {
+                "label": "of which available for payout",
+                "amount": statement.closing_available,
+                "sub": True,
+            },
+            {"label": "of which still on hold", "amount": statement.closing_on_hold, "sub": True},
         ]
         for row in rows:
             row["text"] = statement.money(row["amount"])
@@ -263,6 +269,7 @@ class InstructorStatementAdminMixin:
             sections.append(
                 {
                     "key": section.key,
+                    "mixed": section.key in MIXED_SECTIONS,
                     "title": section.title,
                     "total": statement.money(section.total),
                     "count": len(section.lines),

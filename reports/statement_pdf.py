@@ -33,7 +33,8 @@ SECTION_COUNT_NOUNS = {"earnings": "payment"}
 # Groups holding several kinds name each line's kind (a payout, its return, a reversal).
 MIXED_SECTIONS = frozenset({"disputes", "payouts", "other"})
 WIDTH = 180 * mm
-SECTION_COLUMNS = [22 * mm, 46 * mm, 85 * mm, 27 * mm]
+# Date, reference (a whole Stripe id on one line), description, amount: 180 mm.
+SECTION_COLUMNS = [22 * mm, 50 * mm, 81 * mm, 27 * mm]
 
 
 def statement_filename(statement: Statement) -> str:

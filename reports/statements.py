@@ -211,8 +211,12 @@ def instructor_statement(
     kind_labels = dict(Kind.choices)
     for entry in rows.iterator(chunk_size=2000):
         payment = entry.payment
-        description = entry.description or (
-            (payment.product_name or payment.description) if payment else ""
+        # A payment's entries say what was sold (the instructor knows their courses, not our
+        # ids); the others (payouts, adjustments) say what the ledger wrote.
+        description = (
+            (payment.product_name or payment.description or entry.description)
+            if payment
+            else entry.description
         )
         line = StatementLine(
             entry_id=entry.pk,
