@@ -15,9 +15,12 @@ Statements need payments.view_earningentry; the export also needs reports.export
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -36,7 +39,6 @@ from .ledger_export import (
 )
 from .statement_pdf import MIXED_SECTIONS, instructor_statement_pdf, statement_filename
 from .statements import (
-    ERR_BAD_MONTH,
     Statement,
     current_month,
     instructor_statement,
@@ -47,6 +49,9 @@ from .statements import (
 )
 
 ERR_NO_STATEMENT_PERMISSION = "You may not see instructors' statements."
+ERR_BAD_MONTH_CHOICE = (
+    "Not a month with a statement: {value!r} (use YYYY-MM, this month or earlier)."
+)
 WARN_UNKNOWN_STATEMENT_CURRENCY = (
     "This instructor has no entries in {currency}: showing {shown} instead."
 )
@@ -56,14 +61,14 @@ PAGE_LINES_PER_SECTION = 200
 DEFAULT_CURRENCY = "usd"
 
 
+@dataclass(frozen=True)
 class StatementChoice:
     """The picker's state: the chosen currency and month, and what may be chosen."""
 
-    def __init__(self, *, currencies, months, currency, month):
-        self.currencies = currencies
-        self.months = months
-        self.currency = currency
-        self.month = month
+    currencies: list[str]
+    months: list[date]
+    currency: str
+    month: date
 
 
 def statement_choice(
@@ -92,11 +97,18 @@ def statement_choice(
     raw_month = request.GET.get("month")
     if raw_month:
         try:
-            month = parse_month(raw_month)
+            asked_month = parse_month(raw_month)
         except ValueError:
-            if warn:
-                messages.warning(request, ERR_BAD_MONTH.format(value=raw_month))
-    months = months_between(min(period.first_month, month), max(this_month, month))
+            asked_month = None
+        # A month that has not begun has no statement yet.
+        if asked_month is not None and asked_month <= this_month:
+            month = asked_month
+        elif warn:
+            messages.warning(request, ERR_BAD_MONTH_CHOICE.format(value=raw_month))
+    # The instructor's months up to now, and the month asked for if it is older.
+    months = months_between(period.first_month, this_month)
+    if month not in months:
+        months.append(month)
     return StatementChoice(
         currencies=sorted(periods), months=months, currency=currency, month=month
     )
@@ -134,7 +146,9 @@ class InstructorStatementAdminMixin:
     def _instructor_or_403(self, request, object_id) -> Instructor:
         if not self.has_statement_permission(request):
             raise PermissionDenied(ERR_NO_STATEMENT_PERMISSION)
-        return get_object_or_404(Instructor, pk=object_id)
+        if not str(object_id).isdigit():
+            raise Http404  # a path that is no id is no instructor (not a 500)
+        return get_object_or_404(Instructor, pk=int(object_id))
 
     # --- the statement page: a detail action (a GET link on the instructor page) ---------
 

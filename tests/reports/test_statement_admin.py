@@ -9,8 +9,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from payments.models import EarningEntry
-from reports.statement_admin import ERR_NO_STATEMENT_PERMISSION, WARN_UNKNOWN_STATEMENT_CURRENCY
-from reports.statements import ERR_BAD_MONTH, current_month
+from reports.statement_admin import (
+    ERR_BAD_MONTH_CHOICE,
+    ERR_NO_STATEMENT_PERMISSION,
+    WARN_UNKNOWN_STATEMENT_CURRENCY,
+)
+from reports.statements import current_month
 from tests.factories import InstructorFactory, PaymentFactory
 from tests.reports.helpers import earning_entry as entry
 from tests.reports.helpers import pdf_text, staff_with
@@ -102,8 +106,17 @@ def test_bad_parameters_are_replaced_with_a_message(finance, instructor):
     assert WARN_UNKNOWN_STATEMENT_CURRENCY.format(currency="'xyz'", shown="USD") in body.replace(
         "&#x27;", "'"
     )
-    assert ERR_BAD_MONTH.format(value="2026-99") in body.replace("&#x27;", "'")
+    assert ERR_BAD_MONTH_CHOICE.format(value="2026-99") in body.replace("&#x27;", "'")
     assert "November 2026 · USD" in body
+    # A month that has not begun is refused the same way; the picker stops at this month.
+    body = finance.get(statement_url(instructor, month="2999-01")).content.decode()
+    assert ERR_BAD_MONTH_CHOICE.format(value="2999-01") in body.replace("&#x27;", "'")
+    assert '<option value="2999-01"' not in body
+
+
+def test_a_path_that_is_no_id_is_404(finance):
+    assert finance.get("/admin/payments/instructor/abc/statement/").status_code == 404
+    assert finance.get("/admin/payments/instructor/abc/statement/pdf/").status_code == 404
 
 
 def test_an_instructor_without_entries_has_no_statement(finance):
