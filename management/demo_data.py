@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from payments import fraud_rules, sync
+from payments import earnings, fraud_rules, sync
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -179,7 +179,8 @@ class DemoGenerator:
         ):
             # The sync's own upserts, in its order: payments, then their refunds and disputes.
             # Fraud rules: one pass at the end instead of one per batch.
-            with transaction.atomic():
+            # Earnings once per batch, with the refunds in place (payments.earnings).
+            with transaction.atomic(), earnings.recording_deferred():
                 sync.upsert_payment_intents(intents, send_signals=False, detect_fraud=False)
                 sync.upsert_refunds(refunds)
                 sync.upsert_disputes(disputes, now=self.now)

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -371,8 +373,34 @@ def record_payment_entries(
 
 
 def record_payment_earnings(payment_pks: Iterable[int]) -> int:
-    """Write the earnings entries these payments are missing; the number written."""
+    """Write the earnings entries these payments are missing; the number written. Inside
+    `recording_deferred()`, only notes the payments and returns 0: the block writes them
+    when it ends."""
+    pending = _DEFERRED.get()
+    if pending is not None:
+        pending.update(pk for pk in payment_pks if pk)
+        return 0
     return len(record_payment_entries(payment_pks))
+
+
+_DEFERRED: ContextVar[set[int] | None] = ContextVar("earnings_deferred", default=None)
+
+
+@contextmanager
+def recording_deferred():
+    """Record the earnings of every payment the block's upserts touch once, when the block
+    ends (inside the caller's transaction), instead of after each upsert. For a caller that
+    lands a payment and its refunds and disputes together (the demo's batches): each refund
+    is then recorded as a refund, not first as a correction for a refunded amount Stripe
+    reported on the payment before its refund row existed. Nothing is written if the block
+    raises (its transaction rolls back anyway)."""
+    pending: set[int] = set()
+    token = _DEFERRED.set(pending)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    record_payment_entries(pending)
 
 
 # --- The invariant -----------------------------------------------------------------------------

@@ -42,16 +42,7 @@ def snapshot():
 def test_same_seed_gives_the_same_data():
     DemoGenerator(seed=7, now=NOW).run(demo_size(400))
     first = snapshot()
-    # The earnings ledger protects its payments: its entries go first.
-    for model in (
-        EarningEntry,
-        FraudAlert,
-        BalanceEntry,
-        StudentBalance,
-        Refund,
-        Dispute,
-        Payment,
-    ):
+    for model in (EarningEntry, FraudAlert, BalanceEntry, StudentBalance, Refund, Dispute, Payment):
         model.objects.all().delete()
     Customer.objects.all().delete()
     DemoGenerator(seed=7, now=NOW).run(demo_size(400))

@@ -40,6 +40,7 @@ from payments.earning_adjustment_rules import (
     PERM_APPROVE,
     REJECT,
     decision_refusal,
+    needs_senior,
 )
 from payments.models import EarningAdjustment, EarningEntry
 from payments.money import MoneyError, format_money, is_known_currency, parse_money
@@ -79,6 +80,7 @@ ADJUSTMENT_PRESETS = [
     ("All", ""),
 ]
 
+NOTE_NEEDS_SENIOR = "needs a senior approver"
 HELP_AMOUNT = (
     "In major units of the currency (12.50, or 1500 for yen). Positive credits the instructor, "
     "negative (-12.50) debits."
@@ -174,7 +176,7 @@ class EarningEntryAdmin(ChangelistMixin, ModelAdmin):
 
     @display(description="Occurred", ordering="occurred_at")
     def occurred_cell(self, obj):
-        return two_line(format_datetime(obj.occurred_at), obj.get_kind_display())
+        return two_line(format_datetime(obj.occurred_at), obj.description, clip=True)
 
     @display(description="Instructor", ordering="instructor__name")
     def instructor_cell(self, obj):
@@ -480,6 +482,10 @@ class EarningAdjustmentAdmin(ChangelistMixin, FastActionCheckboxMixin, ModelAdmi
     @display(description="Status", ordering="status")
     def status_badge(self, obj):
         cell = badge(obj.get_status_display(), ADJUSTMENT_STATUS_COLOURS.get(obj.status, ""))
+        if obj.status == EarningAdjustment.Status.PENDING and needs_senior(
+            amount=obj.amount, currency=obj.currency
+        ):
+            return with_note(cell, NOTE_NEEDS_SENIOR)
         if obj.decided_by:
             return with_note(cell, f"by {obj.decided_by.get_username()}", clip=True)
         return cell
@@ -487,7 +493,7 @@ class EarningAdjustmentAdmin(ChangelistMixin, FastActionCheckboxMixin, ModelAdmi
     @display(description="Requested", ordering="created_at")
     def requested_cell(self, obj):
         who = obj.requested_by.get_username() if obj.requested_by else "system"
-        return two_line(format_datetime(obj.created_at), who, clip="narrow")
+        return two_line(format_datetime(obj.created_at), who)
 
     @display(description="Ledger entry")
     def entry_link(self, obj):

@@ -344,3 +344,52 @@ def test_a_refund_after_the_hold_comes_off_the_available_balance_at_once():
     sync.upsert_refunds([_refund(now)])
     balance = earning_balances(now=after_hold)[(instructor, "usd")]
     assert (balance.available, balance.on_hold) == (5680, 0)
+
+
+def test_a_refund_that_fails_after_succeeding_is_given_back_by_a_correction():
+    now = timezone.now()
+    sync.upsert_payment_intents([_intent(now)])
+    sync.upsert_refunds([_refund(now)])
+    sync.upsert_refunds([_refund(now, status="failed")])
+    assert _entries()[1:] == [
+        (Kind.REFUND, "refund:re_earn", -2000),
+        (Kind.CORRECTION, f"payment:{PI}:correction:1", 2000),
+    ]
+    assert _sum_matches_net() == 7680
+    # Every entry of the payment is available when its earning is.
+    assert EarningEntry.objects.values("available_at").distinct().count() == 1
+
+
+def test_a_deferred_block_records_refunds_as_refunds():
+    """The demo lands a payment (its charge already refunded) and its refunds together."""
+    now = timezone.now()
+    with earnings.recording_deferred():
+        sync.upsert_payment_intents([_intent(now, amount_refunded=2500)])
+        assert not EarningEntry.objects.exists()
+        sync.upsert_refunds([_refund(now)])
+    assert _entries() == [
+        (Kind.EARNING, f"payment:{PI}:earning", 7680),
+        (Kind.REFUND, "refund:re_earn", -2000),
+    ]
+    _sum_matches_net()
+
+
+def test_a_deferred_block_that_raises_records_nothing():
+    now = timezone.now()
+    with pytest.raises(RuntimeError), earnings.recording_deferred():
+        sync.upsert_payment_intents([_intent(now)])
+        raise RuntimeError("the caller's transaction rolls back")
+    assert not EarningEntry.objects.exists()
+    assert earnings.record_payment_earnings(Payment.objects.values_list("pk", flat=True)) == 1
+
+
+def test_the_demo_ledger_adds_up_without_corrections():
+    from datetime import UTC, datetime
+
+    from management import maintenance
+    from management.demo_data import DemoGenerator, demo_size
+
+    DemoGenerator(seed=5, now=datetime(2026, 11, 1, 12, tzinfo=UTC)).run(demo_size(300))
+    assert EarningEntry.objects.filter(kind=Kind.REFUND).exists()
+    assert not EarningEntry.objects.filter(kind=Kind.CORRECTION).exists()
+    assert maintenance.fix_earnings(dry_run=True)["payments_off"] == 0
