@@ -216,8 +216,8 @@ class PayoutRunResult:
     currencies: list[str]
     payouts_created: int = 0
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
-    # Instructors whose payable balance reached the minimum but who already have an open
-    # payout in the currency (per currency).
+    # Instructors left out because they have an open payout in the currency, whatever their
+    # balance (per currency).
     skipped_open_payout: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -242,9 +242,7 @@ def _run_currencies(currency: str | None) -> list[str]:
     return [code]
 
 
-def _payable_queryset(
-    *, currencies: list[str], now: datetime, only_with_open_payouts: bool = False
-) -> QuerySet:
+def _payable_queryset(*, currencies: list[str], now: datetime) -> QuerySet:
     """Every (instructor, currency) whose payable balance reaches the currency's minimum, as
     one grouped query over the ledger:
 
@@ -257,23 +255,15 @@ def _payable_queryset(
         HAVING payable >= CASE e.currency WHEN 'usd' THEN 1000 ... END
 
     Payable = available, but never more than the whole balance (a negative amount still on
-    hold is not paid out first). Values: instructor_id, currency, account, payable.
-    `only_with_open_payouts` limits the scan to instructors with an open payout (usually
-    none): the count of those a run skips."""
+    hold is not paid out first). Values: instructor_id, currency, account, payable."""
     minimums = payout_minimums(currencies)
     minimum = Case(
         *[When(currency=code, then=Value(amount)) for code, amount in minimums.items()],
         output_field=BigIntegerField(),
     )
-    entries = EarningEntry.objects.filter(currency__in=currencies)
-    if only_with_open_payouts:
-        entries = entries.filter(
-            instructor_id__in=Payout.objects.filter(status__in=Payout.OPEN_STATUSES)
-            .order_by()
-            .values("instructor_id")
-        )
     return (
-        entries.order_by()
+        EarningEntry.objects.filter(currency__in=currencies)
+        .order_by()
         .values("instructor_id", "currency", "instructor__stripe_account_id")
         .annotate(
             balance=Sum("amount", default=0),
@@ -289,18 +279,15 @@ def _quoted(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _payable_sql(*, currencies: list[str], now: datetime, has_open_payout: bool):
-    """(FROM clause, params): the payable balances as the subquery `c`, with (or without) an
-    open payout in the currency. The grouped part is the ORM's; the open-payout test runs on
-    its result (one probe per instructor and currency, not one per ledger entry)."""
-    sql, params = _payable_queryset(
-        currencies=currencies, now=now, only_with_open_payouts=has_open_payout
-    ).query.sql_with_params()
+def _payable_sql(*, currencies: list[str], now: datetime):
+    """(FROM clause, params): the payable balances without an open payout in the currency,
+    as the subquery `c`. The grouped part is the ORM's; the open-payout test runs on its
+    result (one probe per instructor and currency, not one per ledger entry)."""
+    sql, params = _payable_queryset(currencies=currencies, now=now).query.sql_with_params()
     payout = _quoted(Payout._meta.db_table)
     statuses = sorted(Payout.OPEN_STATUSES)
-    exists = "EXISTS" if has_open_payout else "NOT EXISTS"
     return (
-        f"({sql}) AS c WHERE {exists} (SELECT 1 FROM {payout} AS p "
+        f"({sql}) AS c WHERE NOT EXISTS (SELECT 1 FROM {payout} AS p "
         f"WHERE p.{_quoted('instructor_id')} = c.{_quoted('instructor_id')} "
         f"AND p.{_quoted('currency')} = c.{_quoted('currency')} "
         f"AND p.{_quoted('status')} IN ({', '.join(['%s'] * len(statuses))}))",
@@ -308,10 +295,10 @@ def _payable_sql(*, currencies: list[str], now: datetime, has_open_payout: bool)
     )
 
 
-def _per_currency(*, currencies: list[str], now: datetime, has_open_payout: bool) -> dict:
-    """{currency: {"count": n, "amount": minor units}} of the payable balances with (or
-    without) an open payout, in one statement."""
-    from_sql, params = _payable_sql(currencies=currencies, now=now, has_open_payout=has_open_payout)
+def _per_currency(*, currencies: list[str], now: datetime) -> dict:
+    """{currency: {"count": n, "amount": minor units}}: what a run would pay now, in one
+    statement."""
+    from_sql, params = _payable_sql(currencies=currencies, now=now)
     currency, payable = _quoted("currency"), _quoted("payable")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -326,7 +313,7 @@ def _insert_run_payouts(*, run: PayoutRun, currencies: list[str], now: datetime)
     """INSERT ... SELECT: one pending payout per payable balance without an open payout, in
     one statement whatever their number. Every column the row needs is listed from the model
     (a field added later gets its default), so this stays the model's insert."""
-    from_sql, from_params = _payable_sql(currencies=currencies, now=now, has_open_payout=False)
+    from_sql, from_params = _payable_sql(currencies=currencies, now=now)
     account = f"c.{_quoted('instructor__stripe_account_id')}"
     computed = {
         "instructor_id": (f"c.{_quoted('instructor_id')}", []),
@@ -445,8 +432,11 @@ def payout_run_create(
     grouped ledger, so a constant number of queries (and no Python object per payout)
     whatever the instructor count. An instructor with an open payout in the currency is
     skipped. Method: Stripe Connect when the instructor has a connected account, else bank
-    transfer. `dry_run` writes nothing and says what would be created. Raises PayoutError for
-    a currency with no configured minimum."""
+    transfer. `dry_run` writes nothing and says what would be created. `acting_user` None is
+    the system (the command, the schedule); a person needs payments.add_payout. Raises
+    PayoutError for a currency with no configured minimum, PayoutPermissionError."""
+    if acting_user is not None:
+        _raise(create_refusal(user=acting_user))
     currencies = _run_currencies(currency)
     now = now or timezone.now()
     result = PayoutRunResult(run_id=None, dry_run=dry_run, currencies=currencies)
@@ -454,14 +444,15 @@ def payout_run_create(
         if not dry_run:
             _serialize_payout_creation()
         # Read after the lock: a payout another transaction committed meanwhile is seen.
-        result.skipped_open_payout = {
-            code: total["count"]
-            for code, total in _per_currency(
-                currencies=currencies, now=now, has_open_payout=True
-            ).items()
-        }
+        result.skipped_open_payout = dict(
+            Payout.objects.filter(status__in=Payout.OPEN_STATUSES, currency__in=currencies)
+            .order_by("currency")
+            .values("currency")
+            .annotate(instructors=Count("instructor_id", distinct=True))
+            .values_list("currency", "instructors")
+        )
         if dry_run:
-            result.totals = _per_currency(currencies=currencies, now=now, has_open_payout=False)
+            result.totals = _per_currency(currencies=currencies, now=now)
             result.payouts_created = sum(t["count"] for t in result.totals.values())
             return result
         run = PayoutRun.objects.create(
@@ -941,11 +932,11 @@ def payout_reverse(
         raise PayoutError(ERR_REVERSAL_NOT_RECORDED.format(error=exc)) from exc
     with transaction.atomic():
         locked = _locked(payout.pk)
+        # Mirrors the reversal, writes its transfer_reversal:<id> entry once and keeps the
+        # payout's amount_reversed equal to Stripe's (whoever lands it first: this, the
+        # transfer.reversed webhook or the sync).
         sync.upsert_transfers([transfer])
-        reversed_amount = min(locked.amount, max(locked.amount_reversed, transfer.amount_reversed))
-        locked.amount_reversed = reversed_amount
-        locked._history_user = _user_or_none(acting_user)
-        locked.save(update_fields=["amount_reversed", "updated_at"])
+        locked.refresh_from_db()
         _audit(
             action=AUDIT_REVERSE,
             payout=locked,

@@ -4,19 +4,22 @@ Connect that records every call (the localstripe tests use the real peer)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from payments import gateway, sync
+from payments import gateway
 from payments.exceptions import GatewayTimeout, InvalidRequest
+from payments.gateway import StripeTransfer, StripeTransferReversal
 from payments.models import EarningEntry, Instructor
-from tests.factories import UserFactory
+from tests.factories import InstructorFactory, UserFactory
+from tests.management.stripe_peer import setup_peer
 
 _refs = itertools.count(1)
 
@@ -74,44 +77,16 @@ def senior(db):
     )
 
 
-@dataclass(frozen=True)
-class FakeReversal:
-    id: str
-    transfer_id: str
-    amount: int
-    currency: str
-    metadata: dict
-    created: datetime
-
-
-@dataclass(frozen=True)
-class FakeTransfer:
-    """The fields of payments.gateway.StripeTransfer the payout services read."""
-
-    id: str
-    amount: int
-    currency: str
-    destination: str
-    transfer_group: str
-    metadata: dict
-    description: str = ""
-    amount_reversed: int = 0
-    reversed: bool = False
-    livemode: bool = False
-    created: datetime = field(default_factory=lambda: datetime.now(UTC))
-    reversals: tuple = ()
-
-
 class FakeConnect:
-    """Stripe Connect as the services see it through the gateway. Honours idempotency keys
-    (same key -> the first transfer). `fail_next` makes the next create answer an error
-    (`timeout_after_create`: the transfer IS made, the caller hears a timeout)."""
+    """Stripe Connect as the services see it through the gateway (the gateway's own types;
+    what they land goes through the real payments.sync.upsert_transfers). Honours idempotency
+    keys (same key -> the first transfer). `fail_next = "timeout_after_create"`: the next
+    transfer IS made, the caller hears a timeout."""
 
     def __init__(self) -> None:
-        self.transfers: dict[str, FakeTransfer] = {}
+        self.transfers: dict[str, StripeTransfer] = {}
         self.by_key: dict[str, str] = {}
         self.create_calls: list[dict] = []
-        self.landed: list = []
         self.fail_next: str | None = None
         self.unknown_accounts: set[str] = set()
         self._ids = itertools.count(1)
@@ -127,11 +102,12 @@ class FakeConnect:
                     "No such destination: " + params["destination"],
                     stripe_code="resource_missing",
                 )
-            transfer = FakeTransfer(
+            transfer = StripeTransfer(
                 id=f"tr_fake{next(self._ids)}",
                 amount=params["amount"],
                 currency=params["currency"],
                 destination=params["destination"],
+                created=datetime.now(UTC),
                 transfer_group=params["transfer_group"],
                 metadata=dict(params["metadata"]),
                 description=params.get("description", ""),
@@ -154,7 +130,7 @@ class FakeConnect:
             transfer = self.transfers[transfer_id]
             if amount > transfer.amount - transfer.amount_reversed:
                 raise InvalidRequest("Amount exceeds what is left to reverse.")
-            reversal = FakeReversal(
+            reversal = StripeTransferReversal(
                 id=f"trr_fake{next(self._ids)}",
                 transfer_id=transfer_id,
                 amount=amount,
@@ -162,28 +138,48 @@ class FakeConnect:
                 metadata=dict(metadata),
                 created=datetime.now(UTC),
             )
-            self.transfers[transfer_id] = FakeTransfer(
-                **{
-                    **transfer.__dict__,
-                    "amount_reversed": transfer.amount_reversed + amount,
-                    "reversed": transfer.amount_reversed + amount == transfer.amount,
-                    "reversals": (*transfer.reversals, reversal),
-                }
+            self.transfers[transfer_id] = dataclasses.replace(
+                transfer,
+                amount_reversed=transfer.amount_reversed + amount,
+                reversed=transfer.amount_reversed + amount == transfer.amount,
+                reversals=[reversal, *transfer.reversals],
             )
             return reversal
-
-    def upsert_transfers(self, transfers):
-        self.landed.extend(transfers)
 
 
 @pytest.fixture
 def connect(monkeypatch):
     fake = FakeConnect()
-    monkeypatch.setattr(gateway, "stripe_transfer_create", fake.transfer_create, raising=False)
-    monkeypatch.setattr(gateway, "stripe_transfer_list", fake.transfer_list, raising=False)
-    monkeypatch.setattr(gateway, "stripe_transfer_retrieve", fake.transfer_retrieve, raising=False)
-    monkeypatch.setattr(
-        gateway, "stripe_transfer_reversal_create", fake.reversal_create, raising=False
-    )
-    monkeypatch.setattr(sync, "upsert_transfers", fake.upsert_transfers, raising=False)
+    monkeypatch.setattr(gateway, "stripe_transfer_create", fake.transfer_create)
+    monkeypatch.setattr(gateway, "stripe_transfer_list", fake.transfer_list)
+    monkeypatch.setattr(gateway, "stripe_transfer_retrieve", fake.transfer_retrieve)
+    monkeypatch.setattr(gateway, "stripe_transfer_reversal_create", fake.reversal_create)
     return fake
+
+
+# --- the Stripe peer (localstripe with Connect) ------------------------------------------------
+
+
+@pytest.fixture
+def peer(localstripe, settings, monkeypatch):
+    peer = setup_peer(localstripe, settings, monkeypatch)
+    yield peer
+    requests.delete(f"{localstripe}/_config/transfers/fault", timeout=5).raise_for_status()
+
+
+def arm_fault(peer, **params):
+    """The peer's switch for the next transfer create (scripts/localstripe_connect.py)."""
+    requests.post(f"{peer.url}/_config/transfers/fault", json=params, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def ines(peer):
+    """An instructor with an Express account in the peer and 250.00 available."""
+    account = gateway.stripe_account_create(
+        email="ines@example.com", name="Ines Teacher", idempotency_key="instructor:ines"
+    )
+    instructor = InstructorFactory(
+        name="Ines Teacher", email="ines@example.com", stripe_account_id=account.id
+    )
+    earn(instructor, 25_000)
+    return instructor

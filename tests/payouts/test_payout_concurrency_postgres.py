@@ -75,6 +75,29 @@ def test_50_concurrent_processing_runs_make_exactly_one_transfer(connect):
     assert earning_balances()[(ada.pk, "usd")].balance == 0
 
 
+@pytest.mark.stripe
+def test_50_concurrent_processing_runs_make_one_transfer_in_stripe(ines):
+    from payments import gateway
+
+    payout_run_create()
+    payout = Payout.objects.get()
+    Payout.objects.filter(pk=payout.pk).update(status=Payout.Status.APPROVED)
+
+    def process():
+        return payout_process(payout_id=payout.pk).status
+
+    def sweep():
+        return payouts_process_approved()["candidates"]
+
+    results, errors = run_concurrently([process, sweep] * (THREADS // 2))
+    assert errors == []
+    assert len(results) == THREADS
+    [made] = gateway.stripe_transfer_list(transfer_group=f"payout:{payout.pk}")
+    assert gateway.stripe_transfer_list() == [made]
+    payout.refresh_from_db()
+    assert (payout.status, payout.stripe_transfer_id, payout.attempts) == ("paid", made.id, 1)
+
+
 def test_concurrent_runs_and_manual_payouts_never_pay_a_balance_twice(clerk):
     instructors = InstructorFactory.create_batch(20)
     for instructor in instructors:

@@ -205,3 +205,18 @@ def test_the_number_of_queries_does_not_grow_with_the_instructors():
     _seed(60)
     assert _queries_for_a_run() == small
     assert Payout.objects.filter(status=Payout.Status.PENDING).count() == 60
+
+
+def test_a_person_starting_a_run_needs_the_create_permission(clerk):
+    from payments.payout_rules import ERR_NO_CREATE_PERMISSION
+    from payments.services.payouts import PayoutPermissionError
+    from tests.payouts.conftest import staff
+
+    ada = InstructorFactory()
+    earn(ada, 5000)
+    with pytest.raises(PayoutPermissionError) as exc:
+        payout_run_create(acting_user=staff("viewer", "view_payout"), trigger="admin")
+    assert str(exc.value) == ERR_NO_CREATE_PERMISSION
+    assert not PayoutRun.objects.exists()
+    result = payout_run_create(acting_user=clerk, trigger="admin")
+    assert PayoutRun.objects.get(pk=result.run_id).created_by == clerk

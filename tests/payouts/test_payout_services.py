@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from backoffice.models import AdminAction
 from payments.earnings_selectors import earning_balances
-from payments.models import EarningEntry, Payout
+from payments.models import EarningEntry, Payout, Transfer, TransferReversal
 from payments.payout_rules import (
     ERR_NO_APPROVE_PERMISSION,
     ERR_NO_CREATE_PERMISSION,
@@ -201,7 +201,9 @@ def test_approval_sends_the_transfer_with_the_payout_key(ada, clerk, connect, ap
     }
     assert payout.stripe_transfer_id == "tr_fake1"
     assert payout.idempotency_key == f"payout:{payout.pk}"
-    assert [t.id for t in connect.landed] == ["tr_fake1"]  # through sync.upsert_transfers
+    # Mirrored through sync.upsert_transfers, linked to the payout and the instructor.
+    transfer = Transfer.objects.get()
+    assert (transfer.stripe_id, transfer.payout, transfer.instructor) == ("tr_fake1", payout, ada)
     assert _balance(ada).balance == 0
     assert AdminAction.objects.filter(action="payout.process", result="success").count() == 1
 
@@ -453,13 +455,18 @@ def test_a_reversal_needs_the_permission_and_fits_in_what_is_left(
     assert payout.amount_reversed == 5000
     transfer = connect.transfers[payout.stripe_transfer_id]
     assert [r.amount for r in transfer.reversals] == [5000]
-    # Landed through the one upsert the sync and webhooks use (it writes the entry).
-    assert connect.landed[-1].amount_reversed == 5000
+    # Landed through the one upsert the sync and webhooks use: the mirror and the entry.
+    [reversal] = TransferReversal.objects.all()
+    entry = EarningEntry.objects.get(kind=EarningEntry.Kind.PAYOUT_REVERSED)
+    assert (entry.reference, entry.amount) == (f"transfer_reversal:{reversal.stripe_id}", 5000)
+    assert _balance(ada).available == 5000  # owed to the instructor again
     with pytest.raises(PayoutError) as exc:
         payout_reverse(payout=payout, amount=15_001, reason="More", acting_user=senior)
     assert str(exc.value) == ERR_REVERSAL_ABOVE_LEFT.format(left="$150.00")
     payout_reverse(payout=payout, amount=15_000, reason="More", acting_user=senior)
     assert Payout.objects.get(pk=payout.pk).amount_reversed == 20_000
+    assert _balance(ada).available == 20_000
+    assert EarningEntry.objects.filter(kind=EarningEntry.Kind.PAYOUT_REVERSED).count() == 2
     assert AdminAction.objects.filter(action="payout.reverse", actor=senior).count() == 2
 
 
