@@ -368,6 +368,9 @@ SIDEBAR_SECTIONS = [
                 "status__exact=pending",
             ),
             ("Payout runs", "event_repeat", "payments.payoutrun"),
+            # The instructors' ledger and the manual adjustments waiting for a second person.
+            ("Earnings ledger", "receipt", "payments.earningentry"),
+            ("Earning adjustments", "tune", "payments.earningadjustment"),
         ],
     ),
     (

@@ -8,7 +8,7 @@ clawback after a payout, carried forward) is shown in red."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
@@ -48,14 +48,6 @@ def balance_line(balance: EarningBalance):
         signed_money(balance.available, balance.currency),
         signed_money(balance.on_hold, balance.currency),
     )
-
-
-def _url(name: str, query: str = "") -> str:
-    """The admin URL `name` with `query`, or "" where that admin is not installed."""
-    try:
-        return reverse(name) + query
-    except NoReverseMatch:
-        return ""
 
 
 @admin.register(Instructor)
@@ -130,7 +122,8 @@ def instructor_page_context(request, instructor: Instructor) -> dict:
     can_pay = request.user.has_perm("payments.add_payout")
     can_adjust = request.user.has_perm("payments.add_earningadjustment")
     payout_add = reverse("admin:payments_payout_add")
-    adjust_add = _url("admin:payments_earningadjustment_add")
+    # The adjustments' add form reads ?instructor=<id>&currency=<code> (payments/admin/earnings.py).
+    adjust_add = reverse("admin:payments_earningadjustment_add")
     currencies = [balance.currency for balance in data.balances] or ["usd"]
     payable = [balance.currency for balance in data.balances if balance.available > 0]
     return {
@@ -146,7 +139,7 @@ def instructor_page_context(request, instructor: Instructor) -> dict:
                 if can_pay and balance.available > 0
                 else "",
                 "adjust_url": f"{adjust_add}?instructor={pk}&currency={balance.currency}"
-                if can_adjust and adjust_add
+                if can_adjust
                 else "",
             }
             for balance in data.balances
@@ -155,7 +148,7 @@ def instructor_page_context(request, instructor: Instructor) -> dict:
         if can_pay and payable
         else "",
         "adjust_url": f"{adjust_add}?instructor={pk}&currency={currencies[0]}"
-        if can_adjust and adjust_add
+        if can_adjust
         else "",
         "entries": [
             {
@@ -171,7 +164,8 @@ def instructor_page_context(request, instructor: Instructor) -> dict:
             }
             for entry in data.entries
         ],
-        "all_entries_url": _url("admin:payments_earningentry_changelist", f"?instructor={pk}"),
+        "all_entries_url": reverse("admin:payments_earningentry_changelist")
+        + f"?instructor__id__exact={pk}",
         "payouts": [
             {
                 "payout": payout,

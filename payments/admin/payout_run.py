@@ -45,7 +45,11 @@ class PayoutRunAdmin(ChangelistMixin, ModelAdmin):
     fields = readonly_fields
 
     def has_add_permission(self, request):
-        return False
+        # The add page starts a run (payout_views.PayoutRunCreateView): a dry run first.
+        return request.user.has_perm(views.PERM_ADD)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return views.PayoutRunCreateView.as_view(model_admin=self)(request)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -13,6 +13,7 @@ import csv
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -31,7 +32,7 @@ from backoffice.audit import audit_record, client_info_from_request
 from payments import payout_rules
 from payments.earnings_selectors import earning_balances
 from payments.models import Instructor, Payout, PayoutRun
-from payments.money import format_money
+from payments.money import format_money, threshold_minor
 from payments.services.payouts import (
     PayoutError,
     payout_approve,
@@ -40,6 +41,7 @@ from payments.services.payouts import (
     payout_manual_create,
     payout_mark_paid,
     payout_reverse,
+    payout_run_create,
 )
 
 from .payout_forms import (
@@ -81,13 +83,13 @@ MSG_STEP_DONE = {
     REVERSE: "Reversed {amount} of {payout}'s transfer: the amount is back in the balance.",
 }
 MSG_MANUAL_CREATED = "{payout} for {amount} is waiting for approval by someone else."
+ERR_NO_INSTRUCTOR = "Open this form from an instructor's page (?instructor=<id>)."
+MSG_PICK_INSTRUCTOR = "Open the instructor's page and use “New manual payout” there."
+MSG_RUN_CREATED = "Payout run #{run} created {count} payout(s): {totals}. They wait for approval."
+MSG_RUN_EMPTY = "Nothing to pay out: no available balance reaches its currency's minimum."
 
 # Statuses a bank-transfer file may list: approved and not yet marked paid.
 BANK_FILE_STATUSES = (Payout.Status.APPROVED,)
-
-
-def _changelist_url() -> str:
-    return reverse("admin:payments_payout_changelist")
 
 
 def _step_url(pk, step: str) -> str:
@@ -383,10 +385,6 @@ class ManualPayoutView(View):
         return self._render(request, instructor, form, status=400)
 
 
-ERR_NO_INSTRUCTOR = "Open this form from an instructor's page (?instructor=<id>)."
-MSG_PICK_INSTRUCTOR = "Open the instructor's page and use “New manual payout” there."
-
-
 # --- the bank-transfer file ---------------------------------------------------------------------
 
 
@@ -450,3 +448,81 @@ class RunBankFileView(View):
         if response is None:
             return HttpResponseRedirect(reverse("admin:payments_payoutrun_changelist"))
         return response
+
+
+# --- a payout run started from the admin ---------------------------------------------------------
+
+
+def _totals_text(totals: dict) -> list[str]:
+    return [
+        f"{format_money(figures['amount'], code)} ({figures['count']})"
+        for code, figures in sorted(totals.items())
+    ]
+
+
+class PayoutRunCreateView(View):
+    """GET: what a run would create now, per currency (payout_run_create with dry_run; writes
+    nothing), with the currency to restrict it to. POST: the run itself (trigger "admin"),
+    then the payouts list on the run's pending payouts. Both need payments.add_payout."""
+
+    http_method_names = ["get", "post"]
+    model_admin = None
+
+    def _currency(self, request) -> str | None:
+        return (request.POST.get("currency") or request.GET.get("currency") or "").lower() or None
+
+    def get(self, request):
+        if not request.user.has_perm(PERM_ADD):
+            raise PermissionDenied
+        currency = self._currency(request)
+        error, preview = "", None
+        try:
+            preview = payout_run_create(currency=currency, dry_run=True, acting_user=request.user)
+        except PayoutError as exc:
+            error = str(exc)
+        context = {
+            **self.model_admin.admin_site.each_context(request),
+            "title": "New payout run",
+            "opts": self.model_admin.opts,
+            "currency": currency or "",
+            "currencies": sorted(settings.PAYOUT_MINIMUM),
+            "minimums": [
+                (code.upper(), format_money(threshold_minor(settings.PAYOUT_MINIMUM, code), code))
+                for code in sorted(settings.PAYOUT_MINIMUM)
+            ],
+            "error": error,
+            "preview": preview,
+            "totals": _totals_text(preview.totals) if preview else [],
+            "skipped": sorted(preview.skipped_open_payout.items()) if preview else [],
+        }
+        return TemplateResponse(
+            request, "payments/admin/payout_run_new.html", context, status=400 if error else 200
+        )
+
+    def post(self, request):
+        if not request.user.has_perm(PERM_ADD):
+            raise PermissionDenied
+        try:
+            result = payout_run_create(
+                currency=self._currency(request),
+                trigger="admin",
+                acting_user=request.user,
+                client=client_info_from_request(request),
+            )
+        except PayoutError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("admin:payments_payoutrun_add"))
+        if not result.payouts_created:
+            messages.warning(request, MSG_RUN_EMPTY)
+            return HttpResponseRedirect(reverse("admin:payments_payoutrun_changelist"))
+        messages.success(
+            request,
+            MSG_RUN_CREATED.format(
+                run=result.run_id,
+                count=result.payouts_created,
+                totals=" · ".join(_totals_text(result.totals)),
+            ),
+        )
+        return HttpResponseRedirect(
+            f"{reverse('admin:payments_payout_changelist')}?run={result.run_id}"
+        )

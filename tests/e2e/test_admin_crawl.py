@@ -26,12 +26,12 @@ from management.schedules import ensure_job_schedules
 from payments import sync
 from payments.gateway import StripeTransfer, StripeTransferReversal
 from payments.models import (
+    EarningAdjustment,
     Instructor,
     Payment,
     Payout,
     PayoutRun,
     SyncRun,
-    Transfer,
     WebhookEvent,
 )
 from refunds.models import RefundRequest
@@ -163,24 +163,15 @@ def demo_like_data():
         counts={"payment_intent": {"created": 3, "updated": 1, "unchanged": 96, "skipped": 0}},
         outcomes={"payment_intent": {"status": "succeeded", "error": ""}},
     )
-    # Payouts: a run's payout paid by Connect (with its transfer mirrored) and a yen bank
-    # transfer waiting for approval.
+    # Payouts: a run's payout paid by Connect and a yen bank transfer waiting for approval.
     instructor = Instructor.objects.exclude(stripe_account_id="").first()
     entry(instructor, 90000)
     entry(instructor, 150000, "jpy")
     run = PayoutRun.objects.create(totals={"usd": {"count": 1, "amount": 45000}})
-    paid = payout(
-        instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0002"
-    )
+    payout(instructor, 45000, run=run, status=Payout.Status.PAID, stripe_transfer_id="tr_crawl0002")
     payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
-    Transfer.objects.create(
-        stripe_id="tr_crawl0002",
-        payout=paid,
-        instructor=instructor,
-        destination=instructor.stripe_account_id,
-        amount=45000,
-        currency="usd",
-        created=timezone.now(),
+    EarningAdjustment.objects.create(
+        instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
     )
 
 

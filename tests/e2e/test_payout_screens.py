@@ -133,6 +133,12 @@ def test_payout_screens(live_server, browser, screenshot_dir, localstripe):
     page.screenshot(path=str(screenshot_dir / "payout-dashboard.png"), full_page=True)
     assert page.locator("[data-testid=card-payouts]").inner_text().count("4") >= 1
 
+    # A run from the admin starts with a preview (a dry run: nothing is written).
+    page.goto(f"{base}/admin/payments/payoutrun/add/")
+    assert "Would create" in page.inner_text("[data-testid=run-preview]")
+    page.screenshot(path=str(screenshot_dir / "payout-run-preview.png"), full_page=True)
+    assert PayoutRun.objects.count() == 1
+
     # The sidebar opens the queue on "To approve".
     page.locator("#nav-sidebar").get_by_role("link", name="Payouts").click()
     page.wait_for_url("**/admin/payments/payout/?status__exact=pending")

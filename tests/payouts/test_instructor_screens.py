@@ -195,3 +195,20 @@ def test_dashboard_payout_cards_are_calm_without_payouts():
     cards = {card.key: card for card in dashboard_context()["cards"]}
     assert (cards["payouts"].value, cards["payouts"].tone) == ("0", "success")
     assert (cards["payouts_failed"].tone, cards["owed"].value) == ("success", "—")
+
+
+def test_the_adjust_and_ledger_links_open_for_this_instructor(grace):
+    other = InstructorFactory()
+    entry(other, 777)
+    client = role_client(["Finance staff"], "analyst")
+    context = client.get(page_url(grace)).context
+    add = reverse("admin:payments_earningadjustment_add")
+    assert context["adjust_url"] == f"{add}?instructor={grace.pk}&currency=eur"
+    rows = {row["currency"]: row["adjust_url"] for row in context["balance_rows"]}
+    assert rows["USD"] == f"{add}?instructor={grace.pk}&currency=usd"
+    form = client.get(rows["USD"]).context["adminform"].form
+    assert (str(form.initial["instructor"]), form.initial["currency"]) == (str(grace.pk), "usd")
+    ledger = client.get(context["all_entries_url"])
+    assert ledger.status_code == 200
+    shown = {row.instructor_id for row in ledger.context["cl"].result_list}
+    assert shown == {grace.pk}

@@ -18,10 +18,13 @@ from backoffice.settings.base import SIDEBAR_SECTIONS
 from payments.admin.payout import PAYOUT_TABS
 from payments.admin.payout_views import (
     AUDIT_BANK_FILE,
+    ERR_NO_INSTRUCTOR,
     MSG_APPROVED,
     MSG_CANCELED,
     MSG_NO_BANK_PAYOUTS,
     MSG_PICK_INSTRUCTOR,
+    MSG_RUN_CREATED,
+    MSG_RUN_EMPTY,
 )
 from payments.earnings_selectors import earning_balances
 from payments.models import EarningEntry, Payout, PayoutRun
@@ -32,8 +35,10 @@ from payments.services.payouts import (
     AUDIT_CANCEL,
     AUDIT_MARK_PAID,
     AUDIT_REVERSE,
+    AUDIT_RUN,
     BANK_FILE_HEADER,
     ERR_ABOVE_AVAILABLE,
+    ERR_CURRENCY_NOT_CONFIGURED,
 )
 from tests.factories import InstructorFactory, UserFactory
 from tests.payments.payout_support import entry, payout
@@ -517,3 +522,63 @@ def test_the_runs_list_survives_a_malformed_totals_row(admin_client):
     response = admin_client.get(reverse("admin:payments_payoutrun_changelist"))
     assert response.status_code == 200
     assert "eur: ? · $12.34 (2)" in response.content.decode()
+
+
+def test_posting_the_form_without_an_instructor_is_400(roles):
+    response = client_for(roles["analyst"]).post(
+        reverse("admin:payments_payout_add"), {"currency": "usd", "amount": "1", "note": "x"}
+    )
+    assert response.status_code == 400
+    assert response.content.decode() == ERR_NO_INSTRUCTOR
+    assert not Payout.objects.exists()
+
+
+# --- A payout run from the admin ----------------------------------------------------------------
+
+RUN_ADD = reverse("admin:payments_payoutrun_add")
+
+
+def test_the_run_page_previews_per_currency_and_writes_nothing(roles, maria, kenji):
+    tiny = InstructorFactory()
+    entry(tiny, 999)  # under the 10.00 USD minimum
+    response = client_for(roles["analyst"]).get(RUN_ADD)
+    assert response.status_code == 200
+    assert response.context["preview"].payouts_created == 3
+    assert response.context["totals"] == ["€80.00 (1)", "¥60,000 (1)", "$500.00 (1)"]
+    assert not Payout.objects.exists() and not PayoutRun.objects.exists()
+    assert not AdminAction.objects.exists()
+    yen = client_for(roles["analyst"]).get(RUN_ADD, {"currency": "jpy"})
+    assert yen.context["totals"] == ["¥60,000 (1)"]
+
+
+def test_a_currency_without_a_minimum_is_refused_on_the_page(roles, maria):
+    response = client_for(roles["analyst"]).get(RUN_ADD, {"currency": "chf"})
+    assert response.status_code == 400
+    assert response.context["error"] == ERR_CURRENCY_NOT_CONFIGURED.format(currency="CHF")
+
+
+def test_posting_the_run_creates_pending_payouts_and_audits_it(roles, maria, kenji):
+    response = client_for(roles["analyst"]).post(RUN_ADD, {"currency": ""}, follow=True)
+    run = PayoutRun.objects.get()
+    assert response.redirect_chain[-1][0] == f"{CHANGELIST}?run={run.pk}"
+    assert MSG_RUN_CREATED.format(
+        run=run.pk, count=3, totals="€80.00 (1) · ¥60,000 (1) · $500.00 (1)"
+    ) in messages_of(response)
+    assert (run.trigger, run.created_by) == ("admin", roles["analyst"])
+    assert set(Payout.objects.values_list("status", flat=True)) == {Payout.Status.PENDING}
+    assert {row.pk for row in response.context["cl"].result_list} == set(
+        Payout.objects.values_list("pk", flat=True)
+    )
+    action = AdminAction.objects.get(action=AUDIT_RUN)
+    assert (action.actor, action.ip_address) == (roles["analyst"], "203.0.113.9")
+    # A second run right away finds every balance paid out (or in an open payout).
+    again = client_for(roles["analyst"]).post(RUN_ADD, {}, follow=True)
+    assert MSG_RUN_EMPTY in messages_of(again)
+    assert Payout.objects.count() == 3
+
+
+def test_the_auditor_may_not_start_a_run(roles, maria):
+    client = client_for(roles["auditor"])
+    assert client.get(RUN_ADD).status_code == 403
+    assert client.post(RUN_ADD, {}).status_code == 403
+    assert not PayoutRun.objects.exists()
