@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from django.db.models import Count
 
-from payments.models import Customer, Payment
+from payments.models import Customer, Payment, Payout
 from refunds.models import RefundRequest
 from refunds.selectors import Priority, priority_q, refund_request_pending_count
 from reports.dashboard import dashboard_context
@@ -64,6 +64,19 @@ def schedule_count() -> int:
     return Schedule.objects.count()
 
 
+def payout_status_counts() -> dict[str, int]:
+    """Payouts per status, as the payouts list's status filter counts them (a GROUP BY
+    status), every status present (0 if none)."""
+    counts = dict.fromkeys(Payout.Status.values, 0)
+    counts.update(
+        Payout.objects.order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return counts
+
+
 def demo_counts() -> dict:
     cards = {card.key: card.value for card in dashboard_context()["cards"]}
     return {
@@ -73,6 +86,7 @@ def demo_counts() -> dict:
         "disputes_needing_response": cards["disputes"],
         "unresolved_fraud_alerts": cards["fraud"],
         "schedules": schedule_count(),
+        "payouts": payout_status_counts(),
     }
 
 
@@ -85,4 +99,5 @@ def demo_count_lines() -> list[str]:
         f"Disputes needing a response: {counts['disputes_needing_response']}",
         f"Unresolved fraud alerts: {counts['unresolved_fraud_alerts']}",
         f"Scheduled jobs: {counts['schedules']} in place",
+        "Payouts: " + ", ".join(f"{n} {status}" for status, n in counts["payouts"].items()),
     ]

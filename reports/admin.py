@@ -19,16 +19,18 @@ from backoffice.admin_extensions import admin_extend
 from backoffice.changelist import ChangelistMixin
 from payments.admin.display import money
 from payments.admin.filters import CurrencyFilter
-from payments.models import Dispute, Payment
+from payments.models import Dispute, EarningEntry, Instructor, Payment
 from refunds.models import RefundRequest
 
 from . import dashboard
 from .dispute_admin import DisputeRespondAdminMixin
 from .exports import RefundExportAdminMixin
+from .ledger_export import EarningLedgerExportAdminMixin
 from .models import DailyRollup, Receipt
 from .payment_admin import PaymentReportsAdminMixin
 from .pdf import receipt_pdf
 from .selectors import rollup_chart_series, rollup_totals
+from .statement_admin import InstructorStatementAdminMixin
 
 # Exports, the "JSON report" action and the receipt link on the payments changelist and page;
 # the refund queue's exports. Added from here: payments and refunds never import reports.
@@ -36,6 +38,10 @@ admin_extend(Payment, PaymentReportsAdminMixin)
 admin_extend(RefundRequest, RefundExportAdminMixin)
 # The evidence packet, the evidence form and save / submit / accept on the dispute page.
 admin_extend(Dispute, DisputeRespondAdminMixin)
+# The monthly statement (page and PDF) on the instructor page; the earnings ledger's export.
+admin_extend(Instructor, InstructorStatementAdminMixin)
+# The earnings ledger's list as CSV / JSON (streamed) and import-export's formats.
+admin_extend(EarningEntry, EarningLedgerExportAdminMixin)
 
 WARN_BAD_DATE = "Ignored the date {value!r}: use YYYY-MM-DD."
 

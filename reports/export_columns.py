@@ -1,7 +1,8 @@
 """The one definition of what our exports hold: columns, units and time zone.
 
 Three exports read it: the admin's import-export (CSV, JSON, XLSX; reports/exports.py), the
-streamed CSV (reports/exports.py: csv_rows) and `manage_payments --payment-report`'s CSV
+streamed CSV and JSON (reports/exports.py: csv_rows, json_rows; the earnings ledger's export,
+reports/ledger_export.py) and `manage_payments --payment-report`'s CSV
 (reports/payment_report_files.py). A column list here is the header of each export that uses
 it, in order, so the admin export and the streamed CSV cannot drift apart
 (tests/reports/test_export_columns.py compares them).
@@ -139,6 +140,28 @@ STRIPE_REFUND_COLUMNS: list[Column] = [
     text("payment_intent", "payment__stripe_payment_intent_id"),
 ]
 
+# The instructors' earnings ledger (payments.EarningEntry) for accounting: one row per entry,
+# signed amounts (+ owed to the instructor), streamed as CSV or JSON (reports/ledger_export.py).
+EARNING_ENTRY_COLUMNS: list[Column] = [
+    Column("id", "id", NUMBER),
+    when("occurred_at"),
+    when("available_at"),
+    when("recorded_at", "created_at"),
+    TIME_ZONE_COLUMN,
+    Column("instructor_id", "instructor_id", NUMBER),
+    text("instructor_name", "instructor__name"),
+    text("instructor_email", "instructor__email"),
+    CURRENCY_COLUMN,
+    money("amount"),
+    minor("amount_minor", "amount"),
+    text("kind"),
+    text("reference"),
+    text("payment_intent", "payment__stripe_payment_intent_id"),
+    Column("payout_id", "payout_id", NUMBER),
+    Column("adjustment_id", "adjustment_id", NUMBER),
+    text("description"),
+]
+
 # `--payment-report` as CSV: one row per currency. Paths are keys of the report's per-currency
 # payload (reports.selectors.payment_report), "__" stepping into nested dicts; `start` and
 # `end` come from the report itself.
@@ -170,6 +193,7 @@ ALL_COLUMN_LISTS = [
     REFUND_REQUEST_COLUMNS,
     STRIPE_REFUND_COLUMNS,
     PAYMENT_REPORT_COLUMNS,
+    EARNING_ENTRY_COLUMNS,
 ]
 
 

@@ -259,7 +259,9 @@ class EarningEntry(models.Model):
         ordering = ["-occurred_at", "-id"]
         verbose_name_plural = "earning entries"
         indexes = [
-            # The API's ledger list (newest first, cursor-paginated over all instructors).
+            # The ledger over all instructors by date: the API's list (newest first,
+            # cursor-paginated) and the accounting export (a range of days, oldest first:
+            # reports/ledger_export.py) read it in either direction.
             models.Index(fields=["-occurred_at", "-id"], name="earning_occurred_idx"),
             models.Index(
                 fields=["instructor", "currency", "available_at"],

@@ -1,10 +1,12 @@
 """Helpers shared by the reports tests."""
 
 from io import BytesIO
+from itertools import count
 
 from django.contrib.auth.models import Permission
 from pypdf import PdfReader
 
+from payments.models import EarningEntry
 from tests.factories import UserFactory
 
 
@@ -26,3 +28,23 @@ def pdf_text(content: bytes) -> str:
 
 def pdf_pages(content: bytes) -> int:
     return len(PdfReader(BytesIO(content)).pages)
+
+
+_references = count(1)
+
+
+def earning_entry(instructor, amount, kind=EarningEntry.Kind.EARNING, *, when, **fields):
+    """An EarningEntry as the earnings ledger writes them, for the statement and export tests
+    (the writers themselves are tested in tests/payments). `available` defaults to `when`
+    (available at once), `currency` to usd, `reference` to a fresh unique one."""
+    available = fields.pop("available", None) or when
+    return EarningEntry.objects.create(
+        instructor=instructor,
+        currency=fields.pop("currency", "usd"),
+        amount=amount,
+        kind=kind,
+        reference=fields.pop("reference", None) or f"test:{next(_references)}",
+        occurred_at=when,
+        available_at=available,
+        **fields,
+    )

@@ -5,6 +5,7 @@ from management.demo_connect import bank_accounts_seed, connected_accounts_creat
 from management.demo_counts import demo_count_lines
 from management.demo_disputes import seed_open_disputes
 from management.demo_fraud import seed_fraud_reviews
+from management.demo_payouts import seed_payouts
 from management.demo_refunds import seed_refund_requests
 from management.schedules import ensure_job_schedules
 from payments.models import Payment
@@ -42,6 +43,9 @@ class Command(BaseCommand):
         # A few fraud alerts in each review state and one blocked customer, through the
         # review services (audited as staff actions).
         seed_fraud_reviews(stdout=self.stdout)
+        # A payout run over the earnings, its payouts in every status (Connect ones through
+        # localstripe), a clawback and earning adjustments, through the payout services.
+        seed_payouts(stdout=self.stdout)
         # Last: rollups and receipts summarise everything seeded above. DAYS + 1: the demo's
         # payments reach back DAYS days from the current hour.
         seed_reports(days=demo_data.DAYS + 1, stdout=self.stdout)
