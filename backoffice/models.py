@@ -160,3 +160,16 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"
+
+
+class ApiThrottleWindow(models.Model):
+    """Write requests counted in one throttle window (backoffice/api/throttling.py) when the
+    throttles count in the database: one row per scope, client and window, shared by every
+    process and server. Rows past `expires_at` are deleted by `--cleanup-old-data`."""
+
+    key = models.CharField(max_length=255, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django_q.models import Success
 
 from backoffice.api.idempotency import idempotency_records_cleanup
+from backoffice.api.throttling import throttle_windows_cleanup
 from backoffice.audit import audit_record
 from payments import earnings, ledger
 from payments.models import (
@@ -334,4 +335,5 @@ def cleanup_old_data(*, now=None) -> dict:
             stopped__lt=now - timedelta(days=days["task_results"])
         ).delete()[0]
         deleted["idempotency_records"] = idempotency_records_cleanup(now=now)
+        deleted["api_throttle_windows"] = throttle_windows_cleanup(now=now)
     return {"deleted": deleted, "retention_days": days}

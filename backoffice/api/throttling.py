@@ -1,10 +1,13 @@
-"""Write throttles: per token and per user, counted in a cache shared by every process when
-the cache is (settings.API_THROTTLE_CACHE; Redis or Memcached in production, LocMemCache in a
-single process). Over the rate: 429 with Retry-After (seconds to the next window).
+"""Write throttles: per token and per user, counted where every process and server sees the
+same numbers. Over the rate: 429 with Retry-After (seconds to the next window).
 
-Fixed windows counted with cache.add + cache.incr, which are atomic in Redis, Memcached and
-LocMemCache: two processes cannot both take the last request of a window, as they could
-with DRF's read-history-then-write throttle. Reads are not throttled (BI tools page through
+Fixed windows. By default (settings.API_THROTTLE_CACHE empty) each window is a row of
+backoffice.ApiThrottleWindow, counted with an atomic `UPDATE ... SET count = count + 1`: no
+infrastructure beyond the database, and two processes cannot both take the last request of a
+window, as they could with DRF's read-history-then-write throttle. With API_THROTTLE_CACHE
+naming a cache (Redis or Memcached, shared), windows are counted there with cache.add +
+cache.incr, atomic in those backends; a LocMemCache would count per process, so it is only
+for a single process. Reads are not throttled (BI tools page through
 lists; the database, not a counter, is what they load).
 
 Rates: REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["api_token_write" | "api_user_write"].
@@ -14,14 +17,17 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from backoffice.models import ApiToken
+from backoffice.models import ApiThrottleWindow, ApiToken
 
 _DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -50,14 +56,12 @@ class WriteThrottle(BaseThrottle):
         now = time.time()
         window = int(now // duration)
         key = f"api-throttle:{self.scope}:{ident}:{window}"
-        cache = caches[settings.API_THROTTLE_CACHE]
-        # The key outlives its window a little, so a late incr never meets a missing key.
-        cache.add(key, 0, timeout=duration + 1)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # evicted between add and incr: count this one as the first
-            cache.add(key, 1, timeout=duration + 1)
-            count = 1
+        # The window outlives itself a little, so a late increment never meets a missing key.
+        expires = (window + 1) * duration + 1
+        if settings.API_THROTTLE_CACHE:
+            count = _count_in_cache(caches[settings.API_THROTTLE_CACHE], key, duration + 1)
+        else:
+            count = count_in_database(key, datetime.fromtimestamp(expires, tz=UTC))
         if count <= allowed:
             return True
         self.wait_seconds = max(1, math.ceil((window + 1) * duration - now))
@@ -65,6 +69,40 @@ class WriteThrottle(BaseThrottle):
 
     def wait(self):
         return self.wait_seconds
+
+
+def _count_in_cache(cache, key: str, timeout: int) -> int:
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # evicted between add and incr: count this one as the first
+        cache.add(key, 1, timeout=timeout)
+        return 1
+
+
+def count_in_database(key: str, expires_at: datetime) -> int:
+    """One more request in `key`'s window; the window's count including it. The UPDATE takes
+    the row's lock until the transaction ends, so concurrent requests count one after the
+    other and each reads its own number; the first of a window inserts the row (a concurrent
+    first loses the unique key and increments instead)."""
+    windows = ApiThrottleWindow.objects.filter(key=key)
+    with transaction.atomic():
+        if not windows.update(count=F("count") + 1):
+            try:
+                with transaction.atomic():
+                    ApiThrottleWindow.objects.create(key=key, count=1, expires_at=expires_at)
+                return 1
+            except IntegrityError:
+                windows.update(count=F("count") + 1)
+        return windows.values_list("count", flat=True).get()
+
+
+def throttle_windows_cleanup(*, now=None) -> int:
+    """Delete database throttle windows that have ended; returns how many."""
+    deleted, _ = ApiThrottleWindow.objects.filter(
+        expires_at__lt=now or datetime.now(tz=UTC)
+    ).delete()
+    return deleted
 
 
 class TokenWriteThrottle(WriteThrottle):

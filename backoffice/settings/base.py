@@ -317,15 +317,18 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backoffice.api.errors.api_exception_handler",
-    # Writes per token and per user (fixed windows in the cache named by API_THROTTLE_CACHE,
-    # shared across processes when that cache is, e.g. Redis). "<n>/<second|minute|hour|day>".
+    # Writes per token and per user, in fixed windows counted in the database (shared by every
+    # process), or in the cache API_THROTTLE_CACHE names. "<n>/<second|minute|hour|day>".
     "DEFAULT_THROTTLE_RATES": {
         "api_token_write": env_str("API_TOKEN_WRITE_RATE", "60/minute"),
         "api_user_write": env_str("API_USER_WRITE_RATE", "120/minute"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
-API_THROTTLE_CACHE = env_str("API_THROTTLE_CACHE", "default")
+# Empty: count the API's write throttles in the database (backoffice.ApiThrottleWindow).
+# A cache alias (a shared Redis or Memcached in CACHES) counts them there instead; never a
+# per-process LocMemCache with several processes.
+API_THROTTLE_CACHE = env_str("API_THROTTLE_CACHE", "")
 # The largest page a client may ask for with ?page_size=.
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 200)
 # A new token's default lifetime in the admin's form (days); every token expires.

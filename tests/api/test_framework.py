@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -22,6 +23,7 @@ from rest_framework.test import APIRequestFactory
 from backoffice.api import authentication, errors, idempotency, permissions
 from backoffice.api.idempotency import idempotency_records_cleanup
 from backoffice.api.pagination import KeysetCursorPagination
+from backoffice.api.throttling import throttle_windows_cleanup
 from backoffice.api.tokens import (
     ERR_EXPIRY_IN_PAST,
     ERR_NOT_STAFF,
@@ -29,7 +31,7 @@ from backoffice.api.tokens import (
     api_token_create,
     api_token_find,
 )
-from backoffice.models import AdminAction, ApiToken, IdempotencyRecord
+from backoffice.models import AdminAction, ApiThrottleWindow, ApiToken, IdempotencyRecord
 from payments.models import Payment
 from tests.api.harness import ROLES, SchemaCheckedClient, assert_matrix, write_matrix
 from tests.factories import PaymentFactory, UserFactory
@@ -400,6 +402,29 @@ def test_the_user_rate_counts_all_of_a_users_tokens_and_reads_are_not_throttled(
         reads = {api_roles["finance"].get(LIST).status_code for _ in range(10)}
     assert statuses == [201, 201, 201, 429]
     assert reads == {200}
+
+
+def test_windows_are_counted_in_the_database_by_default_and_cleaned_up(
+    api_roles, tight_rates, settings
+):
+    """No cache to set up: every process and server counts in the same rows."""
+    assert settings.API_THROTTLE_CACHE == ""
+    with freeze_time("2026-12-01 10:00:10"):
+        assert [post(api_roles["finance"], {}).status_code for _ in range(3)] == [201, 201, 429]
+    counts = dict(ApiThrottleWindow.objects.values_list("key", "count"))
+    assert sorted(counts.values()) == [3, 3]  # the token's window and the user's
+    window = int(datetime(2026, 12, 1, 10, 0, 10, tzinfo=UTC).timestamp() // 60)
+    assert all(key.endswith(f":{window}") for key in counts)
+    assert throttle_windows_cleanup(now=datetime(2026, 12, 1, 10, 1, 0, tzinfo=UTC)) == 0
+    assert throttle_windows_cleanup(now=datetime(2026, 12, 1, 10, 1, 2, tzinfo=UTC)) == 2
+
+
+def test_a_named_shared_cache_counts_instead_of_the_database(api_roles, tight_rates, settings):
+    settings.API_THROTTLE_CACHE = "default"
+    caches["default"].clear()
+    with freeze_time("2026-12-01 10:00:10"):
+        assert [post(api_roles["finance"], {}).status_code for _ in range(3)] == [201, 201, 429]
+    assert not ApiThrottleWindow.objects.exists()
 
 
 def test_roles_cover_the_issue(api_roles):
