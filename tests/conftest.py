@@ -8,17 +8,39 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from django.core.servers import basehttp
 from django.db import connection
 
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
+
+
+# --- Live servers -----------------------------------------------------------------------------
+
+# With SQLite, pytest-django hands the test's one in-memory connection to the live server's
+# request threads. Two requests at once on one connection break each other ("cannot open
+# savepoint - SQL statements in progress"): localstripe delivering several events at once and
+# a browser loading a page and its assets both do it. Each request is served whole under one
+# lock instead (still a thread per connection, so browsers' keep-alive connections wait their
+# turn rather than block). PostgreSQL runs give each thread its own connection anyway.
+_ONE_REQUEST_AT_A_TIME = threading.Lock()
+_serve = basehttp.ServerHandler.run
+
+
+def _serve_one_at_a_time(self, application):
+    with _ONE_REQUEST_AT_A_TIME:
+        return _serve(self, application)
+
+
+basehttp.ServerHandler.run = _serve_one_at_a_time
 
 
 # --- Staff ------------------------------------------------------------------------------------

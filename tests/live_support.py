@@ -34,8 +34,20 @@ def wait_until(
         time.sleep(interval)
 
 
+# localstripe sends each event about a second after it happens, to the webhooks registered
+# at that moment.
+DELIVERY_DELAY = 1.5
+
+
+def let_earlier_events_pass() -> None:
+    """Wait until localstripe has sent the events earlier tests made (to no webhook) before a
+    test registers its own: an event a test made a moment ago, without a live server, would
+    otherwise reach the next test's server and write into its database mid-test."""
+    time.sleep(DELIVERY_DELAY)
+
+
 def stop_deliveries(
-    localstripe: str, hook_id: str, *, url: str, secret: str, settle: float = 1.5
+    localstripe: str, hook_id: str, *, url: str, secret: str, settle: float = DELIVERY_DELAY
 ) -> None:
     """Switch localstripe's webhook `hook_id` to no event, then wait until the live server is
     quiet. localstripe sends each event a second after it happens and reads the filter when

@@ -13,7 +13,7 @@ import requests
 from payments import gateway, webhooks
 from payments.models import EarningEntry, Payout, Transfer, TransferReversal, WebhookEvent
 from tests.factories import InstructorFactory
-from tests.live_support import stop_deliveries, wait_until
+from tests.live_support import let_earlier_events_pass, stop_deliveries, wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -30,6 +30,8 @@ def peer(localstripe, settings):
 @pytest.fixture
 def deliver(localstripe, live_server):
     url = f"{live_server.url}/stripe/webhook/"
+
+    let_earlier_events_pass()
 
     def only(*types):
         requests.post(

@@ -12,7 +12,7 @@ import requests
 import stripe
 
 from payments.models import Dispute, Payment, WebhookEvent
-from tests.live_support import stop_deliveries, wait_until
+from tests.live_support import let_earlier_events_pass, stop_deliveries, wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -31,6 +31,8 @@ def deliver(localstripe, live_server):
     """deliver(*types): from now on the peer POSTs only these event types to our server.
     Switched off afterwards (webhook registrations survive data resets)."""
     url = f"{live_server.url}/stripe/webhook/"
+
+    let_earlier_events_pass()
 
     def only(*types):
         requests.post(

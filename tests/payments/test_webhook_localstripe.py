@@ -16,7 +16,7 @@ import stripe
 from django.db.models import PROTECT
 
 from payments.models import Customer, Dispute, Payment, PaymentMethod, Refund, WebhookEvent
-from tests.live_support import stop_deliveries, wait_until
+from tests.live_support import let_earlier_events_pass, stop_deliveries, wait_until
 from tests.payments.webhook_support import PRIMARY_SECRET, make_event, post_http
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -35,6 +35,7 @@ def delivering(localstripe, live_server):
     """localstripe POSTs its events to our live server; switched off afterwards (its webhook
     registrations survive data resets)."""
     url = f"{live_server.url}/stripe/webhook/"
+    let_earlier_events_pass()
     response = requests.post(
         f"{localstripe}/_config/webhooks/{HOOK_ID}",
         json={"url": url, "secret": PRIMARY_SECRET},
