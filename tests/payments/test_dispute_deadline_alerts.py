@@ -152,7 +152,9 @@ def test_one_digest_lists_every_new_alert_most_urgent_first(finance):
     )
 
 
-def test_without_recipients_nothing_is_recorded_and_the_schedule_fails(settings):
+def test_without_recipients_nothing_is_recorded_and_the_schedule_fails(settings, frozen):
+    # `frozen`: the job and the command read the clock, and after 17:00 UTC the dispute would
+    # be past its deadline (no alert due, so no failure to see).
     settings.DISPUTE_ALERT_DAYS = [7, 3, 1]
     settings.DISPUTE_ALERT_GROUP = "Nobody here"
     settings.DISPUTE_ALERT_EMAILS = []
