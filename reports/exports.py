@@ -23,6 +23,7 @@ from import_export.formats.base_formats import CSV, JSON, XLSX
 from unfold.contrib.import_export.forms import SelectableFieldsExportForm
 from unfold.decorators import action
 
+from backoffice.spreadsheet import FORMULA_PREFIXES, neutralise
 from payments.models import Payment, Refund
 from payments.money import decimal_places, is_known_currency
 from refunds.models import RefundRequest
@@ -53,19 +54,9 @@ from .export_columns import (
 # Configured here rather than with IMPORT_EXPORT_EXPORT_PERMISSION_CODE: that setting asks for
 # `<app>.export_<model>` on every exporting model, which the models of other apps do not define.
 EXPORT_PERMISSION = "reports.export_payments"
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 STREAM_CHUNK_ROWS = 2000
 UTC_NAMES = frozenset({"UTC", "Etc/UTC"})
 ERR_BAD_FILTERS = "The changelist filters in this link are not valid."
-
-
-def neutralise(value):
-    """Text that a spreadsheet would run as a formula gets a leading apostrophe, which makes
-    it literal text. Numbers, dates and None pass untouched."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def has_export_permission(user) -> bool:

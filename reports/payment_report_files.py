@@ -9,6 +9,8 @@ import json
 from datetime import date
 from pathlib import Path
 
+from backoffice.spreadsheet import neutralise
+
 from .export_columns import (
     CURRENCY_HEADER,
     DATE,
@@ -22,7 +24,7 @@ from .export_columns import (
     site_time_zone_name,
     text_cell,
 )
-from .exports import neutralise, write_csv
+from .exports import write_csv
 from .pdf import payment_report_pdf
 from .selectors import payment_report
 

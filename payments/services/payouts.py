@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
+from backoffice.spreadsheet import neutralise
 from payments import gateway, sync
 from payments.earnings_selectors import earning_balances
 from payments.exceptions import GatewayError, IdempotencyConflict, InvalidRequest
@@ -97,9 +98,6 @@ PAYOUT_REFERENCE_PREFIX = "payout:"
 PAYOUT_CREATE_LOCK_KEY = zlib.crc32(b"payments.payout_create")
 
 BANK_FILE_HEADER = ["reference", "instructor", "email", "bank_account", "amount", "currency"]
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection); the same
-# rule as reports.exports.neutralise, which payments may not import.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class PayoutError(Exception):
@@ -955,12 +953,6 @@ def payout_reverse(
 # --- The bank-transfer file -------------------------------------------------------------------
 
 
-def _text_cell(value: str) -> str:
-    if value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def payout_bank_file_rows(payouts: QuerySet[Payout]) -> Iterator[list[str]]:
     """The file staff send the bank: the header, then one row per APPROVED bank-transfer
     payout of `payouts` (others are left out: a Connect payout goes through Stripe, and a
@@ -979,9 +971,9 @@ def payout_bank_file_rows(payouts: QuerySet[Payout]) -> Iterator[list[str]]:
         instructor = payout.instructor
         yield [
             payout_reference(payout.pk),
-            _text_cell(instructor.name),
-            _text_cell(instructor.email),
-            _text_cell(instructor.bank_account),
+            neutralise(instructor.name),
+            neutralise(instructor.email),
+            neutralise(instructor.bank_account),
             str(to_decimal(payout.amount, payout.currency)),
             payout.currency.upper(),
         ]

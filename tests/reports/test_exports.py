@@ -9,13 +9,8 @@ import pytest
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from reports.exports import (
-    ERR_BAD_FILTERS,
-    FORMULA_PREFIXES,
-    PaymentResource,
-    StripeRefundResource,
-    neutralise,
-)
+from backoffice.spreadsheet import FORMULA_PREFIXES, neutralise
+from reports.exports import ERR_BAD_FILTERS, PaymentResource, StripeRefundResource
 from tests.factories import CustomerFactory, PaymentFactory, RefundFactory
 from tests.reports.helpers import staff_with
 
