@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from payments.models import Payment
 from reports.export_columns import PAYMENT_COLUMNS
-from reports.exports import csv_rows
+from reports.exports import csv_rows, json_rows
 from reports.models import DailyRollup
 from reports.rollups import day_bounds, generate_analytics
 
@@ -161,13 +161,13 @@ def _ours(queryset) -> tuple[int, float, float]:
     return rows - 1, seconds, memory.delta_mb
 
 
-def _traced_peak_mb(queryset) -> float:
+def _traced_peak_mb(queryset, rows_of=csv_rows) -> float:
     """Peak Python allocations while the whole CSV is produced (tracemalloc: exact for
     Python objects, unlike RSS, which reuses memory the process freed earlier). A separate
     pass: tracing slows the loop down, so it is not timed."""
     tracemalloc.start()
     try:
-        for _chunk in csv_rows(queryset, PAYMENT_COLUMNS):
+        for _chunk in rows_of(queryset, PAYMENT_COLUMNS):
             pass
         return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
@@ -253,4 +253,25 @@ def test_reports_benchmark(db):
         print(
             f"CSV memory growth (peak Python allocations) {sizes[0]:,} -> {sizes[1]:,} rows: "
             f"{memory_at[sizes[1]] - memory_at[sizes[0]]:+.1f} MB [target <= +50 MB]"
+        )
+
+    # --- Streamed JSON (the API's and the ledger's exports): the same row loop ----------------
+    json_memory_at = {}
+    for size in sizes:
+        queryset = Payment.objects.order_by("-created", "-id")[:size]
+        runs = []
+        for _ in range(REPEAT):
+            started = time.perf_counter()
+            produced = sum(len(chunk) for chunk in json_rows(queryset, PAYMENT_COLUMNS))
+            runs.append(time.perf_counter() - started)
+        json_memory_at[size] = _traced_peak_mb(queryset, json_rows)
+        print(
+            f"JSON {size:,} rows: streamed {size / statistics.median(runs):,.0f} rows/s "
+            f"({produced / 2**20:,.0f} MB of JSON), peak Python allocations "
+            f"{json_memory_at[size]:.1f} MB"
+        )
+    if len(sizes) == 2:
+        print(
+            f"JSON memory growth (peak Python allocations) {sizes[0]:,} -> {sizes[1]:,} rows: "
+            f"{json_memory_at[sizes[1]] - json_memory_at[sizes[0]]:+.1f} MB [target <= +50 MB]"
         )
