@@ -886,10 +886,13 @@ def _payouts_for(rows: Sequence[StripeTransfer]) -> dict[int, Payout]:
 
 
 def _payout_matches(payout: Payout | None, row: StripeTransfer) -> bool:
+    """The payout really is this transfer's: a Connect payout in its currency to its account
+    (a bank-transfer payout has no account, and is never paid by a transfer)."""
     return (
         payout is not None
+        and payout.method == Payout.Method.CONNECT
         and payout.currency == row.currency
-        and payout.destination_account in ("", row.destination)
+        and payout.destination_account == row.destination
     )
 
 
@@ -898,13 +901,14 @@ def upsert_transfers(rows: Iterable[StripeTransfer]) -> UpsertResult:
     payments/services/payouts.py's reversals all land here). Counts are per transfer.
 
     Links each transfer to the payout its metadata `payout_id` (or transfer_group
-    `payout:<pk>`) names, when that payout is in the transfer's currency and to its account,
-    and to the instructor (the payout's, else the one whose connected account is the
-    destination); a link once made is kept. For each reversal of a linked transfer, writes
-    the instructor's `transfer_reversal:<trr_id>` entry (kind payout_reversed, +amount,
-    available at once) in the same transaction, exactly once (unique reference), and keeps
-    the payout's `amount_reversed` equal to Stripe's. A fixed number of statements per page;
-    a re-run over the same transfers writes nothing."""
+    `payout:<pk>`) names, when that is a Connect payout in the transfer's currency to its
+    account, and to the instructor (the payout's, else the one whose connected account is the
+    destination); a link once made is kept. For each reversal of a transfer linked to a payout
+    (only those were taken off the instructor's balance), writes the instructor's
+    `transfer_reversal:<trr_id>` entry (kind payout_reversed, +amount, available at once) in
+    the same transaction, exactly once (unique reference), and keeps the payout's
+    `amount_reversed` equal to Stripe's. A fixed number of statements per page; a re-run over
+    the same transfers writes nothing."""
     result = UpsertResult()
     rows = _checked(rows, validation.transfer_problem, result)
     if not rows:
@@ -931,7 +935,10 @@ def upsert_transfers(rows: Iterable[StripeTransfer]) -> UpsertResult:
                 or instructors.get(row.destination)
                 or (current.instructor_id if current else None)
             )
-            if instructor_pk is not None:
+            # Only a transfer one of our payouts made was taken off the instructor's balance
+            # (its `payout:<pk>` entry), so only its reversals give money back. A transfer
+            # made elsewhere (the dashboard) is mirrored and shown, but moves no ledger money.
+            if instructor_pk is not None and payout_pk is not None:
                 linked[row.id] = (instructor_pk, payout_pk)
             values = {
                 "payout_id": payout_pk,

@@ -43,7 +43,13 @@ from payments.earning_adjustment_rules import (
     needs_senior,
 )
 from payments.models import EarningAdjustment, EarningEntry
-from payments.money import MoneyError, format_money, is_known_currency, parse_money
+from payments.money import (
+    ERR_NOT_A_NUMBER,
+    MoneyError,
+    format_money,
+    is_known_currency,
+    parse_money,
+)
 from payments.services.earning_adjustments import (
     ERR_AMOUNT_ZERO,
     ERR_REASON_REQUIRED,
@@ -98,8 +104,14 @@ def signed_money(amount: int, currency: str):
 def parse_signed_money(text: str, currency: str) -> int:
     """'-12.50' -> -1250 minor units of `currency`; MoneyError as parse_money."""
     text = (text or "").strip()
-    sign = -1 if text.startswith("-") else 1
-    return sign * parse_money(text.lstrip("+-").strip(), currency)
+    # One sign at most: "+-12.50" is an error, never a credit (stripping every sign, as this
+    # did, turned that debit into one).
+    sign = -1 if text[:1] == "-" else 1
+    if text[:1] in ("+", "-"):
+        text = text[1:].strip()
+        if text[:1] in ("+", "-"):
+            raise MoneyError(ERR_NOT_A_NUMBER)
+    return sign * parse_money(text, currency)
 
 
 def _preset_active(request, query: str) -> bool:

@@ -6,8 +6,10 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 
 from backoffice.models import AdminAction
+from payments.admin.earnings import parse_signed_money
 from payments.earning_adjustment_rules import ERR_OWN_REQUEST
 from payments.models import EarningAdjustment, EarningEntry
+from payments.money import MoneyError
 from payments.services.earning_adjustments import (
     AUDIT_REQUEST,
     ERR_AMOUNT_ZERO,
@@ -136,3 +138,16 @@ def test_the_queue_opens_on_its_tabs(admin_client):
     html = page.content.decode()
     assert page.status_code == 200
     assert 'data-testid="queue-presets"' in html and "To approve" in html
+
+
+@pytest.mark.parametrize(
+    ("text", "minor"), [("12.50", 1250), ("+12.50", 1250), ("-12.50", -1250), ("- 3", -300)]
+)
+def test_a_signed_amount_takes_one_sign(text, minor):
+    assert parse_signed_money(text, "usd") == minor
+
+
+@pytest.mark.parametrize("text", ["+-12.50", "-+12.50", "--12.50", "-", ""])
+def test_a_signed_amount_with_two_signs_or_none_is_refused_never_turned_into_a_credit(text):
+    with pytest.raises(MoneyError):
+        parse_signed_money(text, "usd")

@@ -158,6 +158,9 @@ def test_a_rerun_over_the_same_transfers_writes_nothing(ines):
 
 
 def test_a_transfer_to_an_account_we_do_not_know_is_mirrored_unlinked_then_linked():
+    """A transfer no payout of ours made (sent from the dashboard) is mirrored and shown on its
+    instructor, but its reversal gives nothing back: it was never taken off the balance, so a
+    credit would be money out of nothing."""
     page = [transfer("tr_9", destination="acct_later", reversals=[reversal("trr_9", "tr_9", 500)])]
     upsert_transfers(page)
     row = Transfer.objects.get()
@@ -168,8 +171,34 @@ def test_a_transfer_to_an_account_we_do_not_know_is_mirrored_unlinked_then_linke
     result = upsert_transfers(page)
     assert result.updated == 1
     assert Transfer.objects.get().instructor == later
-    (entry,) = EarningEntry.objects.all()
-    assert (entry.reference, entry.amount, entry.payout) == ("transfer_reversal:trr_9", 500, None)
+    assert not EarningEntry.objects.exists()
+    assert balance(later) == 0
+
+
+def test_metadata_naming_a_bank_transfer_payout_does_not_link_it(ines):
+    """A bank-transfer payout has no account; metadata naming it (typed in the dashboard) must
+    not let a transfer to any account reverse money into its instructor's balance."""
+    bank = InstructorFactory(name="Bo", stripe_account_id="")
+    bank_payout = make_payout(bank, account="-")
+    Payout.objects.filter(pk=bank_payout.pk).update(
+        method=Payout.Method.BANK, destination_account=""
+    )
+    upsert_transfers(
+        [
+            transfer(
+                "tr_x",
+                destination="acct_ines",
+                metadata={"payout_id": str(bank_payout.pk)},
+                reversals=[reversal("trr_x", "tr_x", 700)],
+            )
+        ]
+    )
+    row = Transfer.objects.get()
+    assert (row.payout, row.instructor) == (None, ines)
+    assert not EarningEntry.objects.filter(kind=EarningEntry.Kind.PAYOUT_REVERSED).exists()
+    bank_payout.refresh_from_db()
+    assert bank_payout.amount_reversed == 0
+    assert (balance(bank), balance(ines)) == (-5000, 0)
 
 
 def test_metadata_naming_a_payout_in_another_currency_or_account_does_not_link_it(ines):

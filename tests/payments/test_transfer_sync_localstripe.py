@@ -7,7 +7,14 @@ import time
 import pytest
 
 from payments import gateway
-from payments.models import EarningEntry, SyncObjectType, SyncState, Transfer, TransferReversal
+from payments.models import (
+    EarningEntry,
+    Payout,
+    SyncObjectType,
+    SyncState,
+    Transfer,
+    TransferReversal,
+)
 from payments.sync_runs import stripe_sync
 from tests.factories import InstructorFactory
 from tests.management.stripe_peer import setup_peer
@@ -20,16 +27,31 @@ def peer(localstripe, settings, monkeypatch):
     return setup_peer(localstripe, settings, monkeypatch)
 
 
+def paid_connect_payout(instructor, *, amount, currency):
+    """A paid Connect payout, as payments/services/payouts.py leaves it (without its ledger
+    entry: these tests look at what the sync writes)."""
+    return Payout.objects.create(
+        instructor=instructor,
+        amount=amount,
+        currency=currency,
+        status=Payout.Status.PAID,
+        method=Payout.Method.CONNECT,
+        destination_account=instructor.stripe_account_id,
+    )
+
+
 def test_the_sync_mirrors_transfers_and_reversals_once(peer):
     known = gateway.stripe_account_create(email="ines@example.com", idempotency_key="a:1")
     unknown = gateway.stripe_account_create(email="nobody@example.com", idempotency_key="a:2")
     ines = InstructorFactory(stripe_account_id=known.id)
+    # Only a transfer one of our payouts made moves ledger money when reversed.
+    payout = paid_connect_payout(ines, amount=3000, currency="eur")
     to_ines = gateway.stripe_transfer_create(
         amount=3000,
         currency="eur",
         destination=known.id,
-        transfer_group="manual",
-        metadata={},
+        transfer_group=f"payout:{payout.pk}",
+        metadata={"payout_id": str(payout.pk)},
         idempotency_key="t:1",
     )
     gateway.stripe_transfer_create(
@@ -70,12 +92,13 @@ def test_a_reversal_of_a_transfer_older_than_the_window_is_found_by_its_event(pe
     settings.STRIPE_SYNC_OVERLAP_SECONDS = 0
     account = gateway.stripe_account_create(email="ines@example.com", idempotency_key="a:1")
     ines = InstructorFactory(stripe_account_id=account.id)
+    payout = paid_connect_payout(ines, amount=2000, currency="usd")
     made = gateway.stripe_transfer_create(
         amount=2000,
         currency="usd",
         destination=account.id,
-        transfer_group="manual",
-        metadata={},
+        transfer_group=f"payout:{payout.pk}",
+        metadata={"payout_id": str(payout.pk)},
         idempotency_key="t:1",
     )
     assert stripe_sync().counts["transfer"]["created"] == 1
