@@ -426,7 +426,12 @@ def bank_file_response(request, payouts, *, name: str, run: PayoutRun | None = N
         )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response = StreamingHttpResponse(
-        _csv_lines(payout_bank_file_rows(eligible)), content_type="text/csv"
+        # Exactly the payouts the audit row lists (a second read of `eligible` could differ
+        # if one was approved or canceled in between).
+        _csv_lines(
+            payout_bank_file_rows(Payout.objects.filter(pk__in=[pk for pk, _, _ in listed]))
+        ),
+        content_type="text/csv",
     )
     response["Content-Disposition"] = f'attachment; filename="payouts-{name}-{stamp}.csv"'
     return response
