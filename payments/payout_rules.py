@@ -45,6 +45,10 @@ ERR_NOT_CANCELABLE = (
     "Only pending or approved payouts can be canceled; this one is {status} (money may be "
     "moving or has moved)."
 )
+ERR_NO_BANK_ACCOUNT = (
+    "This bank-transfer payout has no bank account to pay: cancel it, enter the instructor's "
+    "bank account, and create the payout again."
+)
 ERR_OWN_PAYOUT = "You asked for this payout, so someone else must approve it (four-eyes rule)."
 ERR_SENIOR_NEEDED = (
     "Payouts above {limit} need a senior approver (payments.approve_large_payout); this one is "
@@ -119,6 +123,8 @@ def approve_refusal(*, user, payout: Payout) -> Refusal | None:
         and payout.requested_by_id == user.pk
     ):
         return Refusal(ERR_OWN_PAYOUT)
+    if payout.method == Payout.Method.BANK and not payout.bank_account:
+        return Refusal(ERR_NO_BANK_ACCOUNT)
     if needs_senior_approval(amount=payout.amount, currency=payout.currency) and not user.has_perm(
         PERM_APPROVE_LARGE
     ):

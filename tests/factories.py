@@ -37,6 +37,8 @@ class InstructorFactory(factory.django.DjangoModelFactory):
 
     name = factory.Faker("name")
     email = factory.Sequence(lambda n: f"instructor{n}@example.com")
+    # Where bank-transfer payouts go (a bank payout without one cannot be approved).
+    bank_account = factory.Sequence(lambda n: f"GB00TEST{n:08d}")
 
 
 class PaymentMethodFactory(factory.django.DjangoModelFactory):

@@ -152,6 +152,7 @@ class PayoutAdmin(ChangelistMixin, FastActionCheckboxMixin, FastChangeListRowsMi
                     "source",
                     "run_link",
                     "destination_account",
+                    "bank_account",
                     "note",
                 ]
             },
@@ -198,6 +199,7 @@ class PayoutAdmin(ChangelistMixin, FastActionCheckboxMixin, FastChangeListRowsMi
         "source",
         "run_link",
         "destination_account",
+        "bank_account",
         "note",
         "requested_by",
         "created_at",

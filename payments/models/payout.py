@@ -82,6 +82,10 @@ class Payout(TimestampedModel):
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.RUN)
     # The connected account when the payout was created (the instructor's may change later).
     destination_account = models.CharField(max_length=255, blank=True)
+    # A bank-transfer payout's bank account, copied from the instructor when it was created:
+    # the approver approves paying this account, and the bank file lists this one, so an edit
+    # of the instructor's account after approval cannot redirect the money.
+    bank_account = models.CharField(max_length=64, blank=True)
     note = models.TextField(blank=True, help_text="Why a manual payout was made.")
 
     requested_by = models.ForeignKey(

@@ -253,7 +253,8 @@ def _payable_queryset(*, currencies: list[str], now: datetime) -> QuerySet:
         HAVING payable >= CASE e.currency WHEN 'usd' THEN 1000 ... END
 
     Payable = available, but never more than the whole balance (a negative amount still on
-    hold is not paid out first). Values: instructor_id, currency, account, payable."""
+    hold is not paid out first). Values: instructor_id, currency, account, bank account,
+    payable."""
     minimums = payout_minimums(currencies)
     minimum = Case(
         *[When(currency=code, then=Value(amount)) for code, amount in minimums.items()],
@@ -262,14 +263,22 @@ def _payable_queryset(*, currencies: list[str], now: datetime) -> QuerySet:
     return (
         EarningEntry.objects.filter(currency__in=currencies)
         .order_by()
-        .values("instructor_id", "currency", "instructor__stripe_account_id")
+        .values(
+            "instructor_id", "currency", "instructor__stripe_account_id", "instructor__bank_account"
+        )
         .annotate(
             balance=Sum("amount", default=0),
             available=Sum("amount", filter=Q(available_at__lte=now), default=0),
         )
         .annotate(payable=Least("balance", "available"))
         .filter(payable__gte=minimum)
-        .values("instructor_id", "currency", "instructor__stripe_account_id", "payable")
+        .values(
+            "instructor_id",
+            "currency",
+            "instructor__stripe_account_id",
+            "instructor__bank_account",
+            "payable",
+        )
     )
 
 
@@ -318,6 +327,11 @@ def _insert_run_payouts(*, run: PayoutRun, currencies: list[str], now: datetime)
         "currency": (f"c.{_quoted('currency')}", []),
         "amount": (f"c.{_quoted('payable')}", []),
         "destination_account": (account, []),
+        # Bank payouts keep the account they are approved for (Payout.bank_account).
+        "bank_account": (
+            f"CASE WHEN {account} <> '' THEN %s ELSE c.{_quoted('instructor__bank_account')} END",
+            [""],
+        ),
         "method": (
             f"CASE WHEN {account} <> '' THEN %s ELSE %s END",
             [Payout.Method.CONNECT.value, Payout.Method.BANK.value],
@@ -542,6 +556,7 @@ def payout_manual_create(
             method=_method_for(locked.stripe_account_id),
             source=Payout.Source.MANUAL,
             destination_account=locked.stripe_account_id,
+            bank_account="" if locked.stripe_account_id else locked.bank_account,
             note=note,
             requested_by=_user_or_none(acting_user),
         )
@@ -973,7 +988,7 @@ def payout_bank_file_rows(payouts: QuerySet[Payout]) -> Iterator[list[str]]:
             payout_reference(payout.pk),
             neutralise(instructor.name),
             neutralise(instructor.email),
-            neutralise(instructor.bank_account),
+            neutralise(payout.bank_account),
             str(to_decimal(payout.amount, payout.currency)),
             payout.currency.upper(),
         ]

@@ -69,6 +69,9 @@ def payout(
         run=run,
         requested_by=requested_by,
         destination_account=instructor.stripe_account_id,
+        bank_account=fields.pop(
+            "bank_account", "" if method == Payout.Method.CONNECT else instructor.bank_account
+        ),
         **fields,
     )
     entry(

@@ -14,6 +14,7 @@ from payments.earnings_selectors import earning_balances
 from payments.models import EarningEntry, Payout, Transfer, TransferReversal
 from payments.payout_rules import (
     ERR_NO_APPROVE_PERMISSION,
+    ERR_NO_BANK_ACCOUNT,
     ERR_NO_CREATE_PERMISSION,
     ERR_NO_MARK_PAID_PERMISSION,
     ERR_NO_REVERSE_PERMISSION,
@@ -477,3 +478,36 @@ def test_only_a_paid_connect_payout_is_reversed(bea, clerk, senior, connect):
     with pytest.raises(PayoutError) as exc:
         payout_reverse(payout=payout, amount=100, reason="x", acting_user=senior)
     assert str(exc.value) == ERR_NOT_REVERSIBLE
+
+
+def test_a_bank_payout_pays_the_account_it_was_approved_for(settings, bea, clerk, approve):
+    """The account is copied when the payout is made: editing the instructor's account after
+    approval (a typo fixed, or an attempt to redirect the money) does not change the file."""
+    settings.PAYOUT_MINIMUM = {"usd": "10"}
+    payout_run_create()
+    payout = Payout.objects.get(instructor=bea)
+    assert payout.bank_account == "DE89370400440532013000"
+    approve(payout, clerk)
+    bea.bank_account = "GB00 SOMEONE ELSE"
+    bea.save()
+    rows = list(payout_bank_file_rows(Payout.objects.filter(pk=payout.pk)))
+    assert rows[1][3] == "DE89370400440532013000"
+    earn(bea, 2000)  # something new to pay, to the new account
+    manual = payout_manual_create(
+        instructor=bea, amount=1000, currency="usd", note="Early", acting_user=clerk
+    )
+    assert manual.bank_account == "GB00 SOMEONE ELSE"
+
+
+def test_a_bank_payout_without_a_bank_account_cannot_be_approved(settings, clerk, approve):
+    settings.PAYOUT_MINIMUM = {"usd": "10"}
+    nobody = InstructorFactory(name="No Bank", bank_account="")
+    earn(nobody, 5000)
+    payout_run_create()
+    payout = Payout.objects.get(instructor=nobody)
+    assert (payout.method, payout.bank_account) == (Payout.Method.BANK, "")
+    with pytest.raises(PayoutError) as exc:
+        approve(payout, clerk)
+    assert str(exc.value) == ERR_NO_BANK_ACCOUNT
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PENDING
