@@ -915,16 +915,10 @@ def payout_reverse(
         # sends the same key with the same amount, and Stripe answers the first reversal.
         key = f"{payout_reference(locked.pk)}:reversal:{locked.amount_reversed}"
         transfer_id = locked.stripe_transfer_id
-    try:
-        reversal = gateway.stripe_transfer_reversal_create(
-            transfer_id=transfer_id,
-            amount=amount,
-            metadata={"payout_id": str(locked.pk), "reason": reason[:500]},
-            idempotency_key=key,
-        )
-    except IdempotencyConflict as exc:
-        raise PayoutError(ERR_REVERSAL_UNKNOWN) from exc
-    except InvalidRequest as exc:
+
+    def audit_failure(**details) -> None:
+        # The attempt is on record whatever Stripe did: a refusal, or an outcome we do not
+        # know (Stripe may have reversed; the transfer.reversed webhook or the sync lands it).
         with transaction.atomic():
             _audit(
                 action=AUDIT_REVERSE,
@@ -933,15 +927,30 @@ def payout_reverse(
                 client=client,
                 reason=reason,
                 result=AdminAction.Result.FAILURE,
-                details={"amount": amount, "error": str(exc)},
+                details={"amount": amount, "idempotency_key": key, **details},
             )
+
+    try:
+        reversal = gateway.stripe_transfer_reversal_create(
+            transfer_id=transfer_id,
+            amount=amount,
+            metadata={"payout_id": str(locked.pk), "reason": reason[:500]},
+            idempotency_key=key,
+        )
+    except IdempotencyConflict as exc:  # before InvalidRequest, its base: outcome unknown
+        audit_failure(outcome="unknown", error=str(exc))
+        raise PayoutError(ERR_REVERSAL_UNKNOWN) from exc
+    except InvalidRequest as exc:
+        audit_failure(error=str(exc))
         raise PayoutError(ERR_REVERSAL_REFUSED.format(error=exc)) from exc
     except GatewayError as exc:
+        audit_failure(outcome="unknown", error=str(exc))
         raise PayoutError(ERR_REVERSAL_UNKNOWN) from exc
     try:
         transfer = gateway.stripe_transfer_retrieve(transfer_id=transfer_id)
     except GatewayError as exc:
         logger.error("payout %s: reversal %s not read back: %s", locked.pk, reversal.id, exc)
+        audit_failure(outcome="made, not recorded", stripe_reversal_id=reversal.id, error=str(exc))
         raise PayoutError(ERR_REVERSAL_NOT_RECORDED.format(error=exc)) from exc
     with transaction.atomic():
         locked = _locked(payout.pk)

@@ -316,6 +316,13 @@ def test_a_reversal_stripe_does_not_answer_is_503_and_runs_again_with_the_same_k
         "message": payout_services.ERR_REVERSAL_UNKNOWN,
         "fields": {},
     }
+    # The attempt is on record although Stripe's answer was lost (it may have reversed).
+    (attempt,) = AdminAction.objects.filter(action=payout_services.AUDIT_REVERSE)
+    assert (attempt.result, attempt.details["outcome"], attempt.amount) == (
+        AdminAction.Result.FAILURE,
+        "unknown",
+        payout.amount,
+    )
     monkeypatch.setattr(gateway, "stripe_transfer_reversal_create", real)
     # A 5xx answer is not kept: the same key runs the reversal now.
     retried = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="reverse-1")
