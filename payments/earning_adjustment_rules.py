@@ -8,10 +8,9 @@ Reads only what it is given (the user's permissions, the adjustment's fields).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
 
+from backoffice.refusals import Refusal
 from payments.models import EarningAdjustment
 from payments.money import format_money, threshold_minor
 
@@ -31,19 +30,6 @@ ERR_OWN_REQUEST = "You requested this adjustment, so someone else must approve i
 ERR_SENIOR = (
     "Adjustments above {limit} need a senior approver (permission to approve large payouts)."
 )
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a user may not do something. `permission` is True when the user lacks a
-    permission (EarningAdjustmentPermissionError, 403), False when the adjustment does not
-    allow it now (EarningAdjustmentError)."""
-
-    message: str
-    permission: bool = False
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def senior_limit(currency: str) -> int:

@@ -22,9 +22,9 @@ The rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
+
+from backoffice.refusals import Refusal
 
 from .models import Payout
 from .money import format_money, threshold_minor
@@ -62,19 +62,6 @@ ERR_NOT_BANK_TRANSFER = "Only bank-transfer payouts are marked paid by hand; thi
 ERR_NOT_APPROVED_FOR_PAYMENT = "Approve the payout before marking it paid; it is {status}."
 ERR_NOT_REVERSIBLE = "Only a paid Stripe Connect payout with a transfer can be reversed."
 ERR_NOTHING_TO_REVERSE = "This payout's transfer is reversed in full already."
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a user may not do something. `permission` is True when the user lacks a permission
-    (the server answers 403 / PayoutPermissionError), False when the payout does not allow it
-    now (a rule; PayoutError)."""
-
-    message: str
-    permission: bool = False
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _status_words(payout: Payout) -> str:

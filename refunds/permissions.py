@@ -10,8 +10,7 @@ from refunds.selectors), locked when money is about to move.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from backoffice.refusals import Refusal
 from payments.models import Payment
 
 from . import rules
@@ -33,19 +32,6 @@ ERR_NOTHING_LEFT = (
 
 APPROVE = "approve"
 REJECT = "reject"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a user may not do something. `permission` is True when the user lacks a
-    permission (the server answers 403 / RefundPermissionError), False when the object does
-    not allow it now (a rule; RefundError)."""
-
-    message: str
-    permission: bool = False
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def request_refusal(*, user, payment: Payment, refundable: int | None = None) -> Refusal | None:

@@ -12,11 +12,12 @@ from django.urls import reverse
 from django.views import View
 
 from backoffice.audit import client_info_from_request
+from backoffice.refusals import Refusal
 from payments.models import Payment
 from payments.money import format_money
 from refunds.forms import ApproveForm, RefundRequestCreateForm, RejectForm
 from refunds.models import RefundRequest
-from refunds.permissions import APPROVE, Refusal, decision_refusal, request_refusal
+from refunds.permissions import APPROVE, decision_refusal, request_refusal
 from refunds.rules import amount_error, needs_senior_approval, senior_message
 from refunds.selectors import payment_refundability
 from refunds.services import (
