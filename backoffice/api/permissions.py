@@ -13,6 +13,7 @@ Named in settings.REST_FRAMEWORK, so this module imports no viewset (circular im
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -37,11 +38,16 @@ class IsActiveStaff(BasePermission):
         user = request.user
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
             return False
-        # A session must be as good as the admin's: where django-otp's middleware gives users
-        # is_verified() (the admin's second factor), a session that passed only the password
-        # does not reach the API either. A token was made by a signed-in staff member.
+        # A session must be as good as the admin's: where the admin requires a second factor
+        # (TWO_FACTOR_REQUIRED), a session that passed only the password does not reach the
+        # API either. A token was made by a signed-in staff member.
         is_verified = getattr(user, "is_verified", None)
-        if not isinstance(request.auth, ApiToken) and is_verified is not None and not is_verified():
+        if (
+            settings.TWO_FACTOR_REQUIRED
+            and not isinstance(request.auth, ApiToken)
+            and is_verified is not None
+            and not is_verified()
+        ):
             self.message = ERR_SESSION_NOT_VERIFIED
             return False
         return True

@@ -46,6 +46,14 @@ INSTALLED_APPS = [
     # internet, and the admin's pages should not load third-party scripts).
     "drf_spectacular_sidecar",
     "django_filters",
+    # Staff second factor: TOTP devices and single-use backup codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    # Customer e-mails leave through an outbox (queued with their cause, sent by a schedule).
+    "post_office",
+    # Append-only tables (audit, ledgers) guarded by PostgreSQL triggers; no-op on SQLite.
+    "pgtrigger",
     "backoffice",
     "payments",
     "refunds",
@@ -59,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): which staff passed their second factor this session.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -121,6 +131,11 @@ FORMAT_MODULE_PATH = ["backoffice.date_formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Staff sign-in ----------------------------------------------------------------------------
+# Every staff sign-in needs a second factor (TOTP or a backup code). Always on under
+# production settings; off by default elsewhere (tests, the demo: see the README's switch).
+TWO_FACTOR_REQUIRED = env_bool("TWO_FACTOR_REQUIRED", False)
 
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "/admin/"

@@ -6,6 +6,7 @@ import os
 from .base import *  # noqa: F403
 
 DEBUG = False
+TWO_FACTOR_REQUIRED = True
 SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
     raise RuntimeError("Production needs DATABASE_URL=postgres://...")

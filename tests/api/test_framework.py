@@ -162,9 +162,10 @@ def test_a_session_works_for_staff_and_is_csrf_checked_on_writes(api_roles):
     assert error(response)["message"] == permissions.ERR_NOT_STAFF
 
 
-def test_a_session_without_its_second_factor_is_refused_but_a_token_is_not(api_roles):
-    """With django-otp (the admin's second factor) users have is_verified(); the API asks it
-    of sessions, as the admin site does."""
+def test_a_session_without_its_second_factor_is_refused_but_a_token_is_not(api_roles, settings):
+    """With django-otp (the admin's second factor) users have is_verified(); where the admin
+    requires it, the API asks it of sessions too."""
+    settings.TWO_FACTOR_REQUIRED = True
     user = api_roles.users["finance"]
     user.is_verified = lambda: False
     view = mock.Mock(read_permissions=["payments.view_payment"])
@@ -177,6 +178,9 @@ def test_a_session_without_its_second_factor_is_refused_but_a_token_is_not(api_r
     token.user, token.auth = user, api_roles.tokens["finance"]
     assert permissions.StaffModelPermissions().has_permission(token, view) is True
     user.is_verified = lambda: True
+    assert permissions.StaffModelPermissions().has_permission(session, view) is True
+    settings.TWO_FACTOR_REQUIRED = False
+    user.is_verified = lambda: False
     assert permissions.StaffModelPermissions().has_permission(session, view) is True
 
 
