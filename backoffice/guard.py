@@ -251,7 +251,8 @@ def raise_for_api(result: GuardResult) -> None:
     if result.allowed:
         return
     if result.kind == GUARD_STEP_UP:
-        error = ApiError("step_up_required", result.message, 403)
+        message = f"{result.message} The code page: {result.step_up_url}"
+        error = ApiError("step_up_required", message, 403)
     elif result.kind == GUARD_BULK:
         error = ApiError("too_many_rows", result.message, 400)
     elif result.retry_after is not None:
@@ -261,6 +262,14 @@ def raise_for_api(result: GuardResult) -> None:
         error = ApiError("over_limit", result.message, 403)
     error.stored = False
     raise error
+
+
+def guard_api_money_action(request, **kwargs) -> GuardResult:
+    """guard_money_action for an API view: the GuardResult when allowed (for
+    money_action_give_back), else raise_for_api's error."""
+    result = guard_money_action(request, **kwargs)
+    raise_for_api(result)
+    return result
 
 
 # --- token buckets ------------------------------------------------------------------------------
@@ -432,17 +441,21 @@ def _wait_for(bucket: _Bucket, now: float) -> int:
     return max(1, math.ceil((bucket.cost - level) / bucket.rate))
 
 
-def money_action_give_back(user, result: GuardResult, *, rows: int = 0, amounts=()) -> None:
-    """Return tokens the guard took for rows the service then refused (nothing moved), up
-    to what `result` took. Each bucket stays at most full."""
+def money_action_give_back(
+    user, result: GuardResult, *, rows: int | None = None, amounts: Iterable | None = None
+) -> None:
+    """Return tokens the guard took for rows the service then refused (nothing moved): `rows`
+    and `amounts` of them, or (None) everything `result` took. Never more than it took, and
+    each bucket stays at most full."""
     taken = result.taken or {}
-    rows = min(rows, taken.get("rows", 0))
-    back = _per_currency(amounts)
+    taken_amounts = taken.get("amounts", {})
+    rows = taken.get("rows", 0) if rows is None else min(rows, taken.get("rows", 0))
+    back = dict(taken_amounts) if amounts is None else _per_currency(amounts)
     updates = []
     if rows:
         updates.append((_actions_key(user), settings.MONEY_ACTIONS_PER_MINUTE, rows))
     for currency, total in back.items():
-        total = min(total, taken.get("amounts", {}).get(currency, 0))
+        total = min(total, taken_amounts.get(currency, 0))
         if total:
             updates.append((_amount_key(user, currency), _amount_limit(currency), total))
     with transaction.atomic():
