@@ -411,16 +411,23 @@ def _take_all(buckets: list[_Bucket], now: float) -> None:
 def _take_one(bucket: _Bucket, now: float) -> bool:
     rows = MoneyActionBucket.objects.filter(key=bucket.key)
     level = _level(bucket.capacity, bucket.rate, now)
-    taken = rows.filter(GreaterThanOrEqual(level, Value(float(bucket.cost)))).update(
-        tokens=level - Value(float(bucket.cost)),
-        refilled_at=Greatest(F("refilled_at"), Value(now), output_field=FloatField()),
-    )
-    if taken:
+
+    def update() -> bool:
+        return bool(
+            rows.filter(GreaterThanOrEqual(level, Value(float(bucket.cost)))).update(
+                tokens=level - Value(float(bucket.cost)),
+                refilled_at=Greatest(F("refilled_at"), Value(now), output_field=FloatField()),
+            )
+        )
+
+    if update():
         return True
     if rows.exists():
-        return False
+        # Either it is short of tokens, or another process made the row after this UPDATE's
+        # snapshot (READ COMMITTED): one more UPDATE, which sees it, decides.
+        return update()
     # A user's first take: a full bucket minus the cost. A concurrent first take loses the
-    # unique key and takes from the row the other one made.
+    # unique key (after the other commits) and takes from the row the other one made.
     try:
         with transaction.atomic():
             MoneyActionBucket.objects.create(
@@ -428,7 +435,7 @@ def _take_one(bucket: _Bucket, now: float) -> bool:
             )
         return True
     except IntegrityError:
-        return _take_one(bucket, now)
+        return update()
 
 
 def _wait_for(bucket: _Bucket, now: float) -> int:

@@ -234,3 +234,10 @@ def test_give_back_never_fills_a_bucket_past_its_limit(limits, clock):
     result = guard_money_action(request, action="a", rows=1)
     money_action_give_back(request.user, result, rows=5)
     assert MoneyActionBucket.objects.get().tokens == 3
+
+
+def test_give_back_without_figures_returns_everything_taken(limits, clock):
+    request = make_request(UserFactory())
+    result = guard_money_action(request, action="a", rows=3, amounts=[(10000, "usd")])
+    money_action_give_back(request.user, result)
+    assert guard_money_action(request, action="a", rows=3, amounts=[(10000, "usd")]).allowed
