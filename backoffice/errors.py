@@ -46,10 +46,11 @@ PAGES = {
 PLAIN_500 = "500: something went wrong on our side. It has been logged; try again in a moment."
 
 
-def _context(request, status: int, *, full: bool) -> dict:
-    title, what, hint = PAGES[status]
+def _context(request, status: int, *, full: bool, page: tuple[str, str, str] | None = None) -> dict:
+    title, what, hint = page or PAGES[status]
     user = getattr(request, "user", None)
-    staff = full and user is not None and user.is_active and user.is_staff
+    # Staff who may use the admin (their second factor passed, where it is required).
+    staff = full and user is not None and user.is_active and admin.site.has_permission(request)
     context = admin.site.each_context(request) if staff else {}
     unfold = getattr(settings, "UNFOLD", {})
     return {
@@ -68,9 +69,19 @@ def _context(request, status: int, *, full: bool) -> dict:
     }
 
 
-def _render(request, status: int, *, full: bool = True) -> HttpResponse:
-    body = render_to_string(TEMPLATE, _context(request, status, full=full), request=request)
+def _render(request, status: int, *, full: bool = True, page=None) -> HttpResponse:
+    context = _context(request, status, full=full, page=page)
+    body = render_to_string(TEMPLATE, context, request=request)
     return HttpResponse(body, status=status)
+
+
+def render_error(
+    request, status: int, *, title: str, what: str, hint: str, staff_frame: bool = True
+) -> HttpResponse:
+    """An error page with its own words (the allow-list's 403, the lockout's 429). Without
+    `staff_frame` it never reads the user (a middleware before the session may call it) and
+    shows the login page's frame."""
+    return _render(request, status, full=staff_frame, page=(title, what, hint))
 
 
 def permission_denied(request, exception=None):
