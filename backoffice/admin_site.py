@@ -68,6 +68,12 @@ class BackofficeAdminSite(UnfoldAdminSite):
             path("two-factor/", views.overview, {"site": self}, name="two_factor"),
             path("two-factor/enrol/", views.enrol, {"site": self}, name="two_factor_enrol"),
             path(
+                "two-factor/enrol/qr-code/",
+                views.enrol_qr_code,
+                {"site": self},
+                name="two_factor_enrol_qr_code",
+            ),
+            path(
                 "two-factor/backup-codes/",
                 views.backup_codes,
                 {"site": self},

@@ -89,6 +89,7 @@ class AdminAllowListMiddleware:
                     what=REFUSED_WHAT,
                     hint=REFUSED_HINT,
                     staff_frame=False,
+                    back=("", ""),  # every page here answers the same
                 )
         return self.get_response(request)
 

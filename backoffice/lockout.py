@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.urls import reverse
 
 from .audit import ClientInfo, audit_record
 from .errors import render_error
@@ -52,6 +53,7 @@ def lockout_response(request, original_response=None, credentials=None):
         what=LOCKED_WHAT,
         hint=LOCKED_HINT.format(minutes=lockout_minutes()),
         staff_frame=False,
+        back=(reverse("admin:login"), "Back to sign-in"),
     )
 
 

@@ -2,8 +2,8 @@
 
 - /admin/two-factor/: what is set up (authenticator, backup codes left), with "set up a new
   phone" and "make new backup codes". In the user menu ("Two-factor sign-in").
-- /admin/two-factor/enrol/: the QR code and the secret as text, confirmed by a first code;
-  then the backup codes page.
+- /admin/two-factor/enrol/: the QR code (an SVG from enrol/qr-code/) and the secret as text,
+  confirmed by a first code; then the backup codes page.
 - /admin/two-factor/backup-codes/: shows freshly made codes once (they wait in the session
   for exactly one page view); its POST makes new ones.
 
@@ -15,16 +15,14 @@ password could replace the victim's authenticator. Pages with a secret are never
 
 from __future__ import annotations
 
-import io
 from base64 import b32encode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import user_has_device
@@ -94,14 +92,6 @@ def _render(request, site, template: str, context: dict) -> TemplateResponse:
     return response
 
 
-def _qr_svg(data: str) -> str:
-    """The QR code of `data` as inline SVG markup (no data: URL, so a strict CSP allows it)."""
-    buffer = io.BytesIO()
-    write_qrcode_image(data, buffer)
-    svg = buffer.getvalue().decode()
-    return svg[svg.index("<svg") :]
-
-
 @_guarded
 def overview(request, *, site):
     if needs_enrolment(request.user):
@@ -152,12 +142,21 @@ def enrol(request, *, site):
         "backoffice/two_factor/enrol.html",
         {
             "title": "Set up two-factor sign-in",
-            "qr_svg": mark_safe(_qr_svg(device.config_url)),  # our own SVG, no user text
             "secret_groups": [secret[i : i + 4] for i in range(0, len(secret), 4)],
             "replacing": has_authenticator(user),
             "error": error,
         },
     )
+
+
+@_guarded
+def enrol_qr_code(request, *, site):
+    """The pending authenticator's QR code (SVG), for the enrolment page's <img>: a URL of
+    our own, so a strict Content-Security-Policy (img-src 'self') shows it."""
+    device = totp_pending_device(request.user)
+    response = HttpResponse(content_type="image/svg+xml")
+    write_qrcode_image(device.config_url, response)
+    return response
 
 
 @_guarded

@@ -28,6 +28,7 @@ def assert_refused(response):
     body = response.content.decode()
     assert allow_list.REFUSED_TITLE in body
     assert "unfold/css/styles.css" in body
+    assert 'id="unfold-theme-colors"' in body
     assert 'id="nav-sidebar"' not in body
 
 

@@ -23,7 +23,8 @@ def assert_locked(response):
     assert response.status_code == 429
     body = response.content.decode()
     assert lockout.LOCKED_TITLE in body
-    assert "unfold/css/styles.css" in body  # the admin's look
+    assert "unfold/css/styles.css" in body  # the admin's look, with its colours
+    assert 'id="unfold-theme-colors"' in body
     assert 'id="nav-sidebar"' not in body
 
 

@@ -125,6 +125,10 @@ def test_a_session_without_a_verified_code_does_not_reach_the_admin(client, requ
     response = client.get("/admin/payments/payment/")
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN_URL)
+    # Its error pages have the login page's frame, not the admin's sidebar.
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert 'id="nav-sidebar"' not in response.content.decode()
 
 
 # --- Enrolment ----------------------------------------------------------------------------------
@@ -146,7 +150,10 @@ def test_enrolment_from_the_first_sign_in_to_the_admin(client, required):
     assert page.status_code == 200
     assert "no-store" in page["Cache-Control"]
     body = page.content.decode()
-    assert "<svg" in body  # the QR code, inline
+    assert 'src="/admin/two-factor/enrol/qr-code/"' in body
+    qr = client.get("/admin/two-factor/enrol/qr-code/")
+    assert qr["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in qr.content and "no-store" in qr["Cache-Control"]
     assert 'data-testid="two-factor-secret"' in body
     assert 'id="nav-sidebar"' not in body  # the login page's frame: nothing of the admin
     device = TOTPDevice.objects.get(user=user, confirmed=False)
@@ -195,7 +202,7 @@ def test_a_password_only_session_cannot_replace_an_existing_authenticator(client
     user = UserFactory(username="ana")
     enrol(user)
     client.force_login(user)
-    for url in (ENROL_URL, CODES_URL, "/admin/two-factor/"):
+    for url in (ENROL_URL, CODES_URL, "/admin/two-factor/", "/admin/two-factor/enrol/qr-code/"):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith(LOGIN_URL)
