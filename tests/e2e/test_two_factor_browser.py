@@ -8,6 +8,7 @@ import time
 from base64 import b32decode
 
 import pytest
+from django.test import Client
 from django_otp.oath import TOTP, totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -101,3 +102,41 @@ def test_the_lockout_page(live_server, page, screenshot_dir, settings):
     assert answer.value.status == 429
     assert page.get_by_text("Sign-in locked").is_visible()
     page.screenshot(path=str(screenshot_dir / "two-factor-lockout.png"), full_page=True)
+
+
+def test_a_superuser_unlocks_and_resets_from_the_admin(live_server, page, screenshot_dir, settings):
+    from axes.models import AccessAttempt
+
+    from backoffice.models import AdminAction
+
+    settings.AXES_FAILURE_LIMIT = 3
+    base = live_server.url
+    ana = UserFactory(username="ana")
+    TOTPDevice.objects.create(user=ana, name="Authenticator app", confirmed=True)
+    # Ana's guesser is elsewhere (the browser's own address must stay open for the boss).
+    guesser = Client()
+    for _ in range(3):
+        guesser.post("/admin/login/", {"username": "ana", "password": "x"}, REMOTE_ADDR="192.0.2.9")
+    UserFactory(username="boss", is_superuser=True)
+    fill_login(page, base, "boss")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+
+    page.goto(f"{base}/admin/axes/accessattempt/")
+    assert page.get_by_text("Locked", exact=True).first.is_visible()
+    page.screenshot(path=str(screenshot_dir / "two-factor-lockouts-list.png"), full_page=True)
+
+    page.goto(f"{base}/admin/auth/user/{ana.pk}/change/")
+    page.screenshot(path=str(screenshot_dir / "two-factor-user-page.png"), full_page=True)
+    page.get_by_role("link", name="Unlock sign-in").click()
+    page.click("[data-testid=user-action-submit]")
+    page.wait_for_url(f"{base}/admin/auth/user/{ana.pk}/change/")
+    assert not AccessAttempt.objects.filter(username="ana").exists()
+
+    page.get_by_role("link", name="Reset second factor").click()
+    page.fill("textarea[name=reason]", "New phone")
+    page.screenshot(path=str(screenshot_dir / "two-factor-reset-confirm.png"), full_page=True)
+    page.click("[data-testid=user-action-submit]")
+    page.wait_for_url(f"{base}/admin/auth/user/{ana.pk}/change/")
+    assert not TOTPDevice.objects.filter(user=ana).exists()
+    assert AdminAction.objects.filter(action="two_factor_reset", reason="New phone").exists()
