@@ -177,8 +177,10 @@ AXES_CLIENT_IP_CALLABLE = "backoffice.client_ip.client_ip"
 # Keep failures until the cool-off ends: a success from one address must not wipe the count
 # another address (or a guesser who also owns an account) has built up.
 AXES_RESET_ON_SUCCESS = False
-# Never write the submitted password (or any form field) into the attempts table.
-AXES_SENSITIVE_PARAMETERS = ["password", "otp_token", "csrfmiddlewaretoken"]
+# Masked in axes' log lines and in the form data it keeps with each attempt (the password
+# always is): the code, and the username and address in logs (a mistyped username may be an
+# e-mail address or a password; the attempt rows keep both in their own columns).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
 
 # Sessions end after a working day, signed in or not (production also ends them when the
 # browser closes).

@@ -84,6 +84,8 @@ def test_the_attempt_rows_never_keep_the_password_or_code(client):
     attempt = AccessAttempt.objects.get(username="ana")
     assert "s3cret-guess" not in attempt.post_data
     assert "123456" not in attempt.post_data
+    assert "ana" not in attempt.post_data  # a mistyped username may be a password
+    assert attempt.username == "ana"  # in its own column, for the lockout list
 
 
 # --- Unlock -----------------------------------------------------------------------------------
