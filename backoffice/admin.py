@@ -7,13 +7,17 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 
 from .changelist import ChangelistMixin, SearchSpec
 from .models import AdminAction
+from .sign_in_admin import UserSignInActionsMixin
 
 admin.site.unregister(User)
 admin.site.unregister(Group)
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin, ModelAdmin):
+class UserAdmin(UserSignInActionsMixin, BaseUserAdmin, ModelAdmin):
+    """Unfold's user forms, plus the second-factor column and the "Reset second factor" and
+    "Unlock sign-in" actions (backoffice/sign_in_admin.py)."""
+
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm

@@ -10,12 +10,11 @@ belongs on its own model (a refund request, a payment retry), never on the audit
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import models
 
+from .client_ip import client_ip, valid_ip
 from .models import AdminAction
 
 ERR_TARGET_ID_REQUIRED = "An audit row about a model class (not a row) needs an explicit target_id."
@@ -33,37 +32,11 @@ class ClientInfo:
     user_agent: str = ""
 
 
-def _valid_ip(value: str | None) -> str | None:
-    """`value` when it is an IPv4/IPv6 address, else None: a header is outside input, and a
-    malformed one must not break the action (PostgreSQL's inet column would refuse it)."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
 def client_info_from_request(request) -> ClientInfo:
-    """The client address and user agent of `request`.
-
-    The address is REMOTE_ADDR, unless settings.TRUSTED_PROXY_COUNT (n > 0) says the app sits
-    behind n proxies we run: then it is the n-th address from the right of X-Forwarded-For,
-    the one our outermost proxy saw connect (what Werkzeug's ProxyFix does). Entries further
-    left were written by the client and can be anything, so they are never trusted.
-    """
-    ip = request.META.get("REMOTE_ADDR")
-    trusted = settings.TRUSTED_PROXY_COUNT
-    if trusted > 0:
-        forwarded = [
-            part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-        ]
-        forwarded = [part for part in forwarded if part]
-        if len(forwarded) >= trusted:
-            ip = forwarded[-trusted]
+    """The client address (backoffice.client_ip: REMOTE_ADDR, or our proxies' header when
+    TRUSTED_PROXY_COUNT says we run them) and user agent of `request`."""
     return ClientInfo(
-        ip_address=_valid_ip(ip),
+        ip_address=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX],
     )
 
@@ -106,7 +79,7 @@ def audit_record(
         amount=amount,
         currency=currency or "",
         reason=reason or "",
-        ip_address=_valid_ip(client.ip_address),
+        ip_address=valid_ip(client.ip_address),
         user_agent=(client.user_agent or "")[:_USER_AGENT_MAX],
         result=result,
         details=details or {},

@@ -11,13 +11,16 @@ and as plain text if even that fails.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.models import AnonymousUser
 from django.http import FileResponse, HttpResponse
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.cache import cache_control
 
 logger = logging.getLogger(__name__)
@@ -46,11 +49,31 @@ PAGES = {
 PLAIN_500 = "500: something went wrong on our side. It has been logged; try again in a moment."
 
 
-def _context(request, status: int, *, full: bool) -> dict:
-    title, what, hint = PAGES[status]
-    user = getattr(request, "user", None)
-    staff = full and user is not None and user.is_active and user.is_staff
-    context = admin.site.each_context(request) if staff else {}
+def _stranger_context(request) -> dict:
+    """The site's look (theme colours, our stylesheets) for the login page's frame, as an
+    anonymous visitor gets it: no sidebar, no apps, no user read from the session (a
+    middleware before the session may be the caller)."""
+    stranger = copy.copy(request)
+    stranger.user = AnonymousUser()
+    return admin.site.each_context(stranger)
+
+
+def _context(
+    request,
+    status: int,
+    *,
+    full: bool,
+    page: tuple[str, str, str] | None = None,
+    staff_frame: bool = True,
+) -> dict:
+    title, what, hint = page or PAGES[status]
+    user = getattr(request, "user", None) if staff_frame else None
+    # Staff who may use the admin (their second factor passed, where it is required).
+    staff = full and user is not None and user.is_active and admin.site.has_permission(request)
+    if staff:
+        context = admin.site.each_context(request)
+    else:
+        context = _stranger_context(request) if full else {}
     unfold = getattr(settings, "UNFOLD", {})
     return {
         "site_title": unfold.get("SITE_TITLE", admin.site.site_title),
@@ -65,12 +88,34 @@ def _context(request, status: int, *, full: bool) -> dict:
             "admin/base_site.html" if staff else "unfold/layouts/unauthenticated.html"
         ),
         "is_nav_sidebar_enabled": staff,
+        "back_url": reverse("admin:index"),
+        "back_label": "Back to the dashboard",
     }
 
 
-def _render(request, status: int, *, full: bool = True) -> HttpResponse:
-    body = render_to_string(TEMPLATE, _context(request, status, full=full), request=request)
+def _render(request, status: int, *, full=True, page=None, staff_frame=True, back=None):
+    context = _context(request, status, full=full, page=page, staff_frame=staff_frame)
+    if back is not None:
+        context["back_url"], context["back_label"] = back
+    body = render_to_string(TEMPLATE, context, request=request)
     return HttpResponse(body, status=status)
+
+
+def render_error(
+    request,
+    status: int,
+    *,
+    title: str,
+    what: str,
+    hint: str,
+    staff_frame: bool = True,
+    back: tuple[str, str] | None = None,
+) -> HttpResponse:
+    """An error page with its own words (the allow-list's 403, the lockout's 429). Without
+    `staff_frame` it never reads the user (a middleware before the session may call it) and
+    shows the login page's frame. `back` is (url, label) of its button, or ("", "") for none
+    (the dashboard by default)."""
+    return _render(request, status, page=(title, what, hint), staff_frame=staff_frame, back=back)
 
 
 def permission_denied(request, exception=None):

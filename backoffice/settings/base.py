@@ -1,6 +1,7 @@
 """Settings for every environment. Everything that differs between machines comes from the
 environment; nothing here talks to a database or network at import time."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.templatetags.static import static
@@ -16,18 +17,22 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-not-secret-change-me")
 DEBUG = env_bool("DJANGO_DEBUG", True)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
-# How many reverse proxies we run in front of the app (0: clients connect directly). The audit
-# trail's client IP is then read from X-Forwarded-For, that many entries from the right.
+# How many reverse proxies we run in front of the app (0: clients connect directly). The client
+# IP (audit trail, lockout, admin allow-list) is then read from TRUSTED_PROXY_HEADER, that many
+# entries from the right (backoffice/client_ip.py).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 INSTALLED_APPS = [
     # unfold before django.contrib.admin; its contrib apps before the apps they style.
-    "unfold",
+    # BasicAppConfig: unfold's default app swaps admin.site for a plain UnfoldAdminSite and
+    # would drop our site's login form and second-factor check (backoffice/admin_site.py).
+    "unfold.apps.BasicAppConfig",
     "unfold.contrib.filters",
     "unfold.contrib.forms",
     "unfold.contrib.import_export",
     "unfold.contrib.simple_history",
-    "django.contrib.admin",
+    # django.contrib.admin, with our site as admin.site (backoffice/apps.py).
+    "backoffice.apps.BackofficeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -50,6 +55,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Sign-in lockout after repeated failures, per account and per address.
+    "axes",
     # Customer e-mails leave through an outbox (queued with their cause, sent by a schedule).
     "post_office",
     # Append-only tables (audit, ledgers) guarded by PostgreSQL triggers; no-op on SQLite.
@@ -63,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # ADMIN_ALLOWED_CIDRS: refuses the admin to other networks before a session is read.
+    "backoffice.allow_list.AdminAllowListMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -72,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: turns a locked-out sign-in into the lockout page (backoffice/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "backoffice.urls"
@@ -139,6 +150,50 @@ TWO_FACTOR_REQUIRED = env_bool("TWO_FACTOR_REQUIRED", False)
 
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "/admin/"
+
+# Backup codes made at enrolment (and by "regenerate"); each signs in once.
+TWO_FACTOR_BACKUP_CODES = env_int("TWO_FACTOR_BACKUP_CODES", 10)
+# The name authenticator apps show next to the account.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "Payments back-office")
+# The device admins (superusers only) never show a TOTP key or its QR code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Lockout (django-axes): LOGIN_FAILURE_LIMIT failed sign-ins (a wrong password, or a wrong code
+# after the right password) lock the account AND, separately, the client address, for
+# LOGIN_LOCKOUT_MINUTES after the last failure; an administrator may unlock earlier (Users >
+# "Unlock sign-in", or Sign-in lockouts > "Unlock"). Locking per account lets a stranger lock
+# a known login for a while; that is the price of stopping a password guesser who changes
+# address, and the cool-off bounds it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "backoffice.lockout.lockout_response"
+# The same client address as the audit trail and the allow-list (TRUSTED_PROXY_*).
+AXES_CLIENT_IP_CALLABLE = "backoffice.client_ip.client_ip"
+# Keep failures until the cool-off ends: a success from one address must not wipe the count
+# another address (or a guesser who also owns an account) has built up.
+AXES_RESET_ON_SUCCESS = False
+# Masked in axes' log lines and in the form data it keeps with each attempt (the password
+# always is): the code, and the username and address in logs (a mistyped username may be an
+# e-mail address or a password; the attempt rows keep both in their own columns).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
+
+# Sessions end after a working day, signed in or not (production also ends them when the
+# browser closes).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE_SECONDS", 8 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
+
+# Optional allow-list for the admin (and the API's session pages): comma-separated networks,
+# e.g. "10.0.0.0/8,203.0.113.7/32". Empty: open to every address. The client address is
+# REMOTE_ADDR unless TRUSTED_PROXY_COUNT says we run that many proxies in front, which write
+# TRUSTED_PROXY_HEADER (then the n-th address from its right, the one our outermost proxy
+# saw). A header no proxy of ours writes is client input and is never believed.
+ADMIN_ALLOWED_CIDRS = env_list("ADMIN_ALLOWED_CIDRS", "")
+TRUSTED_PROXY_HEADER = env_str("TRUSTED_PROXY_HEADER", "X-Forwarded-For")
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "billing@example.com")
@@ -533,6 +588,9 @@ SIDEBAR_SECTIONS = [
                 lambda request: request.user.is_active and request.user.is_staff,
             ),
             ("Scheduled jobs", "schedule", "django_q.schedule"),
+            # Accounts and addresses locked after failed sign-ins (superusers: axes' view
+            # permission), with "Unlock" (backoffice/sign_in_admin.py).
+            ("Sign-in lockouts", "lock_person", "axes.accessattempt"),
         ],
     ),
 ]
@@ -545,6 +603,12 @@ UNFOLD = {
     "ENVIRONMENT": "backoffice.admin_site.environment_callback",
     "DASHBOARD_CALLBACK": "reports.dashboard.dashboard_callback",
     "SHOW_HISTORY": True,
+    # The user menu: every staff member's own second factor (backup codes, new phone).
+    "ACCOUNT": {
+        "navigation": [
+            {"title": "Two-factor sign-in", "link": reverse_lazy("admin:two_factor")},
+        ],
+    },
     "SHOW_VIEW_ON_SITE": False,
     "COLORS": {
         "primary": {

@@ -11,6 +11,8 @@ SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
     raise RuntimeError("Production needs DATABASE_URL=postgres://...")
 SESSION_COOKIE_SECURE = True
+# A staff session never outlives the browser (and never a working day: SESSION_COOKIE_AGE).
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = 3600

@@ -2,11 +2,14 @@
 also when customers on the page are blocked (the "Blocked" badge reads the joined row)."""
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from backoffice.models import AdminAction
 from payments.models import (
@@ -141,6 +144,24 @@ def make_rows(model):
                 requested_by=requester,
                 decided_by=decider if index % 3 else None,
             )
+    elif model is AccessAttempt:
+        # Sign-in lockouts (backoffice/sign_in_admin.py): failures per account and address.
+        for index in range(ROWS):
+            AccessAttempt.objects.create(
+                username=f"guess{index}",
+                ip_address=f"203.0.113.{index % 250}",
+                user_agent="curl",
+                http_accept="*/*",
+                path_info="/admin/login/",
+                get_data="",
+                post_data="",
+                failures_since_start=index % 15,
+            )
+    elif model is User:
+        # The users list with its second-factor column (an annotation, not a query per row).
+        for index, user in enumerate(UserFactory.create_batch(ROWS)):
+            if index % 2:
+                TOTPDevice.objects.create(user=user, name="app", confirmed=True)
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -174,6 +195,8 @@ def block_every_other_customer():
         PayoutRun,
         EarningEntry,
         EarningAdjustment,
+        AccessAttempt,
+        User,
     ],
 )
 def test_query_count_is_constant_in_page_size(admin_client, monkeypatch, model):

@@ -54,6 +54,8 @@ def test_404_inside_the_admin_has_the_admin_frame(admin_client):
 def test_404_for_a_stranger_has_the_login_frame_and_no_sidebar(client):
     body = assert_styled_error(client.get("/no-such-page/"), 404, sidebar=False)
     assert "/admin/payments/payment/" not in body  # nothing of the admin shown to a stranger
+    # The site's colours all the same (without them the page's button was white on white).
+    assert 'id="unfold-theme-colors"' in body
 
 
 def test_permission_denied_in_the_admin_renders_the_styled_403():

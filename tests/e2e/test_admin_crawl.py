@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -174,6 +175,17 @@ def demo_like_data():
     payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
     EarningAdjustment.objects.create(
         instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
+    )
+    # A locked-out sign-in, so the Sign-in lockouts list has a row to open.
+    AccessAttempt.objects.create(
+        username="guesser",
+        ip_address="203.0.113.9",
+        user_agent="curl/8",
+        http_accept="*/*",
+        path_info="/admin/login/",
+        get_data="",
+        post_data="username=guesser",
+        failures_since_start=settings.AXES_FAILURE_LIMIT,
     )
     # An API token of the superuser's, so the API tokens list has a row to open.
     demo = get_user_model().objects.get(username="demo")

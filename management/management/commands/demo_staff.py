@@ -1,7 +1,10 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from management.demo_two_factor import demo_second_factor
 
 DEMO_USERS = [
     # username, password, superuser, groups
@@ -15,7 +18,10 @@ DEMO_USERS = [
 
 
 class Command(BaseCommand):
-    help = "Load staff groups and create the demo logins (idempotent). Never use in production."
+    help = (
+        "Load staff groups and create the demo logins (idempotent). With TWO_FACTOR_REQUIRED "
+        "on, also their authenticator keys and backup codes. Never use in production."
+    )
 
     def handle(self, *args, **options):
         call_command("loaddata", "groups", verbosity=0)
@@ -29,3 +35,12 @@ class Command(BaseCommand):
             user.save()
             user.groups.set(Group.objects.filter(name__in=groups))
             self.stdout.write(f"  login: {username} / {password}")
+            if settings.TWO_FACTOR_REQUIRED:
+                factor = demo_second_factor(user)
+                self.stdout.write(f"    authenticator key: {factor.key}  (code now: {factor.code})")
+                self.stdout.write(f"    backup codes: {' '.join(factor.backup_codes)}")
+        if settings.TWO_FACTOR_REQUIRED:
+            self.stdout.write(
+                "  Two-factor sign-in is on: add a key to an authenticator app, or print the "
+                "current code with `.venv/bin/python manage.py demo_totp <login>`."
+            )
