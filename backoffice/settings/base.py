@@ -177,9 +177,15 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "billing@example.com")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Logs never carry card numbers, secrets or whole e-mail addresses: every handler runs
+    # the redacting filter (backoffice/redaction.py) first. A handler added here needs it too.
+    "filters": {"redact": {"()": "backoffice.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's default handlers for its own logger (a console one in DEBUG, mail_admins
+        # with the whole request) would bypass the filter: its records go to the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # The SDK logs every request at INFO; our gateway records calls itself.
         "stripe": {"level": "WARNING"},
