@@ -9,6 +9,9 @@ from .base import TimestampedModel
 class Customer(TimestampedModel):
     """A student (or any buyer) as Stripe knows them."""
 
+    # An erased customer's name (payments/customer_privacy.py); the Stripe id stays beside it.
+    ERASED_NAME = "Erased customer"
+
     stripe_id = models.CharField("Stripe customer id", max_length=255, unique=True)
     # Stored lower-case (one spelling per address). Search reads it through the pg_trgm index
     # on UPPER(email) (migration 0018); customer_email_prefix_idx below served the old
@@ -59,6 +62,8 @@ class Customer(TimestampedModel):
         ]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return f"{self.ERASED_NAME} {self.stripe_id}"
         return self.email or self.name or self.stripe_id
 
     @property
