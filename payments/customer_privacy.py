@@ -116,7 +116,8 @@ def customer_export_document(*, customer: Customer, now: datetime) -> dict:
             for pm in PaymentMethod.objects.filter(customer=customer).order_by("pk")
         ],
         "payments": [
-            row_json(p, exclude=["stripe_amount_refunded"], money=payment_money) for p in payments
+            row_json(p, exclude=["stripe_amount_refunded", "card_fingerprint"], money=payment_money)
+            for p in payments
         ],
         "refunds": [
             row_json(r, money=["amount"])

@@ -182,6 +182,7 @@ def test_export_holds_every_section_without_full_card_numbers_and_is_audited(sta
     assert payment["amount"] == {"amount": 5000, "currency": "usd", "display": "$50.00"}
     assert payment["billing_details"]["email"] == EMAIL
     assert payment["ip_address"] == IP
+    assert "card_fingerprint" not in payment
     assert [r["stripe_id"] for r in document["refunds"]] == ["re_jane"]
     assert [d["stripe_id"] for d in document["disputes"]] == ["dp_jane"]
     assert document["refund_requests"][0]["customer_note"] == "Please refund me, Jane"
