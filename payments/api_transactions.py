@@ -160,6 +160,11 @@ class CustomerSerializer(serializers.ModelSerializer):
     payment_count = serializers.IntegerField()
     last_payment_at = serializers.DateTimeField(allow_null=True)
     blocked = serializers.BooleanField(source="is_blocked")
+    erased_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the customer's personal data was erased (GDPR); email and name are "
+        "then blank and a pseudonym.",
+    )
 
     class Meta:
         model = Customer
@@ -172,6 +177,7 @@ class CustomerSerializer(serializers.ModelSerializer):
             "created",
             "blocked",
             "blocked_at",
+            "erased_at",
             "payment_count",
             "last_payment_at",
         ]

@@ -23,8 +23,9 @@ from backoffice.api.errors import ApiError
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router, api_urlpatterns
 from backoffice.audit import client_info_from_request
+from backoffice.redaction import mask_personal_data
 
-from .admin.webhook import MESSAGE_BUSY, MESSAGE_REPLAYED, REPLAY_PERMISSION
+from .admin.webhook import MESSAGE_BUSY, MESSAGE_REPLAYED, PAYLOAD_PERMISSION, REPLAY_PERMISSION
 from .models import SyncRun, WebhookEvent
 from .selectors import HEALTH_WINDOW, webhook_failed_count, webhook_health
 from .webhooks import webhook_event_replay
@@ -96,11 +97,31 @@ class WebhookEventSerializer(serializers.ModelSerializer):
 
 
 class WebhookEventDetailSerializer(WebhookEventSerializer):
-    payload = serializers.JSONField(read_only=True, help_text="As Stripe signed it.")
+    payload = serializers.JSONField(
+        read_only=True,
+        help_text="As Stripe signed it; with names, e-mails, phones, addresses and IPs masked "
+        "unless the caller has payments.view_webhook_payload (see payload_masked).",
+    )
+    payload_masked = serializers.SerializerMethodField(
+        help_text="True when personal data in `payload` is masked for this caller."
+    )
 
     class Meta(WebhookEventSerializer.Meta):
-        fields = [*WebhookEventSerializer.Meta.fields, "payload"]
+        fields = [*WebhookEventSerializer.Meta.fields, "payload", "payload_masked"]
         read_only_fields = fields
+
+    def _masks(self) -> bool:
+        request = self.context.get("request")
+        return not (request and request.user.has_perm(PAYLOAD_PERMISSION))
+
+    def get_payload_masked(self, obj) -> bool:
+        return self._masks()
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self._masks():
+            data["payload"] = mask_personal_data(data["payload"])
+        return data
 
 
 class ReplayResultSerializer(serializers.Serializer):

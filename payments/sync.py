@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments import earnings, fraud_rules, ledger, validation
+from payments.customer_privacy import erased_evidence, erased_payment_values
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -206,6 +207,10 @@ def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
                 "created": row.created,
             }
             current = existing.get(row.id)
+            if current is not None and current.erased_at is not None:
+                # GDPR erasure (payments/customer_privacy.py): Stripe still holds the personal
+                # fields; the mirror never takes them back.
+                values["email"], values["name"] = current.email, current.name
             if current is None:
                 result.created += 1
             elif _differs(current, values):
@@ -254,10 +259,21 @@ _PM_FIELDS = [
 
 
 def _customer_pks(stripe_ids: Iterable[str]) -> dict[str, int]:
+    return _customers_and_erased(stripe_ids)[0]
+
+
+def _customers_and_erased(stripe_ids: Iterable[str]) -> tuple[dict[str, int], set[int]]:
+    """{stripe id: pk} of the customers we hold, and the pks of the erased ones (one query)."""
     ids = {i for i in stripe_ids if i}
     if not ids:
-        return {}
-    return dict(Customer.objects.filter(stripe_id__in=ids).values_list("stripe_id", "pk"))
+        return {}, set()
+    rows = Customer.objects.filter(stripe_id__in=ids).values_list("stripe_id", "pk", "erased_at")
+    pks, erased = {}, set()
+    for stripe_id, pk, erased_at in rows:
+        pks[stripe_id] = pk
+        if erased_at is not None:
+            erased.add(pk)
+    return pks, erased
 
 
 def upsert_payment_methods(rows: Iterable[StripePaymentMethod]) -> UpsertResult:
@@ -544,7 +560,7 @@ def upsert_payment_intents(
             # Checked with their intents (validation.payment_intent_problem): all good here.
             upsert_payment_methods(embedded)
         existing = _lock_existing(Payment, rows, field="stripe_payment_intent_id")
-        customers = _customer_pks(r.customer_id for r in rows)
+        customers, erased_customers = _customers_and_erased(r.customer_id for r in rows)
         method_ids = {r.payment_method_id for r in rows if r.payment_method_id}
         methods = (
             dict(
@@ -571,6 +587,8 @@ def upsert_payment_intents(
                 meta=meta,
                 facts=facts.get(current.pk if current else None, ledger.PaymentFacts()),
             )
+            if values["customer_id"] in erased_customers:
+                values = erased_payment_values(values)
             was_captured = current is not None and current.status in Payment.CAPTURED_STATUSES
             if current is None:
                 result.created += 1
@@ -790,6 +808,12 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
             {r.charge_id for r in rows if r.charge_id},
         )
         existing = _lock_existing(Dispute, rows)
+        erased_payments = set(
+            Payment.objects.filter(
+                pk__in=set(by_pi.values()) | set(by_charge.values()),
+                customer__erased_at__isnull=False,
+            ).values_list("pk", flat=True)
+        )
         to_write, touched = [], set()
         for row in rows:
             payment_pk = by_pi.get(row.payment_intent_id) or by_charge.get(row.charge_id)
@@ -824,6 +848,8 @@ def upsert_disputes(rows: Iterable[StripeDispute], *, now: datetime | None = Non
                 "evidence_submission_count": row.evidence_submission_count,
                 "has_evidence": row.has_evidence,
             }
+            if payment_pk in erased_payments:
+                values["evidence"] = erased_evidence(values["evidence"])
             if current is None:
                 result.created += 1
             elif _differs(current, values):

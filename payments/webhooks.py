@@ -37,7 +37,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from payments import gateway, sync
+from payments import customer_privacy, gateway, sync
 from payments.exceptions import ResourceMissing, WebhookSignatureError
 from payments.models import Customer, Payment, PaymentMethod, WebhookEvent
 from payments.services.fraud_alert import UnknownPayment, fraud_alert_open_from_warning
@@ -226,9 +226,14 @@ def _finish(event: WebhookEvent, *, status: str, started: float, error: str = ""
     event.processing_ms = round((time.perf_counter() - started) * 1000)
     if status == WebhookEvent.Status.RETRYING:
         event.next_attempt_at = event.processed_at + RETRY_DELAYS[event.attempts - 1]
-    event.save(
-        update_fields=["status", "error", "processed_at", "processing_ms", "next_attempt_at"]
-    )
+    fields = ["status", "error", "processed_at", "processing_ms", "next_attempt_at"]
+    # Stripe keeps sending an erased customer's personal data (GDPR erasure pseudonymises our
+    # copy only): events about them are kept masked once handled.
+    masked = customer_privacy.webhook_payload_for(event)
+    if masked is not None and masked != event.payload:
+        event.payload = masked
+        fields.append("payload")
+    event.save(update_fields=fields)
 
 
 def webhook_event_process(*, event_pk: int) -> str | None:

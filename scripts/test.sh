@@ -16,6 +16,18 @@ echo "==> ruff"
 echo "==> migrations are up to date"
 DATABASE_URL="sqlite:///:memory:" $PY manage.py makemigrations --check --dry-run >/dev/null
 
+echo "==> check --deploy under production settings (scripts/production.env.example)"
+(
+  set -a
+  # shellcheck disable=SC1091
+  . scripts/production.env.example
+  set +a
+  DJANGO_SECRET_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(50))')
+  export DJANGO_SECRET_KEY
+  DJANGO_SETTINGS_MODULE=backoffice.settings.production \
+    $PY manage.py check --deploy --fail-level WARNING
+)
+
 echo "==> pytest (SQLite)"
 status=0
 $PY -m pytest -q "$@" || status=$?

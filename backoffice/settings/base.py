@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.templatetags.static import static
 from django.urls import reverse_lazy
+from django.utils.csp import CSP
 from django.utils.text import format_lazy
 
 from .env import database_from_url, env_bool, env_int, env_list, env_str, env_thresholds
@@ -70,6 +71,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header from SECURE_CSP, with a fresh nonce per request
+    # (before the allow-list, so its refusal page carries the header too).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # ADMIN_ALLOWED_CIDRS: refuses the admin to other networks before a session is read.
     "backoffice.allow_list.AdminAllowListMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -99,14 +103,17 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # {{ csp_nonce }}: the nonce our own inline <script nonce=...> carry.
+                "django.template.context_processors.csp",
             ],
         },
     },
 ]
 
 DATABASES = {
+    # Unset or empty: the embedded SQLite file.
     "default": database_from_url(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'backoffice.sqlite3'}")
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'backoffice.sqlite3'}"
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -142,6 +149,31 @@ FORMAT_MODULE_PATH = ["backoffice.date_formats"]
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Content-Security-Policy (Django 6.0's own; every environment, so the demo and the e2e
+# tests run under the policy production sends) ----------------------------------------------
+# Scripts only from our own origin, plus inline scripts carrying the request's nonce
+# ({{ csp_nonce }}; the Swagger page's start-up script is the only one). 'unsafe-eval':
+# Unfold's standard Alpine build evaluates its directive strings (x-data, x-on:click).
+# Styles: 'unsafe-inline' because Unfold writes its theme colours in a <style> element and
+# htmx and Chart.js set style attributes; a nonce in style-src would make browsers ignore
+# 'unsafe-inline', so there is none. No third-party origin anywhere: Swagger UI and Redoc are
+# served from drf-spectacular-sidecar's static files. Redoc builds its search worker from a
+# blob: URL. tests/e2e/test_csp_browser.py opens the admin's pages in Chromium and fails on any
+# violation.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.UNSAFE_EVAL, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "worker-src": [CSP.SELF, "blob:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # --- Staff sign-in ----------------------------------------------------------------------------
 # Every staff sign-in needs a second factor (TOTP or a backup code). Always on under
@@ -201,9 +233,15 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "billing@example.com")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Logs never carry card numbers, secrets or whole e-mail addresses: every handler runs
+    # the redacting filter (backoffice/redaction.py) first. A handler added here needs it too.
+    "filters": {"redact": {"()": "backoffice.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's default handlers for its own logger (a console one in DEBUG, mail_admins
+        # with the whole request) would bypass the filter: its records go to the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         # The SDK logs every request at INFO; our gateway records calls itself.
         "stripe": {"level": "WARNING"},

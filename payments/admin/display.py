@@ -42,11 +42,28 @@ def blocked_badge(customer, *, leading=False):
     )
 
 
+def erased_badge(customer):
+    """A grey "Erased" label when the customer's personal data was erased (GDPR), else ""."""
+    if customer is None or customer.erased_at is None:
+        return ""
+    return format_html(
+        '<span class="{}" data-testid="customer-erased-badge">Erased</span>',
+        "inline-block font-semibold rounded-default text-[11px] uppercase whitespace-nowrap h-6 "
+        "leading-6 px-2 ml-1 bg-base-100 text-base-700 dark:bg-base-800 dark:text-base-300",
+    )
+
+
 def customer_label(customer):
-    """The customer's email (or Stripe id) followed by the Blocked badge when blocked."""
+    """The customer's email (or Stripe id) followed by the Blocked badge when blocked and the
+    Erased one when their personal data was erased."""
     if customer is None:
         return "—"
-    return format_html("{}{}", customer.email or customer.stripe_id, blocked_badge(customer))
+    return format_html(
+        "{}{}{}",
+        customer.email or customer.stripe_id,
+        blocked_badge(customer),
+        erased_badge(customer),
+    )
 
 
 def customer_two_line(customer):

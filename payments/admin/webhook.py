@@ -18,6 +18,7 @@ from unfold.utils import display_for_label
 from backoffice.audit import client_info_from_request
 from backoffice.changelist import ChangelistMixin, SearchSpec
 from backoffice.pagination import EstimatedCountPaginator
+from backoffice.redaction import mask_personal_data
 from payments import selectors
 from payments.models import WebhookEvent
 from payments.webhooks import webhook_event_replay
@@ -36,6 +37,12 @@ WEBHOOK_STATUS_COLOURS = {
 MESSAGE_REPLAYED = "Replay queued for {count} event(s)."
 MESSAGE_BUSY = "{count} event(s) are being processed right now; try again in a moment."
 REPLAY_PERMISSION = "payments.replay_webhookevent"
+# Who sees payloads as Stripe sent them; everyone else sees personal data masked.
+PAYLOAD_PERMISSION = "payments.view_webhook_payload"
+PAYLOAD_MASKED_NOTE = (
+    "Names, e-mail addresses, phone numbers, addresses and IPs are masked: seeing them needs "
+    "the permission payments.view_webhook_payload."
+)
 
 # Event types in the type filter: the ones we handle. A fixed list keeps the filter free of a
 # SELECT DISTINCT over the whole table.
@@ -198,6 +205,10 @@ class WebhookEventAdmin(ChangelistMixin, ModelAdmin):
         ),
         ("Payload as Stripe signed it (amounts in minor units)", {"fields": ["payload_pretty"]}),
     ]
+    masked_payload_fieldset = (
+        "Payload, personal data masked (amounts in minor units)",
+        {"fields": ["payload_masked"], "description": PAYLOAD_MASKED_NOTE},
+    )
     readonly_fields = [
         "stripe_id",
         "type",
@@ -214,6 +225,7 @@ class WebhookEventAdmin(ChangelistMixin, ModelAdmin):
         "next_attempt_at",
         "error",
         "payload_pretty",
+        "payload_masked",
     ]
 
     def get_queryset(self, request):
@@ -222,6 +234,16 @@ class WebhookEventAdmin(ChangelistMixin, ModelAdmin):
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             queryset = queryset.defer("payload")
         return queryset
+
+    def has_view_payload_permission(self, request):
+        return request.user.has_perm(PAYLOAD_PERMISSION)
+
+    def get_fieldsets(self, request, obj=None):
+        # Staff without payments.view_webhook_payload get the masked payload instead.
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_view_payload_permission(request):
+            return fieldsets
+        return [*fieldsets[:-1], self.masked_payload_fieldset]
 
     def has_add_permission(self, request):
         return False
@@ -275,12 +297,21 @@ class WebhookEventAdmin(ChangelistMixin, ModelAdmin):
 
     @display(description="Payload")
     def payload_pretty(self, obj):
+        return self._payload_block(obj.payload)
+
+    @display(description="Payload")
+    def payload_masked(self, obj):
+        return self._payload_block(mask_personal_data(obj.payload), masked=True)
+
+    @staticmethod
+    def _payload_block(payload, *, masked=False):
         # Machine-readable on purpose (what Stripe signed, for debugging): marked so, and the
         # formatted amount is above. The e2e crawl skips elements marked data-machine-readable.
-        text = json.dumps(obj.payload, indent=2, sort_keys=True, ensure_ascii=False)
+        text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html(
-            '<pre data-machine-readable class="text-xs overflow-x-auto whitespace-pre '
+            '<pre data-machine-readable {}class="text-xs overflow-x-auto whitespace-pre '
             'max-h-[40rem]">{}</pre>',
+            "data-payload-masked " if masked else "",
             text,
         )
 

@@ -9,6 +9,9 @@ from .base import TimestampedModel
 class Customer(TimestampedModel):
     """A student (or any buyer) as Stripe knows them."""
 
+    # An erased customer's name (payments/customer_privacy.py); the Stripe id stays beside it.
+    ERASED_NAME = "Erased customer"
+
     stripe_id = models.CharField("Stripe customer id", max_length=255, unique=True)
     # Stored lower-case (one spelling per address). Search reads it through the pg_trgm index
     # on UPPER(email) (migration 0018); customer_email_prefix_idx below served the old
@@ -33,12 +36,20 @@ class Customer(TimestampedModel):
         related_name="customers_blocked",
     )
     block_reason = models.TextField(blank=True)
+    # GDPR erasure (payments/services/customer_privacy.py): when the personal fields (here and
+    # in related rows) were pseudonymised. From then on the sync and webhooks never write them
+    # again; money rows and the audit trail stay, and the Stripe id keeps the link.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-created", "-id"]
-        permissions = [("block_customer", "Can block and unblock customers")]
+        permissions = [
+            ("block_customer", "Can block and unblock customers"),
+            ("export_customer_data", "Can export a customer's personal data (GDPR)"),
+            ("erase_customer", "Can erase a customer's personal data (GDPR)"),
+        ]
         indexes = [
             models.Index(fields=["-created", "-id"], name="customer_created_idx"),
             models.Index(
@@ -51,7 +62,13 @@ class Customer(TimestampedModel):
         ]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return f"{self.ERASED_NAME} {self.stripe_id}"
         return self.email or self.name or self.stripe_id
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
 
     @property
     def is_blocked(self) -> bool:

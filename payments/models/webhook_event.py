@@ -61,7 +61,12 @@ class WebhookEvent(models.Model):
             models.Index(Upper("stripe_id"), name="webhook_stripe_id_upper_idx"),
             models.Index(Upper("object_id"), name="webhook_object_id_upper_idx"),
         ]
-        permissions = [("replay_webhookevent", "Can replay webhook events")]
+        permissions = [
+            ("replay_webhookevent", "Can replay webhook events"),
+            # Without it, payloads are shown with names, e-mails, addresses and phones masked
+            # (backoffice/redaction.py): the admin's event page and the API's event detail.
+            ("view_webhook_payload", "Can view webhook payloads unmasked (personal data)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"

@@ -208,22 +208,14 @@ def test_a_session_lasts_a_working_day(client, settings):
 
 
 def test_production_ends_sessions_when_the_browser_closes():
-    import os
-    import subprocess
-    import sys
+    from tests.backoffice.test_production_settings import example_environment, run_python
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "backoffice.settings.production",
-        "DJANGO_SECRET_KEY": "x" * 60,
-        "DATABASE_URL": "postgres://u:p@127.0.0.1:1/db",
-    }
     code = (
         "import django; from django.conf import settings; django.setup(); "
         "print(settings.SESSION_EXPIRE_AT_BROWSER_CLOSE, settings.SESSION_COOKIE_AGE, "
         "settings.TWO_FACTOR_REQUIRED)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    out = run_python(
+        code, {**example_environment(), "DJANGO_SETTINGS_MODULE": "backoffice.settings.production"}
     )
     assert out.stdout.split()[-3:] == ["True", "28800", "True"], out.stderr
