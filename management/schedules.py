@@ -151,6 +151,42 @@ def job_schedules() -> list[JobSchedule]:
     ]
 
 
+# --- What a schedule or task may run ------------------------------------------------------------
+# A schedule row stores a dotted function path, and django-q2 would run any importable callable
+# it names (os.system included). It may only name these: the registry's own schedules (above),
+# jobs staff may schedule on their own, and the task entry points our own code schedules
+# (payments.webhooks schedules each webhook retry). management/schedule_rules.py enforces it on
+# save, before each scheduler pass and on every task enqueued.
+EXTRA_SCHEDULABLE_FUNCTIONS = {
+    "payments.tasks.webhook_events_requeue_stale": "Requeue stale webhook events",
+    "payments.tasks.webhook_event_process_task": "Process one webhook event (a retry)",
+    "management.jobs.generate_analytics_job": "Recompute analytics for a date range",
+    "management.jobs.cleanup_old_data": "Delete data past its retention",
+    "management.jobs.fix_inconsistencies": "Repair inconsistent rows",
+}
+
+# Task entry points our code queues with async_task (never offered for a schedule, but a worker
+# runs them). A new entry point is added here, or its tasks are refused.
+QUEUED_TASK_FUNCTIONS = frozenset(
+    {
+        "payments.tasks.webhook_event_process_task",
+        "payments.tasks.payout_process_task",
+        "refunds.tasks.refund_request_process_task",
+    }
+)
+
+
+def schedulable_functions() -> dict[str, str]:
+    """func -> title of every function a django-q2 schedule may name: the admin form's choice
+    list, in the registry's order."""
+    functions = {}
+    for schedule in job_schedules():
+        functions.setdefault(schedule.func, schedule.title or schedule.name)
+    for func, title in EXTRA_SCHEDULABLE_FUNCTIONS.items():
+        functions.setdefault(func, title)
+    return functions
+
+
 def job_schedule_by_name() -> dict[str, JobSchedule]:
     """The registry by schedule name (the Scheduled jobs and tasks pages look titles up)."""
     return {schedule.name: schedule for schedule in job_schedules()}

@@ -3,7 +3,7 @@
 # ~2 GB of disk for the 1M-row PostgreSQL database. Usage: scripts/bench.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+bash scripts/bootstrap.sh --with-redis
 PY=.venv/bin/python
 export DJANGO_SETTINGS_MODULE=backoffice.settings.test
 pgdir=$(mktemp -d /tmp/backoffice-bench-pg.XXXXXX)

@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Create .venv with a Python >= 3.12 and install the pinned dependencies. Idempotent and quick
-# when nothing changed. Usage: scripts/bootstrap.sh [--with-browser]
+# when nothing changed. Usage: scripts/bootstrap.sh [--with-browser] [--with-redis]
+#   --with-browser  Debian's chromium for the browser tests (when missing)
+#   --with-redis    Debian's redis-server for the scale-out test and benchmark (when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_browser=0
+with_redis=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-browser) with_browser=1 ;;
+    --with-redis) with_redis=1 ;;
+    *) echo "usage: scripts/bootstrap.sh [--with-browser] [--with-redis]" >&2; exit 2 ;;
+  esac
+done
 
 find_python() {
   local candidates=(python3.13 python3.12)
@@ -34,9 +46,20 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 
-if [ "${1:-}" = "--with-browser" ] && [ ! -x /usr/bin/chromium ]; then
-  echo "==> installing Debian's chromium for the browser tests"
+apt_install() {
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium for the browser tests"
+  apt_install chromium
+fi
+
+# The tests start their own redis-server on a free loopback port; the package's service is
+# never used (and on machines without systemd, never started).
+if [ "$with_redis" = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
+  echo "==> installing Debian's redis-server for the scale-out test"
+  apt_install redis-server
 fi

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# One command from a fresh clone to the whole test suite: installs (incl. Chromium), lints,
-# checks migrations, runs the suite on SQLite, then starts a throwaway PostgreSQL cluster and
-# runs the tests that need real locking there. Extra arguments go to both pytest runs.
+# One command from a fresh clone to the whole test suite: installs (incl. Chromium and
+# redis-server), lints, checks migrations, runs the suite on SQLite, then starts a throwaway
+# PostgreSQL cluster and runs the tests that need real locking there, the scale-out test (two
+# q clusters on a redis-server it starts itself) among them. Extra arguments go to both runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh --with-browser
+bash scripts/bootstrap.sh --with-browser --with-redis
 PY=.venv/bin/python
 export DJANGO_SETTINGS_MODULE=backoffice.settings.test
 mkdir -p artifacts

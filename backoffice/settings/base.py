@@ -381,10 +381,26 @@ Q_CLUSTER = {
     "max_attempts": 5,
     "catch_up": False,
     "sync": env_bool("Q_SYNC", False),
+    # Successful tasks kept for the admin's task screen (0: all, -1: none); failures are all kept.
+    "save_limit": env_int("Q_SAVE_LIMIT", 250),
 }
 if env_str("REDIS_URL"):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = env_str("REDIS_URL")
+
+# --- Scale-out (Redis) ------------------------------------------------------------------------
+# REDIS_URL (redis://host:6379/0) makes Redis django-q2's broker (above), so that any number of
+# q clusters on any hosts share one queue, and adds the cache alias "shared" that every process
+# sees (a counter kept in it holds across gunicorn instances; API_THROTTLE_CACHE=shared counts
+# the API's throttles there). Without Redis there is no "shared" alias: what must be shared is
+# counted in the database (API throttles, backoffice.guard's buckets). "default" stays per process.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if env_str("REDIS_URL"):
+    CACHES["shared"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("REDIS_URL"),
+        "KEY_PREFIX": "backoffice",
+    }
 
 # --- Reports --------------------------------------------------------------------------------
 # Dashboard thresholds: success rate target (%), failed-payment share alert (%), pending refund

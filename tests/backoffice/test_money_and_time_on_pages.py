@@ -172,7 +172,7 @@ def test_plural_labels_read_as_english(admin_client):
 
 def test_scheduled_jobs_columns_are_in_words(admin_client):
     call_command("loaddata", "groups", verbosity=0)
-    Schedule.objects.create(name="demo", func="management.jobs.sync_stripe", minutes=15)
+    Schedule.objects.create(name="demo", func="management.jobs.stripe_sync_scheduled", minutes=15)
     body = page_text(admin_client, reverse("admin:django_q_schedule_changelist"))
     assert "Last run" in body
     assert "Last_run" not in body
