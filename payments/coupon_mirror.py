@@ -6,7 +6,8 @@ same spelling (metadata is free text: both must agree), or when our coupon alrea
 the code. When the CURRENT code of one of our active coupons shows `active: false` (someone
 switched it off in Stripe's dashboard), our coupon is deactivated too, audited with no actor
 (payments.services.coupons.coupon_deactivate_from_stripe): Stripe would refuse the code, so
-our quote must not offer it. A re-run over the same codes writes nothing.
+our quote must not offer it (coupon_deactivate_from_stripe). A re-run over the same codes
+writes nothing.
 
 Every object is checked first (promotion_code_problem): a wrong id prefix, an unknown
 currency or a negative amount refuses that code (UpsertResult.invalid), the rest land.
@@ -18,7 +19,9 @@ from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
+from backoffice.audit import audit_record
 from payments import gateway
 from payments.gateway import StripePromotionCode
 from payments.models import Coupon, PromotionCode, WebhookEvent
@@ -27,6 +30,8 @@ from payments.money import SUPPORTED_CURRENCIES
 from payments.sync import UpsertResult
 from payments.validation import InvalidStripeObject
 
+AUDIT_DEACTIVATED_IN_STRIPE = "coupon_deactivated_in_stripe"
+DEACTIVATED_IN_STRIPE_REASON = "Its promotion code was deactivated in Stripe."
 ERR_BAD_PROMOTION_CODE_ID = "promotion code id {id!r} does not start with promo_."
 ERR_BAD_CURRENCY = "promotion code {id}: unknown currency {currency!r}."
 ERR_NEGATIVE = "promotion code {id}: {field} {amount} is negative."
@@ -105,8 +110,6 @@ def _linked_coupons(rows: list[StripePromotionCode]) -> dict[str, int]:
 def upsert_promotion_codes(rows: Iterable[StripePromotionCode]) -> UpsertResult:
     """Mirror promotion codes and their coupons (see the module docstring). A fixed number
     of statements per call."""
-    from payments.services.coupons import coupon_deactivate_from_stripe
-
     result = UpsertResult()
     good: dict[str, StripePromotionCode] = {}
     for row in rows:
@@ -188,6 +191,32 @@ def upsert_promotion_codes(rows: Iterable[StripePromotionCode]) -> UpsertResult:
         if switched_off:
             coupon_deactivate_from_stripe(coupon_pks=switched_off)
     return result
+
+
+def coupon_deactivate_from_stripe(*, coupon_pks: list[int]) -> list[Coupon]:
+    """The mirror saw these coupons' current promotion codes inactive at Stripe (switched
+    off in its dashboard): deactivate ours too, audited with no actor. Under each row's lock;
+    a coupon already inactive, or with a push of ours under way (not `synced`), is left
+    alone."""
+    changed = []
+    with transaction.atomic():
+        for locked in Coupon.objects.select_for_update().filter(pk__in=coupon_pks).order_by("pk"):
+            if not locked.active or locked.stripe_state != Coupon.StripeState.SYNCED:
+                continue
+            locked.active = False
+            locked.deactivated_at = timezone.now()
+            locked.deactivation_reason = DEACTIVATED_IN_STRIPE_REASON
+            locked._change_reason = "Stripe"
+            locked.save()
+            audit_record(
+                acting_user=None,
+                action=AUDIT_DEACTIVATED_IN_STRIPE,
+                target=locked,
+                reason=DEACTIVATED_IN_STRIPE_REASON,
+                details={"promotion_code": locked.stripe_promotion_code_id},
+            )
+            changed.append(locked)
+    return changed
 
 
 # --- webhooks --------------------------------------------------------------------------------

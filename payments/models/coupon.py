@@ -223,6 +223,7 @@ class CouponRedemption(TimestampedModel):
 
     class Meta:
         ordering = ["-redeemed_at", "-id"]
+        permissions = [("export_couponredemption", "Can export coupon redemptions")]
         indexes = [
             models.Index(fields=["coupon", "-redeemed_at"], name="coupon_redemption_coupon_idx"),
             models.Index(fields=["coupon", "customer"], name="coupon_redemption_customer_idx"),

@@ -38,6 +38,7 @@ from django.utils import timezone
 from backoffice.audit import ClientInfo, audit_record
 from backoffice.refusals import Refusal
 from payments import coupon_rules, gateway
+from payments.coupon_mirror import upsert_promotion_codes
 from payments.exceptions import GatewayError, InvalidRequest
 from payments.models import Coupon, CouponCurrency, Payment
 from payments.models.coupon import BASIS_POINTS_MAX, NAME_MAX_LENGTH, code_validator, normalize_code
@@ -52,7 +53,6 @@ AUDIT_CREATE = "coupon_create"
 AUDIT_CHANGE = "coupon_change"
 AUDIT_DEACTIVATE = "coupon_deactivate"
 AUDIT_PUSH = "coupon_push"
-AUDIT_DEACTIVATED_IN_STRIPE = "coupon_deactivated_in_stripe"
 
 # --- Messages (staff see them as they are; tests assert the exact words) ------------------------
 ERR_CODE = "Code: " + str(code_validator.message)
@@ -88,7 +88,6 @@ MSG_PUSHED = "Coupon {code} is in Stripe."
 MSG_PUSH_FAILED = "Coupon {code} could not be sent to Stripe: {error}"
 MSG_PUSH_BUSY = "Coupon {code} is being sent to Stripe right now."
 MSG_PUSH_NOTHING = "Coupon {code} is already in Stripe."
-DEACTIVATED_IN_STRIPE_REASON = "Its promotion code was deactivated in Stripe."
 
 _PRODUCT_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-/#")
 
@@ -493,8 +492,6 @@ def coupon_push(*, coupon: Coupon) -> CouponPushResult:
     previous version's code, create this version's coupon and code (after looking for what an
     earlier attempt made), or deactivate the code of an inactive coupon. Never raises a
     GatewayError: it is recorded on the coupon (`failed`, `stripe_error`)."""
-    from payments.coupon_mirror import upsert_promotion_codes
-
     now = timezone.now()
     locked = _claim(coupon.pk, now)
     if locked is None:
@@ -599,28 +596,3 @@ def _push_active(
         landed.append(code)
         coupon = _record(coupon.pk, stripe_promotion_code_id=code.id)
     return coupon
-
-
-def coupon_deactivate_from_stripe(*, coupon_pks: list[int]) -> list[Coupon]:
-    """The mirror saw these coupons' current promotion codes inactive at Stripe (deactivated
-    in its dashboard): deactivate ours too, audited with no actor. Under each row's lock; a
-    coupon already inactive, or pushing a new version, is left alone."""
-    changed = []
-    with transaction.atomic():
-        for locked in Coupon.objects.select_for_update().filter(pk__in=coupon_pks).order_by("pk"):
-            if not locked.active or locked.stripe_state != Coupon.StripeState.SYNCED:
-                continue
-            locked.active = False
-            locked.deactivated_at = timezone.now()
-            locked.deactivation_reason = DEACTIVATED_IN_STRIPE_REASON
-            locked._change_reason = "Stripe"
-            locked.save()
-            audit_record(
-                acting_user=None,
-                action=AUDIT_DEACTIVATED_IN_STRIPE,
-                target=locked,
-                reason=DEACTIVATED_IN_STRIPE_REASON,
-                details={"promotion_code": locked.stripe_promotion_code_id},
-            )
-            changed.append(locked)
-    return changed

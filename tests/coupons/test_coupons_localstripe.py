@@ -13,11 +13,10 @@ from django.utils import timezone
 
 from backoffice.models import AdminAction
 from payments import gateway, webhooks
-from payments.coupon_mirror import upsert_promotion_codes
+from payments.coupon_mirror import AUDIT_DEACTIVATED_IN_STRIPE, upsert_promotion_codes
 from payments.exceptions import InvalidRequest
 from payments.models import Coupon, PromotionCode, WebhookEvent
 from payments.services.coupons import (
-    AUDIT_DEACTIVATED_IN_STRIPE,
     MSG_CHANGED_LOCAL,
     MSG_CHANGED_NEW_VERSION,
     coupon_change,
