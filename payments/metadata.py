@@ -29,6 +29,10 @@ PRODUCT_ID = "product_id"
 PRODUCT_NAME = "product_name"
 PACKAGE_MINUTES = "package_minutes"
 COUPON_CODE = "coupon_code"
+# What the checkout took off for the coupon, in minor units of the payment's currency (from
+# our quote, POST /api/v1/coupons/quote/): the payment's amount is the price after it.
+# Optional: without it the discount is computed from the coupon's terms and marked so.
+COUPON_DISCOUNT = "coupon_discount"
 BOOKING_ID = "booking_id"
 # The buyer's IP as the checkout saw it (Stripe does not give it on a charge); the fraud rules
 # count customers per IP (payments/fraud_rules.py). Optional: missing is no problem.
@@ -38,6 +42,7 @@ CLIENT_IP = "client_ip"
 MAX_ID_LENGTH = 64
 MAX_NAME_LENGTH = 255
 MAX_PACKAGE_MINUTES = 100_000  # about 1,666 hours: more is a typo, not a package
+MAX_DISCOUNT = 10**12  # minor units; Stripe's largest charge is far below
 _ACCOUNT_RE = re.compile(r"^acct_[A-Za-z0-9]{1,250}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:\-/#]+$")
 
@@ -49,6 +54,8 @@ MSG_NO_KIND = "No product_kind: expected one of {kinds}."
 MSG_BAD_KIND = "product_kind {value!r} is not one of {kinds}."
 MSG_NO_MINUTES = "An hour package without package_minutes."
 MSG_BAD_MINUTES = "package_minutes {value!r} is not a whole number of minutes from 1 to {max}."
+MSG_BAD_DISCOUNT = "coupon_discount {value!r} is not a whole number of minor units from 0 to {max}."
+MSG_DISCOUNT_WITHOUT_CODE = "coupon_discount without a coupon_code: ignored."
 MSG_BAD_IP = "client_ip {value!r} is not an IPv4 or IPv6 address."
 
 
@@ -64,7 +71,8 @@ class PaymentMetadata:
     product_id: str = ""
     product_name: str = ""
     package_minutes: int | None = None
-    coupon_code: str = ""
+    coupon_code: str = ""  # upper-case: codes match whatever their case, as at Stripe
+    coupon_discount: int | None = None
     booking_id: str = ""
     client_ip: str = ""  # normalised ("::ffff:1.2.3.4" stays as Python prints it)
     problems: tuple[str, ...] = ()
@@ -127,6 +135,17 @@ def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
     if kind == Payment.ProductKind.HOUR_PACKAGE and minutes is None and not minutes_text:
         problems.append(MSG_NO_MINUTES)
 
+    coupon_code = _token(raw, COUPON_CODE, problems).upper()
+    discount: int | None = None
+    discount_text = _text(raw, COUPON_DISCOUNT)
+    if discount_text:
+        if not (discount_text.isdigit() and int(discount_text) <= MAX_DISCOUNT):
+            problems.append(MSG_BAD_DISCOUNT.format(value=discount_text[:80], max=MAX_DISCOUNT))
+        elif not coupon_code:
+            problems.append(MSG_DISCOUNT_WITHOUT_CODE)
+        else:
+            discount = int(discount_text)
+
     client_ip = _text(raw, CLIENT_IP)
     if client_ip:
         try:
@@ -144,7 +163,8 @@ def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
         product_id=_token(raw, PRODUCT_ID, problems),
         product_name=_text(raw, PRODUCT_NAME)[:MAX_NAME_LENGTH],
         package_minutes=minutes if kind == Payment.ProductKind.HOUR_PACKAGE else None,
-        coupon_code=_token(raw, COUPON_CODE, problems),
+        coupon_code=coupon_code,
+        coupon_discount=discount,
         booking_id=_token(raw, BOOKING_ID, problems),
         client_ip=client_ip,
         problems=tuple(problems),

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments import earnings, fraud_rules, ledger, validation
+from payments import coupon_redemptions, earnings, fraud_rules, ledger, validation
 from payments.customer_privacy import erased_evidence, erased_payment_values
 from payments.gateway import (
     StripeCustomer,
@@ -610,6 +610,13 @@ def upsert_payment_intents(
         # payments are locked): an earning when one is captured, a correction when its net
         # moved without a refund or dispute row to explain it.
         earnings.record_payment_earnings([p.pk for p in created] + [p.pk for p in updated])
+        # A captured payment's coupon redemption, once, in this transaction (payments locked;
+        # payments/coupon_redemptions.py locks the coupons after them).
+        coupon_redemptions.record_coupon_redemptions(
+            p.stripe_payment_intent_id
+            for p in to_write
+            if p.coupon_code and p.status in Payment.CAPTURED_STATUSES
+        )
         if send_signals and newly_succeeded:
             _send_succeeded(newly_succeeded)
         if detect_fraud and to_write:

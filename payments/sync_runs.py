@@ -30,6 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from payments import gateway, sync
+from payments.coupon_mirror import upsert_promotion_codes
 from payments.exceptions import GatewayError, InvalidRequest, ResourceMissing
 from payments.models import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 
@@ -265,6 +266,9 @@ class _Run:
         self.results[SyncObjectType.TRANSFER] += sync.upsert_transfers(items)
         self.transfers_seen.update(item.id for item in items)
 
+    def upsert_promotion_codes(self, items, send_signals) -> None:
+        self.results[SyncObjectType.PROMOTION_CODE] += upsert_promotion_codes(items)
+
     def _transfer_sweep_floor(self) -> datetime | None:
         """Where the reversal sweep starts: this run's window (None: no sweep, the pass
         reads every transfer with all its reversals anyway)."""
@@ -327,6 +331,13 @@ class _Run:
             (SyncObjectType.REFUND, gateway.stripe_refund_list_pages, self.upsert_refunds),
             (SyncObjectType.DISPUTE, gateway.stripe_dispute_list_pages, self.upsert_disputes),
             (SyncObjectType.TRANSFER, gateway.stripe_transfer_list_pages, self.upsert_transfers),
+            # Every code each run (the lister ignores the watermark: codes change after
+            # they are made, and there are few).
+            (
+                SyncObjectType.PROMOTION_CODE,
+                gateway.stripe_promotion_code_list_pages,
+                self.upsert_promotion_codes,
+            ),
         ]
 
     def execute(self) -> None:

@@ -38,6 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from payments import customer_privacy, gateway, sync
+from payments.coupon_mirror import COUPON_HANDLERS
 from payments.exceptions import ResourceMissing, WebhookSignatureError
 from payments.models import Customer, Payment, PaymentMethod, WebhookEvent
 from payments.services.fraud_alert import UnknownPayment, fraud_alert_open_from_warning
@@ -547,4 +548,6 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
         ["radar.early_fraud_warning.created", "radar.early_fraud_warning.updated"],
         handle_early_fraud_warning,
     ),
+    # coupon.* and promotion_code.*: re-read and land through the sync's upsert.
+    **COUPON_HANDLERS,
 }

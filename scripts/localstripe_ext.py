@@ -1,5 +1,6 @@
 """Disputes and files for localstripe, in the shape Stripe's API reference documents (and,
-through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals).
+through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals; through
+scripts/localstripe_promotion_codes.py, Stripe's coupons and promotion codes).
 
 Test and demo infrastructure only (DESIGN.md decision 14): the launcher
 (scripts/localstripe_server.py) calls `install()` before it serves. What it adds:
@@ -743,3 +744,7 @@ def install(*, dispute_outcome_delay: float = 0.5) -> None:
     from localstripe_connect import install as install_connect
 
     install_connect(_idempotent)
+    # Coupons as Stripe documents them, and promotion codes (localstripe_promotion_codes.py).
+    from localstripe_promotion_codes import install as install_promotion_codes
+
+    install_promotion_codes(_idempotent)

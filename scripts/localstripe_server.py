@@ -7,7 +7,8 @@ binds loopback only, and keeps state in memory (tests) or in the file given with
 It also serves disputes and files, which localstripe lacks (scripts/localstripe_ext.py
 documents them: endpoints, Stripe's dispute test cards, events, the /_config helpers), and
 Stripe Connect: connected accounts, transfers and their reversals
-(scripts/localstripe_connect.py, with its fault switch for the transfer tests).
+(scripts/localstripe_connect.py, with its fault switch for the transfer tests), and Stripe's
+coupons and promotion codes (scripts/localstripe_promotion_codes.py).
 --dispute-outcome-delay sets how many seconds after a submission with Stripe's test
 evidence (`winning_evidence` / `losing_evidence`) the dispute closes.
 """

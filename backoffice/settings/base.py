@@ -570,6 +570,8 @@ SIDEBAR_SECTIONS = [
             ("Payment methods", "credit_card", "payments.paymentmethod"),
             ("Instructors", "school", "payments.instructor"),
             ("Student balances", "hourglass_top", "payments.studentbalance"),
+            # Coupons and their redemptions (payments/admin/coupon.py).
+            ("Coupons", "sell", "payments.coupon"),
             ("Transfers", "send_money", "payments.transfer"),
             # Badge: events that failed for good and wait for a replay.
             (

@@ -1,4 +1,5 @@
 from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail)
+from .coupon import CouponAdmin
 from .customer import CustomerAdmin
 from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
@@ -13,6 +14,7 @@ from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
+    "CouponAdmin",
     "CustomerAdmin",
     "EarningAdjustmentAdmin",
     "EarningEntryAdmin",

@@ -7,6 +7,7 @@
 - mappers.py  `*_from_stripe`: a Stripe object or a webhook's plain dict -> those dataclasses
 - calls.py    `stripe_<object>_<verb>` calls and the list pagers
 - webhooks.py signature verification with the SDK's verifier, one secret at a time
+- coupons.py  coupons and promotion codes: their dataclasses, mappers and calls
 
 Callers import from here (`from payments import gateway; gateway.stripe_refund_create(...)`),
 so tests patch `payments.gateway.<call>`; the clock and `sleep` are patched on the submodule
@@ -53,6 +54,19 @@ from payments.gateway.client import (
     TokenBucket,
     count_api_calls,
 )
+from payments.gateway.coupons import (
+    StripeCoupon,
+    StripePromotionCode,
+    coupon_from_stripe,
+    promotion_code_from_stripe,
+    stripe_coupon_create,
+    stripe_coupon_retrieve,
+    stripe_promotion_code_create,
+    stripe_promotion_code_list,
+    stripe_promotion_code_list_pages,
+    stripe_promotion_code_retrieve,
+    stripe_promotion_code_update,
+)
 from payments.gateway.errors import should_retry, translate_error
 from payments.gateway.mappers import (
     account_from_stripe,
@@ -88,26 +102,32 @@ __all__ = [
     "RetryPolicy",
     "StripeAccount",
     "StripeClient",
+    "StripeCoupon",
     "StripeCustomer",
     "StripeDispute",
     "StripeFile",
     "StripePaymentIntent",
     "StripePaymentMethod",
+    "StripePromotionCode",
     "StripeRefund",
     "StripeTransfer",
     "StripeTransferReversal",
     "TokenBucket",
     "account_from_stripe",
     "count_api_calls",
+    "coupon_from_stripe",
     "customer_from_stripe",
     "dispute_from_stripe",
     "file_from_stripe",
     "payment_intent_from_stripe",
     "payment_method_from_stripe",
+    "promotion_code_from_stripe",
     "refund_from_stripe",
     "should_retry",
     "stripe_account_create",
     "stripe_account_retrieve",
+    "stripe_coupon_create",
+    "stripe_coupon_retrieve",
     "stripe_customer_create",
     "stripe_customer_list_pages",
     "stripe_customer_retrieve",
@@ -125,6 +145,11 @@ __all__ = [
     "stripe_payment_method_attach",
     "stripe_payment_method_list_for_customer",
     "stripe_payment_method_retrieve",
+    "stripe_promotion_code_create",
+    "stripe_promotion_code_list",
+    "stripe_promotion_code_list_pages",
+    "stripe_promotion_code_retrieve",
+    "stripe_promotion_code_update",
     "stripe_refund_create",
     "stripe_refund_list",
     "stripe_refund_list_pages",

@@ -1,4 +1,5 @@
 from .balance import BalanceEntry, StudentBalance
+from .coupon import Coupon, CouponCurrency, CouponRedemption, PromotionCode
 from .customer import Customer
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
@@ -24,6 +25,9 @@ from .webhook_event import WebhookEvent
 __all__ = [
     "UNRESOLVED_STATUSES",
     "BalanceEntry",
+    "Coupon",
+    "CouponCurrency",
+    "CouponRedemption",
     "Customer",
     "Dispute",
     "DisputeDeadlineAlert",
@@ -42,6 +46,7 @@ __all__ = [
     "PaymentRetry",
     "Payout",
     "PayoutRun",
+    "PromotionCode",
     "Refund",
     "StudentBalance",
     "SyncObjectType",

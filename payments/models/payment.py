@@ -149,6 +149,13 @@ class Payment(TimestampedModel):
                 name="payment_ip_created_idx",
                 condition=Q(ip_address__isnull=False),
             ),
+            # A coupon's conversion (payments/coupon_stats.py): the payments that carried its
+            # code. Partial: most payments carry none.
+            models.Index(
+                fields=["coupon_code", "created"],
+                name="payment_coupon_created_idx",
+                condition=~Q(coupon_code=""),
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_non_negative"),

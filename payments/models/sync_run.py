@@ -65,6 +65,7 @@ class SyncObjectType(models.TextChoices):
     REFUND = "refund", "Refunds"
     DISPUTE = "dispute", "Disputes"
     TRANSFER = "transfer", "Transfers"
+    PROMOTION_CODE = "promotion_code", "Promotion codes"
 
 
 class SyncState(models.Model):

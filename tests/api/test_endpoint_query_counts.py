@@ -138,6 +138,15 @@ def _rollup(n):
     generate_analytics(start=day, end=day)
 
 
+def _coupon(n):
+    """A coupon with terms in two currencies and a redemption (the payment upsert's)."""
+    from payments.sync import upsert_payment_intents
+    from tests.coupons.support import coupon_row, fixed_terms, intent
+
+    coupon_row(f"LIST{n}", fixed_terms({"usd": 500, "eur": 450}))
+    upsert_payment_intents([intent(f"pi_list{n}", code=f"LIST{n}", discount=500)])
+
+
 LISTS = [
     ("/api/v1/refund-requests/", _refund_request),
     ("/api/v1/refund-requests/queue/", _refund_request),
@@ -155,6 +164,8 @@ LISTS = [
     ("/api/v1/earning-entries/", lambda n: earn(PaymentFactory().instructor, 100)),
     ("/api/v1/transfers/", _transfer),
     ("/api/v1/earning-adjustments/", _adjustment),
+    ("/api/v1/coupons/", _coupon),
+    ("/api/v1/coupon-redemptions/", _coupon),
 ]
 
 

@@ -14,6 +14,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from backoffice.models import AdminAction
 from payments.models import (
     BalanceEntry,
+    Coupon,
+    CouponCurrency,
+    CouponRedemption,
     Customer,
     Dispute,
     EarningAdjustment,
@@ -162,6 +165,35 @@ def make_rows(model):
         for index, user in enumerate(UserFactory.create_batch(ROWS)):
             if index % 2:
                 TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    elif model is Coupon:
+        # Terms in two currencies each, and redemptions (one flagged) on some: the list reads
+        # the terms by one prefetch and the usage by one grouped annotation.
+        for index in range(ROWS):
+            coupon = Coupon.objects.create(
+                code=f"CODE{index}",
+                name=f"Coupon {index}",
+                kind="fixed",
+                max_redemptions=3 if index % 2 else None,
+                stripe_state="synced",
+            )
+            for currency in ("usd", "eur"):
+                CouponCurrency.objects.create(
+                    coupon=coupon, currency=currency, amount_off=500, minimum_amount=1000
+                )
+            if index % 10 == 0:
+                payment = PaymentFactory(coupon_code=coupon.code)
+                CouponRedemption.objects.create(
+                    payment=payment,
+                    coupon=coupon,
+                    code=coupon.code,
+                    customer=payment.customer,
+                    currency="usd",
+                    discount_amount=500,
+                    order_amount=payment.amount + 500,
+                    discount_source="metadata",
+                    redeemed_at=payment.created,
+                    flagged=bool(index % 20),
+                )
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -197,6 +229,7 @@ def block_every_other_customer():
         EarningAdjustment,
         AccessAttempt,
         User,
+        Coupon,
     ],
 )
 def test_query_count_is_constant_in_page_size(admin_client, monkeypatch, model):

@@ -20,6 +20,7 @@ from backoffice.changelist import (
 from backoffice.models import AdminAction
 from payments.admin.filters import WARN_UNKNOWN_CURRENCY_FILTER
 from payments.models import (
+    Coupon,
     Customer,
     Dispute,
     EarningAdjustment,
@@ -59,6 +60,7 @@ EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
 TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
+PROMO = "promo_1PqrStUvWxYz0123"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
 EMAIL = "maria.lopez@example.com"
@@ -186,7 +188,20 @@ def world():
         )
         for payment, reason in ((target, "Bonus"), (other, "Missed session"))
     ]
+    coupons = (
+        Coupon.objects.create(
+            code="SPRING25",
+            name="Spring sale",
+            kind="percentage",
+            percent_off_bps=2500,
+            stripe_promotion_code_id=PROMO,
+        ),
+        Coupon.objects.create(
+            code="WELCOME10", name="Welcome", kind="percentage", percent_off_bps=1000
+        ),
+    )
     return {
+        Coupon: coupons,
         Payout: tuple(payouts),
         Transfer: tuple(transfers),
         EarningEntry: tuple(entries),
@@ -227,6 +242,7 @@ SEARCHES = {
     AdminAction: [PI, "approve", "Auditor_Ada"],
     EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
+    Coupon: ["spring", "g25", "Sale", PROMO],
 }
 CASES = [
     (model, typed)

@@ -39,6 +39,7 @@ from payments.models import (
 )
 from refunds.models import RefundRequest
 from reports.demo import seed_reports
+from tests.coupons.support import coupon_row, fixed_terms, percent_terms
 from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
 from tests.payments.payout_support import entry, payout
 
@@ -108,6 +109,10 @@ def test_the_pattern_catches_raw_amounts_and_lets_formatted_ones_pass():
 @pytest.fixture
 def demo_like_data():
     call_command("demo_staff", stdout=io.StringIO())
+    # The generator's codes as coupons (before its payments, which redeem them), so the
+    # Coupons list has rows and a coupon's page shows usage.
+    coupon_row("WELCOME10", percent_terms(1000, caps={"usd": 2000, "jpy": 3000}))
+    coupon_row("FRIENDS15", fixed_terms({"usd": 1500, "eur": 1400, "gbp": 1200, "jpy": 2000}))
     # 200: the generator's fraud patterns start there, so the fraud list has rows.
     DemoGenerator(seed=7).run(demo_size(200))
     seed_fraud_reviews()

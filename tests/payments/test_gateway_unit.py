@@ -2,6 +2,7 @@
 error translation and webhook signatures. Clocks and sleeps are injected; nothing sleeps."""
 
 import json
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -584,10 +585,15 @@ def test_payment_intent_create_refuses_a_non_positive_amount():
 
 def test_the_package_reexports_its_calls_so_patching_reaches_callers(monkeypatch):
     # Callers call `gateway.<name>(...)`; a test that patches payments.gateway.<name> must
-    # change what they run. Every public call is the submodule's own function.
+    # change what they run. Every public call is its submodule's own function (calls.py, or
+    # an area's module such as coupons.py).
     for name in gateway.__all__:
         if name.startswith("stripe_"):
-            assert getattr(gateway, name) is getattr(gateway_calls, name)
+            function = getattr(gateway, name)
+            module = sys.modules[function.__module__]
+            assert module.__name__.startswith("payments.gateway."), name
+            assert getattr(module, name) is function, name
+    assert gateway.stripe_refund_create is gateway_calls.stripe_refund_create
     from payments.services import payment_retry
 
     monkeypatch.setattr(gateway, "stripe_payment_intent_retrieve", lambda **kw: "patched")

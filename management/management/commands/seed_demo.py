@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from management import demo_data
 from management.demo_connect import bank_accounts_seed, connected_accounts_create
 from management.demo_counts import demo_count_lines
+from management.demo_coupons import seed_coupon_purchases, seed_coupons
 from management.demo_disputes import seed_open_disputes
 from management.demo_fraud import seed_fraud_reviews
 from management.demo_payouts import seed_payouts
@@ -29,6 +30,9 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already present; nothing to do.")
             self._write_counts()
             return
+        # Coupons first (through the services, pushed to localstripe): the generator's
+        # payments name some of their codes, and the payment upsert records the redemptions.
+        seed_coupons(stdout=self.stdout)
         # Most instructors get a connected account in localstripe first, so their payments
         # name it and payouts to them are real transfers; the rest are paid by bank transfer.
         generator = demo_data.DemoGenerator(
@@ -36,6 +40,8 @@ class Command(BaseCommand):
         )
         generator.run(demo_data.demo_size(payments))
         bank_accounts_seed(seed=seed)
+        # Purchases through localstripe with a quoted coupon in their metadata.
+        seed_coupon_purchases(stdout=self.stdout)
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
         # Disputes that need a response: real ones in localstripe, so responding works.
