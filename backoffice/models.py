@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from backoffice.append_only import AppendOnly
+
 ERR_AUDIT_IMMUTABLE = "Audit rows are written once: an AdminAction cannot be {what}."
 
 
@@ -14,7 +16,7 @@ class AdminActionQuerySet(models.QuerySet):
     """`.update()` and `.delete()` refuse, like the model's save() and delete().
 
     What Python cannot stop: raw SQL, `QuerySet._raw_delete` / `_update`, other programs.
-    On PostgreSQL a trigger refuses those too (migration 0002_adminaction_append_only_trigger);
+    On PostgreSQL a trigger refuses those too (Meta.triggers: backoffice/append_only.py);
     SQLite has no such guard. Retention code leaves this table alone (management/
     maintenance.py's cleanup does), and a user with audit rows cannot be deleted (PROTECT)."""
 
@@ -60,6 +62,7 @@ class AdminAction(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="adminaction_target_idx")]
+        triggers = [AppendOnly()]
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_repr or self.target_id}"
