@@ -176,3 +176,34 @@ class ApiThrottleWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+# --- The customer e-mail outbox (backoffice/outbox.py) -----------------------------------------
+
+
+class CustomerEmail(models.Model):
+    """Why an outbox e-mail (django-post-office's Email) was written: which kind of message,
+    about which row (the refund request, the receipt). Inserted with the Email, in the
+    transaction of its cause; the admin's outbox shows and links it."""
+
+    class Kind(models.TextChoices):
+        REFUND_CONFIRMATION = "refund_confirmation", "Refund confirmation"
+        RECEIPT = "receipt", "Receipt"
+
+    email = models.OneToOneField(
+        "post_office.Email", related_name="customer_email", on_delete=models.CASCADE
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    target_type = models.CharField(max_length=64, help_text="app_label.model of the cause.")
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField("cause", max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="customeremail_target_idx")
+        ]
+        permissions = [("resend_customeremail", "Can resend customer e-mails from the outbox")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.target_repr or self.target_id}"

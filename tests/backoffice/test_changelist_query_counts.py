@@ -3,12 +3,14 @@ also when customers on the page are blocked (the "Blocked" badge reads the joine
 
 import pytest
 from django.contrib import admin
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from post_office.models import Email
 
-from backoffice.models import AdminAction
+from backoffice.models import AdminAction, CustomerEmail
+from backoffice.outbox import queue_customer_email
 from payments.models import (
     BalanceEntry,
     Customer,
@@ -141,6 +143,18 @@ def make_rows(model):
                 requested_by=requester,
                 decided_by=decider if index % 3 else None,
             )
+    elif model is Email:
+        # Customer e-mails with their causes, in every status the Outbox shows.
+        for index, payment in enumerate(PaymentFactory.create_batch(ROWS)):
+            with transaction.atomic():
+                email = queue_customer_email(
+                    to=f"c{index}@example.com",
+                    subject="Receipt",
+                    body="Thanks",
+                    kind=CustomerEmail.Kind.RECEIPT,
+                    cause=payment,
+                )
+            Email.objects.filter(pk=email.pk).update(status=index % 4)
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -166,6 +180,7 @@ def block_every_other_customer():
         PaymentMethod,
         Instructor,
         AdminAction,
+        Email,
         Customer,
         Payment,
         RefundRequest,
