@@ -77,3 +77,7 @@ from backoffice.api.admin import ApiTokenAdmin  # noqa: E402
 from backoffice.models import ApiToken  # noqa: E402
 
 admin.site.register(ApiToken, ApiTokenAdmin)
+
+
+# The customer e-mail outbox (django-post-office's Email, re-registered).
+from backoffice import admin_outbox  # noqa: E402, F401

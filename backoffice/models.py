@@ -2,6 +2,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from backoffice.append_only import AppendOnly
+
 ERR_AUDIT_IMMUTABLE = "Audit rows are written once: an AdminAction cannot be {what}."
 
 
@@ -14,7 +16,7 @@ class AdminActionQuerySet(models.QuerySet):
     """`.update()` and `.delete()` refuse, like the model's save() and delete().
 
     What Python cannot stop: raw SQL, `QuerySet._raw_delete` / `_update`, other programs.
-    On PostgreSQL a trigger refuses those too (migration 0002_adminaction_append_only_trigger);
+    On PostgreSQL a trigger refuses those too (Meta.triggers: backoffice/append_only.py);
     SQLite has no such guard. Retention code leaves this table alone (management/
     maintenance.py's cleanup does), and a user with audit rows cannot be deleted (PROTECT)."""
 
@@ -63,6 +65,7 @@ class AdminAction(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["target_type", "target_id"], name="adminaction_target_idx")]
+        triggers = [AppendOnly()]
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_repr or self.target_id}"
@@ -193,3 +196,34 @@ class MoneyActionBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens:.2f}"
+
+
+# --- The customer e-mail outbox (backoffice/outbox.py) -----------------------------------------
+
+
+class CustomerEmail(models.Model):
+    """Why an outbox e-mail (django-post-office's Email) was written: which kind of message,
+    about which row (the refund request, the receipt). Inserted with the Email, in the
+    transaction of its cause; the admin's outbox shows and links it."""
+
+    class Kind(models.TextChoices):
+        REFUND_CONFIRMATION = "refund_confirmation", "Refund confirmation"
+        RECEIPT = "receipt", "Receipt"
+
+    email = models.OneToOneField(
+        "post_office.Email", related_name="customer_email", on_delete=models.CASCADE
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    target_type = models.CharField(max_length=64, help_text="app_label.model of the cause.")
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField("cause", max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="customeremail_target_idx")
+        ]
+        permissions = [("resend_customeremail", "Can resend customer e-mails from the outbox")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.target_repr or self.target_id}"

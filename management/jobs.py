@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from backoffice.outbox import outbox_send_queued
 from management.maintenance import (  # noqa: F401
     cleanup_old_data,
     fix_earnings,
@@ -271,6 +272,11 @@ def payment_report_job(
     """The payment report of the last 1/7/30 days as JSON, CSV or PDF (ValueError for an
     unknown format or a PDF without `output`)."""
     return payment_report_write(period=period, fmt=fmt, output=output, end=end)
+
+
+def send_queued_emails() -> dict:
+    """Send the customer e-mails waiting in the outbox (sent / failed / requeued counts)."""
+    return outbox_send_queued()
 
 
 def issue_missing_receipts() -> dict:

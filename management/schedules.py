@@ -36,6 +36,8 @@ PAYOUT_RUN_SCHEDULE_NAME = "payments: create payouts"
 PAYOUT_RUN_SCHEDULE_FUNC = "management.jobs.create_payouts_scheduled"
 PAYOUTS_PROCESS_SCHEDULE_NAME = "payments: process approved payouts"
 PAYOUTS_PROCESS_SCHEDULE_FUNC = "management.jobs.process_payouts_scheduled"
+OUTBOX_SCHEDULE_NAME = "backoffice: send queued customer e-mails"
+OUTBOX_SCHEDULE_FUNC = "management.jobs.send_queued_emails"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,18 @@ def job_schedules() -> list[JobSchedule]:
             description=(
                 "Issues receipts for captured payments and credit notes for refunds that have "
                 "none yet."
+            ),
+        ),
+        # The customer e-mail outbox: what services queued in their transactions, and the
+        # retries post_office scheduled (POST_OFFICE["RETRY_INTERVAL"]).
+        JobSchedule(
+            OUTBOX_SCHEDULE_NAME,
+            OUTBOX_SCHEDULE_FUNC,
+            max(1, int(settings.OUTBOX_SEND_SCHEDULE_MINUTES)),
+            title="Send queued customer e-mails",
+            description=(
+                "Sends the refund confirmations and receipts waiting in the outbox; a failed "
+                "one is retried later, then shown as failed in the Outbox."
             ),
         ),
         # Evidence deadline alerts (7/3/1 days), daily by default; each alert goes out once

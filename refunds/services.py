@@ -27,13 +27,13 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
-from backoffice.models import AdminAction
+from backoffice.models import AdminAction, CustomerEmail
+from backoffice.outbox import queue_customer_email
 from payments import gateway
 from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
 from payments.ledger import CLOSED_DISPUTE_STATUSES
@@ -610,7 +610,7 @@ def _apply_balance_effect(*, payment: Payment, refund_request: RefundRequest) ->
 
 def _record_success(refund_request_id: int, *, stripe_refund, acting_user) -> RefundRequest:
     """One transaction: the request, the payment's refunded amount and status, the Refund
-    mirror row, the hour balance, the audit row. Then e-mail and refund_processed."""
+    mirror row, the hour balance, the audit row, the queued e-mail. Then refund_processed."""
     with transaction.atomic():
         request_row = RefundRequest.objects.only("payment_id").get(pk=refund_request_id)
         payment = _locked_payment(request_row.payment_id)
@@ -654,7 +654,8 @@ def _record_success(refund_request_id: int, *, stripe_refund, acting_user) -> Re
             details={"stripe_refund_id": stripe_refund.id, "stripe_status": stripe_refund.status},
         )
         if locked.notify_customer:
-            transaction.on_commit(lambda: _notify_customer(locked, payment), robust=True)
+            # Queued in this transaction (the outbox): it commits with the refund's record.
+            _notify_customer(locked, payment)
         transaction.on_commit(
             lambda: refund_processed.send(
                 sender=RefundRequest,
@@ -685,21 +686,24 @@ EMAIL_BODY = (
 
 
 def _notify_customer(refund_request: RefundRequest, payment: Payment) -> None:
+    """Queue the refund confirmation in the caller's transaction (backoffice/outbox.py)."""
     customer = payment.customer
     if customer is None or not customer.email:
         return
     amount = format_money(refund_request.amount, refund_request.currency)
-    send_mail(
-        EMAIL_SUBJECT.format(amount=amount),
-        EMAIL_BODY.format(
+    queue_customer_email(
+        to=customer.email,
+        subject=EMAIL_SUBJECT.format(amount=amount),
+        body=EMAIL_BODY.format(
             name=f" {customer.name}" if customer.name else "",
             amount=amount,
             what=payment.description or payment.get_product_kind_display(),
             payment=payment.stripe_payment_intent_id,
             refund_id=refund_request.stripe_refund_id,
         ),
-        settings.DEFAULT_FROM_EMAIL,
-        [customer.email],
+        kind=CustomerEmail.Kind.REFUND_CONFIRMATION,
+        cause=refund_request,
+        cause_repr=f"Refund request #{refund_request.pk} ({amount})",
     )
 
 

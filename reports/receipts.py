@@ -16,15 +16,26 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from backoffice.audit import audit_record
+from backoffice.models import CustomerEmail
+from backoffice.outbox import Attachment, queue_customer_email
 from payments.models import Payment
+from payments.money import format_money
 
 from .models import DOCUMENT_PREFIX, DocumentKind, DocumentSequence, Receipt
+from .pdf import receipt_pdf
 
 logger = logging.getLogger(__name__)
 
 ERR_NOT_CAPTURED = "Payment {payment} has not been captured; it gets no receipt."
 ERR_REFUND_AMOUNT = "A credit note needs a positive refund amount, got {amount}."
 MISSING_BATCH = 500
+
+RECEIPT_EMAIL_SUBJECT = "Your receipt {number}"
+RECEIPT_EMAIL_BODY = (
+    "Hello{name},\n\n"
+    "thank you for your payment of {amount} for {what}.\n"
+    "Your receipt {number} is attached.\n"
+)
 
 
 def format_number(kind: str, year: int, sequence: int) -> str:
@@ -80,7 +91,35 @@ def _issue(
             **extra,
         )
         _audit(document=document, acting_user=acting_user, action=f"{kind}_issue")
+        if kind == DocumentKind.RECEIPT:
+            _queue_receipt_email(document)
     return document
+
+
+def _queue_receipt_email(document: Receipt) -> None:
+    """The receipt and its PDF to the customer, queued in the transaction that issues it.
+    Only receipts issued one by one (the payment's signal) are e-mailed:
+    receipts_issue_missing backfills old payments' paperwork, and e-mailing a batch of
+    past payments' receipts would surprise their customers."""
+    payment = document.payment
+    customer = payment.customer
+    if customer is None or not customer.email:
+        return
+    amount = format_money(document.amount, document.currency)
+    queue_customer_email(
+        to=customer.email,
+        subject=RECEIPT_EMAIL_SUBJECT.format(number=document.number),
+        body=RECEIPT_EMAIL_BODY.format(
+            name=f" {customer.name}" if customer.name else "",
+            amount=amount,
+            what=payment.description or payment.get_product_kind_display(),
+            number=document.number,
+        ),
+        kind=CustomerEmail.Kind.RECEIPT,
+        cause=document,
+        cause_repr=f"{document.number} ({amount})",
+        attachments=(Attachment(f"{document.number}.pdf", receipt_pdf(document)),),
+    )
 
 
 def receipt_issue(*, payment: Payment, acting_user=None) -> Receipt:

@@ -501,6 +501,23 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Customer e-mail outbox (backoffice/outbox.py; django-post-office) -----------------------
+# Customer e-mails are queued in the transaction of their cause and sent by the django-q2
+# schedule "backoffice: send queued customer e-mails" every OUTBOX_SEND_SCHEDULE_MINUTES
+# through EMAIL_BACKEND. A failed send is retried OUTBOX_MAX_RETRIES times,
+# OUTBOX_RETRY_MINUTES apart, then shown as failed in the admin's Outbox (resend there).
+# Attachments (receipt PDFs) are files in MEDIA_ROOT: shared storage when senders run on
+# several hosts.
+OUTBOX_SEND_SCHEDULE_MINUTES = env_int("OUTBOX_SEND_SCHEDULE_MINUTES", 1)
+POST_OFFICE = {
+    "MAX_RETRIES": env_int("OUTBOX_MAX_RETRIES", 5),
+    "RETRY_INTERVAL": timedelta(minutes=env_int("OUTBOX_RETRY_MINUTES", 15)),
+    "DEFAULT_PRIORITY": "medium",
+    "BATCH_SIZE": 200,
+    "LOG_LEVEL": 1,  # a Log row per failed attempt (the outbox page lists them), none per send
+    "MESSAGE_ID_ENABLED": True,
+}
+
 # --- Dispute deadline alerts ----------------------------------------------------------------
 # Alerts go out this many whole days before a dispute's evidence deadline (Stripe's
 # `evidence_due_by`), once per dispute and threshold, to the active members (with an e-mail)
@@ -634,6 +651,8 @@ SIDEBAR_SECTIONS = [
                 "payments.admin.sync_run.sync_failed_badge",
             ),
             ("Audit trail", "policy", "backoffice.adminaction"),
+            # Customer e-mails queued / sent / failed, with resend (backoffice/admin_outbox.py).
+            ("Outbox", "outgoing_mail", "post_office.email"),
             # Every staff member manages their own API tokens (backoffice/api/admin.py).
             (
                 "API tokens",

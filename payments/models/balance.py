@@ -1,5 +1,7 @@
 from django.db import models
 
+from backoffice.append_only import AppendOnly
+
 from .base import TimestampedModel
 
 
@@ -57,6 +59,8 @@ class BalanceEntry(models.Model):
                 name="balance_entry_reference_unique",
             )
         ]
+        # Written once: a correction is a new entry (kind ADJUSTMENT).
+        triggers = [AppendOnly()]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.minutes:+d} min"

@@ -19,6 +19,8 @@ from django.db.models import Q
 from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
+from backoffice.append_only import AppendOnly
+
 from .base import CurrencyField, MinorUnitsField, TimestampedModel
 
 
@@ -277,6 +279,8 @@ class EarningEntry(models.Model):
             models.Index(fields=["payment"], name="earning_payment_idx"),
         ]
         constraints = [models.CheckConstraint(condition=~Q(amount=0), name="earning_not_zero")]
+        # Written once: a mistake is corrected by a new entry (kind CORRECTION or ADJUSTMENT).
+        triggers = [AppendOnly()]
 
     def __str__(self) -> str:
         return self.reference

@@ -5,13 +5,15 @@ import pytest
 from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from post_office.models import Email
 
-from backoffice.models import AdminAction
+from backoffice.models import AdminAction, CustomerEmail
+from backoffice.outbox import queue_customer_email
 from payments.models import (
     BalanceEntry,
     Coupon,
@@ -194,6 +196,18 @@ def make_rows(model):
                     redeemed_at=payment.created,
                     flagged=bool(index % 20),
                 )
+    elif model is Email:
+        # Customer e-mails with their causes, in every status the Outbox shows.
+        for index, payment in enumerate(PaymentFactory.create_batch(ROWS)):
+            with transaction.atomic():
+                email = queue_customer_email(
+                    to=f"c{index}@example.com",
+                    subject="Receipt",
+                    body="Thanks",
+                    kind=CustomerEmail.Kind.RECEIPT,
+                    cause=payment,
+                )
+            Email.objects.filter(pk=email.pk).update(status=index % 4)
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -219,6 +233,7 @@ def block_every_other_customer():
         PaymentMethod,
         Instructor,
         AdminAction,
+        Email,
         Customer,
         Payment,
         RefundRequest,

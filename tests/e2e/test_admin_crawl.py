@@ -1,6 +1,7 @@
 """Every sidebar link, for each demo role, in a real browser: no page shows an amount in raw
 minor units or a bare currency code, and none is an error or Django's debug page. The first
-row of every list is opened too. Screenshots: artifacts/crawl-audit-trail.png and
+row of every list is opened too. Screenshots: artifacts/crawl-audit-trail.png,
+artifacts/crawl-outbox.png and
 artifacts/crawl-payment-title.png.
 
 The data is the demo's own generator (small) plus the rows it leaves to localstripe (open
@@ -39,6 +40,7 @@ from payments.models import (
 )
 from refunds.models import RefundRequest
 from reports.demo import seed_reports
+from reports.receipts import receipt_issue
 from tests.coupons.support import coupon_row, fixed_terms, percent_terms
 from tests.factories import DisputeFactory, PaymentFactory, RefundRequestFactory
 from tests.payments.payout_support import entry, payout
@@ -197,6 +199,8 @@ def demo_like_data():
     api_token_create(
         user=demo, name="crawl", expires_at=timezone.now() + timedelta(days=1), acting_user=demo
     )
+    # A receipt, so the Outbox lists its queued e-mail (with the PDF) to open.
+    receipt_issue(payment=PaymentFactory())
 
 
 def log_in(page, base_url, username, password):
@@ -254,6 +258,8 @@ def test_every_sidebar_page_for_every_role_shows_money_formatted(
     log_in(page, base, *ROLES[0])
     page.goto(f"{base}/admin/backoffice/adminaction/")
     page.screenshot(path=str(screenshot_dir / "crawl-audit-trail.png"))
+    page.goto(f"{base}/admin/post_office/email/")
+    page.screenshot(path=str(screenshot_dir / "crawl-outbox.png"))
     payment = Payment.objects.order_by("-created").first()
     page.goto(f"{base}/admin/payments/payment/{payment.pk}/change/")
     title = page.locator("h1").first.inner_text()

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
+from post_office.models import STATUS, Email
 
 from backoffice.models import AdminAction
 from payments.exceptions import GatewayConnectionError, GatewayTimeout, InvalidRequest
@@ -280,9 +281,12 @@ def test_approval_processes_the_refund_with_all_its_effects(
         (services.AUDIT_APPROVE, "success", approver.pk),
         (services.AUDIT_PROCESS, "success", approver.pk),
     ]
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == [payment.customer.email]
-    assert mail.outbox[0].subject == services.EMAIL_SUBJECT.format(amount="$20.00")
+    # Queued in the refund's transaction (the outbox), sent by the outbox job.
+    assert mail.outbox == []
+    (queued,) = Email.objects.filter(status=STATUS.queued)
+    assert queued.to == [payment.customer.email]
+    assert queued.subject == services.EMAIL_SUBJECT.format(amount="$20.00")
+    assert queued.customer_email.target_id == str(row.pk)
     assert len(received) == 1
     assert received[0]["refund_amount"] == 2000
     assert received[0]["refund_request"].pk == row.pk
@@ -307,7 +311,7 @@ def test_no_email_when_the_customer_is_not_to_be_notified(
     _approve(
         RefundRequestFactory(notify_customer=False), approver, django_capture_on_commit_callbacks
     )
-    assert mail.outbox == []
+    assert not Email.objects.exists()
 
 
 def test_idempotency_key_is_committed_before_the_stripe_call(approver, fake_stripe, monkeypatch):
