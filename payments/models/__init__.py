@@ -1,4 +1,5 @@
 from .balance import BalanceEntry, StudentBalance
+from .billing_action import BillingAction
 from .customer import Customer
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
@@ -18,12 +19,14 @@ from .payout import (
     TransferReversal,
 )
 from .refund import Refund
+from .subscription import Subscription
 from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 from .webhook_event import WebhookEvent
 
 __all__ = [
     "UNRESOLVED_STATUSES",
     "BalanceEntry",
+    "BillingAction",
     "Customer",
     "Dispute",
     "DisputeDeadlineAlert",
@@ -44,6 +47,7 @@ __all__ = [
     "PayoutRun",
     "Refund",
     "StudentBalance",
+    "Subscription",
     "SyncObjectType",
     "SyncRun",
     "SyncState",

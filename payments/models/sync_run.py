@@ -65,6 +65,7 @@ class SyncObjectType(models.TextChoices):
     REFUND = "refund", "Refunds"
     DISPUTE = "dispute", "Disputes"
     TRANSFER = "transfer", "Transfers"
+    SUBSCRIPTION = "subscription", "Subscriptions"
 
 
 class SyncState(models.Model):

@@ -39,6 +39,7 @@ def fake_gateway(monkeypatch):
         "stripe_payment_intent_list_pages",
         "stripe_dispute_list_pages",
         "stripe_transfer_list_pages",
+        "stripe_subscription_list_pages",
     ):
         monkeypatch.setattr(gateway, name, empty_lister)
 

@@ -43,6 +43,7 @@ def listers(monkeypatch):
     monkeypatch.setattr(gateway, "stripe_refund_list_pages", make("refund"))
     monkeypatch.setattr(gateway, "stripe_dispute_list_pages", make("dispute"))
     monkeypatch.setattr(gateway, "stripe_transfer_list_pages", make("transfer"))
+    monkeypatch.setattr(gateway, "stripe_subscription_list_pages", make("subscription"))
 
     def fail(name, kind):
         def failing(**kwargs):
@@ -63,7 +64,7 @@ def test_a_failing_type_is_recorded_and_the_others_still_sync(listers):
     fail("stripe_refund_list_pages", "refund")
     report = stripe_sync()
 
-    assert called == ["customer", "payment_intent", "refund", "dispute", "transfer"]
+    assert called == ["customer", "payment_intent", "refund", "dispute", "transfer", "subscription"]
     assert report.status == SyncRun.Status.FAILED
     assert report.error == f"GatewayServerError: {ERR_500} [refund]"
     run = SyncRun.objects.get(pk=report.run_id)
@@ -75,6 +76,7 @@ def test_a_failing_type_is_recorded_and_the_others_still_sync(listers):
         "refund": {"status": "failed", "error": f"GatewayServerError: {ERR_500}"},
         "dispute": {"status": "succeeded", "error": ""},
         "transfer": {"status": "succeeded", "error": ""},
+        "subscription": {"status": "succeeded", "error": ""},
     }
     # The pass after the failed one ran, and the one before it kept its work.
     assert Payment.objects.filter(stripe_payment_intent_id="pi_outcome1").exists()
@@ -87,7 +89,7 @@ def test_a_child_of_a_failed_parent_syncs_but_keeps_its_watermark(listers):
     fail("stripe_customer_list_pages", "customer")
     report = stripe_sync()
 
-    assert called == ["customer", "payment_intent", "refund", "dispute", "transfer"]
+    assert called == ["customer", "payment_intent", "refund", "dispute", "transfer", "subscription"]
     assert report.status == SyncRun.Status.FAILED
     assert report.outcomes["customer"]["status"] == "failed"
     # Payment methods are read inside the customers' pass: they share its outcome.
