@@ -441,6 +441,7 @@ SIDEBAR_SECTIONS = [
             ("Fraud alerts", "shield", "payments.fraudalert"),
             ("Customers", "group", "payments.customer"),
             ("Payment methods", "credit_card", "payments.paymentmethod"),
+            ("Subscriptions", "autorenew", "payments.subscription"),
             ("Instructors", "school", "payments.instructor"),
             ("Student balances", "hourglass_top", "payments.studentbalance"),
             ("Transfers", "send_money", "payments.transfer"),

@@ -40,6 +40,7 @@ from django.utils.timesince import timesince
 from backoffice.audit import ClientInfo, audit_record
 from backoffice.formats import format_datetime
 from payments import gateway, sync
+from payments.card_expiry import EXPIRED, card_expiry_state
 from payments.exceptions import (
     GatewayError,
     GatewayServerError,
@@ -126,14 +127,6 @@ def subscription_action_refusal(*, user, subscription: Subscription, kind: str) 
     return ""
 
 
-def card_expired(method: PaymentMethod, *, today: date | None = None) -> bool:
-    """A card is good until the end of its expiry month (in the site's time zone)."""
-    if method.card_exp_year is None or method.card_exp_month is None:
-        return False
-    today = today or timezone.localdate()
-    return (method.card_exp_year, method.card_exp_month) < (today.year, today.month)
-
-
 def payment_method_action_refusal(
     *, user, method: PaymentMethod, kind: str, today: date | None = None
 ) -> str:
@@ -145,7 +138,8 @@ def payment_method_action_refusal(
     if kind == Kind.SET_DEFAULT:
         if method.is_default:
             return ERR_ALREADY_DEFAULT
-        if method.type == PaymentMethodType.CARD and card_expired(method, today=today):
+        state = card_expiry_state(method.card_exp_month, method.card_exp_year, today=today)
+        if method.type == PaymentMethodType.CARD and state == EXPIRED:
             return ERR_EXPIRED.format(month=method.card_exp_month, year=method.card_exp_year)
     return ""
 
