@@ -201,3 +201,18 @@ def test_an_expired_card_cannot_become_the_default(customer):
     assert not service.payment_method_action_refusal(
         user=agent, method=expired, kind=BillingAction.Kind.DETACH
     )
+
+
+def test_demo_roles_finance_staff_manage_auditors_only_read():
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("demo_staff", verbosity=0)
+    users = {u.username: u for u in get_user_model().objects.all()}
+    for name in ("analyst", "senior"):
+        assert users[name].has_perm(service.PERM_SUBSCRIPTION)
+        assert users[name].has_perm(service.PERM_PAYMENT_METHOD)
+    auditor = users["auditor"]
+    assert auditor.has_perm("payments.view_subscription")
+    assert not auditor.has_perm(service.PERM_SUBSCRIPTION)
+    assert not auditor.has_perm(service.PERM_PAYMENT_METHOD)
