@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 from unfold.admin import TabularInline
 from unfold.decorators import display
 from unfold.utils import display_for_label
@@ -98,8 +100,7 @@ class SavedPaymentMethodInline(TabularInline):
     show_title = False
     extra = 0
     can_delete = False
-    show_change_link = True
-    base_fields = ["stripe_id", "method_cell", "expiry", "is_default"]
+    base_fields = ["method_link", "method_cell", "expiry", "is_default"]
 
     def get_fields(self, request, obj=None):
         if request.user.has_perm(PERM_PAYMENT_METHOD):
@@ -114,6 +115,14 @@ class SavedPaymentMethodInline(TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @display(description="Payment method")
+    def method_link(self, obj):
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:payments_paymentmethod_change", args=[obj.pk]),
+            obj.stripe_id,
+        )
 
     @display(description="Method")
     def method_cell(self, obj):

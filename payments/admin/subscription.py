@@ -28,6 +28,7 @@ from .billing_action_views import (
     offered_actions,
 )
 from .display import UNKNOWN_STATUS_LABEL, customer_two_line, external_link, money
+from .filters import CurrencyFilter
 
 Status = Subscription.Status
 
@@ -61,6 +62,7 @@ INVOICE_STATUSES = [
 ]
 INTERVAL_WORDS = {"day": "day", "week": "week", "month": "month", "year": "year"}
 ENDS_LABEL = "Ends {when}"
+ENDED_LABEL = "Ended {when}"
 
 
 def price_text(sub: Subscription) -> str:
@@ -106,6 +108,13 @@ def status_badges(sub: Subscription):
     return format_html('<span data-testid="subscription-status">{}</span>', badge)
 
 
+def period_end_text(sub: Subscription) -> str:
+    """When the current period ends; for an ended subscription, when it ended."""
+    if sub.is_final and sub.ended_at:
+        return ENDED_LABEL.format(when=format_datetime(sub.ended_at))
+    return format_datetime(sub.current_period_end)
+
+
 def invoice_badge(sub: Subscription):
     if not sub.latest_invoice_status:
         return "—"
@@ -146,7 +155,7 @@ class SubscriptionAdmin(ChangelistMixin, BillingActionAdminMixin, ModelAdmin):
         "cancel_at_period_end",
         LatestInvoiceStatusFilter,
         "interval",
-        "currency",
+        CurrencyFilter,
     ]
     list_per_page = 50
     paginator = EstimatedCountPaginator
@@ -170,7 +179,7 @@ class SubscriptionAdmin(ChangelistMixin, BillingActionAdminMixin, ModelAdmin):
                 "fields": [
                     "customer_link",
                     "status_cell",
-                    "plan_cell",
+                    "plan_name_cell",
                     "price_cell",
                     "current_period",
                     "trial_end",
@@ -214,7 +223,7 @@ class SubscriptionAdmin(ChangelistMixin, BillingActionAdminMixin, ModelAdmin):
     readonly_fields = [
         "customer_link",
         "status_cell",
-        "plan_cell",
+        "plan_name_cell",
         "price_cell",
         "current_period",
         "trial_end",
@@ -292,6 +301,10 @@ class SubscriptionAdmin(ChangelistMixin, BillingActionAdminMixin, ModelAdmin):
     def plan_cell(self, obj):
         return two_line(plan_text(obj), price_text(obj))
 
+    @display(description="Plan")
+    def plan_name_cell(self, obj):
+        return plan_text(obj)
+
     @display(description="Price", ordering="amount")
     def price_cell(self, obj):
         return price_text(obj)
@@ -302,7 +315,7 @@ class SubscriptionAdmin(ChangelistMixin, BillingActionAdminMixin, ModelAdmin):
 
     @display(description="Period ends", ordering="current_period_end")
     def period_end(self, obj):
-        return format_datetime(obj.current_period_end)
+        return period_end_text(obj)
 
     @display(description="Current period")
     def current_period(self, obj):
@@ -340,12 +353,12 @@ class CustomerSubscriptionInline(TabularInline):
     model = Subscription
     fk_name = "customer"
     verbose_name_plural = "Subscriptions"
+    show_title = False
     extra = 0
     can_delete = False
-    show_change_link = True
     ordering = ["-created", "-id"]
     base_fields = [
-        "stripe_id",
+        "subscription_link",
         "plan_cell",
         "price_cell",
         "status_cell",
@@ -367,6 +380,14 @@ class CustomerSubscriptionInline(TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @display(description="Subscription")
+    def subscription_link(self, obj):
+        return format_html(
+            '<a class="text-primary-600 underline" href="{}">{}</a>',
+            reverse("admin:payments_subscription_change", args=[obj.pk]),
+            obj.stripe_id,
+        )
+
     @display(description="Plan")
     def plan_cell(self, obj):
         return plan_text(obj)
@@ -381,7 +402,7 @@ class CustomerSubscriptionInline(TabularInline):
 
     @display(description="Period ends")
     def period_end(self, obj):
-        return format_datetime(obj.current_period_end)
+        return period_end_text(obj)
 
     @display(description="Latest invoice")
     def invoice_cell(self, obj):
