@@ -216,3 +216,54 @@ def test_demo_roles_finance_staff_manage_auditors_only_read():
     assert auditor.has_perm("payments.view_subscription")
     assert not auditor.has_perm(service.PERM_SUBSCRIPTION)
     assert not auditor.has_perm(service.PERM_PAYMENT_METHOD)
+
+
+def test_detach_page_needs_the_permission_and_a_reason_then_mirrors_stripe_s_answer(
+    client, customer, monkeypatch
+):
+    from payments import gateway
+    from payments.gateway import StripePaymentMethod
+
+    card = PaymentMethodFactory(customer=customer, stripe_id="pm_test_detach1")
+    url = reverse("admin:payments_paymentmethod_detach", args=[card.pk])
+    client.force_login(staff("view_paymentmethod", "manage_subscription", username="subs"))
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"reason": "x"}).status_code == 403
+
+    sent = []
+
+    def detach(**kwargs):
+        sent.append(kwargs)
+        return StripePaymentMethod(
+            id=card.stripe_id,
+            customer_id="",
+            type="card",
+            card_brand="visa",
+            card_last4="4242",
+            card_exp_month=12,
+            card_exp_year=2030,
+            livemode=False,
+            created=card.created,
+        )
+
+    monkeypatch.setattr(gateway, "stripe_payment_method_detach", detach)
+    agent = staff("view_paymentmethod", "view_customer", "manage_saved_payment_method")
+    client.force_login(agent)
+    assert "can no longer be charged" in client.get(url).content.decode()
+    assert client.post(url, {"reason": " "}).status_code == 200 and sent == []
+    done = client.post(url, {"reason": "Card reported stolen"})
+    assert done.status_code == 302
+    assert done["Location"] == reverse("admin:payments_paymentmethod_change", args=[card.pk])
+    assert [s["idempotency_key"] for s in sent] == [
+        f"billing_action:{BillingAction.objects.get().pk}"
+    ]
+    card.refresh_from_db()
+    assert card.customer_id is None
+    audit = AdminAction.objects.get()
+    assert (audit.action, audit.actor, audit.reason) == (
+        "payment_method_detach",
+        agent,
+        "Card reported stolen",
+    )
+    page = client.get(reverse("admin:payments_paymentmethod_change", args=[card.pk]))
+    assert "Card reported stolen" in page.content.decode()
