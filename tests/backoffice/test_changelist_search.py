@@ -31,6 +31,7 @@ from payments.models import (
     PaymentRetry,
     Payout,
     StudentBalance,
+    Subscription,
     Transfer,
     WebhookEvent,
 )
@@ -59,6 +60,7 @@ EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
 TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
+SUB = "sub_1MowQVLkdIwHu7ixeRlqHVzs"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
 EMAIL = "maria.lopez@example.com"
@@ -186,7 +188,14 @@ def world():
         )
         for payment, reason in ((target, "Bonus"), (other, "Missed session"))
     ]
+    subscriptions = [
+        Subscription.objects.create(
+            stripe_id=stripe_id, customer=customer, status="active", created=now
+        )
+        for stripe_id, customer in ((SUB, target_customer), ("sub_Other000001", other_customer))
+    ]
     return {
+        Subscription: tuple(subscriptions),
         Payout: tuple(payouts),
         Transfer: tuple(transfers),
         EarningEntry: tuple(entries),
@@ -227,6 +236,7 @@ SEARCHES = {
     AdminAction: [PI, "approve", "Auditor_Ada"],
     EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
+    Subscription: [*CUSTOMER_TEXT, SUB, CUS],
 }
 CASES = [
     (model, typed)
