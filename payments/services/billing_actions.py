@@ -67,6 +67,10 @@ ERR_IN_FLIGHT = (
     "A change to {target} was sent {ago} ago and Stripe has not answered yet; reload this "
     "page in a moment."
 )
+ERR_CANNOT_SETTLE = (
+    "An earlier change to {target} has no known outcome and Stripe cannot be asked now "
+    "({error}); try again later."
+)
 ERR_NO_EFFECT = "Stripe gave no answer, and reading {target} back later showed no change."
 MSG_STRIPE_REFUSED = "Stripe refused the change: {error}"
 MSG_UNKNOWN = (
@@ -155,7 +159,8 @@ class _Spec:
     send: Callable
     # Stripe's answer -> the mirror (a payments.sync upsert).
     mirror: Callable
-    # target -> re-read from Stripe and mirrored (settling an action with no answer).
+    # (target, the open action) -> re-read from Stripe and mirrored (settling an action
+    # with no answer).
     refresh: Callable
     # target (as mirrored) -> has the action's effect happened?
     effect_seen: Callable[..., bool]
@@ -165,7 +170,7 @@ def _mirror_subscription(answer) -> None:
     sync.upsert_subscriptions([answer])
 
 
-def _refresh_subscription(subscription: Subscription) -> None:
+def _refresh_subscription(subscription: Subscription, action: BillingAction) -> None:
     _mirror_subscription(
         gateway.stripe_subscription_retrieve(subscription_id=subscription.stripe_id)
     )
@@ -175,15 +180,16 @@ def _mirror_customer(answer) -> None:
     sync.upsert_customers([answer])
 
 
-def _refresh_customer_of(method: PaymentMethod) -> None:
-    _mirror_customer(gateway.stripe_customer_retrieve(customer_id=method.customer.stripe_id))
+def _refresh_customer_of(method: PaymentMethod, action: BillingAction) -> None:
+    # The action's customer: the method may have been detached since.
+    _mirror_customer(gateway.stripe_customer_retrieve(customer_id=action.customer.stripe_id))
 
 
 def _mirror_method(answer) -> None:
     sync.upsert_payment_methods([answer])
 
 
-def _refresh_method(method: PaymentMethod) -> None:
+def _refresh_method(method: PaymentMethod, action: BillingAction) -> None:
     _mirror_method(gateway.stripe_payment_method_retrieve(payment_method_id=method.stripe_id))
 
 
@@ -277,9 +283,13 @@ def _target_label(target) -> str:
 def _settle_open(spec: _Spec, target, *, now) -> None:
     """An earlier action on the same Stripe object with no known outcome: refuse while it
     may still be in flight; else read the object back from Stripe and settle it."""
-    action = BillingAction.objects.filter(
-        target_stripe_id=target.stripe_id, status__in=BillingAction.OPEN_STATUSES
-    ).first()
+    action = (
+        BillingAction.objects.filter(
+            target_stripe_id=target.stripe_id, status__in=BillingAction.OPEN_STATUSES
+        )
+        .select_related("customer")
+        .first()
+    )
     if action is None:
         return
     started = action.last_attempt_at or action.created_at
@@ -288,7 +298,13 @@ def _settle_open(spec: _Spec, target, *, now) -> None:
             ERR_IN_FLIGHT.format(target=_target_label(target), ago=timesince(started, now))
         )
     earlier = SPECS[action.kind]
-    earlier.refresh(target)
+    try:
+        earlier.refresh(target, action)
+    except GatewayError as exc:
+        # Unsettled, the open action keeps blocking: nothing is sent on a guess.
+        raise BillingActionNotAllowed(
+            ERR_CANNOT_SETTLE.format(target=_target_label(target), error=exc.message)
+        ) from exc
     with transaction.atomic():
         locked = BillingAction.objects.select_for_update().get(pk=action.pk)
         if not locked.is_open:

@@ -1,6 +1,7 @@
 """payments.gateway without a network: mappers, token bucket, retry/backoff decisions,
 error translation and webhook signatures. Clocks and sleeps are injected; nothing sleeps."""
 
+import importlib
 import json
 from datetime import UTC, datetime
 
@@ -584,10 +585,14 @@ def test_payment_intent_create_refuses_a_non_positive_amount():
 
 def test_the_package_reexports_its_calls_so_patching_reaches_callers(monkeypatch):
     # Callers call `gateway.<name>(...)`; a test that patches payments.gateway.<name> must
-    # change what they run. Every public call is the submodule's own function.
+    # change what they run. Every public call is its submodule's own function (calls.py, or
+    # an area's module such as subscriptions.py).
     for name in gateway.__all__:
         if name.startswith("stripe_"):
-            assert getattr(gateway, name) is getattr(gateway_calls, name)
+            call = getattr(gateway, name)
+            assert call.__module__.startswith("payments.gateway."), name
+            assert call is getattr(importlib.import_module(call.__module__), name)
+    assert gateway.stripe_refund_create is gateway_calls.stripe_refund_create
     from payments.services import payment_retry
 
     monkeypatch.setattr(gateway, "stripe_payment_intent_retrieve", lambda **kw: "patched")

@@ -267,3 +267,34 @@ def test_detach_page_needs_the_permission_and_a_reason_then_mirrors_stripe_s_ans
     )
     page = client.get(reverse("admin:payments_paymentmethod_change", args=[card.pk]))
     assert "Card reported stolen" in page.content.decode()
+
+
+def test_an_open_action_stripe_cannot_be_asked_about_keeps_blocking(customer, monkeypatch):
+    from datetime import timedelta
+
+    from payments import gateway
+    from payments.exceptions import GatewayConnectionError
+
+    sub = mirror()
+    agent = staff("manage_subscription")
+    stale = BillingAction.objects.create(
+        kind=BillingAction.Kind.CANCEL_NOW,
+        status=BillingAction.Status.UNKNOWN,
+        customer=customer,
+        subscription=sub,
+        target_stripe_id=sub.stripe_id,
+        idempotency_key="billing_action:earlier",
+        last_attempt_at=timezone.now() - timedelta(hours=1),
+    )
+
+    def unreachable(**kwargs):
+        raise GatewayConnectionError()
+
+    monkeypatch.setattr(gateway, "stripe_subscription_retrieve", unreachable)
+    monkeypatch.setattr(gateway, "stripe_subscription_cancel", lambda **kw: pytest.fail("sent"))
+    with pytest.raises(service.BillingActionNotAllowed) as refused:
+        service.subscription_cancel_now(subscription=sub, reason="Fraud", acting_user=agent)
+    assert refused.value.message.startswith("An earlier change to Subscription sub_test0001")
+    stale.refresh_from_db()
+    assert stale.status == "unknown"
+    assert BillingAction.objects.count() == 1

@@ -167,13 +167,16 @@ def test_sync_mirrors_localstripe_field_by_field(peer, account, settings):
     assert run.counts["refund"]["created"] == 2
     assert run.objects_changed == 11
     # customers 1 page + 2 payment method lists + intents 1 page + refunds 1 page +
-    # disputes 1 (empty) page + transfers 1 (empty) page; no retrieve per object.
-    assert run.api_calls == report.api_calls == 7
+    # disputes 1 (empty) page + transfers 1 (empty) page + subscriptions 1 (empty) page; no
+    # retrieve per object.
+    assert run.api_calls == report.api_calls == 8
     assert run.finished_at is not None and run.duration_ms is not None
     assert not JobLock.objects.exists()
-    # No dispute or transfer at the peer here: their watermarks have nothing to follow.
+    # No dispute, transfer or subscription at the peer here: their watermarks have nothing
+    # to follow.
     assert all(
-        s.watermark for s in SyncState.objects.exclude(object_type__in=["dispute", "transfer"])
+        s.watermark
+        for s in SyncState.objects.exclude(object_type__in=["dispute", "transfer", "subscription"])
     )
 
 
@@ -282,7 +285,7 @@ def test_command_exits_non_zero_when_the_sync_fails(peer, settings):
     assert "Could not reach Stripe" in run.error
     # Every pass is attempted (one failing type does not stop the others), each with the
     # first try and two retries; disputes are listed from the peer like the rest.
-    passes = ("customer", "payment_intent", "refund", "dispute", "transfer")
+    passes = ("customer", "payment_intent", "refund", "dispute", "transfer", "subscription")
     assert all(run.outcomes[kind]["status"] == "failed" for kind in passes)
     assert run.api_calls == 3 * len(passes)
     assert len(peer.sleeps) == 2 * len(passes)
