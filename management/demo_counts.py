@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from django.db.models import Count
 
-from payments.models import Customer, Payment, Payout
+from payments import card_expiry
+from payments.models import Customer, Payment, PaymentMethod, Payout, Subscription
 from refunds.models import RefundRequest
 from refunds.selectors import Priority, priority_q, refund_request_pending_count
 from reports.dashboard import dashboard_context
@@ -77,6 +78,27 @@ def payout_status_counts() -> dict[str, int]:
     return counts
 
 
+def subscription_counts() -> dict:
+    """Subscriptions per status (the subscriptions list's status filter, a GROUP BY status),
+    those set to end at the period's end (its "cancel at period end" filter) and the cards
+    expiring this month (the payment methods list's expiry filter)."""
+    statuses = dict(
+        Subscription.objects.order_by("status")
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return {
+        "statuses": statuses,
+        "ending": Subscription.objects.filter(cancel_at_period_end=True)
+        .exclude(status__in=Subscription.FINAL_STATUSES)
+        .count(),
+        "cards_expiring_this_month": PaymentMethod.objects.filter(
+            card_expiry.card_expiry_q(card_expiry.THIS_MONTH)
+        ).count(),
+    }
+
+
 def demo_counts() -> dict:
     cards = {card.key: card.value for card in dashboard_context()["cards"]}
     return {
@@ -87,6 +109,7 @@ def demo_counts() -> dict:
         "unresolved_fraud_alerts": cards["fraud"],
         "schedules": schedule_count(),
         "payouts": payout_status_counts(),
+        "subscriptions": subscription_counts(),
     }
 
 
@@ -100,4 +123,13 @@ def demo_count_lines() -> list[str]:
         f"Unresolved fraud alerts: {counts['unresolved_fraud_alerts']}",
         f"Scheduled jobs: {counts['schedules']} in place",
         "Payouts: " + ", ".join(f"{n} {status}" for status, n in counts["payouts"].items()),
+        subscription_line(counts["subscriptions"]),
     ]
+
+
+def subscription_line(counts: dict) -> str:
+    statuses = ", ".join(f"{n} {status}" for status, n in counts["statuses"].items())
+    return (
+        f"Subscriptions: {statuses or 'none'}; {counts['ending']} ending at period end; "
+        f"{counts['cards_expiring_this_month']} saved cards expiring this month"
+    )

@@ -10,6 +10,7 @@ _PATHS = {
     "dispute": "disputes",
     "transfer": "connect/transfers",
     "account": "connect/accounts",
+    "subscription": "subscriptions",
 }
 
 

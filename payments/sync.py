@@ -37,6 +37,7 @@ from payments.gateway import (
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeSubscription,
     StripeTransfer,
 )
 from payments.metadata import PaymentMetadata, parse_payment_metadata
@@ -50,6 +51,7 @@ from payments.models import (
     PaymentMethodType,
     Payout,
     Refund,
+    Subscription,
     Transfer,
     TransferReversal,
 )
@@ -1081,3 +1083,140 @@ def _follow_payout_reversals(rows: Sequence[StripeTransfer], payouts: dict[int, 
             payout.amount_reversed = reversed_amount
             payout._change_reason = HISTORY_REASON
             payout.save(update_fields=["amount_reversed", "updated_at"])
+
+
+# --- subscriptions -----------------------------------------------------------------------------
+
+_SUBSCRIPTION_FIELDS = [
+    "customer_id",
+    "status",
+    "price_id",
+    "product_id",
+    "plan_name",
+    "items_count",
+    "quantity",
+    "amount",
+    "currency",
+    "interval",
+    "interval_count",
+    "current_period_start",
+    "current_period_end",
+    "trial_end",
+    "cancel_at_period_end",
+    "cancel_at",
+    "canceled_at",
+    "ended_at",
+    "cancellation_reason",
+    "cancellation_comment",
+    "cancellation_feedback",
+    "default_payment_method_id",
+    "latest_invoice_id",
+    "latest_invoice_status",
+    "latest_invoice_amount_due",
+    "latest_invoice_amount_paid",
+    "livemode",
+    "created",
+    "metadata",
+]
+
+
+def subscription_snapshot_applies(*, incoming: str, stored: str) -> bool:
+    """May a snapshot with status `incoming` overwrite the row holding `stored`? Not when the
+    row is final (canceled, incomplete_expired) and the snapshot is not the same status:
+    Stripe never brings a subscription back from those, so such a snapshot is older than
+    what we hold (a sync page read before the cancel, landing after its webhook). Between
+    two other statuses the newer arrival wins: every webhook re-reads the subscription, so
+    the last one to land carries Stripe's current state."""
+    return stored not in Subscription.FINAL_STATUSES or incoming == stored
+
+
+def _subscription_values(row: StripeSubscription, current, *, customer_pk: int) -> dict:
+    invoice_known = bool(row.latest_invoice_status) or row.latest_invoice_id == ""
+    keep_invoice = (
+        not invoice_known
+        and current is not None
+        and current.latest_invoice_id == row.latest_invoice_id
+    )
+    return {
+        "customer_id": customer_pk,
+        "status": row.status[:32],
+        "price_id": row.price_id[:255],
+        "product_id": row.product_id[:255],
+        "plan_name": row.plan_name[:255],
+        "items_count": max(0, min(row.items_count, 32767)),
+        "quantity": max(0, row.quantity),
+        "amount": row.amount,
+        "currency": row.currency,
+        "interval": row.interval[:16],
+        "interval_count": max(1, min(row.interval_count, 32767)),
+        "current_period_start": row.current_period_start,
+        "current_period_end": row.current_period_end,
+        "trial_end": row.trial_end,
+        "cancel_at_period_end": row.cancel_at_period_end,
+        "cancel_at": row.cancel_at,
+        "canceled_at": row.canceled_at,
+        "ended_at": row.ended_at,
+        "cancellation_reason": row.cancellation_reason[:64],
+        "cancellation_comment": row.cancellation_comment,
+        "cancellation_feedback": row.cancellation_feedback[:64],
+        "default_payment_method_id": row.default_payment_method_id[:255],
+        "latest_invoice_id": row.latest_invoice_id[:255],
+        # A snapshot that names the same invoice without expanding it keeps what we know.
+        "latest_invoice_status": (
+            current.latest_invoice_status if keep_invoice else row.latest_invoice_status[:32]
+        ),
+        "latest_invoice_amount_due": (
+            current.latest_invoice_amount_due if keep_invoice else row.latest_invoice_amount_due
+        ),
+        "latest_invoice_amount_paid": (
+            current.latest_invoice_amount_paid if keep_invoice else row.latest_invoice_amount_paid
+        ),
+        "livemode": row.livemode,
+        "created": row.created,
+        "metadata": row.metadata or {},
+    }
+
+
+def upsert_subscriptions(rows: Iterable[StripeSubscription]) -> UpsertResult:
+    """Mirror subscriptions (the sync's pages, the `customer.subscription.*` and `invoice.*`
+    webhooks' re-reads and payments.services.billing_actions' answers all land here). A
+    subscription of a customer we do not hold is skipped (the customer's id is in
+    `result.missing_parents`: mirror the customer, then call again). A snapshot never takes a
+    subscription out of a final status (subscription_snapshot_applies); a status we do not
+    know is stored as sent. A fixed number of statements per page; a re-run writes nothing."""
+    result = UpsertResult()
+    rows = _checked(rows, validation.subscription_problem, result)
+    if not rows:
+        return result
+    with transaction.atomic():
+        customers = _customer_pks(r.customer_id for r in rows)
+        existing = _lock_existing(Subscription, rows)
+        to_write, updated = [], []
+        for row in rows:
+            customer_pk = customers.get(row.customer_id)
+            if customer_pk is None:
+                result.skipped += 1
+                result.missing_parents.add(row.customer_id)
+                continue
+            current = existing.get(row.id)
+            if current is not None and not subscription_snapshot_applies(
+                incoming=row.status, stored=current.status
+            ):
+                result.unchanged += 1  # an older snapshot: what we hold is newer
+                continue
+            values = _subscription_values(row, current, customer_pk=customer_pk)
+            if current is None:
+                result.created += 1
+            elif _differs(current, values):
+                result.updated += 1
+                updated.append(_apply(current, values))
+            else:
+                result.unchanged += 1
+                continue
+            to_write.append(Subscription(stripe_id=row.id, **values))
+        written = _bulk_upsert(
+            Subscription, to_write, unique="stripe_id", update_fields=_SUBSCRIPTION_FIELDS
+        )
+        created = [s for s in written if s.stripe_id not in existing]
+        _history(Subscription, created=created, updated=updated, key="stripe_id")
+    return result

@@ -57,6 +57,7 @@ PARENT_TYPES = {
     SyncObjectType.PAYMENT_INTENT: (SyncObjectType.CUSTOMER,),
     SyncObjectType.REFUND: (SyncObjectType.PAYMENT_INTENT,),
     SyncObjectType.DISPUTE: (SyncObjectType.PAYMENT_INTENT,),
+    SyncObjectType.SUBSCRIPTION: (SyncObjectType.CUSTOMER,),
 }
 
 
@@ -133,6 +134,7 @@ class _Run:
         self.outcomes: dict[str, dict[str, str]] = {}
         self.pages = 0
         self.transfers_seen: set[str] = set()
+        self.subscriptions_seen: set[str] = set()
         self.client = gateway.StripeClient.from_settings()
         self.overlap = timedelta(seconds=int(settings.STRIPE_SYNC_OVERLAP_SECONDS))
 
@@ -269,14 +271,63 @@ class _Run:
     def upsert_promotion_codes(self, items, send_signals) -> None:
         self.results[SyncObjectType.PROMOTION_CODE] += upsert_promotion_codes(items)
 
-    def _transfer_sweep_floor(self) -> datetime | None:
-        """Where the reversal sweep starts: this run's window (None: no sweep, the pass
-        reads every transfer with all its reversals anyway)."""
+    def upsert_subscriptions(self, items, send_signals) -> None:
+        """Subscriptions of customers older than our window are skipped by the upsert:
+        mirror those customers, then upsert the skipped subscriptions again."""
+        result = sync.upsert_subscriptions(items)
+        if result.missing_parents:
+            customers = []
+            for customer_id in sorted(result.missing_parents)[:MAX_PARENT_FETCHES_PER_PAGE]:
+                try:
+                    customer = gateway.stripe_customer_retrieve(
+                        customer_id=customer_id, client=self.client
+                    )
+                    customers.append(customer)
+                except ResourceMissing:
+                    logger.warning("Stripe sync: customer %s is gone", customer_id)
+            if customers:
+                sync.upsert_customers(customers)
+            retried = sync.upsert_subscriptions(
+                [i for i in items if i.customer_id in result.missing_parents]
+            )
+            result.skipped -= retried.created + retried.updated + retried.unchanged
+            result.created += retried.created
+            result.updated += retried.updated
+            result.unchanged += retried.unchanged
+            result.missing_parents = retried.missing_parents
+            result.invalid.update(retried.invalid)
+        self.results[SyncObjectType.SUBSCRIPTION] += result
+        self.subscriptions_seen.update(item.id for item in items)
+
+    def sweep_subscription_changes(self, floor: datetime) -> None:
+        """Stripe lists subscriptions by their creation, so a change to one created before
+        the window (canceled, renewed, past due) never shows in the pass. Its events do
+        (gateway.stripe_subscription_ids_changed; Stripe keeps them 30 days: a sync idle for
+        longer needs --full): re-read each subscription they name that the pass did not
+        already read, and land it like a page. A few list calls plus one call per changed
+        subscription."""
+        ids = gateway.stripe_subscription_ids_changed(created_gt=floor, client=self.client)
+        subscriptions = []
+        for subscription_id in sorted(set(ids) - self.subscriptions_seen):
+            try:
+                subscriptions.append(
+                    gateway.stripe_subscription_retrieve(
+                        subscription_id=subscription_id, client=self.client
+                    )
+                )
+            except ResourceMissing:
+                logger.warning("Stripe sync: subscription %s is gone", subscription_id)
+        if subscriptions:
+            self.upsert_subscriptions(subscriptions, False)
+
+    def _sweep_floor(self, object_type: str) -> datetime | None:
+        """Where a sweep of changes to older objects starts: this run's window (None: no
+        sweep, the pass reads every object in its current state anyway)."""
         if self.full:
             return None
         if self.since is not None:
             return datetime.combine(self.since, datetime.min.time(), tzinfo=UTC)
-        state = SyncState.objects.filter(object_type=SyncObjectType.TRANSFER).first()
+        state = SyncState.objects.filter(object_type=object_type).first()
         if state is None or state.watermark is None:
             return None
         return state.watermark - self.overlap
@@ -338,7 +389,20 @@ class _Run:
                 gateway.stripe_promotion_code_list_pages,
                 self.upsert_promotion_codes,
             ),
+            (
+                SyncObjectType.SUBSCRIPTION,
+                gateway.stripe_subscription_list_pages,
+                self.upsert_subscriptions,
+            ),
         ]
+
+    def _sweeps(self):
+        """After its pass, an object type whose objects change after their creation reads
+        the events that name changed ones older than the window."""
+        return {
+            SyncObjectType.TRANSFER: self.sweep_transfer_reversals,
+            SyncObjectType.SUBSCRIPTION: self.sweep_subscription_changes,
+        }
 
     def execute(self) -> None:
         """Attempt every pass; a GatewayError fails that pass only. A lost lease and any
@@ -349,12 +413,11 @@ class _Run:
                 for parent in PARENT_TYPES.get(object_type, ())
             )
             try:
-                sweep_floor = (
-                    self._transfer_sweep_floor() if object_type == SyncObjectType.TRANSFER else None
-                )
+                sweep = self._sweeps().get(object_type)
+                sweep_floor = self._sweep_floor(object_type) if sweep else None
                 self.sync_type(object_type, lister, upsert, hold_watermark=parent_failed)
                 if sweep_floor is not None:
-                    self.sweep_transfer_reversals(sweep_floor)
+                    sweep(sweep_floor)
             except GatewayError as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 logger.warning("Stripe sync #%s: %s failed: %s", self.run.pk, object_type, error)

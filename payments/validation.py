@@ -26,6 +26,7 @@ from payments.gateway import (
     StripePaymentIntent,
     StripePaymentMethod,
     StripeRefund,
+    StripeSubscription,
     StripeTransfer,
 )
 from payments.money import SUPPORTED_CURRENCIES, format_money
@@ -45,6 +46,8 @@ ID_PREFIXES: dict[str, tuple[str, ...]] = {
     "transfer": ("tr_",),
     "transfer_reversal": ("trr_",),
     "account": ("acct_",),
+    "subscription": ("sub_",),
+    "invoice": ("in_",),
 }
 
 ERR_BAD_ID = "{kind} id {id!r} does not start with {prefixes}."
@@ -57,6 +60,7 @@ ERR_REFUNDED_ABOVE_AMOUNT = "{kind} {id}: amount_refunded {refunded} is above it
 ERR_ABOVE_PAYMENT = "{kind} {id}: amount {amount} is above its payment's amount {payment_amount}."
 ERR_OTHER_CURRENCY = "{kind} {id}: currency {currency!r} is not its payment's {payment_currency!r}."
 ERR_NO_DESTINATION = "Transfer {id} has no destination account."
+ERR_NO_CUSTOMER = "Subscription {id} has no customer."
 ERR_REVERSED_ABOVE_AMOUNT = "Transfer {id}: {field} {reversed} is above its amount {amount}."
 ERR_REVERSAL_CURRENCY = (
     "Transfer reversal {id}: currency {currency!r} is not its transfer's {transfer_currency!r}."
@@ -231,6 +235,24 @@ def payment_method_problem(row: StripePaymentMethod) -> str | None:
     return _first(
         id_problem("payment_method", row.id),
         id_problem("customer", row.customer_id, field="customer"),
+    )
+
+
+def subscription_problem(row: StripeSubscription) -> str | None:
+    """A subscription with its latest invoice's amounts. The status is not checked: an
+    unknown one is stored and shown (payments/models/subscription.py). A subscription
+    without items has no currency: that is not a problem."""
+    kind = "subscription"
+    return _first(
+        id_problem("subscription", row.id),
+        id_problem("customer", row.customer_id, field="customer"),
+        None if row.customer_id else ERR_NO_CUSTOMER.format(id=row.id),
+        id_problem("payment_method", row.default_payment_method_id, field="default_payment_method"),
+        id_problem("invoice", row.latest_invoice_id, field="latest_invoice"),
+        _currency_problem(kind, row.id, row.currency) if row.currency or row.amount else None,
+        _amount_problem(kind, row.id, row.amount),
+        _amount_problem(kind, row.id, row.latest_invoice_amount_due or 0, "amount_due"),
+        _amount_problem(kind, row.id, row.latest_invoice_amount_paid or 0, "amount_paid"),
     )
 
 

@@ -8,10 +8,11 @@ the event's type, with retries; staff can replay any event from the admin.
 
 Handlers converge whatever order events arrive in: they ignore the event's snapshot and
 re-read the object's current state through the gateway (payment intents with their charge,
-refunds, customers, payment methods, disputes, transfers). Everything lands through payments.sync's
-upserts, the same path as the scheduled sync, so the two can never disagree; for disputes
-the upsert keeps the latest status in the dispute's life whatever order re-reads and sync
-pages land in (payments.sync.dispute_snapshot_applies).
+refunds, customers, payment methods, disputes, transfers, subscriptions: an invoice's event
+re-reads the subscription it bills). Everything lands through payments.sync's upserts, the
+same path as the scheduled sync, so the two can never disagree; for disputes the upsert
+keeps the latest status in the dispute's life whatever order re-reads and sync pages land
+in (payments.sync.dispute_snapshot_applies), and a canceled subscription stays canceled.
 
 An object that fails the boundary checks (payments/validation.py: id prefix, currency,
 amounts) fails its event at once with the reason (ERROR_INVALID_OBJECT), with no retry, and
@@ -52,6 +53,7 @@ from payments.validation import (
     payment_intent_problem,
     payment_method_problem,
     refund_problem,
+    subscription_problem,
     transfer_problem,
 )
 
@@ -498,6 +500,34 @@ def handle_payment_method(event: WebhookEvent) -> None:
         _refresh_customer(method.customer_id)
 
 
+def sync_subscription(subscription_id: str) -> None:
+    """Mirror a subscription as Stripe has it now, with its latest invoice's status (its
+    customer first, when we do not hold them). Lands through the sync's upsert, which never
+    takes a subscription out of canceled: events converge in any order."""
+    _refuse(subscription_id, id_problem("subscription", subscription_id))
+    subscription = gateway.stripe_subscription_retrieve(subscription_id=subscription_id)
+    _refuse(subscription.id, subscription_problem(subscription))
+    _ensure_customer(subscription.customer_id)
+    result = sync.upsert_subscriptions([subscription])
+    _refuse_rejected(result)
+    if result.missing_parents:
+        raise MissingParent(ERROR_MISSING_PARENT.format(ids=sorted(result.missing_parents)))
+
+
+def handle_subscription(event: WebhookEvent) -> None:
+    """customer.subscription.created / updated / deleted alike: re-read it."""
+    sync_subscription(_event_object_id(event, "subscription"))
+
+
+def handle_invoice(event: WebhookEvent) -> None:
+    """invoice.paid / invoice.payment_failed: re-read the subscription the invoice bills (its
+    status and latest invoice follow the payment). A one-off invoice changes nothing here."""
+    _event_object_id(event, "invoice")
+    subscription_id = gateway.invoice_subscription_id(_object(event))
+    if subscription_id:
+        sync_subscription(subscription_id)
+
+
 def handle_early_fraud_warning(event: WebhookEvent) -> None:
     """Radar's early fraud warning: open one FraudAlert per warning (idempotent). Checked
     from the payload: the gateway does not re-read warnings."""
@@ -544,6 +574,15 @@ HANDLERS: dict[str, Callable[[WebhookEvent], None]] = {
     **dict.fromkeys(["transfer.created", "transfer.updated", "transfer.reversed"], handle_transfer),
     **dict.fromkeys(["customer.created", "customer.updated", "customer.deleted"], handle_customer),
     **dict.fromkeys(["payment_method.attached", "payment_method.detached"], handle_payment_method),
+    **dict.fromkeys(
+        [
+            "customer.subscription.created",
+            "customer.subscription.updated",
+            "customer.subscription.deleted",
+        ],
+        handle_subscription,
+    ),
+    **dict.fromkeys(["invoice.paid", "invoice.payment_failed"], handle_invoice),
     **dict.fromkeys(
         ["radar.early_fraud_warning.created", "radar.early_fraud_warning.updated"],
         handle_early_fraud_warning,

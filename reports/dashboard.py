@@ -19,7 +19,14 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from payments.instructor_selectors import owed_by_currency, payout_queue_counts
-from payments.models import Dispute, FraudAlert, Payment, StudentBalance, SyncRun
+from payments.models import (
+    Dispute,
+    FraudAlert,
+    Payment,
+    StudentBalance,
+    Subscription,
+    SyncRun,
+)
 from payments.money import format_money
 from payments.selectors import dispute_alert_thresholds, dispute_deadline_bands, webhook_health
 from refunds.models import RefundRequest
@@ -352,6 +359,21 @@ def _balance_card() -> Card:
     )
 
 
+def _past_due_subscriptions_card() -> Card:
+    # One COUNT on the (status, created) index.
+    n = Subscription.objects.filter(status=Subscription.Status.PAST_DUE).count()
+    return Card(
+        key="past_due_subscriptions",
+        title="Past-due subscriptions",
+        value=f"{n:,}",
+        tone=WARNING if n else OK,
+        target="a renewal failed: Stripe retries; follow up each one",
+        href=_url("admin:payments_subscription_changelist", "?status__exact=past_due"),
+        icon="event_busy",
+        figures={"past_due": n},
+    )
+
+
 def _sync_card() -> Card:
     # A run skipped because another held the lock says nothing about freshness.
     run = SyncRun.objects.exclude(status=SyncRun.Status.SKIPPED).order_by("-started_at").first()
@@ -482,6 +504,7 @@ def dashboard_context() -> dict:
         _fraud_card(),
         _webhook_card(),
         _balance_card(),
+        _past_due_subscriptions_card(),
         *_payout_cards(),
         _sync_card(),
     ]

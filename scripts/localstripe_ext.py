@@ -1,6 +1,8 @@
 """Disputes and files for localstripe, in the shape Stripe's API reference documents (and,
 through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals; through
-scripts/localstripe_promotion_codes.py, Stripe's coupons and promotion codes).
+scripts/localstripe_promotion_codes.py, Stripe's coupons and promotion codes; through
+scripts/localstripe_subscriptions.py, prices, subscription lifecycles and payment-method
+updates).
 
 Test and demo infrastructure only (DESIGN.md decision 14): the launcher
 (scripts/localstripe_server.py) calls `install()` before it serves. What it adds:
@@ -748,3 +750,8 @@ def install(*, dispute_outcome_delay: float = 0.5) -> None:
     from localstripe_promotion_codes import install as install_promotion_codes
 
     install_promotion_codes(_idempotent)
+    # Prices, subscription lifecycles, payment-method updates
+    # (scripts/localstripe_subscriptions.py).
+    from localstripe_subscriptions import install as install_subscriptions
+
+    install_subscriptions(_idempotent)

@@ -585,6 +585,7 @@ SIDEBAR_SECTIONS = [
             ("Fraud alerts", "shield", "payments.fraudalert"),
             ("Customers", "group", "payments.customer"),
             ("Payment methods", "credit_card", "payments.paymentmethod"),
+            ("Subscriptions", "autorenew", "payments.subscription"),
             ("Instructors", "school", "payments.instructor"),
             ("Student balances", "hourglass_top", "payments.studentbalance"),
             # Coupons and their redemptions (payments/admin/coupon.py).

@@ -9,6 +9,7 @@ from .payment import PaymentAdmin
 from .payment_retry import PaymentRetryAdmin
 from .payout import PayoutAdmin
 from .payout_run import PayoutRunAdmin
+from .subscription import SubscriptionAdmin
 from .sync_run import SyncRunAdmin, SyncStateAdmin
 from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
@@ -25,6 +26,7 @@ __all__ = [
     "PaymentRetryAdmin",
     "PayoutAdmin",
     "PayoutRunAdmin",
+    "SubscriptionAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
     "TransferAdmin",

@@ -8,12 +8,14 @@ from backoffice.admin_cells import two_line
 from backoffice.changelist import ChangelistMixin
 from backoffice.pagination import EstimatedCountPaginator
 from payments import selectors
-from payments.models import Customer, Payment, PaymentMethod
+from payments.models import Customer, Payment
 from payments.stripe_links import stripe_dashboard_url
 
 from .customer_block import CustomerBlockAdminMixin
 from .customer_privacy import CustomerPrivacyAdminMixin
 from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money
+from .saved_payment_methods import SavedPaymentMethodInline
+from .subscription import CustomerSubscriptionInline
 
 
 class CustomerPaymentInline(TabularInline):
@@ -51,29 +53,6 @@ class CustomerPaymentInline(TabularInline):
         )
 
 
-class PaymentMethodInline(TabularInline):
-    model = PaymentMethod
-    show_title = False
-    extra = 0
-    can_delete = False
-    fields = [
-        "stripe_id",
-        "type",
-        "card_brand",
-        "card_last4",
-        "card_exp_month",
-        "card_exp_year",
-        "is_default",
-    ]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Customer)
 class CustomerAdmin(
     ChangelistMixin, CustomerBlockAdminMixin, CustomerPrivacyAdminMixin, ModelAdmin
@@ -84,7 +63,7 @@ class CustomerAdmin(
     show_full_result_count = False
     search_spec = selectors.CUSTOMER_SEARCH
     ordering = ["-created", "-id"]
-    inlines = [PaymentMethodInline, CustomerPaymentInline]
+    inlines = [SavedPaymentMethodInline, CustomerSubscriptionInline, CustomerPaymentInline]
     # The block state and the Block / Unblock form (payments/admin/customer_block.py).
     change_form_outer_before_template = "payments/admin/customer_page_tools.html"
     fieldsets = [

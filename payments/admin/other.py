@@ -19,13 +19,14 @@ from payments.models import (
 
 from .display import customer_label
 from .dispute_page import COUNTDOWN_COLOURS, DisputePageMixin, deadline_countdown
+from .saved_payment_methods import CardExpiryFilter, SavedPaymentMethodAdminMixin, expiry_cell
 
 
 @admin.register(PaymentMethod)
-class PaymentMethodAdmin(ChangelistMixin, ModelAdmin):
+class PaymentMethodAdmin(ChangelistMixin, SavedPaymentMethodAdminMixin, ModelAdmin):
     list_display = ["stripe_id", "customer", "method", "expiry", "is_default", "created"]
     list_select_related = ["customer"]
-    list_filter = [("type", ChoicesDropdownFilter), "is_default"]
+    list_filter = [("type", ChoicesDropdownFilter), CardExpiryFilter, "is_default"]
     search_spec = SearchSpec(
         ids=(("pm_", "stripe_id"), ("card_", "stripe_id"), ("cus_", "customer__stripe_id")),
         text=("customer__name", "customer__email"),
@@ -57,9 +58,7 @@ class PaymentMethodAdmin(ChangelistMixin, ModelAdmin):
 
     @display(description="Expires")
     def expiry(self, obj):
-        if obj.card_exp_month and obj.card_exp_year:
-            return f"{obj.card_exp_month:02d}/{obj.card_exp_year}"
-        return "—"
+        return expiry_cell(obj)
 
 
 class NegativeBalanceFilter(admin.SimpleListFilter):

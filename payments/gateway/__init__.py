@@ -8,6 +8,8 @@
 - calls.py    `stripe_<object>_<verb>` calls and the list pagers
 - webhooks.py signature verification with the SDK's verifier, one secret at a time
 - coupons.py  coupons and promotion codes: their dataclasses, mappers and calls
+- subscriptions.py  subscriptions, prices and a customer's saved payment methods (their
+              types, mappers and calls in one module)
 
 Callers import from here (`from payments import gateway; gateway.stripe_refund_create(...)`),
 so tests patch `payments.gateway.<call>`; the clock and `sleep` are patched on the submodule
@@ -79,6 +81,23 @@ from payments.gateway.mappers import (
     transfer_from_stripe,
     transfer_reversal_from_stripe,
 )
+from payments.gateway.subscriptions import (
+    StripePrice,
+    StripeSubscription,
+    invoice_subscription_id,
+    price_from_stripe,
+    stripe_customer_default_payment_method_set,
+    stripe_payment_method_card_expiry_update,
+    stripe_payment_method_detach,
+    stripe_price_create,
+    stripe_subscription_cancel,
+    stripe_subscription_cancel_at_period_end,
+    stripe_subscription_create,
+    stripe_subscription_ids_changed,
+    stripe_subscription_list_pages,
+    stripe_subscription_retrieve,
+    subscription_from_stripe,
+)
 from payments.gateway.types import (
     Page,
     StripeAccount,
@@ -108,8 +127,10 @@ __all__ = [
     "StripeFile",
     "StripePaymentIntent",
     "StripePaymentMethod",
+    "StripePrice",
     "StripePromotionCode",
     "StripeRefund",
+    "StripeSubscription",
     "StripeTransfer",
     "StripeTransferReversal",
     "TokenBucket",
@@ -119,8 +140,10 @@ __all__ = [
     "customer_from_stripe",
     "dispute_from_stripe",
     "file_from_stripe",
+    "invoice_subscription_id",
     "payment_intent_from_stripe",
     "payment_method_from_stripe",
+    "price_from_stripe",
     "promotion_code_from_stripe",
     "refund_from_stripe",
     "should_retry",
@@ -129,6 +152,7 @@ __all__ = [
     "stripe_coupon_create",
     "stripe_coupon_retrieve",
     "stripe_customer_create",
+    "stripe_customer_default_payment_method_set",
     "stripe_customer_list_pages",
     "stripe_customer_retrieve",
     "stripe_dispute_close",
@@ -143,8 +167,11 @@ __all__ = [
     "stripe_payment_intent_list_pages",
     "stripe_payment_intent_retrieve",
     "stripe_payment_method_attach",
+    "stripe_payment_method_card_expiry_update",
+    "stripe_payment_method_detach",
     "stripe_payment_method_list_for_customer",
     "stripe_payment_method_retrieve",
+    "stripe_price_create",
     "stripe_promotion_code_create",
     "stripe_promotion_code_list",
     "stripe_promotion_code_list_pages",
@@ -154,11 +181,18 @@ __all__ = [
     "stripe_refund_list",
     "stripe_refund_list_pages",
     "stripe_refund_retrieve",
+    "stripe_subscription_cancel",
+    "stripe_subscription_cancel_at_period_end",
+    "stripe_subscription_create",
+    "stripe_subscription_ids_changed",
+    "stripe_subscription_list_pages",
+    "stripe_subscription_retrieve",
     "stripe_transfer_create",
     "stripe_transfer_list",
     "stripe_transfer_list_pages",
     "stripe_transfer_retrieve",
     "stripe_transfer_reversal_create",
+    "subscription_from_stripe",
     "transfer_from_stripe",
     "transfer_reversal_from_stripe",
     "translate_error",

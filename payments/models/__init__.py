@@ -1,4 +1,5 @@
 from .balance import BalanceEntry, StudentBalance
+from .billing_action import BillingAction
 from .coupon import Coupon, CouponCurrency, CouponRedemption, PromotionCode
 from .customer import Customer
 from .dispute import Dispute
@@ -19,12 +20,14 @@ from .payout import (
     TransferReversal,
 )
 from .refund import Refund
+from .subscription import Subscription
 from .sync_run import JobLock, SyncObjectType, SyncRun, SyncState, sync_run_lock_ttl
 from .webhook_event import WebhookEvent
 
 __all__ = [
     "UNRESOLVED_STATUSES",
     "BalanceEntry",
+    "BillingAction",
     "Coupon",
     "CouponCurrency",
     "CouponRedemption",
@@ -49,6 +52,7 @@ __all__ = [
     "PromotionCode",
     "Refund",
     "StudentBalance",
+    "Subscription",
     "SyncObjectType",
     "SyncRun",
     "SyncState",

@@ -34,11 +34,24 @@ class PaymentMethod(TimestampedModel):
 
     class Meta:
         ordering = ["-created", "-id"]
+        # Changed at Stripe only through payments.services.billing_actions.
+        permissions = [
+            (
+                "manage_saved_payment_method",
+                "Can make a saved payment method the default and detach saved ones",
+            )
+        ]
         indexes = [
             # The many-payment-methods fraud rule counts a customer's methods by `created`.
             models.Index(fields=["customer", "created"], name="pm_customer_created_idx"),
             # Search: Stripe ids ignoring case, UPPER(id) = UPPER(term) (backoffice/changelist.py).
             models.Index(Upper("stripe_id"), name="pm_stripe_id_upper_idx"),
+            # The expiry filter (expired / expiring this month) on the payment methods list.
+            models.Index(
+                fields=["card_exp_year", "card_exp_month"],
+                name="pm_card_expiry_idx",
+                condition=models.Q(card_exp_year__isnull=False),
+            ),
             models.Index(
                 fields=["card_fingerprint"],
                 name="pm_fingerprint_idx",

@@ -66,6 +66,7 @@ class SyncObjectType(models.TextChoices):
     DISPUTE = "dispute", "Disputes"
     TRANSFER = "transfer", "Transfers"
     PROMOTION_CODE = "promotion_code", "Promotion codes"
+    SUBSCRIPTION = "subscription", "Subscriptions"
 
 
 class SyncState(models.Model):

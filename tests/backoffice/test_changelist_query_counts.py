@@ -30,6 +30,7 @@ from payments.models import (
     Payout,
     PayoutRun,
     StudentBalance,
+    Subscription,
     Transfer,
 )
 from refunds.models import RefundRequest
@@ -208,6 +209,22 @@ def make_rows(model):
                     cause=payment,
                 )
             Email.objects.filter(pk=email.pk).update(status=index % 4)
+    elif model is Subscription:
+        statuses = [*Subscription.Status.values, "a_status_stripe_added"]
+        for index, customer in enumerate(CustomerFactory.create_batch(ROWS)):
+            Subscription.objects.create(
+                stripe_id=f"sub_count{index}",
+                customer=customer,
+                status=statuses[index % len(statuses)],
+                plan_name="Monthly tutoring",
+                amount=4900,
+                currency="usd" if index % 2 else "jpy",
+                interval="month",
+                cancel_at_period_end=index % 3 == 0,
+                current_period_end=timezone.now(),
+                latest_invoice_status="paid" if index % 2 else "open",
+                created=timezone.now(),
+            )
     elif model is AdminAction:
         for _ in range(ROWS):
             AdminAction.objects.create(
@@ -245,6 +262,7 @@ def block_every_other_customer():
         AccessAttempt,
         User,
         Coupon,
+        Subscription,
     ],
 )
 def test_query_count_is_constant_in_page_size(admin_client, monkeypatch, model):
@@ -261,6 +279,6 @@ def test_query_count_is_constant_in_page_size(admin_client, monkeypatch, model):
         assert len(response.context["cl"].result_list) == per_page
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
-    if model in (Dispute, FraudAlert, Customer, Payment, RefundRequest):
+    if model in (Dispute, FraudAlert, Customer, Payment, RefundRequest, Subscription):
         # The badge is on the page, so the constant count covers it.
         assert blocked and 'data-testid="customer-blocked"' in response.content.decode()

@@ -32,6 +32,7 @@ from payments.models import (
     PaymentRetry,
     Payout,
     StudentBalance,
+    Subscription,
     Transfer,
     WebhookEvent,
 )
@@ -61,6 +62,7 @@ ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
 TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
 PROMO = "promo_1PqrStUvWxYz0123"
+SUB = "sub_1MowQVLkdIwHu7ixeRlqHVzs"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
 EMAIL = "maria.lopez@example.com"
@@ -200,8 +202,15 @@ def world():
             code="WELCOME10", name="Welcome", kind="percentage", percent_off_bps=1000
         ),
     )
+    subscriptions = [
+        Subscription.objects.create(
+            stripe_id=stripe_id, customer=customer, status="active", created=now
+        )
+        for stripe_id, customer in ((SUB, target_customer), ("sub_Other000001", other_customer))
+    ]
     return {
         Coupon: coupons,
+        Subscription: tuple(subscriptions),
         Payout: tuple(payouts),
         Transfer: tuple(transfers),
         EarningEntry: tuple(entries),
@@ -243,6 +252,7 @@ SEARCHES = {
     EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
     Coupon: ["spring", "g25", "Sale", PROMO],
+    Subscription: [*CUSTOMER_TEXT, SUB, CUS],
 }
 CASES = [
     (model, typed)

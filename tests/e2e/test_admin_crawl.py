@@ -28,7 +28,7 @@ from management.demo_fraud import seed_fraud_reviews
 from management.management.commands.demo_staff import DEMO_USERS
 from management.schedules import ensure_job_schedules
 from payments import sync
-from payments.gateway import StripeTransfer, StripeTransferReversal
+from payments.gateway import StripeSubscription, StripeTransfer, StripeTransferReversal
 from payments.models import (
     EarningAdjustment,
     Instructor,
@@ -164,6 +164,30 @@ def demo_like_data():
                         created=now,
                     )
                 ],
+            )
+        ]
+    )
+    # A subscription of one of the generated customers, as the mirror lands it (past due, so
+    # the dashboard's card shows it).
+    subscriber = Payment.objects.filter(currency="usd").first().customer
+    sync.upsert_subscriptions(
+        [
+            StripeSubscription(
+                id="sub_crawl0001",
+                customer_id=subscriber.stripe_id,
+                status="past_due",
+                created=now,
+                currency="usd",
+                amount=4900,
+                interval="month",
+                items_count=1,
+                plan_name="Monthly tutoring",
+                current_period_start=now,
+                current_period_end=now + timedelta(days=30),
+                latest_invoice_id="in_crawl0001",
+                latest_invoice_status="open",
+                latest_invoice_amount_due=4900,
+                latest_invoice_amount_paid=0,
             )
         ]
     )

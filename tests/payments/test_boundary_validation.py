@@ -235,6 +235,7 @@ def test_the_sync_run_records_refused_objects_with_their_error(monkeypatch):
     monkeypatch.setattr(gateway, "stripe_dispute_list_pages", lister(disputes))
     monkeypatch.setattr(gateway, "stripe_transfer_list_pages", lister([]))
     monkeypatch.setattr(gateway, "stripe_promotion_code_list_pages", lister([]))
+    monkeypatch.setattr(gateway, "stripe_subscription_list_pages", lister([]))
 
     report = stripe_sync()
     assert report.status == SyncRun.Status.SUCCEEDED

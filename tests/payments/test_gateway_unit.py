@@ -1,8 +1,8 @@
 """payments.gateway without a network: mappers, token bucket, retry/backoff decisions,
 error translation and webhook signatures. Clocks and sleeps are injected; nothing sleeps."""
 
+import importlib
 import json
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -586,13 +586,12 @@ def test_payment_intent_create_refuses_a_non_positive_amount():
 def test_the_package_reexports_its_calls_so_patching_reaches_callers(monkeypatch):
     # Callers call `gateway.<name>(...)`; a test that patches payments.gateway.<name> must
     # change what they run. Every public call is its submodule's own function (calls.py, or
-    # an area's module such as coupons.py).
+    # an area's module such as subscriptions.py).
     for name in gateway.__all__:
         if name.startswith("stripe_"):
-            function = getattr(gateway, name)
-            module = sys.modules[function.__module__]
-            assert module.__name__.startswith("payments.gateway."), name
-            assert getattr(module, name) is function, name
+            call = getattr(gateway, name)
+            assert call.__module__.startswith("payments.gateway."), name
+            assert call is getattr(importlib.import_module(call.__module__), name)
     assert gateway.stripe_refund_create is gateway_calls.stripe_refund_create
     from payments.services import payment_retry
 

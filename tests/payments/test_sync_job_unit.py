@@ -40,6 +40,7 @@ def fake_gateway(monkeypatch):
         "stripe_dispute_list_pages",
         "stripe_transfer_list_pages",
         "stripe_promotion_code_list_pages",
+        "stripe_subscription_list_pages",
     ):
         monkeypatch.setattr(gateway, name, empty_lister)
 

@@ -167,17 +167,17 @@ def test_sync_mirrors_localstripe_field_by_field(peer, account, settings):
     assert run.counts["refund"]["created"] == 2
     assert run.objects_changed == 11
     # customers 1 page + 2 payment method lists + intents 1 page + refunds 1 page +
-    # disputes 1 (empty) page + transfers 1 (empty) page + promotion codes 1 (empty) page;
-    # no retrieve per object.
-    assert run.api_calls == report.api_calls == 8
+    # disputes 1 (empty) page + transfers 1 (empty) page + promotion codes 1 (empty) page +
+    # subscriptions 1 (empty) page; no retrieve per object.
+    assert run.api_calls == report.api_calls == 9
     assert run.finished_at is not None and run.duration_ms is not None
     assert not JobLock.objects.exists()
-    # No dispute, transfer or promotion code at the peer here: their watermarks have nothing
-    # to follow.
+    # No dispute, transfer, promotion code or subscription at the peer here: their watermarks
+    # have nothing to follow.
     assert all(
         s.watermark
         for s in SyncState.objects.exclude(
-            object_type__in=["dispute", "transfer", "promotion_code"]
+            object_type__in=["dispute", "transfer", "promotion_code", "subscription"]
         )
     )
 
@@ -287,7 +287,15 @@ def test_command_exits_non_zero_when_the_sync_fails(peer, settings):
     assert "Could not reach Stripe" in run.error
     # Every pass is attempted (one failing type does not stop the others), each with the
     # first try and two retries; disputes are listed from the peer like the rest.
-    passes = ("customer", "payment_intent", "refund", "dispute", "transfer", "promotion_code")
+    passes = (
+        "customer",
+        "payment_intent",
+        "refund",
+        "dispute",
+        "transfer",
+        "promotion_code",
+        "subscription",
+    )
     assert all(run.outcomes[kind]["status"] == "failed" for kind in passes)
     assert run.api_calls == 3 * len(passes)
     assert len(peer.sleeps) == 2 * len(passes)

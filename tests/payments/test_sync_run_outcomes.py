@@ -44,6 +44,7 @@ def listers(monkeypatch):
     monkeypatch.setattr(gateway, "stripe_dispute_list_pages", make("dispute"))
     monkeypatch.setattr(gateway, "stripe_transfer_list_pages", make("transfer"))
     monkeypatch.setattr(gateway, "stripe_promotion_code_list_pages", make("promotion_code"))
+    monkeypatch.setattr(gateway, "stripe_subscription_list_pages", make("subscription"))
 
     def fail(name, kind):
         def failing(**kwargs):
@@ -71,6 +72,7 @@ def test_a_failing_type_is_recorded_and_the_others_still_sync(listers):
         "dispute",
         "transfer",
         "promotion_code",
+        "subscription",
     ]
     assert report.status == SyncRun.Status.FAILED
     assert report.error == f"GatewayServerError: {ERR_500} [refund]"
@@ -84,6 +86,7 @@ def test_a_failing_type_is_recorded_and_the_others_still_sync(listers):
         "dispute": {"status": "succeeded", "error": ""},
         "transfer": {"status": "succeeded", "error": ""},
         "promotion_code": {"status": "succeeded", "error": ""},
+        "subscription": {"status": "succeeded", "error": ""},
     }
     # The pass after the failed one ran, and the one before it kept its work.
     assert Payment.objects.filter(stripe_payment_intent_id="pi_outcome1").exists()
@@ -103,6 +106,7 @@ def test_a_child_of_a_failed_parent_syncs_but_keeps_its_watermark(listers):
         "dispute",
         "transfer",
         "promotion_code",
+        "subscription",
     ]
     assert report.status == SyncRun.Status.FAILED
     assert report.outcomes["customer"]["status"] == "failed"

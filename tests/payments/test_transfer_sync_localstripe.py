@@ -69,6 +69,8 @@ def test_the_sync_mirrors_transfers_and_reversals_once(peer):
     report = stripe_sync()
     assert report.status == "succeeded", report.error
     assert report.outcomes[SyncObjectType.TRANSFER]["status"] == "succeeded"
+    passes = list(report.outcomes)
+    assert passes.index(SyncObjectType.TRANSFER) > passes.index(SyncObjectType.DISPUTE)
     assert report.counts["transfer"]["created"] == 2
     assert Transfer.objects.count() == 2 and TransferReversal.objects.count() == 1
     mirrored = Transfer.objects.get(stripe_id=to_ines.id)

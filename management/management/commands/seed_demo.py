@@ -8,6 +8,7 @@ from management.demo_disputes import seed_open_disputes
 from management.demo_fraud import seed_fraud_reviews
 from management.demo_payouts import seed_payouts
 from management.demo_refunds import seed_refund_requests
+from management.demo_subscriptions import seed_subscriptions
 from management.schedules import ensure_job_schedules
 from payments.models import Payment
 from reports.demo import seed_reports
@@ -49,6 +50,9 @@ class Command(BaseCommand):
         # A few fraud alerts in each review state and one blocked customer, through the
         # review services (audited as staff actions).
         seed_fraud_reviews(stdout=self.stdout)
+        # Subscriptions in every status and cards expiring this month, made in localstripe
+        # and mirrored by the sync's subscription pass.
+        seed_subscriptions(seed=seed, stdout=self.stdout)
         # A payout run over the earnings, its payouts in every status (Connect ones through
         # localstripe), a clawback and earning adjustments, through the payout services.
         seed_payouts(stdout=self.stdout)
