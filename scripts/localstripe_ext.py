@@ -1,5 +1,6 @@
 """Disputes and files for localstripe, in the shape Stripe's API reference documents (and,
-through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals).
+through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals; through
+scripts/localstripe_customer_balance.py, customers' balances and balance transactions).
 
 Test and demo infrastructure only (DESIGN.md decision 14): the launcher
 (scripts/localstripe_server.py) calls `install()` before it serves. What it adds:
@@ -743,3 +744,8 @@ def install(*, dispute_outcome_delay: float = 0.5) -> None:
     from localstripe_connect import install as install_connect
 
     install_connect(_idempotent)
+    # Customers' balances and their balance transactions
+    # (scripts/localstripe_customer_balance.py).
+    from localstripe_customer_balance import install as install_customer_balance
+
+    install_customer_balance(_idempotent)

@@ -7,6 +7,7 @@
 - mappers.py  `*_from_stripe`: a Stripe object or a webhook's plain dict -> those dataclasses
 - calls.py    `stripe_<object>_<verb>` calls and the list pagers
 - webhooks.py signature verification with the SDK's verifier, one secret at a time
+- customer_balance.py  a customer's Stripe credit balance transactions (type, mapper, calls)
 
 Callers import from here (`from payments import gateway; gateway.stripe_refund_create(...)`),
 so tests patch `payments.gateway.<call>`; the clock and `sleep` are patched on the submodule
@@ -53,6 +54,13 @@ from payments.gateway.client import (
     TokenBucket,
     count_api_calls,
 )
+from payments.gateway.customer_balance import (
+    StripeCustomerBalanceTransaction,
+    customer_balance_transaction_from_stripe,
+    stripe_customer_balance_transaction_create,
+    stripe_customer_balance_transaction_list,
+    stripe_customer_balance_transaction_retrieve,
+)
 from payments.gateway.errors import should_retry, translate_error
 from payments.gateway.mappers import (
     account_from_stripe,
@@ -89,6 +97,7 @@ __all__ = [
     "StripeAccount",
     "StripeClient",
     "StripeCustomer",
+    "StripeCustomerBalanceTransaction",
     "StripeDispute",
     "StripeFile",
     "StripePaymentIntent",
@@ -99,6 +108,7 @@ __all__ = [
     "TokenBucket",
     "account_from_stripe",
     "count_api_calls",
+    "customer_balance_transaction_from_stripe",
     "customer_from_stripe",
     "dispute_from_stripe",
     "file_from_stripe",
@@ -108,6 +118,9 @@ __all__ = [
     "should_retry",
     "stripe_account_create",
     "stripe_account_retrieve",
+    "stripe_customer_balance_transaction_create",
+    "stripe_customer_balance_transaction_list",
+    "stripe_customer_balance_transaction_retrieve",
     "stripe_customer_create",
     "stripe_customer_list_pages",
     "stripe_customer_retrieve",

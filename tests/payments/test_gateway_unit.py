@@ -1,6 +1,7 @@
 """payments.gateway without a network: mappers, token bucket, retry/backoff decisions,
 error translation and webhook signatures. Clocks and sleeps are injected; nothing sleeps."""
 
+import importlib
 import json
 from datetime import UTC, datetime
 
@@ -584,10 +585,13 @@ def test_payment_intent_create_refuses_a_non_positive_amount():
 
 def test_the_package_reexports_its_calls_so_patching_reaches_callers(monkeypatch):
     # Callers call `gateway.<name>(...)`; a test that patches payments.gateway.<name> must
-    # change what they run. Every public call is the submodule's own function.
+    # change what they run. Every public call is its submodule's own function (calls.py, or
+    # an area's module such as customer_balance.py).
     for name in gateway.__all__:
         if name.startswith("stripe_"):
-            assert getattr(gateway, name) is getattr(gateway_calls, name)
+            function = getattr(gateway, name)
+            assert function.__module__.startswith("payments.gateway.")
+            assert getattr(importlib.import_module(function.__module__), name) is function
     from payments.services import payment_retry
 
     monkeypatch.setattr(gateway, "stripe_payment_intent_retrieve", lambda **kw: "patched")
