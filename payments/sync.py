@@ -185,7 +185,14 @@ def _apply(current, values: dict):
 
 # --- customers ---------------------------------------------------------------------------------
 
-_CUSTOMER_FIELDS = ["email", "name", "livemode", "created"]
+_CUSTOMER_FIELDS = [
+    "email",
+    "name",
+    "livemode",
+    "created",
+    "stripe_balance",
+    "stripe_balance_currency",
+]
 
 
 def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
@@ -204,6 +211,9 @@ def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
                 "name": row.name[:255],
                 "livemode": row.livemode,
                 "created": row.created,
+                # Stripe's customer balance (credit for the next invoices, Stripe's sign).
+                "stripe_balance": row.balance,
+                "stripe_balance_currency": row.currency,
             }
             current = existing.get(row.id)
             if current is None:

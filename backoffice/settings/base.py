@@ -212,6 +212,19 @@ PAYOUT_PROCESSING_LEASE_SECONDS = env_int("PAYOUT_PROCESSING_LEASE_SECONDS", 300
 # How often the payout run schedule creates payouts (minutes; default weekly).
 PAYOUT_RUN_SCHEDULE_MINUTES = env_int("PAYOUT_RUN_SCHEDULE_MINUTES", 7 * 24 * 60)
 
+# --- Customer adjustments (payments/customer_adjustment_rules.py) ----------------------------
+# Manual credits and debits to a customer, four-eyes. Money adjustments above this amount in
+# their currency (major units; a currency not listed gets 0: every one needs a senior) and
+# hours adjustments above this many minutes need payments.approve_large_customeradjustment.
+CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE = env_thresholds(
+    "CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE", "usd=100,eur=100,gbp=80,jpy=15000"
+)
+CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE_MINUTES = env_int(
+    "CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE_MINUTES", 600
+)
+# A worker's claim on a money adjustment older than this is a crashed worker: it may resume.
+CUSTOMER_ADJUSTMENT_APPLY_LEASE_SECONDS = env_int("CUSTOMER_ADJUSTMENT_APPLY_LEASE_SECONDS", 300)
+
 # --- Fraud rules (payments/fraud_rules.py; the README lists them) ---------------------------
 # Each pass (every payment event, the hourly `--detect-fraud`) looks at payments created in
 # the last LOOKBACK hours; each rule counts over its own window ending at each such payment.

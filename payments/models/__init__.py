@@ -1,5 +1,6 @@
 from .balance import BalanceEntry, StudentBalance
 from .customer import Customer
+from .customer_adjustment import CustomerAdjustment
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
 from .dispute_response import DisputeResponse
@@ -25,6 +26,7 @@ __all__ = [
     "UNRESOLVED_STATUSES",
     "BalanceEntry",
     "Customer",
+    "CustomerAdjustment",
     "Dispute",
     "DisputeDeadlineAlert",
     "DisputeResponse",
