@@ -456,6 +456,15 @@ SIDEBAR_SECTIONS = [
             ("Payment methods", "credit_card", "payments.paymentmethod"),
             ("Instructors", "school", "payments.instructor"),
             ("Student balances", "hourglass_top", "payments.studentbalance"),
+            # Badge: manual credits and debits waiting for a second person. Opens on the
+            # "Pending" tab (payments.admin.customer_adjustment.ADJUSTMENT_TABS).
+            (
+                "Customer adjustments",
+                "price_change",
+                "payments.customeradjustment",
+                "payments.admin.customer_adjustment.pending_adjustments_badge",
+                "status__exact=pending",
+            ),
             ("Transfers", "send_money", "payments.transfer"),
             # Badge: events that failed for good and wait for a replay.
             (

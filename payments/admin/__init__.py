@@ -1,5 +1,6 @@
 from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail)
 from .customer import CustomerAdmin
+from .customer_adjustment import CustomerAdjustmentAdmin
 from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
 from .instructor import InstructorAdmin
@@ -13,6 +14,7 @@ from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
+    "CustomerAdjustmentAdmin",
     "CustomerAdmin",
     "EarningAdjustmentAdmin",
     "EarningEntryAdmin",

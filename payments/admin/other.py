@@ -108,6 +108,8 @@ class StudentBalanceAdmin(ChangelistMixin, ModelAdmin):
     ordering = ["minutes", "id"]
     readonly_fields = ["customer", "minutes"]
     inlines = [BalanceEntryInline]
+    # The student's hours adjustments (pending ones too) and the request form.
+    change_form_outer_after_template = "payments/admin/student_balance_adjustments.html"
 
     def has_add_permission(self, request):
         return False

@@ -26,7 +26,7 @@ class CustomerAdjustment(TimestampedModel):
         HOURS = "hours", "Hours"
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending approval"
+        PENDING = "pending", "Pending"
         # Money only: approved, its idempotency key committed, waiting for the Stripe call.
         APPROVED = "approved", "Approved"
         # Money only: claimed by a worker; the Stripe call is in flight, or its outcome was not

@@ -28,6 +28,8 @@ from management.schedules import ensure_job_schedules
 from payments import sync
 from payments.gateway import StripeTransfer, StripeTransferReversal
 from payments.models import (
+    Customer,
+    CustomerAdjustment,
     EarningAdjustment,
     Instructor,
     Payment,
@@ -174,6 +176,25 @@ def demo_like_data():
     payout(instructor, 120000, "jpy", method=Payout.Method.BANK)
     EarningAdjustment.objects.create(
         instructor=instructor, amount=-2500, currency="usd", reason="Session not held"
+    )
+    # Customer adjustments: a pending yen credit and hours applied (the queue and a page).
+    customer = Customer.objects.order_by("pk").first()
+    CustomerAdjustment.objects.create(
+        customer=customer,
+        unit="money",
+        direction="credit",
+        amount=3000,
+        currency="jpy",
+        reason="Lesson cancelled by the tutor",
+    )
+    CustomerAdjustment.objects.create(
+        customer=customer,
+        unit="hours",
+        direction="debit",
+        minutes=90,
+        reason="Lesson not deducted",
+        status=CustomerAdjustment.Status.REJECTED,
+        decision_note="Already deducted",
     )
     # An API token of the superuser's, so the API tokens list has a row to open.
     demo = get_user_model().objects.get(username="demo")
