@@ -1,4 +1,4 @@
-from .balance import BalanceEntry, StudentBalance
+from .balance import BalanceEntry, HourDraw, HourPackage, Lesson, StudentBalance
 from .customer import Customer
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
@@ -34,8 +34,11 @@ __all__ = [
     "FraudRule",
     "FraudRuleFailure",
     "FraudSeverity",
+    "HourDraw",
+    "HourPackage",
     "Instructor",
     "JobLock",
+    "Lesson",
     "Payment",
     "PaymentMethod",
     "PaymentMethodType",
