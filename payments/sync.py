@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments import earnings, fraud_rules, ledger, validation
+from payments import earnings, fraud_rules, hours, ledger, validation
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -602,6 +602,8 @@ def upsert_payment_intents(
         # payments are locked): an earning when one is captured, a correction when its net
         # moved without a refund or dispute row to explain it.
         earnings.record_payment_earnings([p.pk for p in created] + [p.pk for p in updated])
+        # Hour packages: credited once when succeeded, refunds taken back (payments.hours).
+        hours.record_payment_hours([p.pk for p in created] + [p.pk for p in updated])
         if send_signals and newly_succeeded:
             _send_succeeded(newly_succeeded)
         if detect_fraud and to_write:
@@ -641,6 +643,8 @@ def refresh_payments(payment_pks: set[int], *, reason: str = HISTORY_REASON) -> 
     # Every payment asked about, changed or not: a refund or dispute row may need its entry
     # even when the net it explains was already known (from Stripe's refunded amount).
     earnings.record_payment_earnings(payment_pks)
+    # The same for hour packages: a refund's minutes, whoever mirrored it (payments.hours).
+    hours.record_payment_hours(payment_pks)
     return changes
 
 

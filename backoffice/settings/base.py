@@ -225,6 +225,17 @@ CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE_MINUTES = env_int(
 # A worker's claim on a money adjustment older than this is a crashed worker: it may resume.
 CUSTOMER_ADJUSTMENT_APPLY_LEASE_SECONDS = env_int("CUSTOMER_ADJUSTMENT_APPLY_LEASE_SECONDS", 300)
 
+# --- Prepaid hours (payments/hours.py, payments/lessons.py) ---------------------------------
+# An hour package expires this many days after its payment succeeded, unless the checkout's
+# metadata names `expires_at` (payments/metadata.py).
+HOUR_PACKAGE_VALID_DAYS = env_int("HOUR_PACKAGE_VALID_DAYS", 365)
+# The balance page highlights packages expiring within this many days.
+HOUR_PACKAGE_NEAR_EXPIRY_DAYS = env_int("HOUR_PACKAGE_NEAR_EXPIRY_DAYS", 14)
+# How often the expiry job takes expired packages' minutes off the balances (minutes; daily).
+HOURS_EXPIRY_SCHEDULE_MINUTES = env_int("HOURS_EXPIRY_SCHEDULE_MINUTES", 1440)
+# A lessons import (file or API) takes at most this many rows; one transaction applies them.
+LESSON_IMPORT_MAX_ROWS = env_int("LESSON_IMPORT_MAX_ROWS", 200_000)
+
 # --- Fraud rules (payments/fraud_rules.py; the README lists them) ---------------------------
 # Each pass (every payment event, the hourly `--detect-fraud`) looks at payments created in
 # the last LOOKBACK hours; each rule counts over its own window ending at each such payment.

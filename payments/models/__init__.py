@@ -1,4 +1,4 @@
-from .balance import BalanceEntry, StudentBalance
+from .balance import BalanceEntry, HourDraw, HourPackage, Lesson, StudentBalance
 from .customer import Customer
 from .customer_adjustment import CustomerAdjustment
 from .dispute import Dispute
@@ -36,8 +36,11 @@ __all__ = [
     "FraudRule",
     "FraudRuleFailure",
     "FraudSeverity",
+    "HourDraw",
+    "HourPackage",
     "Instructor",
     "JobLock",
+    "Lesson",
     "Payment",
     "PaymentMethod",
     "PaymentMethodType",

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
 from backoffice.models import AdminAction
-from payments import gateway, sync
+from payments import gateway, hours, sync
 from payments.customer_adjustment_rules import (
     APPROVE,
     REJECT,
@@ -229,9 +229,8 @@ def _locked(adjustment_id: int) -> CustomerAdjustment:
 def _apply_hours(adjustment: CustomerAdjustment) -> BalanceEntry:
     """The adjustment's entry in the hours ledger (under the caller's row lock), exactly
     once: payments.hours answers None when the reference was applied before, and then the
-    entry it wrote is the one we link."""
-    from payments import hours
-
+    entry it wrote is the one we link. Raises hours.HoursError (NotEnoughMinutes: a debit
+    above what the unexpired packages hold)."""
     reference = adjustment_reference(adjustment.pk)
     note = DESCRIPTION.format(pk=adjustment.pk, reason=adjustment.reason)[:255]
     if adjustment.direction == CustomerAdjustment.Direction.CREDIT:
@@ -281,8 +280,8 @@ def customer_adjustment_approve(
         if locked.unit == CustomerAdjustment.Unit.HOURS:
             try:
                 entry = _apply_hours(locked)
-            except (ValueError, LookupError) as exc:
-                # The hours ledger refused (e.g. a debit above what is left): nothing moved.
+            except hours.HoursError as exc:
+                # The hours ledger refused (a debit above what is left): nothing moved.
                 raise CustomerAdjustmentError(ERR_HOURS_NOT_APPLIED.format(error=exc)) from exc
             locked.status = CustomerAdjustment.Status.APPLIED
             locked.applied_at = now

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from backoffice.models import AdminAction
+from payments import hours
 from payments.customer_adjustment_rules import (
     APPROVE,
     ERR_NO_APPROVE_PERMISSION,
@@ -20,7 +21,7 @@ from payments.customer_adjustment_rules import (
     decision_refusal,
     format_minutes,
 )
-from payments.models import CustomerAdjustment
+from payments.models import BalanceEntry, CustomerAdjustment, HourPackage, StudentBalance
 from payments.services.customer_adjustments import (
     AUDIT_APPLY,
     AUDIT_APPROVE,
@@ -28,6 +29,7 @@ from payments.services.customer_adjustments import (
     AUDIT_REQUEST,
     ERR_AMOUNT_NOT_POSITIVE,
     ERR_CURRENCY_NOT_CUSTOMERS,
+    ERR_HOURS_NOT_APPLIED,
     ERR_MINUTES_RANGE,
     ERR_REASON_REQUIRED,
     ERR_REJECTION_NOTE_REQUIRED,
@@ -402,3 +404,101 @@ def test_system_requests_need_no_user(customer):
     assert AdminAction.objects.get().actor is None
     # ...and anyone with the permission may approve them.
     assert decision_refusal(user=approver(), adjustment=adjustment, decision=APPROVE) is None
+
+
+# --- hours ------------------------------------------------------------------------------------
+
+
+def hours_request(customer, user, minutes=90, direction="credit"):
+    return customer_adjustment_request(
+        customer=customer,
+        direction=direction,
+        unit="hours",
+        minutes=minutes,
+        reason="Make-up lesson",
+        acting_user=user,
+    )
+
+
+def test_approved_hours_are_one_ledger_entry_applied_at_once(customer, stripe_balance):
+    adjustment = hours_request(customer, requester(), 90)
+    decider = approver()
+    customer_adjustment_approve(adjustment=adjustment, acting_user=decider, note="ok")
+    adjustment.refresh_from_db()
+    assert adjustment.status == "applied" and adjustment.applied_at is not None
+    entry = BalanceEntry.objects.get()
+    assert (entry.kind, entry.minutes, entry.reference) == (
+        BalanceEntry.Kind.ADJUSTMENT,
+        90,
+        f"customer_adjustment:{adjustment.pk}",
+    )
+    assert adjustment.balance_entry == entry
+    assert StudentBalance.objects.get(customer=customer).minutes == 90
+    assert AdminAction.objects.get(action=AUDIT_APPROVE).details["entry"] == entry.reference
+    assert stripe_balance.create_calls == []  # hours never touch Stripe
+    # Nothing left for the money path to do, and approving again is refused.
+    assert customer_adjustment_apply(adjustment_id=adjustment.pk).status == "applied"
+    with pytest.raises(CustomerAdjustmentError):
+        customer_adjustment_approve(adjustment=adjustment, acting_user=senior())
+    assert BalanceEntry.objects.count() == 1
+
+
+def test_a_debit_draws_from_the_oldest_package_first(customer):
+    now = timezone.now()
+    hours.credit_minutes(
+        customer_id=customer.pk,
+        minutes=60,
+        kind=BalanceEntry.Kind.PURCHASE,
+        reference="test:late",
+        expires_at=now + timedelta(days=90),
+    )
+    hours.credit_minutes(
+        customer_id=customer.pk,
+        minutes=60,
+        kind=BalanceEntry.Kind.PURCHASE,
+        reference="test:soon",
+        expires_at=now + timedelta(days=10),
+    )
+    adjustment = hours_request(customer, requester(), 45, direction="debit")
+    customer_adjustment_approve(adjustment=adjustment, acting_user=approver())
+    adjustment.refresh_from_db()
+    assert adjustment.balance_entry.minutes == -45
+    left = dict(
+        HourPackage.objects.filter(balance__customer=customer).values_list(
+            "expires_at__date", "remaining"
+        )
+    )
+    assert left == {(now + timedelta(days=10)).date(): 15, (now + timedelta(days=90)).date(): 60}
+
+
+def test_a_debit_above_the_hours_left_is_refused_and_changes_nothing(customer):
+    hours.credit_minutes(
+        customer_id=customer.pk, minutes=30, kind=BalanceEntry.Kind.PURCHASE, reference="test:1"
+    )
+    adjustment = hours_request(customer, requester(), 45, direction="debit")
+    with pytest.raises(CustomerAdjustmentError) as refused:
+        customer_adjustment_approve(adjustment=adjustment, acting_user=approver())
+    assert str(refused.value).startswith(ERR_HOURS_NOT_APPLIED.split("{")[0])
+    adjustment.refresh_from_db()
+    assert adjustment.status == "pending" and adjustment.decided_by is None
+    assert StudentBalance.objects.get(customer=customer).minutes == 30
+    assert not AdminAction.objects.filter(action=AUDIT_APPROVE).exists()
+    # It can still be rejected.
+    customer_adjustment_reject(adjustment=adjustment, acting_user=approver(), note="Too much")
+
+
+def test_an_entry_already_written_under_the_reference_is_linked_not_doubled(customer):
+    adjustment = hours_request(customer, requester(), 60)
+    # A crash after the ledger wrote, before the adjustment row recorded it, cannot happen
+    # (one transaction); a replay of the reference answers None: the entry is still linked.
+    hours.credit_minutes(
+        customer_id=customer.pk,
+        minutes=60,
+        kind=BalanceEntry.Kind.ADJUSTMENT,
+        reference=f"customer_adjustment:{adjustment.pk}",
+    )
+    customer_adjustment_approve(adjustment=adjustment, acting_user=approver())
+    adjustment.refresh_from_db()
+    assert BalanceEntry.objects.count() == 1
+    assert adjustment.balance_entry == BalanceEntry.objects.get()
+    assert StudentBalance.objects.get(customer=customer).minutes == 60

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from backoffice.models import AdminAction
-from payments.models import CustomerAdjustment
+from payments.models import BalanceEntry, CustomerAdjustment, StudentBalance
 from payments.services.customer_adjustments import (
     AUDIT_APPLY,
     AUDIT_APPROVE,
@@ -127,3 +127,24 @@ def test_20_concurrent_approvals_make_one_transaction_in_the_peer(
     adjustment.refresh_from_db()
     assert (adjustment.status, adjustment.stripe_balance_transaction_id) == ("applied", txn.id)
     assert gateway.stripe_customer_retrieve(customer_id=made.id).balance == -2500
+
+
+def test_20_concurrent_approvals_of_hours_write_one_ledger_entry():
+    customer = CustomerFactory()
+    adjustment = customer_adjustment_request(
+        customer=customer,
+        direction="credit",
+        unit="hours",
+        minutes=120,
+        reason="Make-up lessons",
+        acting_user=requester(),
+    )
+    approvers = [approver() for _ in range(THREADS)]
+    results, errors = run_concurrently(_approvals(adjustment, approvers))
+    assert errors == []
+    assert sorted(results) == ["approved"] + ["refused"] * 19
+    [entry] = BalanceEntry.objects.filter(reference=f"customer_adjustment:{adjustment.pk}")
+    assert entry.minutes == 120
+    assert StudentBalance.objects.get(customer=customer).minutes == 120
+    adjustment.refresh_from_db()
+    assert (adjustment.status, adjustment.balance_entry_id) == ("applied", entry.pk)

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0024_payout_bank_account_snapshot'),
+        ('payments', '0025_hours_packages_lessons'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
