@@ -34,6 +34,9 @@ class AdminAction(models.Model):
     class Result(models.TextChoices):
         SUCCESS = "success", "Success"
         FAILURE = "failure", "Failure"
+        # Stopped before it started by the money-action guard (backoffice/guard.py): a rate
+        # limit or a bulk action over BULK_ACTION_MAX_ROWS. Nothing changed.
+        REFUSED = "refused", "Refused"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -173,3 +176,20 @@ class ApiThrottleWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+class MoneyActionBucket(models.Model):
+    """One staff member's token bucket for one limit of the money-action guard
+    (backoffice/guard.py): `money:<user id>:actions` (MONEY_ACTIONS_PER_MINUTE) or
+    `money:<user id>:amount:<currency>` (MONEY_ACTION_AMOUNT_PER_HOUR, minor units).
+
+    `tokens` is what was left at `refilled_at` (Unix seconds, a float so SQLite and
+    PostgreSQL do the refill arithmetic alike); the level now is that plus the refill since,
+    capped at the limit. A missing row is a full bucket, so rows may be deleted any time."""
+
+    key = models.CharField(max_length=255, unique=True)
+    tokens = models.FloatField()
+    refilled_at = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.2f}"

@@ -24,6 +24,7 @@ from backoffice.api.fields import MoneyField
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
+from backoffice.guard import guard_api_money_action, money_action_give_back
 
 from .admin.other import DisputeAdmin
 from .api_filters import admin_search_filter
@@ -34,6 +35,7 @@ from .dispute_evidence import FILE_FIELDS, TEXT_FIELDS, EvidenceFile
 from .models import Dispute, DisputeResponse
 from .selectors import DISPUTE_NEEDS_RESPONSE_STATUSES
 from .services.dispute_response import (
+    AUDIT_ACTIONS,
     ERROR_CLOSED,
     ERROR_FILE_UPLOAD,
     ERROR_IN_FLIGHT,
@@ -64,6 +66,16 @@ REFUSALS = (
     (ERROR_PAST_DUE, CONFLICT),
     (ERROR_IN_FLIGHT, CONFLICT),
 )
+
+
+AUDIT_SUBMIT = AUDIT_ACTIONS[DisputeResponse.Kind.SUBMIT]
+AUDIT_ACCEPT = AUDIT_ACTIONS[DisputeResponse.Kind.ACCEPT]
+# What each guarded response moves, for the hourly amount limit: submitting evidence pays
+# nothing out; accepting gives the disputed amount up for good.
+GUARDED_AMOUNTS = {
+    AUDIT_SUBMIT: lambda dispute: [],
+    AUDIT_ACCEPT: lambda dispute: [(dispute.amount, dispute.currency)],
+}
 
 
 def _refusal(exc: DisputeResponseNotAllowed):
@@ -264,13 +276,22 @@ class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_queryset(self):
         return Dispute.objects.select_related("payment").order_by("-created", "-id")
 
-    def _respond(self, request, pk, call, *, with_evidence: bool):
+    def _respond(self, request, pk, call, *, with_evidence: bool, guard_action: str = ""):
         dispute = get_object_or_404(Dispute, pk=pk)
         kwargs = {}
         if with_evidence:
             body = EvidenceSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             kwargs = {"text": body.validated_data["evidence"], "files": body.evidence_files()}
+        guarded = None
+        if guard_action:
+            # Submitting is final and accepting gives the amount up: the money-action guard.
+            guarded = guard_api_money_action(
+                request,
+                action=guard_action,
+                amounts=GUARDED_AMOUNTS[guard_action](dispute),
+                target=dispute,
+            )
         try:
             result = call(
                 dispute=dispute,
@@ -279,6 +300,8 @@ class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 **kwargs,
             )
         except DisputeResponseNotAllowed as exc:
+            if guarded is not None:
+                money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         dispute = Dispute.objects.select_related("payment").get(pk=dispute.pk)
         return Response(
@@ -313,7 +336,9 @@ class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     @idempotent
     def submit(self, request, pk=None):
-        return self._respond(request, pk, dispute_evidence_submit, with_evidence=True)
+        return self._respond(
+            request, pk, dispute_evidence_submit, with_evidence=True, guard_action=AUDIT_SUBMIT
+        )
 
     @extend_schema(
         summary="Accept the dispute (it is lost)",
@@ -323,7 +348,9 @@ class DisputeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     @idempotent
     def accept(self, request, pk=None):
-        return self._respond(request, pk, dispute_accept, with_evidence=False)
+        return self._respond(
+            request, pk, dispute_accept, with_evidence=False, guard_action=AUDIT_ACCEPT
+        )
 
 
 api_router.register("disputes", DisputeViewSet, basename="dispute")

@@ -22,6 +22,7 @@ from backoffice.api.fields import MoneyField
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
+from backoffice.guard import guard_api_money_action, money_action_give_back
 
 from . import earning_adjustment_rules as rules
 from .api_payouts import (
@@ -204,6 +205,12 @@ class EarningAdjustmentViewSet(
         adjustment = get_object_or_404(EarningAdjustment, pk=pk)
         body = NoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        guarded = guard_api_money_action(
+            request,
+            action=services.AUDIT_APPROVE,
+            amounts=[(adjustment.amount, adjustment.currency)],
+            target=adjustment,
+        )
         try:
             services.earning_adjustment_approve(
                 adjustment=adjustment,
@@ -212,6 +219,7 @@ class EarningAdjustmentViewSet(
                 client=client_info_from_request(request),
             )
         except EarningAdjustmentError as exc:
+            money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         return self._answer(adjustment.pk)
 

@@ -34,6 +34,7 @@ from backoffice.api.fields import MoneyField, MoneySerializer, money
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
+from backoffice.guard import guard_api_money_action, money_action_give_back
 
 from . import payout_rules
 from .admin.instructor import InstructorAdmin
@@ -362,6 +363,12 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         payout = self._payout(pk)
         body = NoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        guarded = guard_api_money_action(
+            request,
+            action=payout_services.AUDIT_APPROVE,
+            amounts=[(payout.amount, payout.currency)],
+            target=payout,
+        )
         try:
             payout_services.payout_approve(
                 payout=payout,
@@ -370,6 +377,7 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 client=client_info_from_request(request),
             )
         except PayoutError as exc:
+            money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         return self._answer(payout.pk)
 
@@ -432,6 +440,12 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         payout = self._payout(pk)
         body = ReverseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        guarded = guard_api_money_action(
+            request,
+            action=payout_services.AUDIT_REVERSE,
+            amounts=[(body.validated_data["amount"], payout.currency)],
+            target=payout,
+        )
         try:
             payout_services.payout_reverse(
                 payout=payout,
@@ -441,6 +455,7 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 client=client_info_from_request(request),
             )
         except PayoutError as exc:
+            money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         return self._answer(payout.pk)
 

@@ -18,10 +18,12 @@ from backoffice.api.fields import MoneyField
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
+from backoffice.guard import guard_api_money_action, money_action_give_back
 
 from .api_refusals import CONFLICT, FORBIDDEN, INVALID, refusal_error
 from .models import Payment, PaymentRetry
 from .services.payment_retry import (
+    ACTION,
     ERROR_CUSTOMER_BLOCKED,
     ERROR_IN_FLIGHT,
     ERROR_NO_CUSTOMER,
@@ -138,6 +140,10 @@ class PaymentRetryViewSet(
         if payment is None:
             message = ERR_PAYMENT_NOT_FOUND.format(id=body.validated_data["payment"])
             raise serializers.ValidationError({"payment": [message]})
+        # Charging a customer again moves money: the money-action guard first.
+        guarded = guard_api_money_action(
+            request, action=ACTION, amounts=[(payment.amount, payment.currency)], target=payment
+        )
         try:
             result = payment_retry(
                 payment=payment,
@@ -146,6 +152,7 @@ class PaymentRetryViewSet(
                 client=client_info_from_request(request),
             )
         except PaymentRetryNotAllowed as exc:
+            money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         retry = PaymentRetry.objects.select_related("requested_by").get(pk=result.retry_id)
         return Response(

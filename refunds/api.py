@@ -22,6 +22,7 @@ from backoffice.api.fields import MoneyField
 from backoffice.api.idempotency import idempotent
 from backoffice.api.registry import api_router
 from backoffice.audit import client_info_from_request
+from backoffice.guard import guard_api_money_action, money_action_give_back
 from payments.api_filters import AmountRangeFilterMixin, admin_search_filter
 from payments.api_pagination import keyset_pagination
 from payments.api_refusals import (
@@ -51,6 +52,7 @@ from .permissions import (
 )
 from .selectors import Priority
 from .services import (
+    AUDIT_APPROVE,
     ERR_REJECTION_REASON_REQUIRED,
     RefundError,
     RefundPermissionError,
@@ -361,6 +363,12 @@ class RefundRequestViewSet(
         refund_request = get_object_or_404(RefundRequest, pk=pk)
         body = ApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        guarded = guard_api_money_action(
+            request,
+            action=AUDIT_APPROVE,
+            amounts=[(refund_request.amount, refund_request.currency)],
+            target=refund_request,
+        )
         try:
             refund_request_approve(
                 refund_request=refund_request,
@@ -369,6 +377,7 @@ class RefundRequestViewSet(
                 client=client_info_from_request(request),
             )
         except RefundError as exc:
+            money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         return Response(self.get_serializer(self._reload(refund_request.pk)).data)
 

@@ -30,6 +30,12 @@ from unfold.widgets import (
 )
 
 from backoffice.audit import client_info_from_request
+from backoffice.guard import (
+    guard_admin_response,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from payments.admin.dispute_page import deadline_countdown, reason_label
 from payments.dispute_evidence import (
     ERROR_FILE_TOO_LARGE,
@@ -47,6 +53,7 @@ from payments.dispute_evidence import (
 from payments.models import Dispute
 from payments.money import format_money
 from payments.services.dispute_response import (
+    AUDIT_ACTIONS,
     PERM_RESPOND,
     RESPONDABLE_STATUSES,
     DisputeResponseNotAllowed,
@@ -206,12 +213,14 @@ class DisputeRespondAdminMixin:
     def _change_url(self, dispute: Dispute) -> str:
         return reverse("admin:payments_dispute_change", args=[dispute.pk])
 
-    def _run(self, request, call, **kwargs) -> bool:
+    def _run(self, request, call, *, guarded=None, **kwargs) -> bool:
         try:
             result = call(
                 acting_user=request.user, client=client_info_from_request(request), **kwargs
             )
         except DisputeResponseNotAllowed as exc:
+            if guarded is not None:
+                money_action_give_back(request.user, guarded)  # nothing moved
             self.message_user(request, exc.message, messages.ERROR)
             return False
         self.message_user(
@@ -253,18 +262,33 @@ class DisputeRespondAdminMixin:
         )
 
     def submit_view(self, request, object_id):
-        dispute = self._dispute_or_403(request, object_id)
-        if "confirm" in request.POST:
-            self._run(request, dispute_evidence_submit, dispute=dispute)
-            return HttpResponseRedirect(self._change_url(dispute))
-        return self._confirm_page(request, dispute, kind="submit")
+        return self._final_response(request, object_id, kind="submit")
 
     def accept_view(self, request, object_id):
+        return self._final_response(request, object_id, kind="accept")
+
+    def _final_response(self, request, object_id, *, kind: str):
+        """Submit or accept: final at the bank, so the money-action guard first (a fresh
+        code before the confirmation page, asked again on the confirming POST)."""
         dispute = self._dispute_or_403(request, object_id)
-        if "confirm" in request.POST:
-            self._run(request, dispute_accept, dispute=dispute)
-            return HttpResponseRedirect(self._change_url(dispute))
-        return self._confirm_page(request, dispute, kind="accept")
+        back_url = self._change_url(dispute)
+        if "confirm" not in request.POST:
+            redirect = step_up_redirect(request, next_url=back_url)
+            return redirect or self._confirm_page(request, dispute, kind=kind)
+        submit = kind == "submit"
+        guarded = guard_money_action(
+            request,
+            action=AUDIT_ACTIONS["submit" if submit else "accept"],
+            # Submitting pays nothing out; accepting gives the disputed amount up for good.
+            amounts=[] if submit else [(dispute.amount, dispute.currency)],
+            target=dispute,
+            back_url=back_url,
+        )
+        if not guarded.allowed:
+            return guard_admin_response(request, guarded, back_url=back_url)
+        call = dispute_evidence_submit if submit else dispute_accept
+        self._run(request, call, guarded=guarded, dispute=dispute)
+        return HttpResponseRedirect(back_url)
 
     def _confirm_page(self, request, dispute: Dispute, *, kind: str):
         countdown = deadline_countdown(due=dispute.evidence_due_by, status=dispute.status)

@@ -42,7 +42,12 @@ _CODES = {
 
 
 class ApiError(exceptions.APIException):
-    """An error answered as is: `ApiError("conflict", "Already approved.", 409)`."""
+    """An error answered as is: `ApiError("conflict", "Already approved.", 409)`.
+
+    `stored = False` on an instance: the request did nothing and may be sent again as is
+    (a rate limit, a step-up), so an Idempotency-Key does not keep this answer."""
+
+    stored = True
 
     def __init__(self, code: str, message: str, status_code: int, fields: dict | None = None):
         super().__init__(detail=message, code=code)

@@ -153,7 +153,13 @@ def idempotent(handler):
             except Exception as exc:
                 # An error the API answers (a refusal, a conflict) is the request's answer
                 # too, and replays like any other; handle_exception re-raises the rest.
+                # Except one that did nothing and asks for the same request later (a rate
+                # limit, a step-up: ApiError.stored False), as Stripe keeps no 429.
+                stored = getattr(exc, "stored", True)
                 response = self.handle_exception(exc)
+                if not stored:
+                    IdempotencyRecord.objects.filter(pk=claimed.pk).delete()
+                    return response
         except BaseException:
             IdempotencyRecord.objects.filter(pk=claimed.pk).delete()
             raise

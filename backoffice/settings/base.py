@@ -426,6 +426,24 @@ DISPUTE_ALERT_GROUP = env_str("DISPUTE_ALERT_GROUP", "Finance staff")
 DISPUTE_ALERT_EMAILS = env_list("DISPUTE_ALERT_EMAILS", "")
 DISPUTE_ALERT_SCHEDULE_MINUTES = env_int("DISPUTE_ALERT_SCHEDULE_MINUTES", 1440)
 
+# --- Money-action guard (backoffice/guard.py; the README's "Money-moving actions") ----------
+# Approving refunds, payouts and adjustments, submitting dispute evidence and retrying
+# payments ask for a fresh second-factor code when the session's last one is older than this
+# (everyone when TWO_FACTOR_REQUIRED, otherwise staff with a confirmed device; API tokens
+# never).
+STEP_UP_MINUTES = env_int("STEP_UP_MINUTES", 15)
+# Per staff member, token buckets shared by every process (in the database): money-moving
+# actions (one per row) a minute, and amount approved an hour per currency (major units; a
+# currency not listed cannot be approved at all: set it before taking money in it).
+MONEY_ACTIONS_PER_MINUTE = env_int("MONEY_ACTIONS_PER_MINUTE", 100)
+MONEY_ACTION_AMOUNT_PER_HOUR = env_thresholds(
+    "MONEY_ACTION_AMOUNT_PER_HOUR", "usd=250000,eur=250000,gbp=200000,jpy=37500000"
+)
+# A bulk action (approve, reject, cancel) over more rows than this is refused whole.
+BULK_ACTION_MAX_ROWS = env_int("BULK_ACTION_MAX_ROWS", 100)
+# backoffice imports no app: the guard reads per-currency limits in minor units with this.
+MONEY_THRESHOLD_MINOR = "payments.money.threshold_minor"
+
 # --- Unfold ---------------------------------------------------------------------------------
 
 

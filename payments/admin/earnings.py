@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -33,6 +34,12 @@ from backoffice.admin_cells import FastActionCheckboxMixin, badge, two_line, wit
 from backoffice.audit import client_info_from_request
 from backoffice.changelist import ChangelistMixin, SearchSpec
 from backoffice.formats import format_datetime
+from backoffice.guard import (
+    guard_bulk_action,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from backoffice.pagination import EstimatedCountPaginator
 from payments.admin.filters import FILTER_CURRENCIES, CurrencyFilter
 from payments.earning_adjustment_rules import (
@@ -51,6 +58,8 @@ from payments.money import (
     parse_money,
 )
 from payments.services.earning_adjustments import (
+    AUDIT_APPROVE,
+    AUDIT_REJECT,
     ERR_AMOUNT_ZERO,
     ERR_REASON_REQUIRED,
     ERR_REJECTION_NOTE_REQUIRED,
@@ -420,10 +429,39 @@ class EarningAdjustmentAdmin(ChangelistMixin, FastActionCheckboxMixin, ModelAdmi
 
     def _bulk_decision(self, request, queryset, *, decision: str):
         form = DecisionNoteForm(request.POST if "apply" in request.POST else None)
+        # Before the intermediate page and again on `apply`: at most BULK_ACTION_MAX_ROWS;
+        # approvals ask for a fresh code first (back to the list: select, confirm again).
+        if decision == APPROVE and not form.is_bound:
+            redirect = step_up_redirect(request)
+            if redirect is not None:
+                return redirect
+        action_name = AUDIT_APPROVE if decision == APPROVE else AUDIT_REJECT
+        bulk = guard_bulk_action(
+            request, action=action_name, rows=queryset.count(), target=EarningAdjustment
+        )
+        if not bulk.allowed:
+            self.message_user(request, bulk.message, messages.ERROR)
+            return None
         if form.is_bound and form.is_valid():
             done, client = 0, client_info_from_request(request)
+            selected = list(queryset.order_by("pk"))
+            guarded = None
+            if decision == APPROVE:
+                guarded = guard_money_action(
+                    request,
+                    action=action_name,
+                    amounts=[(row.amount, row.currency) for row in selected],
+                    rows=len(selected),
+                    target=EarningAdjustment,
+                    back_url=request.get_full_path(),
+                )
+                if not guarded.allowed:
+                    self.message_user(request, guarded.message, messages.ERROR)
+                    if guarded.step_up_url:
+                        return HttpResponseRedirect(guarded.step_up_url)
+                    return None
             # One transaction per adjustment: a refusal does not undo the others.
-            for adjustment in queryset.order_by("pk"):
+            for adjustment in selected:
                 try:
                     if decision == APPROVE:
                         earning_adjustment_approve(
@@ -441,6 +479,13 @@ class EarningAdjustmentAdmin(ChangelistMixin, FastActionCheckboxMixin, ModelAdmi
                         )
                     done += 1
                 except EarningAdjustmentError as exc:
+                    if guarded is not None:  # nothing moved for this one
+                        money_action_give_back(
+                            request.user,
+                            guarded,
+                            rows=1,
+                            amounts=[(adjustment.amount, adjustment.currency)],
+                        )
                     self.message_user(request, f"{adjustment}: {exc}", messages.ERROR)
             if done:
                 verb = "Approved and applied" if decision == APPROVE else "Rejected"

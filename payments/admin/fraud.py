@@ -24,6 +24,7 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 from backoffice.admin_cells import badge, stacked, two_line, with_note
 from backoffice.audit import client_info_from_request
 from backoffice.changelist import ChangelistMixin, SearchSpec
+from backoffice.guard import guard_bulk_action
 from payments.admin.fraud_rules import SEVERITY_COLOURS, RuleAlertColumnsMixin, numbers_text
 from payments.models import FraudAlert
 from payments.money import format_money
@@ -38,6 +39,9 @@ from payments.services.fraud_alert import (
 )
 
 from .display import blocked_badge
+
+# The audit row of a bulk resolve refused by the guard (the resolves audit themselves).
+AUDIT_BULK_RESOLVE = "fraud_alert_resolve"
 
 STATUS_COLOURS = {
     FraudAlert.Status.OPEN: "danger",
@@ -330,6 +334,14 @@ class FraudAlertAdmin(ChangelistMixin, RuleAlertColumnsMixin, ModelAdmin):
     @admin.action(description="Resolve selected alerts…", permissions=["review"])
     def resolve_selected(self, request, queryset):
         form = FraudResolveForm(request.POST if "apply" in request.POST else None)
+        # A confirmed-fraud outcome may propose refunds and block customers: at most
+        # BULK_ACTION_MAX_ROWS alerts at once, before the page and again on `apply`.
+        bulk = guard_bulk_action(
+            request, action=AUDIT_BULK_RESOLVE, rows=queryset.count(), target=FraudAlert
+        )
+        if not bulk.allowed:
+            self.message_user(request, bulk.message, messages.ERROR)
+            return None
         if form.is_bound and form.is_valid():
             outcome = form.cleaned_data["outcome"]
             done = 0

@@ -17,9 +17,16 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from backoffice.audit import client_info_from_request
 from backoffice.changelist import ChangelistMixin, SearchSpec
+from backoffice.guard import (
+    guard_admin_response,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from payments.models import Payment, PaymentMethod, PaymentRetry
 from payments.money import format_money
 from payments.services.payment_retry import (
+    ACTION,
     PERM_RETRY,
     PaymentRetryNotAllowed,
     payment_retry,
@@ -80,7 +87,21 @@ class PaymentRetryAdminMixin:
         change_url = reverse("admin:payments_payment_change", args=[payment.pk])
         # The button on the payment page posts without `confirm`: show the form.
         form = PaymentRetryForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_bound:
+            # Charging again moves money: a fresh code before the reason is typed.
+            redirect = step_up_redirect(request, next_url=change_url)
+            if redirect is not None:
+                return redirect
         if form.is_valid():
+            guarded = guard_money_action(
+                request,
+                action=ACTION,
+                amounts=[(payment.amount, payment.currency)],
+                target=payment,
+                back_url=change_url,
+            )
+            if not guarded.allowed:
+                return guard_admin_response(request, guarded, back_url=change_url)
             try:
                 result = payment_retry(
                     payment=payment,
@@ -89,6 +110,7 @@ class PaymentRetryAdminMixin:
                     client=client_info_from_request(request),
                 )
             except PaymentRetryNotAllowed as exc:
+                money_action_give_back(request.user, guarded)  # nothing moved
                 self.message_user(request, exc.message, messages.ERROR)
             else:
                 level = messages.SUCCESS if result.succeeded else messages.WARNING

@@ -29,11 +29,21 @@ from django.utils import timezone
 from django.views import View
 
 from backoffice.audit import audit_record, client_info_from_request
+from backoffice.guard import (
+    guard_admin_response,
+    guard_bulk_action,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from payments import payout_rules
 from payments.earnings_selectors import earning_balances
 from payments.models import Instructor, Payout, PayoutRun
 from payments.money import format_money, threshold_minor
 from payments.services.payouts import (
+    AUDIT_APPROVE,
+    AUDIT_CANCEL,
+    AUDIT_REVERSE,
     PayoutError,
     payout_approve,
     payout_bank_file_rows,
@@ -62,6 +72,8 @@ PERM_BANK_FILE = PERM_MARK_PAID
 
 APPROVE, CANCEL, MARK_PAID, REVERSE = "approve", "cancel", "mark-paid", "reverse"
 STEPS = (APPROVE, CANCEL, MARK_PAID, REVERSE)
+# The steps that move money pass the money-action guard (backoffice/guard.py) first.
+MONEY_STEPS = {APPROVE: AUDIT_APPROVE, REVERSE: AUDIT_REVERSE}
 STEP_PERMISSIONS = {
     APPROVE: PERM_APPROVE,
     CANCEL: PERM_APPROVE,
@@ -128,12 +140,37 @@ def bulk_decision(model_admin, request, queryset, *, decision: str):
     """The intermediate page of the bulk actions, then (on `apply`) the service per payout."""
     form_class = PayoutApproveForm if decision == APPROVE else PayoutCancelForm
     form = form_class(request.POST if "apply" in request.POST else None)
+    # Before the intermediate page and again on `apply`: at most BULK_ACTION_MAX_ROWS;
+    # approvals ask for a fresh code first (back to the list: select, confirm again).
+    if decision == APPROVE and not form.is_bound:
+        redirect = step_up_redirect(request)
+        if redirect is not None:
+            return redirect
+    action_name = AUDIT_APPROVE if decision == APPROVE else AUDIT_CANCEL
+    bulk = guard_bulk_action(request, action=action_name, rows=queryset.count(), target=Payout)
+    if not bulk.allowed:
+        model_admin.message_user(request, bulk.message, messages.ERROR)
+        return None
     if form.is_valid():
         done, errors = 0, []
         client = client_info_from_request(request)
+        selected = list(queryset.order_by("pk"))
+        guarded = None
+        if decision == APPROVE:
+            guarded = guard_money_action(
+                request,
+                action=action_name,
+                amounts=[(payout.amount, payout.currency) for payout in selected],
+                rows=len(selected),
+                target=Payout,
+                back_url=request.get_full_path(),
+            )
+            if not guarded.allowed:
+                model_admin.message_user(request, guarded.message, messages.ERROR)
+                return HttpResponseRedirect(guarded.step_up_url) if guarded.step_up_url else None
         # One transaction per payout (inside the service): one refusal does not undo the
         # others, and each approval queues its own processing on commit.
-        for payout in queryset.order_by("pk"):
+        for payout in selected:
             try:
                 if decision == APPROVE:
                     payout_approve(
@@ -151,6 +188,10 @@ def bulk_decision(model_admin, request, queryset, *, decision: str):
                     )
                 done += 1
             except PayoutError as exc:
+                if guarded is not None:  # nothing moved for this one
+                    money_action_give_back(
+                        request.user, guarded, rows=1, amounts=[(payout.amount, payout.currency)]
+                    )
                 errors.append(f"#{payout.pk}: {exc}")
         if done:
             template = MSG_APPROVED if decision == APPROVE else MSG_CANCELED
@@ -247,6 +288,19 @@ class PayoutStepView(View):
             return HttpResponseRedirect(_change_url(payout.pk))
         data = form.cleaned_data
         client = client_info_from_request(request)
+        guarded = None
+        if self.step in MONEY_STEPS:
+            # Approving pays the instructor; reversing takes a transfer back: both move money.
+            amount = data["amount"] if self.step == REVERSE else payout.amount
+            guarded = guard_money_action(
+                request,
+                action=MONEY_STEPS[self.step],
+                amounts=[(amount, payout.currency)],
+                target=payout,
+                back_url=_change_url(payout.pk),
+            )
+            if not guarded.allowed:
+                return guard_admin_response(request, guarded, back_url=_change_url(payout.pk))
         try:
             if self.step == APPROVE:
                 payout_approve(
@@ -272,6 +326,8 @@ class PayoutStepView(View):
                     client=client,
                 )
         except PayoutError as exc:
+            if guarded is not None:
+                money_action_give_back(request.user, guarded)  # nothing moved
             messages.error(request, str(exc))
         else:
             messages.success(

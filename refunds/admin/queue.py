@@ -11,6 +11,7 @@ Presentation only. Every decision goes through refunds.services, always by POST:
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -28,6 +29,12 @@ from backoffice.admin_cells import FastActionCheckboxMixin, two_line
 from backoffice.admin_rows import FastChangeListRowsMixin
 from backoffice.audit import client_info_from_request
 from backoffice.changelist import ChangelistMixin, SearchSpec
+from backoffice.guard import (
+    guard_bulk_action,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from backoffice.pagination import CURSOR_VAR, KeysetPaginationMixin
 from payments.admin.display import customer_label, customer_two_line
 from payments.admin.filters import AmountRangeFilter, CurrencyFilter
@@ -38,6 +45,8 @@ from refunds.models import RefundRequest
 from refunds.permissions import decision_refusal
 from refunds.selectors import Priority
 from refunds.services import (
+    AUDIT_APPROVE,
+    AUDIT_REJECT,
     PERM_APPROVE,
     RefundError,
     refund_request_approve,
@@ -340,12 +349,40 @@ class RefundRequestAdmin(
     def _bulk_decision(self, request, queryset, *, decision: str):
         form_class = BulkApproveForm if decision == "approve" else RejectForm
         form = form_class(request.POST if "apply" in request.POST else None)
+        # Before the intermediate page and again on `apply`: at most BULK_ACTION_MAX_ROWS;
+        # approvals ask for a fresh code first (back to the list: select, confirm again).
+        if decision == "approve" and not form.is_bound:
+            redirect = step_up_redirect(request)
+            if redirect is not None:
+                return redirect
+        action_name = AUDIT_APPROVE if decision == "approve" else AUDIT_REJECT
+        count = queryset.count()
+        bulk = guard_bulk_action(request, action=action_name, rows=count, target=RefundRequest)
+        if not bulk.allowed:
+            self.message_user(request, bulk.message, messages.ERROR)
+            return None
         if form.is_valid():
             done, errors = 0, []
             client = client_info_from_request(request)
+            selected = list(queryset.order_by("pk"))
+            guarded = None
+            if decision == "approve":
+                guarded = guard_money_action(
+                    request,
+                    action=action_name,
+                    amounts=[(row.amount, row.currency) for row in selected],
+                    rows=len(selected),
+                    target=RefundRequest,
+                    back_url=request.get_full_path(),
+                )
+                if not guarded.allowed:
+                    self.message_user(request, guarded.message, messages.ERROR)
+                    if guarded.step_up_url:
+                        return HttpResponseRedirect(guarded.step_up_url)
+                    return None
             # One transaction per request: one refusal does not undo the others, and each
             # approval queues its own processing on commit.
-            for refund_request in queryset.order_by("pk"):
+            for refund_request in selected:
                 try:
                     if decision == "approve":
                         refund_request_approve(
@@ -363,6 +400,13 @@ class RefundRequestAdmin(
                         )
                     done += 1
                 except RefundError as exc:
+                    if guarded is not None:  # nothing moved for this one
+                        money_action_give_back(
+                            request.user,
+                            guarded,
+                            rows=1,
+                            amounts=[(refund_request.amount, refund_request.currency)],
+                        )
                     errors.append(f"#{refund_request.pk}: {exc}")
             verb = "Approved" if decision == "approve" else "Rejected"
             if done:

@@ -12,6 +12,12 @@ from django.urls import reverse
 from django.views import View
 
 from backoffice.audit import client_info_from_request
+from backoffice.guard import (
+    guard_admin_response,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from backoffice.refusals import Refusal
 from payments.models import Payment
 from payments.money import format_money
@@ -21,6 +27,7 @@ from refunds.permissions import APPROVE, decision_refusal, request_refusal
 from refunds.rules import amount_error, needs_senior_approval, senior_message
 from refunds.selectors import payment_refundability
 from refunds.services import (
+    AUDIT_APPROVE,
     PERM_APPROVE,
     PERM_REQUEST,
     RefundError,
@@ -49,6 +56,11 @@ def decision_page(model_admin, request, object_id, *, decision: str, form=None, 
         return HttpResponseNotAllowed(["GET"])
     if not request.user.has_perm(PERM_APPROVE):
         raise PermissionDenied
+    if decision == APPROVE and form is None:
+        # The approval will ask for a fresh code: ask before the note is typed, not after.
+        redirect = step_up_redirect(request)
+        if redirect is not None:
+            return redirect
     refund_request = get_object_or_404(
         RefundRequest.objects.select_related("payment", "payment__customer", "requested_by"),
         pk=object_id,
@@ -119,6 +131,18 @@ class _DecisionView(View):
             return decision_page(
                 self.model_admin, request, pk, decision=self.decision, form=form, status=400
             )
+        guarded = None
+        if self.decision == "approve":
+            back_url = _decision_url(pk, self.decision)
+            guarded = guard_money_action(
+                request,
+                action=AUDIT_APPROVE,
+                amounts=[(refund_request.amount, refund_request.currency)],
+                target=refund_request,
+                back_url=back_url,
+            )
+            if not guarded.allowed:
+                return guard_admin_response(request, guarded, back_url=back_url)
         try:
             if self.decision == "approve":
                 refund_request_approve(
@@ -137,6 +161,8 @@ class _DecisionView(View):
                 )
                 messages.success(request, f"Rejected {refund_request}.")
         except RefundError as exc:
+            if guarded is not None:
+                money_action_give_back(request.user, guarded)  # nothing moved
             messages.error(request, str(exc))
             return HttpResponseRedirect(_decision_url(pk, self.decision))
         return HttpResponseRedirect(_queue_url())
