@@ -23,10 +23,19 @@ from django.utils.html import format_html
 from django.views import View
 
 from backoffice.audit import client_info_from_request
+from backoffice.guard import (
+    guard_admin_response,
+    guard_bulk_action,
+    guard_money_action,
+    money_action_give_back,
+    step_up_redirect,
+)
 from payments import customer_adjustment_rules as rules
 from payments.models import Customer, CustomerAdjustment
 from payments.money import format_money
 from payments.services.customer_adjustments import (
+    AUDIT_APPROVE,
+    AUDIT_REJECT,
     CustomerAdjustmentError,
     customer_adjustment_approve,
     customer_adjustment_reject,
@@ -106,6 +115,13 @@ def totals_by_currency(rows: Iterable[CustomerAdjustment]) -> list[str]:
     return lines
 
 
+def guard_amounts(adjustments: Iterable[CustomerAdjustment]) -> list[tuple[int, str]]:
+    """What the money-action guard counts against the hourly limits: each money adjustment's
+    amount in its currency (a debit moves money too). Hours have no currency: they count as
+    actions (a row each), not as money."""
+    return [(row.amount, row.currency) for row in adjustments if row.unit == "money"]
+
+
 def refusal_text(user, adjustment: CustomerAdjustment, decision: str) -> str:
     refusal = rules.decision_refusal(user=user, adjustment=adjustment, decision=decision)
     return str(refusal) if refusal else ""
@@ -118,11 +134,43 @@ def bulk_decision(model_admin, request, queryset, *, decision: str):
     """The intermediate page of the bulk actions, then (on `apply`) the service per
     adjustment, each in its own transaction (one refusal does not undo the others)."""
     form = DECISION_FORMS[decision](request.POST if "apply" in request.POST else None)
+    # Approving moves money (backoffice/guard.py): a fresh second-factor code before the
+    # confirmation page, so the code comes before the typing; both decisions take at most
+    # BULK_ACTION_MAX_ROWS, asked before the page and again on `apply`.
+    if decision == APPROVE and not form.is_bound:
+        redirect = step_up_redirect(request)
+        if redirect is not None:
+            return redirect
+    audit_action = AUDIT_APPROVE if decision == APPROVE else AUDIT_REJECT
+    bulk = guard_bulk_action(
+        request, action=audit_action, rows=queryset.count(), target=CustomerAdjustment
+    )
+    if not bulk.allowed:
+        model_admin.message_user(request, bulk.message, messages.ERROR)
+        return None
     if form.is_valid():
         done, errors = 0, []
         client = client_info_from_request(request)
         service = DECISION_SERVICES[decision]
-        for adjustment in queryset.order_by("pk"):
+        selected = list(queryset.select_related("customer").order_by("pk"))
+        guarded = None
+        if decision == APPROVE:
+            guarded = guard_money_action(
+                request,
+                action=audit_action,
+                amounts=guard_amounts(selected),
+                rows=len(selected),
+                target=CustomerAdjustment,
+                back_url=request.get_full_path(),
+            )
+            if not guarded.allowed:
+                model_admin.message_user(request, guarded.message, messages.ERROR)
+                if guarded.step_up_url:
+                    return HttpResponseRedirect(guarded.step_up_url)
+                return None
+        # One transaction per adjustment (inside the service): one refusal does not undo the
+        # others, and each money approval queues its own apply task on commit.
+        for adjustment in selected:
             try:
                 service(
                     adjustment=adjustment,
@@ -132,6 +180,10 @@ def bulk_decision(model_admin, request, queryset, *, decision: str):
                 )
                 done += 1
             except CustomerAdjustmentError as exc:
+                if guarded is not None:  # nothing moved for this one
+                    money_action_give_back(
+                        request.user, guarded, rows=1, amounts=guard_amounts([adjustment])
+                    )
                 errors.append(f"#{adjustment.pk}: {exc}")
         if done:
             model_admin.message_user(
@@ -202,6 +254,18 @@ class DecisionView(View):
                 for error in errors:
                     messages.error(request, error)
             return HttpResponseRedirect(change_url(adjustment.pk))
+        guarded = None
+        if self.step == APPROVE:
+            # Approving moves money (or hours): the money-action guard first.
+            guarded = guard_money_action(
+                request,
+                action=AUDIT_APPROVE,
+                amounts=guard_amounts([adjustment]),
+                target=adjustment,
+                back_url=change_url(adjustment.pk),
+            )
+            if not guarded.allowed:
+                return guard_admin_response(request, guarded, back_url=change_url(adjustment.pk))
         try:
             DECISION_SERVICES[self.step](
                 adjustment=adjustment,
@@ -210,6 +274,8 @@ class DecisionView(View):
                 client=client_info_from_request(request),
             )
         except CustomerAdjustmentError as exc:
+            if guarded is not None:
+                money_action_give_back(request.user, guarded)  # nothing moved
             messages.error(request, str(exc))
         else:
             text = MSG_STEP_DONE[self.step].format(adjustment=adjustment, what=describe(adjustment))
