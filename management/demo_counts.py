@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.db.models import Count
 
+from management.demo_customer_adjustments import adjustment_line
 from payments.models import Customer, Payment, Payout
 from refunds.models import RefundRequest
 from refunds.selectors import Priority, priority_q, refund_request_pending_count
@@ -100,4 +101,5 @@ def demo_count_lines() -> list[str]:
         f"Unresolved fraud alerts: {counts['unresolved_fraud_alerts']}",
         f"Scheduled jobs: {counts['schedules']} in place",
         "Payouts: " + ", ".join(f"{n} {status}" for status, n in counts["payouts"].items()),
+        adjustment_line(),
     ]
