@@ -36,6 +36,8 @@ PAYOUT_RUN_SCHEDULE_NAME = "payments: create payouts"
 PAYOUT_RUN_SCHEDULE_FUNC = "management.jobs.create_payouts_scheduled"
 PAYOUTS_PROCESS_SCHEDULE_NAME = "payments: process approved payouts"
 PAYOUTS_PROCESS_SCHEDULE_FUNC = "management.jobs.process_payouts_scheduled"
+ADJUSTMENTS_APPLY_SCHEDULE_NAME = "payments: apply approved customer adjustments"
+ADJUSTMENTS_APPLY_SCHEDULE_FUNC = "management.jobs.apply_customer_adjustments_scheduled"
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,18 @@ def job_schedules() -> list[JobSchedule]:
             description=(
                 "Sends approved Stripe Connect payouts and resumes interrupted ones (the safety "
                 "net behind each approval's own task)."
+            ),
+        ),
+        # The customer adjustments' safety net: approved money adjustments whose on-commit
+        # task was lost, and those a dead worker or an unknown Stripe outcome left applying.
+        JobSchedule(
+            ADJUSTMENTS_APPLY_SCHEDULE_NAME,
+            ADJUSTMENTS_APPLY_SCHEDULE_FUNC,
+            15,
+            title="Apply customer adjustments",
+            description=(
+                "Applies approved money adjustments to the customers' Stripe balances and "
+                "resumes interrupted ones (the safety net behind each approval's own task)."
             ),
         ),
     ]

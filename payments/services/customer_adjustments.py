@@ -535,7 +535,7 @@ def customer_adjustments_apply_approved(*, limit: int = 500) -> dict:
     """Apply approved money adjustments and resume APPLYING ones whose claim was released
     (unknown outcome) or whose worker died: the safety net behind each approval's own task.
     Counts per outcome, plus `unknown_outcome`: adjustments left APPLYING with a released
-    claim after this pass."""
+    claim after this pass, and the last `gateway_error` among them."""
     now = timezone.now()
     Status = CustomerAdjustment.Status
     ids = list(
@@ -553,7 +553,10 @@ def customer_adjustments_apply_approved(*, limit: int = 500) -> dict:
     for pk in ids:
         result = customer_adjustment_apply(adjustment_id=pk)
         counts[outcomes.get(result.status, "still_applying")] += 1
-    counts["unknown_outcome"] = CustomerAdjustment.objects.filter(
+    waiting = CustomerAdjustment.objects.filter(
         status=Status.APPLYING, applying_started_at__isnull=True
-    ).count()
+    )
+    last = waiting.order_by("-updated_at", "-id").values_list("failure_message", flat=True).first()
+    counts["unknown_outcome"] = waiting.count()
+    counts["gateway_error"] = last or ""
     return counts
