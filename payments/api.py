@@ -3,6 +3,7 @@ Each module below registers its viewsets into backoffice.api.registry.api_router
 
 from . import (  # noqa: F401
     api_audit,
+    api_customer_adjustments,
     api_disputes,
     api_earnings,
     api_fraud,
