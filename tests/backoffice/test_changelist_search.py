@@ -21,6 +21,7 @@ from backoffice.models import AdminAction
 from payments.admin.filters import WARN_UNKNOWN_CURRENCY_FILTER
 from payments.models import (
     Customer,
+    CustomerAdjustment,
     Dispute,
     EarningAdjustment,
     EarningEntry,
@@ -58,6 +59,7 @@ DP = "dp_1MtJUT2eZvKYlo2CkDfR8Tz9"
 EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
+CBTXN = "cbtxn_1MrU9k2eZvKYlo2CZF8ghLMS"
 TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
 # The target customer: a name and an e-mail that share no word, so each is searched alone.
 NAME = "Ada Quintero"
@@ -186,7 +188,21 @@ def world():
         )
         for payment, reason in ((target, "Bonus"), (other, "Missed session"))
     ]
+    customer_adjustments = [
+        CustomerAdjustment.objects.create(
+            customer=customer,
+            unit="money",
+            direction="credit",
+            amount=500,
+            currency="usd",
+            reason="Goodwill",
+            status="applied",
+            stripe_balance_transaction_id=txn_id,
+        )
+        for customer, txn_id in ((target_customer, CBTXN), (other_customer, "cbtxn_Other0001"))
+    ]
     return {
+        CustomerAdjustment: tuple(customer_adjustments),
         Payout: tuple(payouts),
         Transfer: tuple(transfers),
         EarningEntry: tuple(entries),
@@ -227,6 +243,7 @@ SEARCHES = {
     AdminAction: [PI, "approve", "Auditor_Ada"],
     EarningEntry: ["maria lop", "LOPEZ", "lopez@tutors", PI, ACCT],
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
+    CustomerAdjustment: [*CUSTOMER_TEXT, CUS, CBTXN],
 }
 CASES = [
     (model, typed)
