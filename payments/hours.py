@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from payments.metadata import parse_payment_metadata
@@ -731,52 +731,3 @@ def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryR
                     minutes += left
             ledger.flush()
     return ExpiryResult(packages=packages, minutes=minutes)
-
-
-# --- figures (one definition; the pages and the API read these) --------------------------------
-
-# Each figure is the sum of one kind of entry, signed so that
-# purchased + adjusted - consumed - reserved - expired - refunded = remaining (the balance).
-FIGURE_KINDS = {
-    "purchased": (BalanceEntry.Kind.PURCHASE,),
-    "adjusted": (BalanceEntry.Kind.ADJUSTMENT,),
-    "consumed": (BalanceEntry.Kind.USAGE,),
-    "reserved": (BalanceEntry.Kind.RESERVATION, BalanceEntry.Kind.RELEASE),
-    "expired": (BalanceEntry.Kind.EXPIRY,),
-    "refunded": (BalanceEntry.Kind.REFUND,),
-}
-_CREDIT_FIGURES = frozenset({"purchased", "adjusted"})
-
-
-def figures_aggregates() -> dict:
-    """The aggregates (one query over a balance's entries) behind HoursFigures."""
-    return {
-        name: Sum("minutes", filter=Q(kind__in=kinds), default=0)
-        for name, kinds in FIGURE_KINDS.items()
-    }
-
-
-@dataclass(frozen=True)
-class HoursFigures:
-    """A student's hours in minutes. `remaining` is the balance."""
-
-    purchased: int = 0
-    adjusted: int = 0
-    consumed: int = 0
-    reserved: int = 0
-    expired: int = 0
-    refunded: int = 0
-    remaining: int = 0
-
-    @classmethod
-    def from_sums(cls, sums: dict, *, remaining: int) -> HoursFigures:
-        values = {
-            name: (sums.get(name) or 0) * (1 if name in _CREDIT_FIGURES else -1)
-            for name in FIGURE_KINDS
-        }
-        return cls(**values, remaining=remaining)
-
-
-def balance_figures(balance: StudentBalance) -> HoursFigures:
-    sums = BalanceEntry.objects.filter(balance=balance).order_by().aggregate(**figures_aggregates())
-    return HoursFigures.from_sums(sums, remaining=balance.minutes)

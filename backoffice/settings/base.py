@@ -454,6 +454,8 @@ SIDEBAR_SECTIONS = [
             ("Payment methods", "credit_card", "payments.paymentmethod"),
             ("Instructors", "school", "payments.instructor"),
             ("Student balances", "hourglass_top", "payments.studentbalance"),
+            # Lessons the booking system reported (and their import page).
+            ("Lessons", "event_available", "payments.lesson"),
             ("Transfers", "send_money", "payments.transfer"),
             # Badge: events that failed for good and wait for a replay.
             (

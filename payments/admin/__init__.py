@@ -2,6 +2,7 @@ from . import audit_trail  # noqa: F401  (adds the money cell to the audit trail
 from .customer import CustomerAdmin
 from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
+from .hours import BalanceEntryAdmin, LessonAdmin, StudentBalanceAdmin
 from .instructor import InstructorAdmin
 from .other import PaymentMethodAdmin
 from .payment import PaymentAdmin
@@ -13,16 +14,19 @@ from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
+    "BalanceEntryAdmin",
     "CustomerAdmin",
     "EarningAdjustmentAdmin",
     "EarningEntryAdmin",
     "FraudAlertAdmin",
     "InstructorAdmin",
+    "LessonAdmin",
     "PaymentAdmin",
     "PaymentMethodAdmin",
     "PaymentRetryAdmin",
     "PayoutAdmin",
     "PayoutRunAdmin",
+    "StudentBalanceAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
     "TransferAdmin",

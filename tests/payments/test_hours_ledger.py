@@ -11,7 +11,7 @@ from django.db.models import Sum
 from django.test import override_settings
 from django.utils import timezone
 
-from payments import hours
+from payments import hours, hours_selectors
 from payments.models import BalanceEntry, HourDraw, HourPackage, StudentBalance
 from tests.factories import CustomerFactory
 
@@ -146,7 +146,7 @@ def test_the_expiry_job_takes_each_remainder_once():
     assert (package.remaining, package.expired_at) == (0, later)
     balance = assert_consistent(customer)
     assert balance.minutes == 120
-    assert hours.balance_figures(balance) == hours.HoursFigures(
+    assert hours_selectors.balance_figures(balance) == hours_selectors.HoursFigures(
         adjusted=720, consumed=100, expired=500, remaining=120
     )
 
@@ -156,11 +156,11 @@ def test_a_reservation_holds_minutes_and_its_cancellation_gives_them_back():
     credit(customer, 120, "p")
     lesson(customer, "lesson_reserve", minutes=60)
     assert remaining("p") == 60
-    assert hours.balance_figures(assert_consistent(customer)).reserved == 60
+    assert hours_selectors.balance_figures(assert_consistent(customer)).reserved == 60
     assert lesson(customer, "lesson_cancel") is not None
     assert lesson(customer, "lesson_cancel") is None
     assert remaining("p") == 120
-    figures = hours.balance_figures(assert_consistent(customer))
+    figures = hours_selectors.balance_figures(assert_consistent(customer))
     assert (figures.reserved, figures.consumed, figures.remaining) == (0, 0, 120)
 
 
@@ -176,7 +176,7 @@ def test_a_consumed_reservation_stays_on_its_package_even_after_it_expired():
     assert (remaining("soon"), remaining("later")) == (0, 60)
     usage = BalanceEntry.objects.get(kind=Kind.USAGE)
     assert list(usage.draws.values_list("package__reference", "minutes")) == [("soon", -60)]
-    figures = hours.balance_figures(assert_consistent(customer))
+    figures = hours_selectors.balance_figures(assert_consistent(customer))
     assert (figures.reserved, figures.consumed, figures.remaining) == (0, 60, 60)
 
 
@@ -186,7 +186,7 @@ def test_a_canceled_reservation_on_an_expired_package_expires_at_once():
     lesson(customer, "lesson_reserve", minutes=45)
     HourPackage.objects.filter(reference="soon").update(expires_at=timezone.now())
     lesson(customer, "lesson_cancel")
-    figures = hours.balance_figures(assert_consistent(customer))
+    figures = hours_selectors.balance_figures(assert_consistent(customer))
     assert (figures.reserved, figures.expired, figures.remaining) == (0, 45, 15)
 
 

@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from backoffice.models import AdminAction
-from payments import hours, lessons
+from payments import hours, hours_selectors, lessons
 from payments.models import BalanceEntry, HourPackage, Lesson, StudentBalance
 from tests.factories import CustomerFactory
 
@@ -53,7 +53,7 @@ def row(booking="bk1", status="reserved", minutes=60, student="ada@example.com",
 def ledger(customer):
     balance = StudentBalance.objects.get(customer=customer)
     assert balance.minutes == (balance.entries.aggregate(t=Sum("minutes"))["t"] or 0)
-    return hours.balance_figures(balance)
+    return hours_selectors.balance_figures(balance)
 
 
 def snapshot():
