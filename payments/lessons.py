@@ -8,8 +8,11 @@ hours ledger (payments/hours.py), by the booking's state before it:
     before \\ row   reserved          consumed                     canceled
     (new)          hold its minutes  take them (FIFO)             record it, no hours
     reserved       unchanged         take the held minutes        release the held minutes
-    consumed       refused           unchanged                    refused
-    canceled       refused           refused                      unchanged
+    consumed       unchanged (*)     unchanged                    refused
+    canceled       unchanged (*)     refused                      unchanged
+
+(*) a step the booking has passed: a replay (the same file again, a late row), never a way
+back; the booking keeps its status.
 
 A booking keeps its student and minutes: a row naming others is refused. Rows are applied in
 file order (a booking may be reserved and consumed in one file).
@@ -350,8 +353,8 @@ class _Importer:
                 return ERR_OTHER_MINUTES.format(
                     booking=row.booking_id, before=lesson.minutes, minutes=row.minutes
                 )
-            if lesson.status == row.status:
-                return UNCHANGED
+            if lesson.status == row.status or row.status == Lesson.Status.RESERVED:
+                return UNCHANGED  # the same step, or one the booking has passed (*)
             if lesson.status != Lesson.Status.RESERVED:
                 return ERR_FINAL.format(
                     booking=row.booking_id, before=lesson.status, status=row.status

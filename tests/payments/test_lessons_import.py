@@ -106,7 +106,7 @@ def test_bad_rows_are_reported_row_by_row_and_nothing_is_applied(student):
             row("bad-date", day="30/11/2026"),
             row("bad-status", status="taken"),
             {**row("missing"), "student": ""},
-            row("done", "reserved"),
+            row("done", "canceled"),
             row("ok1", "consumed", minutes=45),
             row("too-much", "consumed", minutes=1000),
             row("ok2", "consumed"),
@@ -125,7 +125,7 @@ def test_bad_rows_are_reported_row_by_row_and_nothing_is_applied(student):
         (6, "bad-date", lessons.ERR_DATE.format(value="30/11/2026")),
         (7, "bad-status", lessons.ERR_STATUS.format(value="taken")),
         (8, "missing", lessons.ERR_MISSING.format(column="student")),
-        (9, "done", lessons.ERR_FINAL.format(booking="done", before="consumed", status="reserved")),
+        (9, "done", lessons.ERR_FINAL.format(booking="done", before="consumed", status="canceled")),
         (10, "ok1", lessons.ERR_OTHER_MINUTES.format(booking="ok1", before=60, minutes=45)),
         (
             11,
@@ -136,6 +136,18 @@ def test_bad_rows_are_reported_row_by_row_and_nothing_is_applied(student):
     assert result.error_count == 10 and result.rows == 12
     assert snapshot() == before  # the good rows (ok1, ok2) were rolled back with the rest
     assert AdminAction.objects.filter(action=lessons.AUDIT_IMPORT).count() == 1
+
+
+def test_a_late_reservation_row_changes_nothing_and_a_booking_never_goes_back(student):
+    lessons.lessons_import([row("bk1"), row("bk1", "consumed"), row("bk2"), row("bk2", "canceled")])
+    before = snapshot()
+    result = lessons.lessons_import([row("bk1"), row("bk2")])
+    assert result.applied and result.counts[lessons.UNCHANGED] == 2
+    refused = lessons.lessons_import([row("bk2", "consumed")])
+    assert [e.message for e in refused.errors] == [
+        lessons.ERR_FINAL.format(booking="bk2", before="canceled", status="consumed")
+    ]
+    assert snapshot() == before
 
 
 def test_a_booking_keeps_its_student(student):
