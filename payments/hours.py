@@ -614,6 +614,10 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         .annotate(total=Sum("minutes"), n=Count("id"))
     }
     ledger = HoursLedger()
+    # Balances locked in customer order: two upserts of different payments of the same
+    # students then wait for each other instead of deadlocking.
+    for customer_id in sorted({p.customer_id for p in payments}):
+        ledger.balance(customer_id)
     written = 0
     for payment in payments:
         purchased = (payment.pk, BalanceEntry.Kind.PURCHASE) in done

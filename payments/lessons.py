@@ -41,7 +41,7 @@ from datetime import date, datetime
 from itertools import islice
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
@@ -58,6 +58,7 @@ _BOOKING_RE = re.compile(r"^[A-Za-z0-9_.:\-/#]+$")
 _CUSTOMER_ID_RE = re.compile(r"^cus_[A-Za-z0-9]+$")
 
 AUDIT_IMPORT = "lessons.import"
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 
 # Row errors (staff and the booking system see them as they are).
 ERR_MISSING = "{column} is missing."
@@ -297,6 +298,11 @@ class _Importer:
         self.ledger.prefetch(
             ref for row in rows for ref in hours.HoursLedger.lesson_references(row.booking_id)
         )
+        # The chunk's balances locked in customer order (fewer lock cycles between two
+        # imports; a cycle across chunks is a deadlock PostgreSQL breaks: ERR_CONCURRENT).
+        found = {students.find(row.student) for row in rows}
+        for customer in sorted(c for c in found if isinstance(c, int)):
+            self.ledger.balance(customer)
         created: dict[str, Lesson] = {}
         changed: dict[str, Lesson] = {}
         now = timezone.now()
@@ -414,5 +420,10 @@ def lessons_import(
                 transaction.set_rollback(True)
     except IntegrityError:
         # Two imports inserted the same booking at once; ours was rolled back whole.
+        result.add_error(0, "", ERR_CONCURRENT)
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != DEADLOCK_DETECTED:
+            raise
+        # Two imports locked the same students in opposite orders; ours was rolled back.
         result.add_error(0, "", ERR_CONCURRENT)
     return result
