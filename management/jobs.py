@@ -15,7 +15,7 @@ from management.maintenance import (  # noqa: F401
     fix_earnings,
     fix_inconsistencies,
 )
-from payments import fraud_rules, sync_runs
+from payments import fraud_rules, hours, sync_runs
 from payments.models import (
     Customer,
     Dispute,
@@ -274,6 +274,16 @@ def dispute_deadline_alerts_scheduled() -> dict:
     if result["error"]:
         raise JobFailed(result["error"])
     return result
+
+
+# --- prepaid hours (payments/hours.py) ---------------------------------------------------------
+
+
+def expire_hours() -> dict:
+    """Take the minutes left in hour packages past their expiry off the students' balances:
+    one ledger entry per package, exactly once (a re-run or a concurrent run finds nothing
+    more to do)."""
+    return hours.expire_packages().as_dict()
 
 
 # --- reports (reports/rollups.py, receipts.py, payment_report_files.py) ------------------------

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     api_disputes,
     api_earnings,
     api_fraud,
+    api_lessons,
     api_payouts,
     api_retries,
     api_transactions,

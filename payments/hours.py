@@ -39,13 +39,13 @@ their entries and packages, so the packages themselves need no lock. Lock order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from payments.metadata import parse_payment_metadata
@@ -71,7 +71,7 @@ NOTE_PURCHASE = "Payment {payment}: {hours} h package ({amount})"
 NOTE_REFUND = "Payment {payment}: {refunded} of {amount} refunded"
 NOTE_REFUND_REVERSED = "Payment {payment}: a refund no longer stands ({refunded} refunded now)"
 NOTE_EXPIRY = "Package #{package} expired {when}"
-NOTE_DEBT = "Opened to carry a refund's debt"
+NOTE_EXPIRY_AT_RELEASE = "Released from a package that has expired"
 
 
 class HoursError(Exception):
@@ -99,7 +99,7 @@ def expiry_reference(package_pk: int) -> str:
     return f"hours:expiry:{package_pk}"
 
 
-# --- the building blocks (the caller holds the balance lock) -----------------------------------
+# --- the unit of work ---------------------------------------------------------------------------
 
 
 def _check_minutes(minutes) -> None:
@@ -121,192 +121,378 @@ def locked_balance(customer_id: int) -> StudentBalance:
     return StudentBalance.objects.select_for_update().get(customer_id=customer_id)
 
 
-def applied(reference: str) -> bool:
-    return BalanceEntry.objects.filter(reference=reference).exists()
+Draws = list[tuple[HourPackage, int]]
 
 
-def _write(
-    balance: StudentBalance,
-    *,
-    kind: str,
-    reference: str,
-    draws: Sequence[tuple[HourPackage, int]],
-    note: str = "",
-    payment_id: int | None = None,
-) -> BalanceEntry:
-    """One entry of sum(draws) minutes, its draws, the packages' `remaining` and the balance,
-    in the caller's transaction (under the balance lock)."""
-    if not reference:
-        raise HoursError(ERR_NO_REFERENCE)
-    minutes = sum(m for _, m in draws)
-    entry = BalanceEntry.objects.create(
-        balance=balance,
-        kind=kind,
-        minutes=minutes,
-        payment_id=payment_id,
-        reference=reference,
-        note=note[:255],
-    )
-    by_package: dict[int, int] = {}
-    for package, m in draws:
-        if m:
-            by_package[package.pk] = by_package.get(package.pk, 0) + m
-            package.remaining += m
-    HourDraw.objects.bulk_create(
-        [HourDraw(entry=entry, package_id=pk, minutes=m) for pk, m in by_package.items()]
-    )
-    now = timezone.now()
-    for pk, m in by_package.items():
-        HourPackage.objects.filter(pk=pk).update(remaining=F("remaining") + m, updated_at=now)
-    if minutes:
-        StudentBalance.objects.filter(pk=balance.pk).update(
-            minutes=F("minutes") + minutes, updated_at=now
+class HoursLedger:
+    """One transaction's work on the hours ledger. Balances are locked (FOR UPDATE) the first
+    time they are asked for and their packages loaded once; entries, draws and the packages'
+    and balances' new figures are kept in memory and written by flush() in a few statements
+    (bulk inserts and updates), so an import of many rows costs a few statements per chunk,
+    not several per row. Use inside transaction.atomic(), and flush() before it ends.
+
+    Absolute values are written for balances and packages: that is safe because every value
+    was read under the balance's lock, which the transaction holds until it ends."""
+
+    def __init__(self, *, now: datetime | None = None):
+        self.now = now or timezone.now()
+        self._balances: dict[int, StudentBalance] = {}  # by customer pk
+        self._packages: dict[int, dict[int, HourPackage]] = {}  # by balance pk, then pk
+        self._entries: list[BalanceEntry] = []
+        self._draws: list[tuple[BalanceEntry, HourPackage, int]] = []
+        # Entries by reference: written in this unit (not flushed yet) or read (prefetch);
+        # None = known not to exist. With their draws as (package pk, minutes).
+        self._known: dict[str, BalanceEntry | None] = {}
+        self._known_draws: dict[str, list[tuple[int, int]]] = {}
+        self._dirty_packages: dict[int, HourPackage] = {}
+        self._dirty_balances: dict[int, StudentBalance] = {}
+
+    # -- balances and packages --
+
+    def balance(self, customer_id: int) -> StudentBalance:
+        """The student's balance, locked, with their packages loaded."""
+        balance = self._balances.get(customer_id)
+        if balance is None:
+            balance = self.adopt(locked_balance(customer_id))
+        return balance
+
+    def adopt(self, balance: StudentBalance) -> StudentBalance:
+        """Take a balance the caller has locked (FOR UPDATE) into this unit."""
+        if balance.customer_id in self._balances:
+            return self._balances[balance.customer_id]
+        self._balances[balance.customer_id] = balance
+        self._packages[balance.pk] = {
+            package.pk: package for package in HourPackage.objects.filter(balance=balance)
+        }
+        return balance
+
+    def packages(self, balance: StudentBalance) -> list[HourPackage]:
+        """The student's packages, the one expiring first first (ties: the older one)."""
+        return sorted(self._packages[balance.pk].values(), key=lambda p: (p.expires_at, p.pk))
+
+    def _new_package(self, balance: StudentBalance, **fields) -> HourPackage:
+        package = HourPackage.objects.create(balance=balance, remaining=0, **fields)
+        self._packages[balance.pk][package.pk] = package
+        return package
+
+    # -- references --
+
+    def prefetch(self, references: Iterable[str]) -> None:
+        """Read which of these references exist (and their draws) in two queries, so the
+        steps that ask about them do not query one by one (an import's chunk)."""
+        wanted = {ref for ref in references if ref not in self._known}
+        if not wanted:
+            return
+        found = {e.reference: e for e in BalanceEntry.objects.filter(reference__in=wanted)}
+        draws: dict[int, list[tuple[int, int]]] = {}
+        if found:
+            rows = HourDraw.objects.filter(entry__in=list(found.values())).order_by("id")
+            for entry_id, package_id, minutes in rows.values_list(
+                "entry_id", "package_id", "minutes"
+            ):
+                draws.setdefault(entry_id, []).append((package_id, minutes))
+        for ref in wanted:
+            entry = found.get(ref)
+            self._known[ref] = entry
+            if entry is not None:
+                self._known_draws[ref] = draws.get(entry.pk, [])
+
+    def entry(self, reference: str) -> BalanceEntry | None:
+        if reference not in self._known:
+            self.prefetch([reference])
+        return self._known[reference]
+
+    def applied(self, reference: str) -> bool:
+        return self.entry(reference) is not None
+
+    def _draws_of(self, balance: StudentBalance, reference: str) -> Draws:
+        packages = self._packages[balance.pk]
+        return [(packages[pk], minutes) for pk, minutes in self._known_draws[reference]]
+
+    # -- writing --
+
+    def write(
+        self,
+        balance: StudentBalance,
+        *,
+        kind: str,
+        reference: str,
+        draws: Draws,
+        note: str = "",
+        payment_id: int | None = None,
+    ) -> BalanceEntry:
+        """One entry of sum(draws) minutes and its draws; the packages' `remaining` and the
+        balance follow (in memory now, in the database at flush())."""
+        if not reference:
+            raise HoursError(ERR_NO_REFERENCE)
+        merged: dict[int, list] = {}
+        for package, minutes in draws:
+            if minutes:
+                merged.setdefault(package.pk, [package, 0])[1] += minutes
+        total = sum(minutes for _, minutes in merged.values())
+        entry = BalanceEntry(
+            balance=balance,
+            kind=kind,
+            minutes=total,
+            payment_id=payment_id,
+            reference=reference,
+            note=note[:255],
         )
-        balance.minutes += minutes
-    return entry
+        self._entries.append(entry)
+        self._known[reference] = entry
+        self._known_draws[reference] = [(pk, minutes) for pk, (_, minutes) in merged.items()]
+        for package, minutes in merged.values():
+            package.remaining += minutes
+            self._dirty_packages[package.pk] = package
+            self._draws.append((entry, package, minutes))
+        balance.minutes += total
+        self._dirty_balances[balance.pk] = balance
+        return entry
 
-
-def _credit(
-    balance: StudentBalance,
-    *,
-    minutes: int,
-    kind: str,
-    reference: str,
-    note: str = "",
-    expires_at: datetime | None = None,
-    payment_id: int | None = None,
-    now: datetime | None = None,
-) -> BalanceEntry | None:
-    if applied(reference):
-        return None
-    now = now or timezone.now()
-    package = HourPackage.objects.create(
-        balance=balance,
-        payment_id=payment_id,
-        reference=reference,
-        minutes=minutes,
-        remaining=0,
-        expires_at=expires_at or now + timedelta(days=settings.HOUR_PACKAGE_VALID_DAYS),
-    )
-    # Debts (refunded minutes the student had used) are settled first.
-    draws: list[tuple[HourPackage, int]] = []
-    left = minutes
-    for debt in HourPackage.objects.filter(balance=balance, remaining__lt=0).order_by(
-        "expires_at", "id"
-    ):
-        settle = min(left, -debt.remaining)
-        draws.append((debt, settle))
-        left -= settle
-        if not left:
-            break
-    draws.append((package, left))
-    return _write(
-        balance, kind=kind, reference=reference, draws=draws, note=note, payment_id=payment_id
-    )
-
-
-def _fifo(
-    balance: StudentBalance,
-    minutes: int,
-    *,
-    now: datetime,
-    first: HourPackage | None = None,
-    allow_debt: bool = False,
-) -> list[tuple[HourPackage, int]]:
-    """The draws (negative) taking `minutes` FIFO over the unexpired packages, from `first`
-    before any other. The rest goes on `first` (or the newest package) as a debt when
-    `allow_debt`; otherwise NotEnoughMinutes."""
-    packages = list(
-        HourPackage.objects.filter(balance=balance, remaining__gt=0, expires_at__gt=now).order_by(
-            "expires_at", "id"
-        )
-    )
-    if first is not None:
-        packages = [first, *(p for p in packages if p.pk != first.pk)]
-    draws: list[tuple[HourPackage, int]] = []
-    left = minutes
-    for package in packages:
-        take = min(left, max(0, package.remaining))
-        if take:
-            draws.append((package, -take))
-            left -= take
-        if not left:
-            return draws
-    if not allow_debt:
-        raise NotEnoughMinutes(available=minutes - left, minutes=minutes)
-    draws.append((first or _debt_package(balance, now=now), -left))
-    return draws
-
-
-def _debt_package(balance: StudentBalance, *, now: datetime) -> HourPackage:
-    """Where a debt goes when the refunded package has no lot of its own (a balance written
-    before packages existed and none carried over): the newest package, else a new empty one."""
-    newest = HourPackage.objects.filter(balance=balance).order_by("-expires_at", "-id").first()
-    if newest is not None:
-        return newest
-    return HourPackage.objects.create(
-        balance=balance,
-        reference=f"hours:debt:{balance.pk}",
-        minutes=0,
-        remaining=0,
-        expires_at=now,
-    )
-
-
-def _debit(
-    balance: StudentBalance,
-    *,
-    minutes: int,
-    kind: str,
-    reference: str,
-    note: str = "",
-    payment_id: int | None = None,
-    first: HourPackage | None = None,
-    allow_debt: bool = False,
-    now: datetime | None = None,
-) -> BalanceEntry | None:
-    if applied(reference):
-        return None
-    draws = _fifo(balance, minutes, now=now or timezone.now(), first=first, allow_debt=allow_debt)
-    return _write(
-        balance, kind=kind, reference=reference, draws=draws, note=note, payment_id=payment_id
-    )
-
-
-def _give_back(
-    balance: StudentBalance,
-    entry: BalanceEntry,
-    *,
-    reference: str,
-    kind: str,
-    note: str,
-    expire_reference: str = "",
-    now: datetime | None = None,
-) -> BalanceEntry | None:
-    """Return what `entry` took to the packages it took it from (a released reservation).
-    With `expire_reference`, the share of packages past their expiry expires at once."""
-    if applied(reference):
-        return None
-    now = now or timezone.now()
-    taken = list(entry.draws.select_related("package"))
-    back = _write(
-        balance,
-        kind=kind,
-        reference=reference,
-        draws=[(d.package, -d.minutes) for d in taken],
-        note=note,
-    )
-    if expire_reference:
-        expired = [(d.package, d.minutes) for d in taken if d.package.expires_at <= now]
-        if expired:
-            _write(
-                balance,
-                kind=BalanceEntry.Kind.EXPIRY,
-                reference=expire_reference,
-                draws=expired,
-                note=NOTE_EXPIRY.format(package=expired[0][0].pk, when="before the release"),
+    def flush(self) -> None:
+        """Write what this unit holds: entries, draws, packages, balances; then forget the
+        references it knew (the balances stay locked and loaded)."""
+        if self._entries:
+            BalanceEntry.objects.bulk_create(self._entries, batch_size=1000)
+            HourDraw.objects.bulk_create(
+                [
+                    HourDraw(entry_id=entry.pk, package_id=package.pk, minutes=minutes)
+                    for entry, package, minutes in self._draws
+                ],
+                batch_size=1000,
             )
-    return back
+        if self._dirty_packages:
+            for package in self._dirty_packages.values():
+                package.updated_at = self.now
+            HourPackage.objects.bulk_update(
+                self._dirty_packages.values(),
+                ["remaining", "expired_at", "updated_at"],
+                batch_size=500,
+            )
+        if self._dirty_balances:
+            for balance in self._dirty_balances.values():
+                balance.updated_at = self.now
+            StudentBalance.objects.bulk_update(
+                self._dirty_balances.values(), ["minutes", "updated_at"], batch_size=500
+            )
+        self._entries, self._draws = [], []
+        self._known, self._known_draws = {}, {}
+        self._dirty_packages, self._dirty_balances = {}, {}
+
+    # -- the steps --
+
+    def credit(
+        self,
+        balance: StudentBalance,
+        *,
+        minutes: int,
+        kind: str,
+        reference: str,
+        note: str = "",
+        expires_at: datetime | None = None,
+        payment_id: int | None = None,
+    ) -> BalanceEntry | None:
+        """A new package of `minutes`; debts are settled from it first."""
+        if self.applied(reference):
+            return None
+        package = self._new_package(
+            balance,
+            payment_id=payment_id,
+            reference=reference,
+            minutes=minutes,
+            expires_at=expires_at or self.now + timedelta(days=settings.HOUR_PACKAGE_VALID_DAYS),
+        )
+        draws: Draws = []
+        left = minutes
+        for debt in self.packages(balance):
+            if left and debt.remaining < 0:
+                settle = min(left, -debt.remaining)
+                draws.append((debt, settle))
+                left -= settle
+        draws.append((package, left))
+        return self.write(
+            balance, kind=kind, reference=reference, draws=draws, note=note, payment_id=payment_id
+        )
+
+    def fifo(
+        self,
+        balance: StudentBalance,
+        minutes: int,
+        *,
+        first: HourPackage | None = None,
+        allow_debt: bool = False,
+    ) -> Draws:
+        """The draws (negative) taking `minutes` FIFO over the unexpired packages, from
+        `first` before any other. The rest goes on `first` (or the newest package) as a debt
+        when `allow_debt`; otherwise NotEnoughMinutes."""
+        usable = [p for p in self.packages(balance) if p.remaining > 0 and p.expires_at > self.now]
+        if first is not None:
+            usable = [first, *(p for p in usable if p.pk != first.pk)]
+        draws: Draws = []
+        left = minutes
+        for package in usable:
+            take = min(left, max(0, package.remaining))
+            if take:
+                draws.append((package, -take))
+                left -= take
+            if not left:
+                return draws
+        if not allow_debt:
+            raise NotEnoughMinutes(available=minutes - left, minutes=minutes)
+        draws.append((first or self._debt_package(balance), -left))
+        return draws
+
+    def _debt_package(self, balance: StudentBalance) -> HourPackage:
+        """Where a debt goes when the refunded package has no lot of its own (a payment
+        credited before packages existed): the newest package, else a new empty one."""
+        packages = self.packages(balance)
+        if packages:
+            return packages[-1]
+        return self._new_package(
+            balance, reference=f"hours:debt:{balance.pk}", minutes=0, expires_at=self.now
+        )
+
+    def debit(
+        self,
+        balance: StudentBalance,
+        *,
+        minutes: int,
+        kind: str,
+        reference: str,
+        note: str = "",
+        payment_id: int | None = None,
+        first: HourPackage | None = None,
+        allow_debt: bool = False,
+    ) -> BalanceEntry | None:
+        if self.applied(reference):
+            return None
+        draws = self.fifo(balance, minutes, first=first, allow_debt=allow_debt)
+        return self.write(
+            balance, kind=kind, reference=reference, draws=draws, note=note, payment_id=payment_id
+        )
+
+    def give_back(
+        self,
+        balance: StudentBalance,
+        taken_reference: str,
+        *,
+        reference: str,
+        kind: str,
+        note: str,
+        expire_reference: str = "",
+    ) -> BalanceEntry | None:
+        """Return what the entry `taken_reference` took to the packages it took it from (a
+        released reservation). With `expire_reference`, the share of packages past their
+        expiry expires at once."""
+        if self.applied(reference):
+            return None
+        taken = self._draws_of(balance, taken_reference)
+        back = self.write(
+            balance, kind=kind, reference=reference, draws=[(p, -m) for p, m in taken], note=note
+        )
+        if expire_reference:
+            expired = [(p, m) for p, m in taken if p.expires_at <= self.now]
+            if expired:
+                self.write(
+                    balance,
+                    kind=BalanceEntry.Kind.EXPIRY,
+                    reference=expire_reference,
+                    draws=expired,
+                    note=NOTE_EXPIRY_AT_RELEASE,
+                )
+        return back
+
+    # -- lessons (payments/lessons.py decides which step a booking's row means) --
+
+    def lesson_reserve(
+        self, balance: StudentBalance, *, booking_id: str, minutes: int, note: str = ""
+    ) -> BalanceEntry | None:
+        """Hold a booking's minutes (FIFO)."""
+        return self.debit(
+            balance,
+            minutes=minutes,
+            kind=BalanceEntry.Kind.RESERVATION,
+            reference=lesson_reference(booking_id, "reserved"),
+            note=note,
+        )
+
+    def lesson_consume(
+        self, balance: StudentBalance, *, booking_id: str, minutes: int, note: str = ""
+    ) -> BalanceEntry | None:
+        """A lesson taken. A reserved booking's minutes move from its reservation to usage
+        on the same packages; a booking never reserved draws FIFO."""
+        reserved = lesson_reference(booking_id, "reserved")
+        reference = lesson_reference(booking_id, "consumed")
+        if not self.applied(reserved):
+            return self.debit(
+                balance,
+                minutes=minutes,
+                kind=BalanceEntry.Kind.USAGE,
+                reference=reference,
+                note=note,
+            )
+        if self.applied(reference):
+            return None
+        self.give_back(
+            balance,
+            reserved,
+            reference=lesson_reference(booking_id, "released"),
+            kind=BalanceEntry.Kind.RELEASE,
+            note=note,
+        )
+        return self.write(
+            balance,
+            kind=BalanceEntry.Kind.USAGE,
+            reference=reference,
+            draws=self._draws_of(balance, reserved),
+            note=note,
+        )
+
+    def lesson_cancel(
+        self, balance: StudentBalance, *, booking_id: str, note: str = ""
+    ) -> BalanceEntry | None:
+        """Release a canceled booking's reservation (nothing when it held none)."""
+        reserved = lesson_reference(booking_id, "reserved")
+        if not self.applied(reserved):
+            return None
+        return self.give_back(
+            balance,
+            reserved,
+            reference=lesson_reference(booking_id, "canceled"),
+            kind=BalanceEntry.Kind.RELEASE,
+            note=note,
+            expire_reference=lesson_reference(booking_id, "canceled:expired"),
+        )
+
+    @staticmethod
+    def lesson_references(booking_id: str) -> list[str]:
+        """Every reference a booking's steps may write (for prefetch)."""
+        return [
+            lesson_reference(booking_id, step)
+            for step in ("reserved", "consumed", "released", "canceled", "canceled:expired")
+        ]
+
+    # -- expiry --
+
+    def expire(self, balance: StudentBalance, package: HourPackage) -> BalanceEntry | None:
+        """Take what is left in a package past its expiry off the balance, once."""
+        if package.remaining <= 0 or package.expires_at > self.now:
+            return None
+        if self.applied(expiry_reference(package.pk)):
+            return None
+        entry = self.write(
+            balance,
+            kind=BalanceEntry.Kind.EXPIRY,
+            reference=expiry_reference(package.pk),
+            draws=[(package, -package.remaining)],
+            note=NOTE_EXPIRY.format(package=package.pk, when=package.expires_at.date().isoformat()),
+        )
+        package.expired_at = self.now
+        return entry
+
+
+def lesson_reference(booking_id: str, step: str) -> str:
+    return f"lesson:{booking_id}:{step}"
 
 
 # --- the agreed entry points -------------------------------------------------------------------
@@ -330,9 +516,9 @@ def credit_minutes(
     if kind not in CREDIT_KINDS:
         raise HoursError(ERR_CREDIT_KIND.format(kind=kind))
     with transaction.atomic():
-        balance = locked_balance(customer_id)
-        return _credit(
-            balance,
+        ledger = HoursLedger()
+        entry = ledger.credit(
+            ledger.balance(customer_id),
             minutes=minutes,
             kind=kind,
             reference=reference,
@@ -340,6 +526,8 @@ def credit_minutes(
             expires_at=expires_at,
             payment_id=payment_id,
         )
+        ledger.flush()
+        return entry
 
 
 def debit_minutes(
@@ -353,80 +541,16 @@ def debit_minutes(
     if kind not in DEBIT_KINDS:
         raise HoursError(ERR_DEBIT_KIND.format(kind=kind))
     with transaction.atomic():
-        balance = locked_balance(customer_id)
-        return _debit(balance, minutes=minutes, kind=kind, reference=reference, note=note)
-
-
-# --- lessons (payments/lessons.py decides which of these a booking's row means) ---------------
-
-
-def lesson_reference(booking_id: str, step: str) -> str:
-    return f"lesson:{booking_id}:{step}"
-
-
-def lesson_reserve(
-    balance: StudentBalance, *, booking_id: str, minutes: int, note: str = ""
-) -> BalanceEntry | None:
-    """Hold a booking's minutes (FIFO). Under the caller's balance lock."""
-    return _debit(
-        balance,
-        minutes=minutes,
-        kind=BalanceEntry.Kind.RESERVATION,
-        reference=lesson_reference(booking_id, "reserved"),
-        note=note,
-    )
-
-
-def lesson_consume(
-    balance: StudentBalance, *, booking_id: str, minutes: int, note: str = ""
-) -> BalanceEntry | None:
-    """A lesson taken. A reserved booking's minutes move from its reservation to usage on the
-    same packages; a booking never reserved draws FIFO. Under the caller's balance lock."""
-    reservation = BalanceEntry.objects.filter(
-        reference=lesson_reference(booking_id, "reserved")
-    ).first()
-    reference = lesson_reference(booking_id, "consumed")
-    if reservation is None:
-        return _debit(
-            balance, minutes=minutes, kind=BalanceEntry.Kind.USAGE, reference=reference, note=note
+        ledger = HoursLedger()
+        entry = ledger.debit(
+            ledger.balance(customer_id),
+            minutes=minutes,
+            kind=kind,
+            reference=reference,
+            note=note,
         )
-    if applied(reference):
-        return None
-    _give_back(
-        balance,
-        reservation,
-        reference=lesson_reference(booking_id, "released"),
-        kind=BalanceEntry.Kind.RELEASE,
-        note=note,
-    )
-    taken = list(reservation.draws.select_related("package"))
-    return _write(
-        balance,
-        kind=BalanceEntry.Kind.USAGE,
-        reference=reference,
-        draws=[(d.package, d.minutes) for d in taken],
-        note=note,
-    )
-
-
-def lesson_cancel(
-    balance: StudentBalance, *, booking_id: str, note: str = ""
-) -> BalanceEntry | None:
-    """Release a canceled booking's reservation (nothing when it held none). Under the
-    caller's balance lock."""
-    reservation = BalanceEntry.objects.filter(
-        reference=lesson_reference(booking_id, "reserved")
-    ).first()
-    if reservation is None:
-        return None
-    return _give_back(
-        balance,
-        reservation,
-        reference=lesson_reference(booking_id, "canceled"),
-        kind=BalanceEntry.Kind.RELEASE,
-        note=note,
-        expire_reference=lesson_reference(booking_id, "canceled:expired"),
-    )
+        ledger.flush()
+        return entry
 
 
 # --- payments: purchases and refunds -----------------------------------------------------------
@@ -489,6 +613,11 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         .values("payment_id", "kind")
         .annotate(total=Sum("minutes"), n=Count("id"))
     }
+    ledger = HoursLedger()
+    # Balances locked in customer order: two upserts of different payments of the same
+    # students then wait for each other instead of deadlocking.
+    for customer_id in sorted({p.customer_id for p in payments}):
+        ledger.balance(customer_id)
     written = 0
     for payment in payments:
         purchased = (payment.pk, BalanceEntry.Kind.PURCHASE) in done
@@ -498,16 +627,19 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         delta = target + taken  # taken is negative (minutes already taken back)
         if purchased and not delta:
             continue
-        balance = locked_balance(payment.customer_id)
+        balance = ledger.balance(payment.customer_id)
         if not purchased:
-            written += bool(_payment_credit(balance, payment))
+            written += bool(_payment_credit(ledger, balance, payment))
         if delta:
-            written += bool(_payment_refund(balance, payment, delta, n=n_refunds + 1))
+            written += bool(_payment_refund(ledger, balance, payment, delta, n=n_refunds + 1))
+    ledger.flush()
     return written
 
 
-def _payment_credit(balance: StudentBalance, payment: Payment) -> BalanceEntry | None:
-    return _credit(
+def _payment_credit(
+    ledger: HoursLedger, balance: StudentBalance, payment: Payment
+) -> BalanceEntry | None:
+    return ledger.credit(
         balance,
         minutes=payment.package_minutes,
         kind=BalanceEntry.Kind.PURCHASE,
@@ -523,11 +655,12 @@ def _payment_credit(balance: StudentBalance, payment: Payment) -> BalanceEntry |
 
 
 def _payment_refund(
-    balance: StudentBalance, payment: Payment, delta: int, *, n: int
+    ledger: HoursLedger, balance: StudentBalance, payment: Payment, delta: int, *, n: int
 ) -> BalanceEntry | None:
     """Take `delta` minutes back (or give -delta back when a refund no longer stands), from
     the payment's own package first (see the module's policy)."""
-    package = HourPackage.objects.filter(payment_id=payment.pk).order_by("id").first()
+    own = [p for p in ledger.packages(balance) if p.payment_id == payment.pk]
+    package = min(own, key=lambda p: p.pk) if own else None
     reference = refund_reference(payment.stripe_payment_intent_id, n)
     amounts = {
         "payment": payment.stripe_payment_intent_id,
@@ -535,7 +668,7 @@ def _payment_refund(
         "amount": format_money(payment.amount, payment.currency),
     }
     if delta > 0:
-        return _debit(
+        return ledger.debit(
             balance,
             minutes=delta,
             kind=BalanceEntry.Kind.REFUND,
@@ -545,14 +678,13 @@ def _payment_refund(
             first=package,
             allow_debt=True,
         )
-    if applied(reference):
+    if ledger.applied(reference):
         return None
-    target = package or _debt_package(balance, now=timezone.now())
-    return _write(
+    return ledger.write(
         balance,
         kind=BalanceEntry.Kind.REFUND,
         reference=reference,
-        draws=[(target, -delta)],
+        draws=[(package or ledger._debt_package(balance), -delta)],
         note=NOTE_REFUND_REVERSED.format(**amounts),
         payment_id=payment.pk,
     )
@@ -573,7 +705,8 @@ class ExpiryResult:
 def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryResult:
     """Take the minutes left in packages past their expiry off the balances: one entry per
     package (reference hours:expiry:<package>), exactly once whatever the re-runs or a
-    concurrent run. One transaction per package, under its balance's lock."""
+    concurrent run. One transaction per batch of packages, their balances locked in pk
+    order."""
     now = now or timezone.now()
     packages = minutes = 0
     last_pk = 0
@@ -585,73 +718,20 @@ def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryR
         )
         if not due:
             break
-        for package_pk, balance_pk in due:
-            last_pk = package_pk
-            with transaction.atomic():
-                balance = StudentBalance.objects.select_for_update().get(pk=balance_pk)
-                package = HourPackage.objects.get(pk=package_pk)
-                if package.remaining <= 0 or applied(expiry_reference(package.pk)):
-                    continue
-                left = package.remaining
-                _write(
-                    balance,
-                    kind=BalanceEntry.Kind.EXPIRY,
-                    reference=expiry_reference(package.pk),
-                    draws=[(package, -left)],
-                    note=NOTE_EXPIRY.format(
-                        package=package.pk, when=package.expires_at.date().isoformat()
-                    ),
-                )
-                HourPackage.objects.filter(pk=package.pk).update(expired_at=now)
-                packages += 1
-                minutes += left
+        last_pk = due[-1][0]
+        with transaction.atomic():
+            ledger = HoursLedger(now=now)
+            balances = StudentBalance.objects.select_for_update().filter(
+                pk__in={balance_pk for _, balance_pk in due}
+            )
+            by_pk = {b.pk: ledger.adopt(b) for b in balances.order_by("pk")}
+            ledger.prefetch(expiry_reference(package_pk) for package_pk, _ in due)
+            for package_pk, balance_pk in due:
+                balance = by_pk[balance_pk]
+                package = ledger._packages[balance.pk][package_pk]
+                left = package.remaining  # read under the lock: another run may have been first
+                if ledger.expire(balance, package) is not None:
+                    packages += 1
+                    minutes += left
+            ledger.flush()
     return ExpiryResult(packages=packages, minutes=minutes)
-
-
-# --- figures (one definition; the pages and the API read these) --------------------------------
-
-# Each figure is the sum of one kind of entry, signed so that
-# purchased + adjusted - consumed - reserved - expired - refunded = remaining (the balance).
-FIGURE_KINDS = {
-    "purchased": (BalanceEntry.Kind.PURCHASE,),
-    "adjusted": (BalanceEntry.Kind.ADJUSTMENT,),
-    "consumed": (BalanceEntry.Kind.USAGE,),
-    "reserved": (BalanceEntry.Kind.RESERVATION, BalanceEntry.Kind.RELEASE),
-    "expired": (BalanceEntry.Kind.EXPIRY,),
-    "refunded": (BalanceEntry.Kind.REFUND,),
-}
-_CREDIT_FIGURES = frozenset({"purchased", "adjusted"})
-
-
-def figures_aggregates() -> dict:
-    """The aggregates (one query over a balance's entries) behind HoursFigures."""
-    return {
-        name: Sum("minutes", filter=Q(kind__in=kinds), default=0)
-        for name, kinds in FIGURE_KINDS.items()
-    }
-
-
-@dataclass(frozen=True)
-class HoursFigures:
-    """A student's hours in minutes. `remaining` is the balance."""
-
-    purchased: int = 0
-    adjusted: int = 0
-    consumed: int = 0
-    reserved: int = 0
-    expired: int = 0
-    refunded: int = 0
-    remaining: int = 0
-
-    @classmethod
-    def from_sums(cls, sums: dict, *, remaining: int) -> HoursFigures:
-        values = {
-            name: (sums.get(name) or 0) * (1 if name in _CREDIT_FIGURES else -1)
-            for name in FIGURE_KINDS
-        }
-        return cls(**values, remaining=remaining)
-
-
-def balance_figures(balance: StudentBalance) -> HoursFigures:
-    sums = BalanceEntry.objects.filter(balance=balance).order_by().aggregate(**figures_aggregates())
-    return HoursFigures.from_sums(sums, remaining=balance.minutes)

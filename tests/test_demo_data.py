@@ -16,6 +16,9 @@ from payments.models import (
     Dispute,
     EarningEntry,
     FraudAlert,
+    HourDraw,
+    HourPackage,
+    Lesson,
     Payment,
     Refund,
     StudentBalance,
@@ -42,7 +45,18 @@ def snapshot():
 def test_same_seed_gives_the_same_data():
     DemoGenerator(seed=7, now=NOW).run(demo_size(400))
     first = snapshot()
-    for model in (EarningEntry, FraudAlert, BalanceEntry, StudentBalance, Refund, Dispute, Payment):
+    for model in (
+        EarningEntry,
+        FraudAlert,
+        HourDraw,
+        HourPackage,
+        Lesson,
+        BalanceEntry,
+        StudentBalance,
+        Refund,
+        Dispute,
+        Payment,
+    ):
         model.objects.all().delete()
     Customer.objects.all().delete()
     DemoGenerator(seed=7, now=NOW).run(demo_size(400))

@@ -494,6 +494,8 @@ SIDEBAR_SECTIONS = [
                 "payments.admin.customer_adjustment.pending_adjustments_badge",
                 "status__exact=pending",
             ),
+            # Lessons the booking system reported (and their import page).
+            ("Lessons", "event_available", "payments.lesson"),
             ("Transfers", "send_money", "payments.transfer"),
             # Badge: events that failed for good and wait for a replay.
             (

@@ -3,6 +3,7 @@ from .customer import CustomerAdmin
 from .customer_adjustment import CustomerAdjustmentAdmin
 from .earnings import EarningAdjustmentAdmin, EarningEntryAdmin
 from .fraud import FraudAlertAdmin
+from .hours import BalanceEntryAdmin, LessonAdmin, StudentBalanceAdmin
 from .instructor import InstructorAdmin
 from .other import PaymentMethodAdmin
 from .payment import PaymentAdmin
@@ -14,17 +15,20 @@ from .transfer import TransferAdmin
 from .webhook import WebhookEventAdmin
 
 __all__ = [
+    "BalanceEntryAdmin",
     "CustomerAdjustmentAdmin",
     "CustomerAdmin",
     "EarningAdjustmentAdmin",
     "EarningEntryAdmin",
     "FraudAlertAdmin",
     "InstructorAdmin",
+    "LessonAdmin",
     "PaymentAdmin",
     "PaymentMethodAdmin",
     "PaymentRetryAdmin",
     "PayoutAdmin",
     "PayoutRunAdmin",
+    "StudentBalanceAdmin",
     "SyncRunAdmin",
     "SyncStateAdmin",
     "TransferAdmin",

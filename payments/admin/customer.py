@@ -12,6 +12,7 @@ from payments.models import Customer, Payment, PaymentMethod
 from payments.stripe_links import stripe_dashboard_url
 
 from .customer_block import CustomerBlockAdminMixin
+from .customer_hours import CustomerHoursMixin
 from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money
 
 
@@ -74,7 +75,7 @@ class PaymentMethodInline(TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(ChangelistMixin, CustomerBlockAdminMixin, ModelAdmin):
+class CustomerAdmin(ChangelistMixin, CustomerBlockAdminMixin, CustomerHoursMixin, ModelAdmin):
     list_display = ["customer_cell", "stripe_id", "payment_count", "last_payment_at", "created"]
     list_per_page = 50
     paginator = EstimatedCountPaginator

@@ -18,6 +18,7 @@ from payments.models import (
     EarningEntry,
     FraudAlert,
     Instructor,
+    Lesson,
     Payment,
     PaymentMethod,
     Payout,
@@ -72,10 +73,25 @@ def make_rows(model):
                 payment_ids=[payment.pk],
                 created=timezone.now(),
             )
-    elif model is StudentBalance:
+    elif model in (StudentBalance, BalanceEntry, Lesson):
+        # Through the hours ledger and the lessons import, as production writes them.
+        from payments import hours, lessons
+
         for customer in CustomerFactory.create_batch(ROWS):
-            balance = StudentBalance.objects.create(customer=customer, minutes=60)
-            BalanceEntry.objects.create(balance=balance, kind="purchase", minutes=60)
+            hours.credit_minutes(
+                customer_id=customer.pk, minutes=600, kind="adjustment", reference=customer.email
+            )
+        rows = [
+            {
+                "student": customer.email,
+                "booking_id": f"bk-{customer.pk}",
+                "minutes": "60",
+                "date": "2026-11-30",
+                "status": "consumed" if customer.pk % 2 else "reserved",
+            }
+            for customer in Customer.objects.all()
+        ]
+        assert lessons.lessons_import(rows).applied
     elif model is PaymentMethod:
         PaymentMethodFactory.create_batch(ROWS)
     elif model is Instructor:
@@ -184,6 +200,8 @@ def block_every_other_customer():
         Dispute,
         FraudAlert,
         StudentBalance,
+        BalanceEntry,
+        Lesson,
         PaymentMethod,
         Instructor,
         AdminAction,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.db.models import Sum
 from django.test import override_settings
 from django.utils import timezone
 
-from payments import hours
+from payments import hours, hours_selectors
 from payments.models import BalanceEntry, HourDraw, HourPackage, StudentBalance
 from tests.factories import CustomerFactory
 
@@ -44,6 +45,15 @@ def credit(customer, minutes, ref, *, days=30):
         reference=ref,
         expires_at=timezone.now() + timedelta(days=days),
     )
+
+
+def lesson(customer, step, booking="bk1", **kwargs):
+    """One lesson step through a unit of work of its own, as the import runs them."""
+    with transaction.atomic():
+        ledger = hours.HoursLedger()
+        entry = getattr(ledger, step)(ledger.balance(customer.pk), booking_id=booking, **kwargs)
+        ledger.flush()
+        return entry
 
 
 def remaining(ref):
@@ -136,7 +146,7 @@ def test_the_expiry_job_takes_each_remainder_once():
     assert (package.remaining, package.expired_at) == (0, later)
     balance = assert_consistent(customer)
     assert balance.minutes == 120
-    assert hours.balance_figures(balance) == hours.HoursFigures(
+    assert hours_selectors.balance_figures(balance) == hours_selectors.HoursFigures(
         adjusted=720, consumed=100, expired=500, remaining=120
     )
 
@@ -144,68 +154,53 @@ def test_the_expiry_job_takes_each_remainder_once():
 def test_a_reservation_holds_minutes_and_its_cancellation_gives_them_back():
     customer = CustomerFactory()
     credit(customer, 120, "p")
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        hours.lesson_reserve(balance, booking_id="bk1", minutes=60)
+    lesson(customer, "lesson_reserve", minutes=60)
     assert remaining("p") == 60
-    assert hours.balance_figures(assert_consistent(customer)).reserved == 60
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        assert hours.lesson_cancel(balance, booking_id="bk1") is not None
-        assert hours.lesson_cancel(balance, booking_id="bk1") is None
+    assert hours_selectors.balance_figures(assert_consistent(customer)).reserved == 60
+    assert lesson(customer, "lesson_cancel") is not None
+    assert lesson(customer, "lesson_cancel") is None
     assert remaining("p") == 120
-    figures = hours.balance_figures(assert_consistent(customer))
+    figures = hours_selectors.balance_figures(assert_consistent(customer))
     assert (figures.reserved, figures.consumed, figures.remaining) == (0, 0, 120)
 
 
 def test_a_consumed_reservation_stays_on_its_package_even_after_it_expired():
     customer = CustomerFactory()
     credit(customer, 60, "soon", days=1)
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        hours.lesson_reserve(balance, booking_id="bk1", minutes=60)
+    lesson(customer, "lesson_reserve", minutes=60)
     credit(customer, 60, "later", days=30)
     # The first package expires before the lesson is reported taken.
     HourPackage.objects.filter(reference="soon").update(expires_at=timezone.now())
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        hours.lesson_consume(balance, booking_id="bk1", minutes=60)
-        assert hours.lesson_consume(balance, booking_id="bk1", minutes=60) is None
+    lesson(customer, "lesson_consume", minutes=60)
+    assert lesson(customer, "lesson_consume", minutes=60) is None
     assert (remaining("soon"), remaining("later")) == (0, 60)
     usage = BalanceEntry.objects.get(kind=Kind.USAGE)
     assert list(usage.draws.values_list("package__reference", "minutes")) == [("soon", -60)]
-    figures = hours.balance_figures(assert_consistent(customer))
+    figures = hours_selectors.balance_figures(assert_consistent(customer))
     assert (figures.reserved, figures.consumed, figures.remaining) == (0, 60, 60)
 
 
 def test_a_canceled_reservation_on_an_expired_package_expires_at_once():
     customer = CustomerFactory()
     credit(customer, 60, "soon", days=1)
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        hours.lesson_reserve(balance, booking_id="bk1", minutes=45)
+    lesson(customer, "lesson_reserve", minutes=45)
     HourPackage.objects.filter(reference="soon").update(expires_at=timezone.now())
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        hours.lesson_cancel(balance, booking_id="bk1")
-    figures = hours.balance_figures(assert_consistent(customer))
+    lesson(customer, "lesson_cancel")
+    figures = hours_selectors.balance_figures(assert_consistent(customer))
     assert (figures.reserved, figures.expired, figures.remaining) == (0, 45, 15)
 
 
 def test_a_credit_settles_a_debt_first():
     customer = CustomerFactory()
     credit(customer, 60, "p")
-    with hours.transaction.atomic():
-        balance = hours.locked_balance(customer.pk)
-        package = HourPackage.objects.get(reference="p")
-        hours._debit(
-            balance,
-            minutes=100,
-            kind=Kind.REFUND,
-            reference="r",
-            first=package,
-            allow_debt=True,
+    with transaction.atomic():
+        ledger = hours.HoursLedger()
+        balance = ledger.balance(customer.pk)
+        package = next(p for p in ledger.packages(balance) if p.reference == "p")
+        ledger.debit(
+            balance, minutes=100, kind=Kind.REFUND, reference="r", first=package, allow_debt=True
         )
+        ledger.flush()
     assert remaining("p") == -40
     assert assert_consistent(customer).minutes == -40
     credit(customer, 100, "next")

@@ -6,6 +6,7 @@ from management.demo_counts import demo_count_lines
 from management.demo_customer_adjustments import seed_customer_adjustments
 from management.demo_disputes import seed_open_disputes
 from management.demo_fraud import seed_fraud_reviews
+from management.demo_hours import seed_hour_packages
 from management.demo_payouts import seed_payouts
 from management.demo_refunds import seed_refund_requests
 from management.schedules import ensure_job_schedules
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         bank_accounts_seed(seed=seed)
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
+        # Hour packages bought through localstripe (two near expiry) and their lessons
+        # through the import service.
+        seed_hour_packages(seed=seed, stdout=self.stdout)
         # Disputes that need a response: real ones in localstripe, so responding works.
         seed_open_disputes(seed=seed, stdout=self.stdout)
         # A few fraud alerts in each review state and one blocked customer, through the
