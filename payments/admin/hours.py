@@ -184,10 +184,10 @@ class BalanceEntryAdmin(ChangelistMixin, ModelAdmin):
     list_filter = [("kind", ChoicesDropdownFilter)]
     search_spec = SearchSpec(
         ids=(("cus_", "balance__customer__stripe_id"),),
-        text=("balance__customer__email", "reference"),
+        text=("balance__customer__name", "balance__customer__email", "reference"),
         help_text=(
-            "Searches: student e-mail or a reference (lesson:<booking id>, hours:purchase:pi_...), "
-            "any part, any case; a whole Stripe customer id (cus_)."
+            "Searches: student name or e-mail, or a reference (lesson:<booking id>, "
+            "hours:purchase:pi_...), any part, any case; a whole Stripe customer id (cus_)."
         ),
     )
     ordering = ["-created_at", "-id"]
@@ -265,9 +265,12 @@ class LessonAdmin(ChangelistMixin, ModelAdmin):
     list_filter = [("status", ChoicesDropdownFilter), "source", ("lesson_date", RangeDateFilter)]
     list_filter_submit = True
     search_spec = SearchSpec(
-        text=("booking_id", "customer__email"),
+        text=("booking_id", "customer__name", "customer__email"),
         ids=(("cus_", "customer__stripe_id"),),
-        help_text="Searches: booking id or student e-mail (any part); a whole Stripe customer id.",
+        help_text=(
+            "Searches: booking id, student name or e-mail (any part, any case); a whole Stripe "
+            "customer id (cus_) in any case."
+        ),
     )
     ordering = ["-lesson_date", "-id"]
     show_full_result_count = False

@@ -18,8 +18,10 @@ from backoffice.changelist import (
     ChangelistMixin,
 )
 from backoffice.models import AdminAction
+from payments import hours
 from payments.admin.filters import WARN_UNKNOWN_CURRENCY_FILTER
 from payments.models import (
+    BalanceEntry,
     Customer,
     CustomerAdjustment,
     Dispute,
@@ -27,6 +29,7 @@ from payments.models import (
     EarningEntry,
     FraudAlert,
     Instructor,
+    Lesson,
     Payment,
     PaymentMethod,
     PaymentRetry,
@@ -122,6 +125,22 @@ def world():
         StudentBalance.objects.create(customer=customer, minutes=60)
         for customer in (target_customer, other_customer)
     ]
+    ledger_entries = [
+        hours.credit_minutes(
+            customer_id=customer.pk, minutes=60, kind="adjustment", reference=f"world:{n}"
+        )
+        for n, customer in enumerate((target_customer, other_customer))
+    ]
+    lessons = [
+        Lesson.objects.create(
+            booking_id=booking,
+            customer=customer,
+            minutes=60,
+            lesson_date=now.date(),
+            status=Lesson.Status.CONSUMED,
+        )
+        for booking, customer in (("bk-Target-1", target_customer), ("bk-other-2", other_customer))
+    ]
     retries = [
         PaymentRetry.objects.create(
             payment=payment,
@@ -215,6 +234,8 @@ def world():
         FraudAlert: (target_alert, other_alert),
         WebhookEvent: tuple(events),
         StudentBalance: tuple(balances),
+        BalanceEntry: tuple(ledger_entries),
+        Lesson: tuple(lessons),
         PaymentRetry: tuple(retries),
         Instructor: (target.instructor, other.instructor),
         AdminAction: tuple(actions),
@@ -236,6 +257,8 @@ SEARCHES = {
     FraudAlert: [*CUSTOMER_TEXT, ISSFR, PI, CH],
     WebhookEvent: [EVT, PI],
     StudentBalance: [*CUSTOMER_TEXT, CUS],
+    BalanceEntry: [*CUSTOMER_TEXT, CUS, "world:0"],
+    Lesson: [*CUSTOMER_TEXT, CUS, "bk-target"],
     PaymentRetry: [*CUSTOMER_TEXT, PI],
     Instructor: ["maria lop", "LOPEZ", "lopez@tutors", ACCT],
     Payout: ["maria lop", "LOPEZ@TUTORS", TR, ACCT],
