@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.db.models import Count
 
+from management.demo_customer_adjustments import adjustment_line
 from payments import card_expiry
 from payments.models import Customer, Payment, PaymentMethod, Payout, Subscription
 from refunds.models import RefundRequest
@@ -124,6 +125,7 @@ def demo_count_lines() -> list[str]:
         f"Scheduled jobs: {counts['schedules']} in place",
         "Payouts: " + ", ".join(f"{n} {status}" for status, n in counts["payouts"].items()),
         subscription_line(counts["subscriptions"]),
+        adjustment_line(),
     ]
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
-from payments import earnings, fraud_rules, sync
+from payments import earnings, fraud_rules, hours, lessons, sync
 from payments.gateway import (
     StripeCustomer,
     StripeDispute,
@@ -32,7 +33,7 @@ from payments.gateway import (
     StripePaymentMethod,
     StripeRefund,
 )
-from payments.models import BalanceEntry, FraudAlert, Payment, StudentBalance
+from payments.models import FraudAlert, HourPackage, Lesson, Payment, StudentBalance
 from payments.money import percent_of
 
 CATALOG = Path(settings.BASE_DIR) / "fixtures" / "demo_catalog.json"
@@ -85,6 +86,16 @@ COUPONS = ["WELCOME10", "SPRING25", "FRIENDS15"]
 # and --fix-inconsistencies show the gap.
 LEGACY_CHECKOUT_SHARE = 0.01
 REFUND_REASONS = ["requested_by_customer", "duplicate", "fraudulent"]
+# Hour packages: this share of them names an `expires_at` 30 days after the purchase (the
+# older ones have expired by now: the expiry job takes their rest), and this share one a few
+# days ahead (near expiry on the balance page); the others last HOUR_PACKAGE_VALID_DAYS.
+PACKAGE_EXPIRES_AFTER_30_DAYS = 0.08
+PACKAGE_EXPIRES_SOON = 0.06
+# Lessons: each student uses one of these shares of their hours (60-minute lessons mostly).
+LESSON_USE_SHARES = [0, 25, 50, 75, 100]
+LESSON_MINUTES = [30, 45, 60, 60, 60, 90]
+# Students with one package, fully used, whose package is then refunded: negative balances.
+REFUNDS_OF_USED_PACKAGES = 3
 # Demos of at least this many payments include a few fraud patterns (part of the count) that
 # trip our own rules (payments/fraud_rules.py); the demo then runs detection once.
 FRAUD_PATTERNS_FROM = 200
@@ -143,6 +154,8 @@ class DemoGenerator:
         bank transfer); None keeps made-up account ids (offline, the benchmarks)."""
         self.connected_accounts = connected_accounts
         self.rng = random.Random(seed)
+        # A stream of its own, so the hours' choices leave the payments' sequence unchanged.
+        self.hours_rng = random.Random(seed * 7919 + 11)
         self.seed = seed
         self.now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
         self.catalog = json.loads(CATALOG.read_text())
@@ -198,7 +211,7 @@ class DemoGenerator:
             counts["customers"] += len(pattern_customers)
             counts["payment_methods"] += len(pattern_methods)
             counts["payments"] += len(pattern_intents)
-        counts["student_balances"] = self._balances()
+        counts["student_balances"] = self._hours()
         counts["fraud_alerts"] = self._fraud_alerts()
         # Our own rules, once, over the last FRAUD_LOOKBACK_HOURS of the demo's clock (the same
         # pass as `manage_payments --detect-fraud`).
@@ -330,49 +343,107 @@ class DemoGenerator:
         FraudAlert.objects.bulk_create(alerts, batch_size=BATCH)
         return len(alerts)
 
-    def _balances(self) -> int:
-        """Hour-package balances: minutes bought, minus lessons taken; a refunded package
-        whose hours were partly used leaves the student negative (finance follows up)."""
-        packages = (
-            Payment.objects.filter(product_kind=Payment.ProductKind.HOUR_PACKAGE)
-            .filter(status__in=Payment.CAPTURED_STATUSES)
-            .exclude(customer__balance__isnull=False)
-            .order_by("customer_id", "id")
-            .values_list("id", "customer_id", "package_minutes", "status")
+    def _package_expiry(self, created: datetime) -> dict[str, str]:
+        """The metadata contract's `expires_at` for some hour packages (see the constants)."""
+        roll = self.hours_rng.random()
+        if roll < PACKAGE_EXPIRES_AFTER_30_DAYS:
+            return {"expires_at": (created + timedelta(days=30)).date().isoformat()}
+        if roll < PACKAGE_EXPIRES_AFTER_30_DAYS + PACKAGE_EXPIRES_SOON:
+            days = self.hours_rng.randint(2, 10)
+            return {"expires_at": (self.now + timedelta(days=days)).date().isoformat()}
+        return {}
+
+    def _hours(self) -> int:
+        """Students' hours through the production paths: their hour-package payments were
+        credited by the sync's upserts (payments.hours); here lessons come in through the
+        import service (payments.lessons) as the booking system would send them, a few fully
+        used packages are refunded (Stripe-shaped refunds through the sync: the balance goes
+        negative, finance follows up), and the expiry job takes what expired packages have
+        left. Returns the number of student balances."""
+        rng, now = self.hours_rng, timezone.now()
+        balances = list(StudentBalance.objects.select_related("customer").order_by("pk"))
+        available = dict(
+            HourPackage.objects.filter(remaining__gt=0, expires_at__gt=now)
+            .order_by()
+            .values("balance_id")
+            .annotate(minutes=Sum("remaining"))
+            .values_list("balance_id", "minutes")
         )
-        balances: dict[int, list[BalanceEntry]] = {}
-        for payment_id, customer_id, minutes, status in packages.iterator(chunk_size=BATCH):
-            entries = balances.setdefault(customer_id, [])
-            entries.append(BalanceEntry(kind="purchase", minutes=minutes, payment_id=payment_id))
-            used = minutes * self.rng.choice([0, 25, 50, 75, 100]) // 100
-            if used:
-                entries.append(BalanceEntry(kind="usage", minutes=-used, note="Lessons taken"))
-            if status == Payment.Status.REFUNDED:
-                entries.append(
-                    BalanceEntry(
-                        kind="refund",
-                        minutes=-minutes,
-                        payment_id=payment_id,
-                        reference=f"demo-refund:{payment_id}",
-                    )
+        rows: list[dict] = []
+        n = 0
+        for balance in balances:
+            budget = available.get(balance.pk, 0) * rng.choice(LESSON_USE_SHARES) // 100
+            customer = balance.customer
+            student = (
+                customer.email if customer.email and rng.random() < 0.5 else customer.stripe_id
+            )
+            day = self.now.date() - timedelta(days=rng.randint(20, 80))
+            while budget >= min(LESSON_MINUTES):
+                n += 1
+                minutes = min(budget, rng.choice(LESSON_MINUTES))
+                booking = f"bk_{self.seed}_lesson_{n}"
+                day += timedelta(days=rng.randint(1, 4))
+                roll = rng.random()
+                if roll < 0.08:  # booked, then canceled: no hours
+                    rows.append(self._lesson(student, booking, minutes, day, "reserved"))
+                    rows.append(self._lesson(student, booking, minutes, day, "canceled"))
+                    continue
+                if day >= self.now.date() or roll < 0.15:  # still ahead: reserved
+                    rows.append(self._lesson(student, booking, minutes, day, "reserved"))
+                else:
+                    if roll < 0.6:  # reserved first, then reported taken
+                        rows.append(self._lesson(student, booking, minutes, day, "reserved"))
+                    rows.append(self._lesson(student, booking, minutes, day, "consumed"))
+                budget -= minutes
+        result = lessons.lessons_import(rows, source=Lesson.Source.DEMO, file_name="demo")
+        if not result.applied:
+            raise RuntimeError(f"demo lessons refused: {result.errors[:5]}")
+        self._refund_used_packages()
+        hours.expire_packages()
+        return len(balances)
+
+    @staticmethod
+    def _lesson(student: str, booking: str, minutes: int, day, status: str) -> dict:
+        return {
+            "student": student,
+            "booking_id": booking,
+            "minutes": str(minutes),
+            "date": day.isoformat(),
+            "status": status,
+        }
+
+    def _refund_used_packages(self) -> None:
+        """Refund in full a few single, used-up packages (Stripe-shaped refunds, mirrored by
+        the sync's upsert): payments.hours takes the package's minutes back, which the
+        student no longer has, so their balance goes negative."""
+        singles = (
+            HourPackage.objects.filter(
+                payment__status=Payment.Status.SUCCEEDED, remaining__lte=0, minutes__gt=0
+            )
+            .exclude(payment__isnull=True)
+            .order_by("pk")
+            .select_related("payment")
+        )
+        refunds = []
+        for package in singles:
+            if HourPackage.objects.filter(balance_id=package.balance_id).count() != 1:
+                continue
+            payment = package.payment
+            refunds.append(
+                StripeRefund(
+                    id=_stripe_id(self.hours_rng, "re_"),
+                    payment_intent_id=payment.stripe_payment_intent_id,
+                    charge_id=payment.stripe_charge_id,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    status="succeeded",
+                    created=self.now - timedelta(hours=self.hours_rng.randint(1, 48)),
+                    reason="requested_by_customer",
                 )
-        with transaction.atomic():
-            rows = StudentBalance.objects.bulk_create(
-                [
-                    StudentBalance(
-                        customer_id=customer_id, minutes=sum(entry.minutes for entry in entries)
-                    )
-                    for customer_id, entries in balances.items()
-                ],
-                batch_size=BATCH,
             )
-            for balance in rows:
-                for entry in balances[balance.customer_id]:
-                    entry.balance_id = balance.pk
-            BalanceEntry.objects.bulk_create(
-                [entry for entries in balances.values() for entry in entries], batch_size=BATCH
-            )
-        return len(rows)
+            if len(refunds) == REFUNDS_OF_USED_PACKAGES:
+                break
+        sync.upsert_refunds(refunds)
 
     def _instructors(self, n: int) -> list[dict[str, str]]:
         """The instructors' part of the metadata contract; the sync creates the rows."""
@@ -486,6 +557,7 @@ class DemoGenerator:
                 if kind == "hour_package":
                     # Hour-package titles start with the number of hours ("10 tutoring hours").
                     metadata["package_minutes"] = str(int(title.split()[0]) * 60)
+                    metadata |= self._package_expiry(created)
                 if kind == "event":
                     metadata["booking_id"] = f"bk_{self.seed}_{i}"
                 if rng.random() < 0.08:

@@ -16,7 +16,7 @@ from management.maintenance import (  # noqa: F401
     fix_earnings,
     fix_inconsistencies,
 )
-from payments import fraud_rules, sync_runs
+from payments import fraud_rules, hours, sync_runs
 from payments.models import (
     Customer,
     Dispute,
@@ -27,6 +27,7 @@ from payments.models import (
     SyncRun,
 )
 from payments.selectors import webhook_health
+from payments.services.customer_adjustments import customer_adjustments_apply_approved
 from payments.services.dispute_alerts import dispute_deadline_alerts_send
 from payments.services.payouts import payout_run_create, payouts_process_approved
 from refunds.models import RefundRequest
@@ -45,6 +46,10 @@ ERR_FRAUD_RULES_FAILED = "Fraud rules failed: {errors}"
 ERR_PAYOUTS_UNKNOWN_OUTCOME = (
     "{count} payout(s) left with an unknown Stripe outcome (last error: {error}); they stay "
     "processing and the next run looks each transfer up in Stripe before retrying."
+)
+ERR_ADJUSTMENTS_UNKNOWN_OUTCOME = (
+    "{count} customer adjustment(s) left with an unknown Stripe outcome (last error: {error}); "
+    "they stay applying and the next run looks each one up in Stripe before retrying."
 )
 ERR_REFUNDS_UNKNOWN_OUTCOME = (
     "{count} refund request(s) left with an unknown Stripe outcome (last error: {error}); "
@@ -231,6 +236,29 @@ def process_payouts_scheduled() -> dict:
     return result
 
 
+# --- customer adjustments (payments/services/customer_adjustments.py) -------------------------
+
+
+def apply_customer_adjustments(*, limit: int = 500) -> dict:
+    """Apply approved money adjustments to the customers' Stripe balances and resume
+    interrupted ones (each approval queues its own task; this is the safety net). Besides
+    the counts: `unknown_outcome`, adjustments waiting with an unknown Stripe outcome."""
+    return customer_adjustments_apply_approved(limit=limit)
+
+
+def apply_customer_adjustments_scheduled() -> dict:
+    """The adjustments safety net's schedule: raises JobFailed while adjustments are left with
+    an unknown Stripe outcome (they are looked up on the next run either way)."""
+    result = apply_customer_adjustments()
+    if result["unknown_outcome"]:
+        raise JobFailed(
+            ERR_ADJUSTMENTS_UNKNOWN_OUTCOME.format(
+                count=result["unknown_outcome"], error=result["gateway_error"] or "none recorded"
+            )
+        )
+    return result
+
+
 # --- dispute deadline alerts (payments/services/dispute_alerts.py) ----------------------------
 
 
@@ -247,6 +275,16 @@ def dispute_deadline_alerts_scheduled() -> dict:
     if result["error"]:
         raise JobFailed(result["error"])
     return result
+
+
+# --- prepaid hours (payments/hours.py) ---------------------------------------------------------
+
+
+def expire_hours() -> dict:
+    """Take the minutes left in hour packages past their expiry off the students' balances:
+    one ledger entry per package, exactly once (a re-run or a concurrent run finds nothing
+    more to do)."""
+    return hours.expire_packages().as_dict()
 
 
 # --- reports (reports/rollups.py, receipts.py, payment_report_files.py) ------------------------

@@ -38,6 +38,10 @@ PAYOUTS_PROCESS_SCHEDULE_NAME = "payments: process approved payouts"
 PAYOUTS_PROCESS_SCHEDULE_FUNC = "management.jobs.process_payouts_scheduled"
 OUTBOX_SCHEDULE_NAME = "backoffice: send queued customer e-mails"
 OUTBOX_SCHEDULE_FUNC = "management.jobs.send_queued_emails"
+ADJUSTMENTS_APPLY_SCHEDULE_NAME = "payments: apply approved customer adjustments"
+ADJUSTMENTS_APPLY_SCHEDULE_FUNC = "management.jobs.apply_customer_adjustments_scheduled"
+HOURS_EXPIRY_SCHEDULE_NAME = "payments: expire prepaid hours"
+HOURS_EXPIRY_SCHEDULE_FUNC = "management.jobs.expire_hours"
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,30 @@ def job_schedules() -> list[JobSchedule]:
             description=(
                 "Sends approved Stripe Connect payouts and resumes interrupted ones (the safety "
                 "net behind each approval's own task)."
+            ),
+        ),
+        # The customer adjustments' safety net: approved money adjustments whose on-commit
+        # task was lost, and those a dead worker or an unknown Stripe outcome left applying.
+        JobSchedule(
+            ADJUSTMENTS_APPLY_SCHEDULE_NAME,
+            ADJUSTMENTS_APPLY_SCHEDULE_FUNC,
+            15,
+            title="Apply customer adjustments",
+            description=(
+                "Applies approved money adjustments to the customers' Stripe balances and "
+                "resumes interrupted ones (the safety net behind each approval's own task)."
+            ),
+        ),
+        # Daily by default: a package expires at a moment, its minutes leave the balance at
+        # the next run (FIFO draws never take expired minutes in between).
+        JobSchedule(
+            HOURS_EXPIRY_SCHEDULE_NAME,
+            HOURS_EXPIRY_SCHEDULE_FUNC,
+            max(1, int(settings.HOURS_EXPIRY_SCHEDULE_MINUTES)),
+            title="Expire prepaid hours",
+            description=(
+                "Takes the minutes left in expired hour packages off the students' balances "
+                "(one ledger entry per package)."
             ),
         ),
     ]

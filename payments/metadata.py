@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -37,6 +38,10 @@ BOOKING_ID = "booking_id"
 # The buyer's IP as the checkout saw it (Stripe does not give it on a charge); the fraud rules
 # count customers per IP (payments/fraud_rules.py). Optional: missing is no problem.
 CLIENT_IP = "client_ip"
+# When an hour package's minutes expire (payments/hours.py; without it, HOUR_PACKAGE_VALID_DAYS
+# after the payment): an ISO 8601 date (the package is valid through that day, UTC), an ISO
+# 8601 date-time with its UTC offset, or Unix seconds as Stripe writes times.
+EXPIRES_AT = "expires_at"
 
 # Stripe limits metadata values to 500 characters; our columns are shorter.
 MAX_ID_LENGTH = 64
@@ -57,6 +62,12 @@ MSG_BAD_MINUTES = "package_minutes {value!r} is not a whole number of minutes fr
 MSG_BAD_DISCOUNT = "coupon_discount {value!r} is not a whole number of minor units from 0 to {max}."
 MSG_DISCOUNT_WITHOUT_CODE = "coupon_discount without a coupon_code: ignored."
 MSG_BAD_IP = "client_ip {value!r} is not an IPv4 or IPv6 address."
+MSG_BAD_EXPIRES_AT = (
+    "expires_at {value!r} is not a date (2027-01-31), a date-time with its UTC offset "
+    "(2027-01-31T18:00:00+00:00) or Unix seconds, between {first} and {last}."
+)
+# Expiry dates outside these years are typos (or milliseconds for seconds).
+EXPIRES_AT_YEARS = (2000, 2100)
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class PaymentMetadata:
     coupon_discount: int | None = None
     booking_id: str = ""
     client_ip: str = ""  # normalised ("::ffff:1.2.3.4" stays as Python prints it)
+    expires_at: datetime | None = None  # hour packages only; aware (UTC)
     problems: tuple[str, ...] = ()
 
     @property
@@ -93,6 +105,30 @@ def _token(raw: Mapping, key: str, problems: list[str]) -> str:
         problems.append(MSG_BAD_TOKEN.format(key=key, value=value[:80], max=MAX_ID_LENGTH))
         return ""
     return value
+
+
+def parse_expires_at(text: str) -> datetime | None:
+    """An `expires_at` value as an aware datetime, or None when it is none of the accepted
+    forms (see EXPIRES_AT)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        if text.isdigit():
+            value = datetime.fromtimestamp(int(text), tz=UTC)
+        elif len(text) == 10:
+            # Valid through that day: expires when the next one starts (UTC).
+            day = date.fromisoformat(text)
+            value = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        else:
+            value = datetime.fromisoformat(text)
+            if value.tzinfo is None:
+                return None  # a time without its offset could be any of 26 instants
+            value = value.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    first, last = EXPIRES_AT_YEARS
+    return value if first <= value.year < last else None
 
 
 def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
@@ -154,6 +190,16 @@ def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
             problems.append(MSG_BAD_IP.format(value=client_ip[:80]))
             client_ip = ""
 
+    expires_at = None
+    expires_text = _text(raw, EXPIRES_AT)
+    if expires_text and kind == Payment.ProductKind.HOUR_PACKAGE:
+        expires_at = parse_expires_at(expires_text)
+        if expires_at is None:
+            first, last = EXPIRES_AT_YEARS
+            problems.append(
+                MSG_BAD_EXPIRES_AT.format(value=expires_text[:80], first=first, last=last - 1)
+            )
+
     return PaymentMetadata(
         instructor_account=account,
         instructor_email=email,
@@ -167,5 +213,6 @@ def parse_payment_metadata(raw: Mapping | None) -> PaymentMetadata:
         coupon_discount=discount,
         booking_id=_token(raw, BOOKING_ID, problems),
         client_ip=client_ip,
+        expires_at=expires_at,
         problems=tuple(problems),
     )

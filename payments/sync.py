@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from payments import coupon_redemptions, earnings, fraud_rules, ledger, validation
+from payments import coupon_redemptions, earnings, fraud_rules, hours, ledger, validation
 from payments.customer_privacy import erased_evidence, erased_payment_values
 from payments.gateway import (
     StripeCustomer,
@@ -188,7 +188,14 @@ def _apply(current, values: dict):
 
 # --- customers ---------------------------------------------------------------------------------
 
-_CUSTOMER_FIELDS = ["email", "name", "livemode", "created"]
+_CUSTOMER_FIELDS = [
+    "email",
+    "name",
+    "livemode",
+    "created",
+    "stripe_balance",
+    "stripe_balance_currency",
+]
 
 
 def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
@@ -207,6 +214,9 @@ def upsert_customers(rows: Iterable[StripeCustomer]) -> UpsertResult:
                 "name": row.name[:255],
                 "livemode": row.livemode,
                 "created": row.created,
+                # Stripe's customer balance (credit for the next invoices, Stripe's sign).
+                "stripe_balance": row.balance,
+                "stripe_balance_currency": row.currency,
             }
             current = existing.get(row.id)
             if current is not None and current.erased_at is not None:
@@ -619,6 +629,8 @@ def upsert_payment_intents(
             for p in to_write
             if p.coupon_code and p.status in Payment.CAPTURED_STATUSES
         )
+        # Hour packages: credited once when succeeded, refunds taken back (payments.hours).
+        hours.record_payment_hours([p.pk for p in created] + [p.pk for p in updated])
         if send_signals and newly_succeeded:
             _send_succeeded(newly_succeeded)
         if detect_fraud and to_write:
@@ -658,6 +670,8 @@ def refresh_payments(payment_pks: set[int], *, reason: str = HISTORY_REASON) -> 
     # Every payment asked about, changed or not: a refund or dispute row may need its entry
     # even when the net it explains was already known (from Stripe's refunded amount).
     earnings.record_payment_earnings(payment_pks)
+    # The same for hour packages: a refund's minutes, whoever mirrored it (payments.hours).
+    hours.record_payment_hours(payment_pks)
     return changes
 
 

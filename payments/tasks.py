@@ -26,3 +26,19 @@ def payout_process_task(payout_id: int) -> str:
     from payments.services.payouts import payout_process
 
     return payout_process(payout_id=payout_id).status
+
+
+def customer_adjustment_apply_task(adjustment_id: int) -> str:
+    """Apply one approved money adjustment to the customer's Stripe balance (queued on
+    approval); its status afterwards."""
+    from payments.services.customer_adjustments import customer_adjustment_apply
+
+    return customer_adjustment_apply(adjustment_id=adjustment_id).status
+
+
+def customer_adjustments_apply_approved_task() -> dict:
+    """Safety net for a schedule: apply approved money adjustments whose task was lost and
+    resume those left with an unknown Stripe outcome."""
+    from payments.services.customer_adjustments import customer_adjustments_apply_approved
+
+    return customer_adjustments_apply_approved()

@@ -228,6 +228,8 @@ def customer_problem(row: StripeCustomer) -> str | None:
     return _first(
         id_problem("customer", row.id),
         id_problem("payment_method", row.default_payment_method_id, field="default_payment_method"),
+        # The balance's currency, once Stripe has set one.
+        _currency_problem("Customer", row.id, row.currency) if row.currency else None,
     )
 
 

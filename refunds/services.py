@@ -28,7 +28,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from backoffice.audit import ClientInfo, audit_record
@@ -37,8 +37,8 @@ from backoffice.outbox import queue_customer_email
 from payments import gateway
 from payments.exceptions import CardDeclined, GatewayError, InvalidRequest
 from payments.ledger import CLOSED_DISPUTE_STATUSES
-from payments.models import BalanceEntry, Customer, Dispute, FraudAlert, Payment, StudentBalance
-from payments.money import format_money, pro_rata
+from payments.models import Customer, Dispute, FraudAlert, Payment
+from payments.money import format_money
 from payments.signals import refund_processed
 from payments.sync import upsert_refunds
 
@@ -61,7 +61,7 @@ from .permissions import (  # noqa: F401
     decision_refusal,
     request_refusal,
 )
-from .selectors import payment_processed_amount, payment_refundability
+from .selectors import payment_refundability
 
 logger = logging.getLogger(__name__)
 
@@ -571,46 +571,10 @@ def _record_failure(
     return locked
 
 
-def _apply_balance_effect(*, payment: Payment, refund_request: RefundRequest) -> None:
-    """Take the refunded share of an hour package off the student's balance. Cumulative per
-    payment, so partial refunds add up to exactly the package (no rounding drift); the unique
-    reference makes a retry a no-op."""
-    if (
-        payment.product_kind != Payment.ProductKind.HOUR_PACKAGE
-        or not payment.package_minutes
-        or payment.customer_id is None
-        or payment.amount <= 0
-    ):
-        return
-    reference = f"refund_request:{refund_request.pk}"
-    if BalanceEntry.objects.filter(reference=reference).exists():
-        return
-    balance, _ = StudentBalance.objects.get_or_create(customer_id=payment.customer_id)
-    balance = StudentBalance.objects.select_for_update().get(pk=balance.pk)
-    already = -(
-        BalanceEntry.objects.filter(payment=payment, kind=BalanceEntry.Kind.REFUND)
-        .order_by()
-        .aggregate(total=Sum("minutes"))["total"]
-        or 0
-    )
-    refunded = min(payment.amount, payment_processed_amount(payment=payment))
-    # The minutes `refunded` of `amount` buys back, cumulative per payment.
-    target = pro_rata(payment.package_minutes, refunded, payment.amount)
-    minutes = max(0, target - already)
-    BalanceEntry.objects.create(
-        balance=balance,
-        kind=BalanceEntry.Kind.REFUND,
-        minutes=-minutes,
-        payment=payment,
-        reference=reference,
-        note=f"{refund_request} refunded {format_money(refund_request.amount, payment.currency)}",
-    )
-    StudentBalance.objects.filter(pk=balance.pk).update(minutes=F("minutes") - minutes)
-
-
 def _record_success(refund_request_id: int, *, stripe_refund, acting_user) -> RefundRequest:
     """One transaction: the request, the payment's refunded amount and status, the Refund
-    mirror row, the hour balance, the audit row, the queued e-mail. Then refund_processed."""
+    mirror row, the hour balance (payments.hours, through upsert_refunds), the audit row, the
+    queued e-mail. Then refund_processed."""
     with transaction.atomic():
         request_row = RefundRequest.objects.only("payment_id").get(pk=refund_request_id)
         payment = _locked_payment(request_row.payment_id)
@@ -645,7 +609,6 @@ def _record_success(refund_request_id: int, *, stripe_refund, acting_user) -> Re
                 "updated_at",
             ]
         )
-        _apply_balance_effect(payment=payment, refund_request=locked)
         _audit(
             action=AUDIT_PROCESS,
             refund_request=locked,

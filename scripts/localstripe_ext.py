@@ -2,7 +2,8 @@
 through scripts/localstripe_connect.py, Connect: accounts, transfers, reversals; through
 scripts/localstripe_promotion_codes.py, Stripe's coupons and promotion codes; through
 scripts/localstripe_subscriptions.py, prices, subscription lifecycles and payment-method
-updates).
+updates; through scripts/localstripe_customer_balance.py, customers' balances and
+balance transactions).
 
 Test and demo infrastructure only (DESIGN.md decision 14): the launcher
 (scripts/localstripe_server.py) calls `install()` before it serves. What it adds:
@@ -755,3 +756,8 @@ def install(*, dispute_outcome_delay: float = 0.5) -> None:
     from localstripe_subscriptions import install as install_subscriptions
 
     install_subscriptions(_idempotent)
+    # Customers' balances and their balance transactions
+    # (scripts/localstripe_customer_balance.py).
+    from localstripe_customer_balance import install as install_customer_balance
+
+    install_customer_balance(_idempotent)

@@ -305,6 +305,30 @@ PAYOUT_PROCESSING_LEASE_SECONDS = env_int("PAYOUT_PROCESSING_LEASE_SECONDS", 300
 # How often the payout run schedule creates payouts (minutes; default weekly).
 PAYOUT_RUN_SCHEDULE_MINUTES = env_int("PAYOUT_RUN_SCHEDULE_MINUTES", 7 * 24 * 60)
 
+# --- Customer adjustments (payments/customer_adjustment_rules.py) ----------------------------
+# Manual credits and debits to a customer, four-eyes. Money adjustments above this amount in
+# their currency (major units; a currency not listed gets 0: every one needs a senior) and
+# hours adjustments above this many minutes need payments.approve_large_customeradjustment.
+CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE = env_thresholds(
+    "CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE", "usd=100,eur=100,gbp=80,jpy=15000"
+)
+CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE_MINUTES = env_int(
+    "CUSTOMER_ADJUSTMENT_SENIOR_APPROVAL_ABOVE_MINUTES", 600
+)
+# A worker's claim on a money adjustment older than this is a crashed worker: it may resume.
+CUSTOMER_ADJUSTMENT_APPLY_LEASE_SECONDS = env_int("CUSTOMER_ADJUSTMENT_APPLY_LEASE_SECONDS", 300)
+
+# --- Prepaid hours (payments/hours.py, payments/lessons.py) ---------------------------------
+# An hour package expires this many days after its payment succeeded, unless the checkout's
+# metadata names `expires_at` (payments/metadata.py).
+HOUR_PACKAGE_VALID_DAYS = env_int("HOUR_PACKAGE_VALID_DAYS", 365)
+# The balance page highlights packages expiring within this many days.
+HOUR_PACKAGE_NEAR_EXPIRY_DAYS = env_int("HOUR_PACKAGE_NEAR_EXPIRY_DAYS", 14)
+# How often the expiry job takes expired packages' minutes off the balances (minutes; daily).
+HOURS_EXPIRY_SCHEDULE_MINUTES = env_int("HOURS_EXPIRY_SCHEDULE_MINUTES", 1440)
+# A lessons import (file or API) takes at most this many rows; one transaction applies them.
+LESSON_IMPORT_MAX_ROWS = env_int("LESSON_IMPORT_MAX_ROWS", 200_000)
+
 # --- Fraud rules (payments/fraud_rules.py; the README lists them) ---------------------------
 # Each pass (every payment event, the hourly `--detect-fraud`) looks at payments created in
 # the last LOOKBACK hours; each rule counts over its own window ending at each such payment.
@@ -590,6 +614,17 @@ SIDEBAR_SECTIONS = [
             ("Student balances", "hourglass_top", "payments.studentbalance"),
             # Coupons and their redemptions (payments/admin/coupon.py).
             ("Coupons", "sell", "payments.coupon"),
+            # Badge: manual credits and debits waiting for a second person. Opens on the
+            # "Pending" tab (payments.admin.customer_adjustment.ADJUSTMENT_TABS).
+            (
+                "Customer adjustments",
+                "price_change",
+                "payments.customeradjustment",
+                "payments.admin.customer_adjustment.pending_adjustments_badge",
+                "status__exact=pending",
+            ),
+            # Lessons the booking system reported (and their import page).
+            ("Lessons", "event_available", "payments.lesson"),
             ("Transfers", "send_money", "payments.transfer"),
             # Badge: events that failed for good and wait for a replay.
             (

@@ -12,6 +12,7 @@ from payments.models import Customer, Payment
 from payments.stripe_links import stripe_dashboard_url
 
 from .customer_block import CustomerBlockAdminMixin
+from .customer_hours import CustomerHoursMixin
 from .customer_privacy import CustomerPrivacyAdminMixin
 from .display import PAYMENT_STATUS_COLOURS, customer_label, external_link, money
 from .saved_payment_methods import SavedPaymentMethodInline
@@ -55,7 +56,11 @@ class CustomerPaymentInline(TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(
-    ChangelistMixin, CustomerBlockAdminMixin, CustomerPrivacyAdminMixin, ModelAdmin
+    ChangelistMixin,
+    CustomerBlockAdminMixin,
+    CustomerPrivacyAdminMixin,
+    CustomerHoursMixin,
+    ModelAdmin,
 ):
     list_display = ["customer_cell", "stripe_id", "payment_count", "last_payment_at", "created"]
     list_per_page = 50

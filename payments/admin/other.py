@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import display
 
@@ -11,10 +11,8 @@ from backoffice.pagination import EstimatedCountPaginator
 from payments.admin.display import UNKNOWN_STATUS_LABEL, money
 from payments.ledger import CLOSED_DISPUTE_STATUSES
 from payments.models import (
-    BalanceEntry,
     Dispute,
     PaymentMethod,
-    StudentBalance,
 )
 
 from .display import customer_label
@@ -59,69 +57,6 @@ class PaymentMethodAdmin(ChangelistMixin, SavedPaymentMethodAdminMixin, ModelAdm
     @display(description="Expires")
     def expiry(self, obj):
         return expiry_cell(obj)
-
-
-class NegativeBalanceFilter(admin.SimpleListFilter):
-    title = "balance"
-    parameter_name = "balance"
-
-    def lookups(self, request, model_admin):
-        return [("negative", "Negative (owes hours)"), ("positive", "Hours left")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "negative":
-            return queryset.filter(minutes__lt=0)
-        if self.value() == "positive":
-            return queryset.filter(minutes__gt=0)
-        return queryset
-
-
-class BalanceEntryInline(TabularInline):
-    model = BalanceEntry
-    show_title = False
-    extra = 0
-    can_delete = False
-    fields = ["created_at", "kind", "minutes", "payment", "reference", "note"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(StudentBalance)
-class StudentBalanceAdmin(ChangelistMixin, ModelAdmin):
-    """Prepaid tutoring hours per student. Changed only through services (purchases, lessons,
-    refunds), each leaving a BalanceEntry, so the admin only reads."""
-
-    list_display = ["customer", "hours", "updated_at"]
-    list_select_related = ["customer"]
-    list_filter = [NegativeBalanceFilter]
-    search_spec = SearchSpec(
-        ids=(("cus_", "customer__stripe_id"),),
-        text=("customer__name", "customer__email"),
-        help_text=(
-            "Searches: student name or e-mail (any part, any case); a whole Stripe customer "
-            "id (cus_) in any case."
-        ),
-    )
-    ordering = ["minutes", "id"]
-    readonly_fields = ["customer", "minutes"]
-    inlines = [BalanceEntryInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @display(
-        description="Hours",
-        ordering="minutes",
-        label={"negative": "danger", "zero": "info", "positive": "success"},
-    )
-    def hours(self, obj):
-        key = "negative" if obj.minutes < 0 else "positive" if obj.minutes else "zero"
-        return key, f"{obj.minutes / 60:+g} h"
 
 
 OPEN_DISPUTE_STATUSES = [

@@ -10,6 +10,7 @@
 - coupons.py  coupons and promotion codes: their dataclasses, mappers and calls
 - subscriptions.py  subscriptions, prices and a customer's saved payment methods (their
               types, mappers and calls in one module)
+- customer_balance.py  a customer's Stripe credit balance transactions (type, mapper, calls)
 
 Callers import from here (`from payments import gateway; gateway.stripe_refund_create(...)`),
 so tests patch `payments.gateway.<call>`; the clock and `sleep` are patched on the submodule
@@ -69,6 +70,13 @@ from payments.gateway.coupons import (
     stripe_promotion_code_retrieve,
     stripe_promotion_code_update,
 )
+from payments.gateway.customer_balance import (
+    StripeCustomerBalanceTransaction,
+    customer_balance_transaction_from_stripe,
+    stripe_customer_balance_transaction_create,
+    stripe_customer_balance_transaction_list,
+    stripe_customer_balance_transaction_retrieve,
+)
 from payments.gateway.errors import should_retry, translate_error
 from payments.gateway.mappers import (
     account_from_stripe,
@@ -123,6 +131,7 @@ __all__ = [
     "StripeClient",
     "StripeCoupon",
     "StripeCustomer",
+    "StripeCustomerBalanceTransaction",
     "StripeDispute",
     "StripeFile",
     "StripePaymentIntent",
@@ -137,6 +146,7 @@ __all__ = [
     "account_from_stripe",
     "count_api_calls",
     "coupon_from_stripe",
+    "customer_balance_transaction_from_stripe",
     "customer_from_stripe",
     "dispute_from_stripe",
     "file_from_stripe",
@@ -151,6 +161,9 @@ __all__ = [
     "stripe_account_retrieve",
     "stripe_coupon_create",
     "stripe_coupon_retrieve",
+    "stripe_customer_balance_transaction_create",
+    "stripe_customer_balance_transaction_list",
+    "stripe_customer_balance_transaction_retrieve",
     "stripe_customer_create",
     "stripe_customer_default_payment_method_set",
     "stripe_customer_list_pages",

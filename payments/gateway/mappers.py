@@ -89,6 +89,8 @@ def customer_from_stripe(obj: Any) -> StripeCustomer:
         default_payment_method_id=_id(_get(invoice_settings, "default_payment_method")),
         deleted=bool(_get(obj, "deleted", False)),
         metadata=_plain(_get(obj, "metadata")) or {},
+        balance=None if _get(obj, "balance") is None else _int(_get(obj, "balance")),
+        currency=_str(_get(obj, "currency")).lower(),
     )
 
 

@@ -20,6 +20,10 @@ class StripeCustomer:
     default_payment_method_id: str = ""
     deleted: bool = False
     metadata: dict = field(default_factory=dict)
+    # Stripe's customer balance in minor units of `currency`, Stripe's sign (negative: credit
+    # the customer holds); `currency` is "" until Stripe sets one (None: not sent).
+    balance: int | None = None
+    currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-from .balance import BalanceEntry, StudentBalance
+from .balance import BalanceEntry, HourDraw, HourPackage, Lesson, StudentBalance
 from .billing_action import BillingAction
 from .coupon import Coupon, CouponCurrency, CouponRedemption, PromotionCode
 from .customer import Customer
+from .customer_adjustment import CustomerAdjustment
 from .dispute import Dispute
 from .dispute_alert import DisputeDeadlineAlert
 from .dispute_response import DisputeResponse
@@ -32,6 +33,7 @@ __all__ = [
     "CouponCurrency",
     "CouponRedemption",
     "Customer",
+    "CustomerAdjustment",
     "Dispute",
     "DisputeDeadlineAlert",
     "DisputeResponse",
@@ -41,8 +43,11 @@ __all__ = [
     "FraudRule",
     "FraudRuleFailure",
     "FraudSeverity",
+    "HourDraw",
+    "HourPackage",
     "Instructor",
     "JobLock",
+    "Lesson",
     "Payment",
     "PaymentMethod",
     "PaymentMethodType",

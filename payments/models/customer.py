@@ -23,6 +23,11 @@ class Customer(TimestampedModel):
     )
     livemode = models.BooleanField(default=False)
     created = models.DateTimeField(help_text="When the customer was created in Stripe.")
+    # Stripe's customer balance (mirrored by the sync and customer.updated): minor units of
+    # `balance_currency`, Stripe's sign (negative = credit the customer holds for their next
+    # invoices, positive = owed). None until Stripe has told us; "" currency until one is set.
+    stripe_balance = models.BigIntegerField(null=True, blank=True)
+    stripe_balance_currency = models.CharField(max_length=3, blank=True)
 
     # Ours, not Stripe's (the sync never writes them): a blocked customer's payments cannot be
     # retried and refunds to them need a senior approver. Written only through

@@ -20,6 +20,10 @@ from payments.models import (
     TransferReversal,
     WebhookEvent,
 )
+from payments.services.customer_adjustments import (
+    customer_adjustment_reject,
+    customer_adjustment_request,
+)
 from payments.services.earning_adjustments import (
     earning_adjustment_approve,
     earning_adjustment_request,
@@ -33,6 +37,7 @@ from payments.services.payouts import (
 from reports.receipts import receipt_issue
 from reports.rollups import generate_analytics
 from tests.factories import (
+    CustomerFactory,
     DisputeFactory,
     InstructorFactory,
     PaymentFactory,
@@ -132,6 +137,22 @@ def _adjustment(n):
     earning_adjustment_approve(adjustment=adjustment, acting_user=_clerk("approver"))
 
 
+def _customer_adjustment(n):
+    # Money and hours, decided or not: the page reads the customers and people joined.
+    adjustment = customer_adjustment_request(
+        customer=CustomerFactory(),
+        direction="credit" if n % 2 else "debit",
+        unit="money" if n % 2 else "hours",
+        amount=700,
+        currency="usd",
+        minutes=60,
+        reason="Goodwill",
+        acting_user=_clerk(),
+    )
+    if n % 3 == 0:
+        customer_adjustment_reject(adjustment=adjustment, acting_user=_clerk("approver"), note="No")
+
+
 def _rollup(n):
     day = timezone.localdate() - timedelta(days=n)
     PaymentFactory(created=timezone.now() - timedelta(days=n))
@@ -166,6 +187,7 @@ LISTS = [
     ("/api/v1/earning-adjustments/", _adjustment),
     ("/api/v1/coupons/", _coupon),
     ("/api/v1/coupon-redemptions/", _coupon),
+    ("/api/v1/customer-adjustments/", _customer_adjustment),
 ]
 
 

@@ -18,15 +18,19 @@ from backoffice.changelist import (
     ChangelistMixin,
 )
 from backoffice.models import AdminAction
+from payments import hours
 from payments.admin.filters import WARN_UNKNOWN_CURRENCY_FILTER
 from payments.models import (
+    BalanceEntry,
     Coupon,
     Customer,
+    CustomerAdjustment,
     Dispute,
     EarningAdjustment,
     EarningEntry,
     FraudAlert,
     Instructor,
+    Lesson,
     Payment,
     PaymentMethod,
     PaymentRetry,
@@ -60,6 +64,7 @@ DP = "dp_1MtJUT2eZvKYlo2CkDfR8Tz9"
 EVT = "evt_1NG8Du2eZvKYlo2CUI79vXWy"
 ISSFR = "issfr_1NnrwHBw2dPENLoi9lnhV3RQ"
 ACCT = "acct_1Nv0FGQ9RKHgCVdK"
+CBTXN = "cbtxn_1MrU9k2eZvKYlo2CZF8ghLMS"
 TR = "tr_1MiN3gLkdIwHu7ixNCZvFdgA"
 PROMO = "promo_1PqrStUvWxYz0123"
 SUB = "sub_1MowQVLkdIwHu7ixeRlqHVzs"
@@ -123,6 +128,22 @@ def world():
     balances = [
         StudentBalance.objects.create(customer=customer, minutes=60)
         for customer in (target_customer, other_customer)
+    ]
+    ledger_entries = [
+        hours.credit_minutes(
+            customer_id=customer.pk, minutes=60, kind="adjustment", reference=f"world:{n}"
+        )
+        for n, customer in enumerate((target_customer, other_customer))
+    ]
+    lessons = [
+        Lesson.objects.create(
+            booking_id=booking,
+            customer=customer,
+            minutes=60,
+            lesson_date=now.date(),
+            status=Lesson.Status.CONSUMED,
+        )
+        for booking, customer in (("bk-Target-1", target_customer), ("bk-other-2", other_customer))
     ]
     retries = [
         PaymentRetry.objects.create(
@@ -208,9 +229,23 @@ def world():
         )
         for stripe_id, customer in ((SUB, target_customer), ("sub_Other000001", other_customer))
     ]
+    customer_adjustments = [
+        CustomerAdjustment.objects.create(
+            customer=customer,
+            unit="money",
+            direction="credit",
+            amount=500,
+            currency="usd",
+            reason="Goodwill",
+            status="applied",
+            stripe_balance_transaction_id=txn_id,
+        )
+        for customer, txn_id in ((target_customer, CBTXN), (other_customer, "cbtxn_Other0001"))
+    ]
     return {
         Coupon: coupons,
         Subscription: tuple(subscriptions),
+        CustomerAdjustment: tuple(customer_adjustments),
         Payout: tuple(payouts),
         Transfer: tuple(transfers),
         EarningEntry: tuple(entries),
@@ -223,6 +258,8 @@ def world():
         FraudAlert: (target_alert, other_alert),
         WebhookEvent: tuple(events),
         StudentBalance: tuple(balances),
+        BalanceEntry: tuple(ledger_entries),
+        Lesson: tuple(lessons),
         PaymentRetry: tuple(retries),
         Instructor: (target.instructor, other.instructor),
         AdminAction: tuple(actions),
@@ -244,6 +281,8 @@ SEARCHES = {
     FraudAlert: [*CUSTOMER_TEXT, ISSFR, PI, CH],
     WebhookEvent: [EVT, PI],
     StudentBalance: [*CUSTOMER_TEXT, CUS],
+    BalanceEntry: [*CUSTOMER_TEXT, CUS, "world:0"],
+    Lesson: [*CUSTOMER_TEXT, CUS, "bk-target"],
     PaymentRetry: [*CUSTOMER_TEXT, PI],
     Instructor: ["maria lop", "LOPEZ", "lopez@tutors", ACCT],
     Payout: ["maria lop", "LOPEZ@TUTORS", TR, ACCT],
@@ -253,6 +292,7 @@ SEARCHES = {
     EarningAdjustment: ["maria lop", "LOPEZ", "lopez@tutors", "bonus"],
     Coupon: ["spring", "g25", "Sale", PROMO],
     Subscription: [*CUSTOMER_TEXT, SUB, CUS],
+    CustomerAdjustment: [*CUSTOMER_TEXT, CUS, CBTXN],
 }
 CASES = [
     (model, typed)

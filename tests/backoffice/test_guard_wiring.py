@@ -20,10 +20,12 @@ from backoffice.guard import ERR_BULK_TOO_MANY, ERR_STEP_UP
 from backoffice.models import AdminAction
 from backoffice.second_factor import VERIFIED_AT_SESSION_KEY
 from payments import gateway
-from payments.models import Dispute, EarningAdjustment, Payment, Payout
+from payments.models import CustomerAdjustment, Dispute, EarningAdjustment, Payment, Payout
+from payments.services.customer_adjustments import customer_adjustment_request
 from payments.services.earning_adjustments import earning_adjustment_request
 from refunds.models import RefundRequest
 from tests.factories import (
+    CustomerFactory,
     DisputeFactory,
     InstructorFactory,
     PaymentFactory,
@@ -145,6 +147,36 @@ def adjustment_bulk():
     )
 
 
+def _customer_adjustment():
+    return customer_adjustment_request(
+        customer=CustomerFactory(),
+        direction="credit",
+        unit="money",
+        amount=2500,
+        currency="usd",
+        reason="Tutor no-show",
+        acting_user=_requester(),
+    )
+
+
+def customer_adjustment_single():
+    row = _customer_adjustment()
+    return (
+        reverse("admin:payments_customeradjustment_approve", args=[row.pk]),
+        {"note": "ok"},
+        lambda: CustomerAdjustment.objects.get(pk=row.pk).status,
+    )
+
+
+def customer_adjustment_bulk():
+    row = _customer_adjustment()
+    return (
+        reverse("admin:payments_customeradjustment_changelist"),
+        {"action": "bulk_approve", ACTION_CHECKBOX_NAME: [row.pk], "apply": "1", "note": "x"},
+        lambda: CustomerAdjustment.objects.get(pk=row.pk).status,
+    )
+
+
 def dispute_submit(kind="submit"):
     row = DisputeFactory(status=Dispute.Status.NEEDS_RESPONSE)
     return (
@@ -174,6 +206,8 @@ ADMIN_ACTIONS = [
     payout_reverse,
     payout_bulk,
     adjustment_bulk,
+    customer_adjustment_single,
+    customer_adjustment_bulk,
     dispute_submit,
     dispute_accept,
     payment_retry,
@@ -388,6 +422,12 @@ def test_the_api_answers_429_with_retry_after_and_keeps_no_idempotent_answer(
         ("admin:payments_payout_changelist", "bulk_cancel", _payout),
         ("admin:payments_earningadjustment_changelist", "bulk_approve", _adjustment),
         ("admin:payments_earningadjustment_changelist", "bulk_reject", _adjustment),
+        (
+            "admin:payments_customeradjustment_changelist",
+            "bulk_approve",
+            _customer_adjustment,
+        ),
+        ("admin:payments_customeradjustment_changelist", "bulk_reject", _customer_adjustment),
     ],
 )
 def test_a_bulk_action_over_the_maximum_is_refused_whole(settings, changelist, action, make):

@@ -30,6 +30,8 @@ from management.schedules import ensure_job_schedules
 from payments import sync
 from payments.gateway import StripeSubscription, StripeTransfer, StripeTransferReversal
 from payments.models import (
+    Customer,
+    CustomerAdjustment,
     EarningAdjustment,
     Instructor,
     Payment,
@@ -217,6 +219,25 @@ def demo_like_data():
         get_data="",
         post_data="username=guesser",
         failures_since_start=settings.AXES_FAILURE_LIMIT,
+    )
+    # Customer adjustments: a pending yen credit and hours applied (the queue and a page).
+    customer = Customer.objects.order_by("pk").first()
+    CustomerAdjustment.objects.create(
+        customer=customer,
+        unit="money",
+        direction="credit",
+        amount=3000,
+        currency="jpy",
+        reason="Lesson cancelled by the tutor",
+    )
+    CustomerAdjustment.objects.create(
+        customer=customer,
+        unit="hours",
+        direction="debit",
+        minutes=90,
+        reason="Lesson not deducted",
+        status=CustomerAdjustment.Status.REJECTED,
+        decision_note="Already deducted",
     )
     # An API token of the superuser's, so the API tokens list has a row to open.
     demo = get_user_model().objects.get(username="demo")

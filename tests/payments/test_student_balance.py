@@ -29,3 +29,30 @@ def test_negative_balance_filter(admin_client):
     shown = response.context["cl"].result_list
     assert len(shown) == StudentBalance.objects.filter(minutes__lt=0).count() > 0
     assert "h</" in response.content.decode() or " h" in response.content.decode()
+
+
+def test_the_demo_feeds_hours_through_the_real_paths():
+    """Packages credited by the sync's upserts, lessons by the import service, expired
+    packages taken off by the expiry job; some near expiry; the ledger adds up."""
+    from django.utils import timezone
+
+    from payments import hours_selectors
+    from payments.models import BalanceEntry, HourPackage, Lesson
+
+    DemoGenerator(seed=5, now=timezone.now()).run(demo_size(1500))
+    kinds = set(BalanceEntry.objects.values_list("kind", flat=True))
+    assert {"purchase", "usage", "reservation", "release", "expiry", "refund"} <= kinds
+    assert set(Lesson.objects.values_list("status", flat=True)) == set(Lesson.Status.values)
+    assert set(Lesson.objects.values_list("source", flat=True)) == {"demo"}
+    assert not BalanceEntry.objects.filter(reference="").exists()
+    now = timezone.now()
+    states = {
+        row.state
+        for balance in StudentBalance.objects.all()
+        for row in hours_selectors.balance_packages(balance, now=now)
+    }
+    assert {"near_expiry", "expired", "active", "owed"} <= states
+    # Every purchase entry belongs to a succeeded hour-package payment, once.
+    purchases = BalanceEntry.objects.filter(kind="purchase")
+    assert purchases.count() == purchases.values("payment").distinct().count()
+    assert HourPackage.objects.filter(expires_at__lte=now, remaining__gt=0).count() == 0

@@ -456,27 +456,30 @@ def test_stripe_refusal_fails_the_request_and_frees_the_amount(approver, fake_st
 def test_hour_packages_take_the_refunded_share_off_the_balance(
     approver, fake_stripe, package_minutes, amount, refunds, expected_minutes
 ):
+    """The refund's minutes are taken on the hours ledger (payments.hours), through the same
+    upsert the sync and webhooks use: the package is credited once, then each refund takes
+    its cumulative pro-rata share."""
     payment = PaymentFactory(
         amount=amount,
         product_kind=Payment.ProductKind.HOUR_PACKAGE,
         package_minutes=package_minutes,
     )
-    balance = StudentBalance.objects.create(customer=payment.customer, minutes=1000)
     for refund_amount in refunds:
         row = RefundRequestFactory(payment=payment, amount=refund_amount)
         refund_request_approve(refund_request=row, acting_user=approver)
         refund_request_process(refund_request=row)
     entries = list(
-        BalanceEntry.objects.filter(payment=payment)
+        BalanceEntry.objects.filter(payment=payment, kind=BalanceEntry.Kind.REFUND)
         .order_by("id")
         .values_list("minutes", flat=True)
     )
     assert entries == expected_minutes
-    balance.refresh_from_db()
-    assert balance.minutes == 1000 + sum(expected_minutes)
+    balance = StudentBalance.objects.get(customer=payment.customer)
+    assert balance.minutes == package_minutes + sum(expected_minutes)
+    purchases = BalanceEntry.objects.filter(payment=payment, kind=BalanceEntry.Kind.PURCHASE)
+    assert purchases.count() == 1
     assert all(
-        ref.startswith("refund_request:")
-        for ref in BalanceEntry.objects.values_list("reference", flat=True)
+        ref.startswith("hours:") for ref in BalanceEntry.objects.values_list("reference", flat=True)
     )
 
 

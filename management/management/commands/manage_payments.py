@@ -80,7 +80,8 @@ class Command(BaseCommand):
     help = (
         "Payments operations: one of --sync-stripe, --generate-analytics, --payment-report, "
         "--issue-receipts, --process-pending-refunds, --dispute-alerts, --detect-fraud, "
-        "--create-payouts, --process-payouts, --fix-inconsistencies, --cleanup-old-data. "
+        "--create-payouts, --process-payouts, --expire-hours, --fix-inconsistencies, "
+        "--cleanup-old-data. "
         "No action: the overview."
     )
 
@@ -144,6 +145,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Issue receipts for captured payments that have none.",
         )
+        # Prepaid hours (payments/hours.py).
+        actions.add_argument(
+            "--expire-hours",
+            action="store_true",
+            help="Take the minutes left in expired hour packages off the students' balances.",
+        )
         # Repairs and retention (management/maintenance.py).
         actions.add_argument(
             "--fix-inconsistencies",
@@ -191,6 +198,8 @@ class Command(BaseCommand):
             return self._create_payouts(options)
         if options["process_payouts"]:
             return self._process_payouts(as_json)
+        if options["expire_hours"]:
+            return self._print(jobs.expire_hours(), as_json)
         if options["cleanup_old_data"]:
             return self._print(jobs.cleanup_old_data(), as_json)
         if options["sync_stripe"]:

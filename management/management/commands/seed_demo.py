@@ -4,8 +4,10 @@ from management import demo_data
 from management.demo_connect import bank_accounts_seed, connected_accounts_create
 from management.demo_counts import demo_count_lines
 from management.demo_coupons import seed_coupon_purchases, seed_coupons
+from management.demo_customer_adjustments import seed_customer_adjustments
 from management.demo_disputes import seed_open_disputes
 from management.demo_fraud import seed_fraud_reviews
+from management.demo_hours import seed_hour_packages
 from management.demo_payouts import seed_payouts
 from management.demo_refunds import seed_refund_requests
 from management.demo_subscriptions import seed_subscriptions
@@ -45,6 +47,9 @@ class Command(BaseCommand):
         seed_coupon_purchases(stdout=self.stdout)
         # Refund requests of every priority and status; pending ones on localstripe payments.
         seed_refund_requests(seed=seed, stdout=self.stdout)
+        # Hour packages bought through localstripe (two near expiry) and their lessons
+        # through the import service.
+        seed_hour_packages(seed=seed, stdout=self.stdout)
         # Disputes that need a response: real ones in localstripe, so responding works.
         seed_open_disputes(seed=seed, stdout=self.stdout)
         # A few fraud alerts in each review state and one blocked customer, through the
@@ -56,6 +61,9 @@ class Command(BaseCommand):
         # A payout run over the earnings, its payouts in every status (Connect ones through
         # localstripe), a clawback and earning adjustments, through the payout services.
         seed_payouts(stdout=self.stdout)
+        # Customer adjustments (money in the peer's customer balances, hours in the hours
+        # ledger): pending ones in the queue, a few applied, one rejected.
+        seed_customer_adjustments(stdout=self.stdout)
         # Last: rollups and receipts summarise everything seeded above. DAYS + 1: the demo's
         # payments reach back DAYS days from the current hour.
         seed_reports(days=demo_data.DAYS + 1, stdout=self.stdout)
