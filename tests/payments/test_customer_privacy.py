@@ -78,11 +78,16 @@ def jane():
         ip_address=IP,
         metadata={"product_name": "Algebra I", "client_ip": IP, "student_name": NAME},
         description=f"Algebra I for {EMAIL}",
+        metadata_problems=[f"instructor_email is not ours: {EMAIL}"],
         status=Payment.Status.DISPUTED,
     )
-    payment.save()  # a history row with the IP
+    payment.save()  # a history row with the IP, the description and the problems
     RefundFactory(payment=payment, stripe_id="re_jane", amount=1000)
     RefundRequestFactory(payment=payment, customer_note="Please refund me, Jane")
+    # A note the customer took back: blank now, but its history rows still hold it.
+    withdrawn = RefundRequestFactory(payment=payment, customer_note="Call me on +44 20 7946 0958")
+    withdrawn.customer_note = ""
+    withdrawn.save()
     dispute = DisputeFactory(
         payment=payment,
         stripe_id="dp_jane",
@@ -149,7 +154,11 @@ def everything_about(customer: Customer) -> str:
         list(Customer.objects.filter(pk=customer.pk).values()),
         list(Customer.history.filter(id=customer.pk).values("email", "name")),
         list(payments.values("billing_details", "ip_address", "metadata", "description")),
-        list(Payment.history.filter(id__in=payments.values("pk")).values("ip_address")),
+        list(
+            Payment.history.filter(id__in=payments.values("pk")).values(
+                "ip_address", "description", "metadata_problems"
+            )
+        ),
         list(Dispute.objects.filter(payment__in=payments).values("evidence")),
         list(DisputeResponse.objects.filter(dispute__payment__in=payments).values("evidence")),
         list(RefundRequest.objects.filter(payment__in=payments).values("customer_note")),
@@ -250,7 +259,7 @@ def test_erasure_pseudonymises_personal_data_and_keeps_money_and_audit(staff, ja
         == money_before
     )
     assert Dispute.objects.get(stripe_id="dp_jane").evidence["product_description"] == "Algebra I"
-    assert RefundRequest.objects.filter(payment__customer=jane).count() == 1
+    assert RefundRequest.objects.filter(payment__customer=jane).count() == 2
     assert result.changed["webhook_events"] == 3
     assert result.changed["refund_requests"] == 1
     # One audit row more, with the reason and no e-mail; none removed.
