@@ -1,10 +1,17 @@
 """The admin's optional IP allow-list (settings.ADMIN_ALLOWED_CIDRS; empty: off).
 
 When set, the admin (every page under /admin/, the login included) and the API's session pages
-(requests under /api/v1/ that carry no `Authorization` header: the browsable API, Swagger,
-Redoc, the session-authenticated JSON) answer only to clients inside one of the networks.
-API tokens keep working from anywhere: programs (BI tools, the booking system) run elsewhere,
-and a token is refused or allowed by its own rules.
+(requests under /api/v1/ without an `Authorization: Bearer bo_...` header of our token format:
+the browsable API, Swagger, Redoc, the session-authenticated JSON) answer only to clients
+inside one of the networks. API tokens keep working from anywhere: programs (BI tools, the
+booking system) run elsewhere, and a token is refused or allowed by its own rules.
+
+Any other Authorization header (Basic, "Token x", a Bearer value not of our format) does not
+skip the list: the token authentication ignores it, so DRF's session authentication would
+sign the request in from the cookie. A Bearer token of our format is checked as a token (a bad
+one is a 401, never a fall back to the session). And the session authentication the API uses
+(backoffice.api.authentication.AllowListSessionAuthentication) asks the list again, so a
+session never reaches the API from outside even by a path this middleware does not see.
 
 The client address is backoffice.client_ip's: REMOTE_ADDR, or our proxies' header only when
 TRUSTED_PROXY_COUNT says we run them, so a client cannot talk its way in with a forged
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from functools import lru_cache
 
 from django.conf import settings
@@ -33,6 +41,8 @@ ERR_BAD_CIDR = "ADMIN_ALLOWED_CIDRS is not valid: {value!r} is not a network suc
 REFUSED_TITLE = "Not from this network"
 REFUSED_WHAT = "The back-office only answers to the office and VPN networks."
 REFUSED_HINT = "Connect through the company VPN and try again."
+# `Authorization: Bearer bo_<urlsafe>`: the shape backoffice/api/tokens.py issues (TOKEN_PREFIX).
+API_TOKEN_HEADER = re.compile(r"\ABearer bo_[A-Za-z0-9_-]{1,200}\Z", re.IGNORECASE)
 LOG_REFUSED = "admin allow-list refused %s %s from %s (not in ADMIN_ALLOWED_CIDRS)"
 
 
@@ -65,12 +75,18 @@ def address_allowed(ip: str | None) -> bool:
     return any(address in network for network in networks)
 
 
+def carries_api_token(request) -> bool:
+    """True when the request's Authorization header is a Bearer token of our format (which
+    the token authentication checks, with no fall back to the session)."""
+    return bool(API_TOKEN_HEADER.match(request.META.get("HTTP_AUTHORIZATION", "").strip()))
+
+
 def is_guarded(request) -> bool:
-    """The admin, or the API reached by session (no token header)."""
+    """The admin, or the API reached by anything but one of our tokens."""
     path = request.path_info
     if path.startswith(ADMIN_PREFIX):
         return True
-    return path.startswith(API_PREFIX) and "HTTP_AUTHORIZATION" not in request.META
+    return path.startswith(API_PREFIX) and not carries_api_token(request)
 
 
 class AdminAllowListMiddleware:

@@ -6,6 +6,10 @@ together. Admin views pass `client_info_from_request(request)`; jobs pass nothin
 
 Rows are written once (AdminAction refuses updates and deletes): state that changes over time
 belongs on its own model (a refund request, a payment retry), never on the audit row.
+
+So no personal data goes in (the trail outlives a GDPR erasure): a target whose str() is
+personal (a customer's e-mail) defines `audit_repr()`, which names it by id instead, and
+audit_record uses it whoever calls; and reasons are staff words, never a customer's.
 """
 
 from __future__ import annotations
@@ -61,13 +65,19 @@ def audit_record(
     from it), or a model class for an action about many rows (then `target_id` is required).
     `acting_user` may be None (a system job) or an AnonymousUser: both record no actor.
     `amount` is in minor units of `currency`. `details` must be JSON-serialisable.
+    `target_repr` defaults to the target's `audit_repr()` when it has one, else str(target).
     """
     if target_id is None:
         if isinstance(target, type):
             raise ValueError(ERR_TARGET_ID_REQUIRED)
         target_id = str(target.pk)
     if target_repr is None:
-        target_repr = "" if isinstance(target, type) else str(target)
+        if isinstance(target, type):
+            target_repr = ""
+        elif hasattr(target, "audit_repr"):
+            target_repr = target.audit_repr()  # never personal data (module docstring)
+        else:
+            target_repr = str(target)
     client = client or ClientInfo()
     return AdminAction.objects.create(
         # AnonymousUser has pk None; a system job passes None.

@@ -4,6 +4,7 @@ The login (after a TOTP or backup code) and the step-up page (a fresh code befor
 action) both record it here, and the money-action guard reads it: one key, one clock.
 """
 
+from django.db import transaction
 from django.utils import timezone
 from django_otp import login as otp_login
 
@@ -29,7 +30,13 @@ def match_code(user, code: str):
 
     Six digits are a TOTP code, anything else a backup code (django-otp 1.7 checks one chosen
     device, not every device). A device that is throttled after wrong codes accepts nothing
-    until its delay has passed; verify_token() counts the failures."""
+    until its delay has passed; verify_token() counts the failures.
+
+    Each code works once, even given by parallel requests: django-otp reads (the backup code,
+    the TOTP's last used step) and then writes (deletes it, saves last_t) with nothing in
+    between, so two requests could both pass. The device row is locked (select_for_update)
+    for the check and its write, in one transaction: the second request reads after the
+    first has committed and finds the code used."""
     from django_otp.plugins.otp_static.models import StaticDevice
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -37,8 +44,10 @@ def match_code(user, code: str):
     if not code or user is None or not user.is_authenticated:
         return None
     model = TOTPDevice if code.isdigit() and len(code) == 6 else StaticDevice
-    for device in model.objects.devices_for_user(user, confirmed=True):
-        allowed, _ = device.verify_is_allowed()
-        if allowed and device.verify_token(code):
-            return device
+    with transaction.atomic():
+        devices = model.objects.devices_for_user(user, confirmed=True).order_by("pk")
+        for device in devices.select_for_update():
+            allowed, _ = device.verify_is_allowed()
+            if allowed and device.verify_token(code):
+                return device
     return None

@@ -79,15 +79,22 @@ class StaffLoginForm(AuthenticationForm):
             return cleaned  # no second factor yet: the site decides what this session may do
         code = (cleaned.get("otp_token") or "").strip().lower()
         if not code:
+            # Counted too: "code required" says the password was right, so without the count
+            # passwords could be tried this way with no lockout.
+            self._count_failure(user)
             raise forms.ValidationError(ERR_CODE_REQUIRED, code="code_required")
         device = match_code(user, code)
         if device is None:
-            # Counted like a wrong password (django-axes listens to this signal).
-            user_login_failed.send(
-                sender=__name__,
-                credentials={"username": user.get_username()},
-                request=self.request,
-            )
+            self._count_failure(user)
             raise forms.ValidationError(ERR_CODE_INVALID, code="code_invalid")
         user.otp_device = device
         return cleaned
+
+    def _count_failure(self, user) -> None:
+        """A missing or wrong code counts like a wrong password (django-axes listens to this
+        signal): the lockout covers the second step of the sign-in too."""
+        user_login_failed.send(
+            sender=__name__,
+            credentials={"username": user.get_username()},
+            request=self.request,
+        )

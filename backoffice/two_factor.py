@@ -31,6 +31,10 @@ ACTION_BACKUP_CODES = "two_factor_backup_codes_generated"
 ACTION_RESET = "two_factor_reset"
 
 ERR_RESET_NOT_ALLOWED = "Only a superuser may reset another staff member's second factor."
+ERR_RESET_OWN = (
+    "You may not reset your own second factor: another superuser does it (a reset lets the "
+    "next sign-in enrol a new authenticator without any code)."
+)
 ERR_SETUP_STALE = "This set-up page is out of date: open it again."
 
 
@@ -101,9 +105,12 @@ def has_authenticator(user) -> bool:
 
 def second_factor_reset(*, user, acting_user, reason: str = "", client: ClientInfo | None = None):
     """Remove every second-factor device of `user` (a lost phone): they enrol again at their
-    next sign-in. Superusers only; audited with the number of devices removed."""
+    next sign-in. Superusers only, and never their own (ERR_RESET_OWN); audited with the
+    number of devices removed."""
     if not (acting_user.is_active and acting_user.is_superuser):
         raise TwoFactorError(ERR_RESET_NOT_ALLOWED)
+    if user.pk == acting_user.pk:
+        raise TwoFactorError(ERR_RESET_OWN)
     with transaction.atomic():
         removed = 0
         for device in list(devices_for_user(user, confirmed=None)):

@@ -11,12 +11,18 @@ Who may open them: a signed-in active staff member whose session passed their se
 or who has none yet. A session that signed in with the password alone while its user has a
 device never reaches them (it is sent to the login page to give a code): otherwise a stolen
 password could replace the victim's authenticator. Pages with a secret are never cached.
+
+Replacing a confirmed authenticator or making new backup codes also needs a fresh code
+(second_factor.verified_within(STEP_UP_MINUTES)), via the step-up page as before a money
+action: else a session verified hours ago (left open, or stolen) could give itself new codes
+and never be asked for the phone again. A first enrolment has no code to give and needs none.
 """
 
 from __future__ import annotations
 
 from base64 import b32encode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse, HttpResponseNotAllowed
@@ -29,7 +35,8 @@ from django_otp import user_has_device
 from django_otp.qr import write_qrcode_image
 
 from .audit import client_info_from_request
-from .second_factor import mark_verified
+from .guard import step_up_url
+from .second_factor import mark_verified, verified_within
 from .sign_in import needs_enrolment
 from .two_factor import (
     TwoFactorError,
@@ -57,6 +64,16 @@ def may_manage_own_factor(request) -> bool:
         return False
     is_verified = getattr(user, "is_verified", None)
     return bool(is_verified and is_verified()) or not user_has_device(user, confirmed=True)
+
+
+def step_up_for_own_factor(request, *, next_url: str) -> HttpResponse | None:
+    """The step-up page (back to `next_url`) when the user already has a confirmed device and
+    their last code is older than STEP_UP_MINUTES; None when they may go on."""
+    if not user_has_device(request.user, confirmed=True):
+        return None
+    if verified_within(request, settings.STEP_UP_MINUTES):
+        return None
+    return redirect(step_up_url(next_url))
 
 
 def _guarded(view):
@@ -112,6 +129,9 @@ def overview(request, *, site):
 def enrol(request, *, site):
     """GET: the QR code and secret of the pending authenticator; POST: its first code."""
     user = request.user
+    stale = step_up_for_own_factor(request, next_url=reverse("admin:two_factor_enrol"))
+    if stale is not None:
+        return stale
     device = totp_pending_device(user)
     error = ""
     if request.method == "POST":
@@ -153,6 +173,9 @@ def enrol(request, *, site):
 def enrol_qr_code(request, *, site):
     """The pending authenticator's QR code (SVG), for the enrolment page's <img>: a URL of
     our own, so a strict Content-Security-Policy (img-src 'self') shows it."""
+    stale = step_up_for_own_factor(request, next_url=reverse("admin:two_factor_enrol"))
+    if stale is not None:
+        return stale
     device = totp_pending_device(request.user)
     response = HttpResponse(content_type="image/svg+xml")
     write_qrcode_image(device.config_url, response)
@@ -166,6 +189,9 @@ def backup_codes(request, *, site):
     if needs_enrolment(user):
         return redirect("admin:two_factor_enrol")
     if request.method == "POST":
+        stale = step_up_for_own_factor(request, next_url=reverse("admin:two_factor_backup_codes"))
+        if stale is not None:
+            return stale
         request.session[FRESH_CODES_SESSION_KEY] = backup_codes_regenerate(
             user=user, acting_user=user, client=client_info_from_request(request)
         )

@@ -13,6 +13,7 @@ class ManagementConfig(AppConfig):
         from .schedule_rules import (
             check_schedule_before_save,
             check_task_before_enqueue,
+            install_checked_worker,
             install_cluster_scheduler,
         )
         from .schedules import ensure_job_schedules_after_migrate
@@ -26,3 +27,4 @@ class ManagementConfig(AppConfig):
         )
         pre_enqueue.connect(check_task_before_enqueue, dispatch_uid="management.task_rules")
         install_cluster_scheduler()
+        install_checked_worker()

@@ -19,7 +19,14 @@ management.schedules.QUEUED_TASK_FUNCTIONS). Checked in four places:
 - every task enqueued (`check_task_before_enqueue`, pre_enqueue; in the process that
   enqueues, the cluster's scheduler included): a task naming any other function (or hook) is
   replaced by `refuse_task`, which fails in the worker with the reason, so the failure is
-  recorded on the task and schedule pages and nothing else runs.
+  recorded on the task and schedule pages and nothing else runs;
+- every task a worker takes from the cluster's queue (`checked_worker`, installed as the
+  worker the cluster spawns, and as django_q.worker.worker for the sync mode): the same
+  rewrite, before django-q2 resolves the function. A package written into the broker by
+  anything but our code (Redis or the ORM broker's table, no pre_enqueue) runs nothing
+  outside the registry either. django-q2 has no hook there (pre_execute fires after the
+  function is resolved and cannot stop it), so the worker's task queue is wrapped: the
+  worker only ever calls its get().
 """
 
 from __future__ import annotations
@@ -319,6 +326,12 @@ def _dotted(func) -> str:
 def check_task_before_enqueue(sender, task: dict, **kwargs) -> None:
     """pre_enqueue: a task whose function or hook is not registered runs `refuse_task`
     instead (with the reason), so the worker records it failed and runs nothing else."""
+    refuse_unregistered_task(task)
+
+
+def refuse_unregistered_task(task: dict) -> None:
+    """Rewrite `task` (in place) to run `refuse_task` when its function or hook is not
+    registered; leave it alone otherwise."""
     allowed = runnable_functions()
     func = _dotted(task.get("func"))
     hook = task.get("hook")
@@ -332,3 +345,43 @@ def check_task_before_enqueue(sender, task: dict, **kwargs) -> None:
     task["kwargs"] = {}
     task.pop("hook", None)
     task.pop("chain", None)
+
+
+# --- In the worker ----------------------------------------------------------------------------
+
+
+class _CheckedTaskQueue:
+    """The worker's task queue, each task checked (refuse_unregistered_task) as it is taken.
+    django-q2's worker reads its queue only through get() (`iter(task_queue.get, "STOP")`)."""
+
+    def __init__(self, queue):
+        self._queue = queue
+
+    def get(self, *args, **kwargs):
+        task = self._queue.get(*args, **kwargs)
+        if isinstance(task, dict):
+            refuse_unregistered_task(task)
+        return task
+
+
+def checked_worker(task_queue, result_queue, timer, *args, **kwargs):
+    """django-q2's worker, over a task queue whose tasks are checked before they run."""
+    return _django_q_worker(_CheckedTaskQueue(task_queue), result_queue, timer, *args, **kwargs)
+
+
+def install_checked_worker() -> None:
+    """Make the cluster spawn `checked_worker` (django_q.cluster calls the name `worker` it
+    imported; its spawn_process compares targets with that name too) and django-q2's sync
+    mode call it (django_q.tasks imports django_q.worker.worker when it runs).
+    tests/management/test_schedule_rules.py fails if a django-q2 upgrade moves them."""
+    global _django_q_worker
+    import django_q.worker
+    from django_q import cluster
+
+    if django_q.worker.worker is not checked_worker:
+        _django_q_worker = django_q.worker.worker
+    django_q.worker.worker = checked_worker
+    cluster.worker = checked_worker
+
+
+_django_q_worker = None

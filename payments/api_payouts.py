@@ -416,6 +416,12 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         payout = self._payout(pk)
         body = MarkPaidSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        guarded = guard_api_money_action(
+            request,
+            action=payout_services.AUDIT_MARK_PAID,
+            amounts=[(payout.amount, payout.currency)],
+            target=payout,
+        )
         try:
             payout_services.payout_mark_paid(
                 payout=payout,
@@ -424,6 +430,7 @@ class PayoutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
                 client=client_info_from_request(request),
             )
         except PayoutError as exc:
+            money_action_give_back(request.user, guarded)  # nothing moved
             raise _refusal(exc) from exc
         return self._answer(payout.pk)
 

@@ -10,7 +10,8 @@ Rules, once:
   currency, display}.
 - Erasure pseudonymises, it does not delete: Customer.email blank, name ERASED_NAME, the link
   to a user account cleared, the same in the customer's history rows; each payment's billing
-  details, IP and the personal keys of its metadata (backoffice.redaction's rule); personal
+  details, IP, description and metadata problems and the personal keys of its metadata
+  (backoffice.redaction's rule), in its history rows too; personal
   keys of dispute evidence and of the staff's dispute responses; the payloads of webhook
   events about the customer or their payments; plus the steps higher apps register (refunds:
   customer notes). Money rows (payments, refunds, disputes, balances, ledgers) and the audit
@@ -211,8 +212,12 @@ def erase_related_rows(*, customer: Customer) -> dict[str, int]:
         values = erased_payment_values({name: getattr(payment, name) for name in personal})
         Payment.objects.filter(pk=payment.pk).update(**values)
         changed["payments"] += 1
-    # The payments' history keeps the IP (billing details and metadata are not recorded).
-    Payment.history.filter(id__in=payment_pks).update(ip_address=None)
+    # The payments' history rows keep every earlier IP, description and metadata problems
+    # (billing details and metadata are not recorded): each row gets the erased values.
+    recorded = ["ip_address", "description", "metadata_problems"]
+    for row in Payment.history.filter(id__in=payment_pks).only("history_id", *recorded):
+        values = erased_payment_values({name: getattr(row, name) for name in recorded})
+        Payment.history.filter(history_id=row.history_id).update(**values)
     for dispute in Dispute.objects.filter(payment_id__in=payment_pks).only("pk", "evidence"):
         Dispute.objects.filter(pk=dispute.pk).update(evidence=erased_evidence(dispute.evidence))
         changed["disputes"] += 1

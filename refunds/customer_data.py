@@ -19,7 +19,14 @@ def refund_requests_export(customer: Customer, payment_pks: list[int]) -> list[d
 
 
 def refund_requests_erase(customer: Customer, payment_pks: list[int]) -> int:
-    requests = RefundRequest.objects.filter(payment_id__in=payment_pks).exclude(customer_note="")
-    pks = list(requests.values_list("pk", flat=True))
-    RefundRequest.history.filter(id__in=pks).update(customer_note=ERASED_NOTE)
-    return RefundRequest.objects.filter(pk__in=pks).update(customer_note=ERASED_NOTE)
+    """Blank the notes of the customer's requests (by their payments), in every history row
+    too: a note blanked since is still in the rows recorded before. Returns the requests
+    whose current note was blanked."""
+    RefundRequest.history.filter(payment_id__in=payment_pks).exclude(
+        customer_note=ERASED_NOTE
+    ).update(customer_note=ERASED_NOTE)
+    return (
+        RefundRequest.objects.filter(payment_id__in=payment_pks)
+        .exclude(customer_note=ERASED_NOTE)
+        .update(customer_note=ERASED_NOTE)
+    )

@@ -137,6 +137,10 @@ def _check_refundable(
         raise RefundError(error)
 
 
+# The audit row of a request with a customer note says where the note is, not what it says.
+CUSTOMER_NOTE_KEPT = "kept on the request"
+
+
 def _locked_payment(payment_id: int) -> Payment:
     # select_for_update is a real row lock on PostgreSQL; SQLite serialises writers anyway
     # (transaction_mode IMMEDIATE), so the same code is safe on both.
@@ -184,7 +188,10 @@ def refund_request_create(
             refund_request=refund_request,
             acting_user=acting_user,
             client=client,
-            reason=customer_note or admin_notes,
+            # Staff words only: the customer's note is personal data, kept on the request
+            # (where erasure blanks it), never copied into the append-only audit trail.
+            reason=admin_notes,
+            details={"customer_note": CUSTOMER_NOTE_KEPT} if customer_note else None,
         )
     return refund_request
 

@@ -6,6 +6,11 @@ never edited (its rights are its user's): to change one, revoke it and make anot
 
 - Add: name, read-only, expiry (default API_TOKEN_DEFAULT_DAYS); the next page shows the
   secret ONCE (not stored: only its SHA-256 is), with "no-store" so no cache keeps it.
+- Step-up: a token is never stepped up itself (a program cannot type a code), so making one
+  asks for a fresh second-factor code (backoffice/guard.py step_up_needed: everyone when
+  TWO_FACTOR_REQUIRED, else users with a device): the add page sends a stale session to the
+  step-up page first, and save_model asks again. Else a session left open or stolen would
+  mint itself a credential that never meets the step-up.
 - Revoke: a detail action opening a confirmation page whose form POSTs; audited.
 Both go through backoffice/api/tokens.py, which writes the audit rows."""
 
@@ -29,10 +34,15 @@ from unfold.decorators import action, display
 from backoffice.audit import client_info_from_request
 from backoffice.changelist import ChangelistMixin
 from backoffice.formats import format_datetime
+from backoffice.guard import step_up_needed, step_up_redirect
 from backoffice.models import ApiToken
 
 from .tokens import ERR_EXPIRY_IN_PAST, ApiTokenError, api_token_create, api_token_revoke
 
+ERR_STEP_UP_FOR_TOKEN = (
+    "Making an API token needs a fresh second-factor code: enter one on the step-up page "
+    "first. No token was made."
+)
 MSG_REVOKED = "Token {token} revoked: it no longer authenticates."
 ACTIVE, EXPIRED, REVOKED = "active", "expired", "revoked"
 
@@ -142,7 +152,16 @@ class ApiTokenAdmin(ChangelistMixin, ModelAdmin):
             "user": request.user.pk,
         }
 
+    def add_view(self, request, form_url="", extra_context=None):
+        # GET and POST alike: the code before the form, and no token without it.
+        stale = step_up_redirect(request, next_url=reverse("admin:backoffice_apitoken_add"))
+        if stale is not None:
+            return stale
+        return super().add_view(request, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
+        if step_up_needed(request):
+            raise PermissionDenied(ERR_STEP_UP_FOR_TOKEN)
         user = obj.user if request.user.is_superuser and obj.user_id else request.user
         try:
             issued = api_token_create(

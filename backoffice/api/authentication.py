@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from backoffice.allow_list import REFUSED_HINT, REFUSED_WHAT, address_allowed
+from backoffice.client_ip import client_ip
 from backoffice.models import ApiToken
 
 from .tokens import api_token_find
 
+ERR_SESSION_OUTSIDE_ALLOW_LIST = f"{REFUSED_WHAT} {REFUSED_HINT}"
 ERR_BAD_HEADER = "Send the token as 'Authorization: Bearer <token>'."
 ERR_UNKNOWN_TOKEN = "Invalid token."
 ERR_REVOKED_TOKEN = "This token was revoked."
@@ -71,3 +75,18 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request):
         # Makes DRF answer 401 (not 403) to a request without credentials.
         return f'{self.keyword} realm="api"'
+
+
+class AllowListSessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication (with its CSRF check), refusing a session from outside
+    ADMIN_ALLOWED_CIDRS: the admin's allow-list middleware skips requests carrying one of our
+    tokens, and this keeps the cookie from ever signing an API request in from outside,
+    whatever the headers or the path (backoffice/allow_list.py)."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None or not settings.ADMIN_ALLOWED_CIDRS:
+            return result
+        if not address_allowed(client_ip(request._request)):
+            raise exceptions.PermissionDenied(ERR_SESSION_OUTSIDE_ALLOW_LIST)
+        return result

@@ -1,5 +1,6 @@
 """OpenAPI extensions: how the token authentication appears in the schema."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -16,6 +17,13 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
                 "`Authorization: Bearer bo_...`."
             ),
         }
+
+
+class AllowListSessionScheme(SessionScheme):
+    """The session cookie, as drf-spectacular shows DRF's (ours also asks the allow-list)."""
+
+    target_class = "backoffice.api.authentication.AllowListSessionAuthentication"
+    priority = 0
 
 
 # The statuses every operation may answer with the error shape (backoffice/api/errors.py);

@@ -449,7 +449,8 @@ REPORTS_COMPANY_ADDRESS = env_str("REPORTS_COMPANY_ADDRESS", "1 Example Street, 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "backoffice.api.authentication.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # DRF's SessionAuthentication that also asks ADMIN_ALLOWED_CIDRS.
+        "backoffice.api.authentication.AllowListSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["backoffice.api.permissions.StaffModelPermissions"],
     "DEFAULT_THROTTLE_CLASSES": [

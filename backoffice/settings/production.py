@@ -1,6 +1,8 @@
 """Production: fails closed. Refuses to start (ImproperlyConfigured naming the variable) without
 its own secret key, named allowed hosts, a PostgreSQL DATABASE_URL, webhook signing secrets
-and a Stripe key whose mode matches STRIPE_LIVEMODE (backoffice/settings/production_rules.py).
+and a Stripe key whose mode matches STRIPE_LIVEMODE, or with security settings loosened past
+their bounds (step-up age, session age, lockout limit, bulk maximum, an allow-list of every
+address) (backoffice/settings/production_rules.py).
 HTTPS only: HSTS for a year with subdomains and preload, SSL redirect, secure cookies; the
 Content-Security-Policy comes from base.py. `manage.py check --deploy --fail-level WARNING`
 is clean with these settings (scripts/test.sh runs it).
@@ -10,10 +12,23 @@ Every variable is listed in the README's "Production settings"."""
 import os
 
 from .base import *  # noqa: F403
-from .base import STRIPE_LIVEMODE
+from .base import (
+    ADMIN_ALLOWED_CIDRS,
+    AXES_FAILURE_LIMIT,
+    BULK_ACTION_MAX_ROWS,
+    SESSION_COOKIE_AGE,
+    STEP_UP_MINUTES,
+    STRIPE_LIVEMODE,
+)
 from .env import env_bool, env_list, env_str
 from .production_rules import (
+    BULK_ACTION_MAX_ROWS_MAX,
+    LOGIN_FAILURE_LIMIT_MAX,
+    SESSION_COOKIE_AGE_MAX_SECONDS,
+    STEP_UP_MINUTES_MAX,
     require_allowed_hosts,
+    require_at_most,
+    require_closed_allow_list,
     require_postgres,
     require_secret_key,
     require_secret_key_fallbacks,
@@ -38,6 +53,12 @@ require_stripe_peer(
     api_base=env_str("STRIPE_API_BASE"),
     localstripe_compat=env_bool("STRIPE_LOCALSTRIPE_COMPAT", False),
 )
+# Security settings the environment may tighten but not loosen past a bound.
+require_at_most("STEP_UP_MINUTES", STEP_UP_MINUTES, STEP_UP_MINUTES_MAX)
+require_at_most("SESSION_COOKIE_AGE_SECONDS", SESSION_COOKIE_AGE, SESSION_COOKIE_AGE_MAX_SECONDS)
+require_at_most("LOGIN_FAILURE_LIMIT", AXES_FAILURE_LIMIT, LOGIN_FAILURE_LIMIT_MAX)
+require_at_most("BULK_ACTION_MAX_ROWS", BULK_ACTION_MAX_ROWS, BULK_ACTION_MAX_ROWS_MAX)
+require_closed_allow_list(ADMIN_ALLOWED_CIDRS)
 
 # HTTPS only. Browsers remember HSTS for a year, for every subdomain, and the domain may be
 # submitted to the browsers' preload list: only deploy this on a domain served over HTTPS

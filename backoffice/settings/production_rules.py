@@ -74,6 +74,28 @@ ERR_LOCALSTRIPE_COMPAT_ON = (
     "what real Stripe needs. Turn it off in production."
 )
 
+# Upper bounds on the security settings an environment may loosen (issue 12): beyond them a
+# value no longer protects anything, so production refuses it rather than run weakened.
+STEP_UP_MINUTES_MAX = 60
+SESSION_COOKIE_AGE_MAX_SECONDS = 12 * 60 * 60
+LOGIN_FAILURE_LIMIT_MAX = 20
+BULK_ACTION_MAX_ROWS_MAX = 1000
+ERR_SETTING_ABOVE_MAX = (
+    "{name} is {value}: production allows at most {maximum} ({why}). Lower it, or leave it "
+    "unset for the default."
+)
+ERR_SETTING_BELOW_ONE = "{name} is {value}: it must be at least 1."
+ERR_ALLOW_LIST_OPEN = (
+    "ADMIN_ALLOWED_CIDRS contains {value!r}, which is every address: the allow-list would "
+    "allow the whole internet. Name the office and VPN networks, or leave it empty (off)."
+)
+BOUND_REASONS = {
+    "STEP_UP_MINUTES": "a code older than an hour is no fresh proof before money moves",
+    "SESSION_COOKIE_AGE_SECONDS": "12 hours: a staff session never outlives a working day",
+    "LOGIN_FAILURE_LIMIT": "more wrong passwords or codes than that is guessing",
+    "BULK_ACTION_MAX_ROWS": "a bigger bulk approval is one click moving too much money",
+}
+
 LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
 
@@ -161,3 +183,31 @@ def require_stripe_peer(*, api_base: str, localstripe_compat: bool) -> None:
         raise ImproperlyConfigured(ERR_STRIPE_API_BASE_NOT_HTTPS)
     if localstripe_compat:
         raise ImproperlyConfigured(ERR_LOCALSTRIPE_COMPAT_ON)
+
+
+def require_at_most(name: str, value: int, maximum: int) -> int:
+    """A security setting `name` (its environment variable) between 1 and `maximum`."""
+    if value < 1:
+        raise ImproperlyConfigured(ERR_SETTING_BELOW_ONE.format(name=name, value=value))
+    if value > maximum:
+        raise ImproperlyConfigured(
+            ERR_SETTING_ABOVE_MAX.format(
+                name=name, value=value, maximum=maximum, why=BOUND_REASONS[name]
+            )
+        )
+    return value
+
+
+def require_closed_allow_list(values: Sequence[str]) -> list[str]:
+    """ADMIN_ALLOWED_CIDRS without a network of every address (0.0.0.0/0, ::/0, 0/0 ...).
+    Entries that are not networks are left to the allow-list's own system check."""
+    import ipaddress
+
+    for value in values:
+        try:
+            network = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            continue
+        if network.prefixlen == 0:
+            raise ImproperlyConfigured(ERR_ALLOW_LIST_OPEN.format(value=value))
+    return list(values)

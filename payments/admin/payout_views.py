@@ -43,6 +43,7 @@ from payments.money import format_money, threshold_minor
 from payments.services.payouts import (
     AUDIT_APPROVE,
     AUDIT_CANCEL,
+    AUDIT_MARK_PAID,
     AUDIT_REVERSE,
     PayoutError,
     payout_approve,
@@ -73,7 +74,9 @@ PERM_BANK_FILE = PERM_MARK_PAID
 APPROVE, CANCEL, MARK_PAID, REVERSE = "approve", "cancel", "mark-paid", "reverse"
 STEPS = (APPROVE, CANCEL, MARK_PAID, REVERSE)
 # The steps that move money pass the money-action guard (backoffice/guard.py) first.
-MONEY_STEPS = {APPROVE: AUDIT_APPROVE, REVERSE: AUDIT_REVERSE}
+# Marking paid records that the bank sent the money: it closes the payout for good (and
+# what a bank file lists), so it is stepped up and rate limited like approving.
+MONEY_STEPS = {APPROVE: AUDIT_APPROVE, MARK_PAID: AUDIT_MARK_PAID, REVERSE: AUDIT_REVERSE}
 STEP_PERMISSIONS = {
     APPROVE: PERM_APPROVE,
     CANCEL: PERM_APPROVE,
@@ -290,7 +293,8 @@ class PayoutStepView(View):
         client = client_info_from_request(request)
         guarded = None
         if self.step in MONEY_STEPS:
-            # Approving pays the instructor; reversing takes a transfer back: both move money.
+            # Approving pays the instructor, marking paid records the bank's payment, reversing
+            # takes a transfer back: all move money (the payout's amount, or the reversed part).
             amount = data["amount"] if self.step == REVERSE else payout.amount
             guarded = guard_money_action(
                 request,

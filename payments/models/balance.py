@@ -23,6 +23,10 @@ class StudentBalance(TimestampedModel):
     def __str__(self) -> str:
         return f"{self.customer}: {self.minutes / 60:g} h"
 
+    def audit_repr(self) -> str:
+        # str() names the customer by e-mail; audit rows never do (Customer.audit_repr).
+        return f"Hour balance of customer #{self.customer_id}"
+
 
 class BalanceEntry(models.Model):
     """Ledger of every change to a StudentBalance; the balance is the sum of its entries.

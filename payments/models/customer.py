@@ -71,6 +71,11 @@ class Customer(TimestampedModel):
             return f"{self.ERASED_NAME} {self.stripe_id}"
         return self.email or self.name or self.stripe_id
 
+    def audit_repr(self) -> str:
+        """How audit rows and the admin's log name the customer: never the e-mail or name
+        (the append-only audit trail outlives an erasure; backoffice/audit.py)."""
+        return f"Customer #{self.pk} ({self.stripe_id})"
+
     @property
     def is_erased(self) -> bool:
         return self.erased_at is not None

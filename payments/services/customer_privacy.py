@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,7 +52,7 @@ class ErasureResult:
 
 def _audit_name(customer: Customer) -> str:
     # Never the e-mail: the audit trail outlives the erasure.
-    return f"Customer #{customer.pk} ({customer.stripe_id})"
+    return customer.audit_repr()
 
 
 def customer_data_export(
@@ -114,6 +116,10 @@ def customer_erase(
         locked.erased_at = now
         locked._change_reason = "GDPR erasure"
         locked.save(update_fields=["email", "name", "user", "erased_at", "updated_at"])
+        # The admin's own log (LogEntry, not append-only) names objects by str(): the e-mail.
+        changed["admin_log_entries"] = LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(Customer), object_id=str(locked.pk)
+        ).update(object_repr=_audit_name(locked))
         audit_record(
             acting_user=acting_user,
             action=AUDIT_ERASE,

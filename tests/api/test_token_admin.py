@@ -158,3 +158,50 @@ def test_tokens_are_never_edited_or_deleted(client):
     assert client.post(delete, {"post": "yes"}).status_code == 403
     issued.token.refresh_from_db()
     assert issued.token.name == "x" and not issued.token.read_only
+
+
+# --- step-up before a token is made -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_a_stale_session_steps_up_before_it_makes_a_token(client, settings, required):
+    """A token is a credential of its own (never stepped up itself): making one is where the
+    fresh code is asked, else a stale or stolen session would mint a way round the step-up."""
+    from tests.backoffice.two_factor_support import enrol as enrol_device
+    from tests.backoffice.two_factor_support import totp_code, verified_session
+
+    settings.TWO_FACTOR_REQUIRED = required
+    analyst = UserFactory(username="analyst")
+    device, _ = enrol_device(analyst)
+    verified_session(client, analyst, device, minutes_ago=settings.STEP_UP_MINUTES + 1)
+
+    for response in (client.get(ADD), client.post(ADD, add_form())):
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("step_up") + "?next=")
+    assert not ApiToken.objects.exists()
+
+    client.post(reverse("step_up"), {"next": ADD, "code": totp_code(device)})
+    response = client.post(ADD, add_form())
+    assert response.status_code == 200
+    assert ApiToken.objects.get().user == analyst
+
+
+def test_save_model_asks_for_the_step_up_again(rf, settings):
+    """The add view's check is the door; the save asks again (a form posted some other way)."""
+    from django.contrib.admin.sites import site
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.exceptions import PermissionDenied
+
+    from tests.backoffice.two_factor_support import enrol as enrol_device
+
+    settings.TWO_FACTOR_REQUIRED = True
+    analyst = UserFactory(username="analyst")
+    enrol_device(analyst)
+    request = rf.post(ADD)
+    request.user = analyst
+    request.session = SessionStore()
+    model_admin = site._registry[ApiToken]
+    token = ApiToken(name="x", expires_at=timezone.now() + timedelta(days=1), read_only=True)
+    with pytest.raises(PermissionDenied):
+        model_admin.save_model(request, token, form=None, change=False)
+    assert not ApiToken.objects.exists()

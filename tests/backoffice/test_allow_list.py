@@ -122,3 +122,48 @@ def test_a_bad_network_stops_the_start(settings):
         allow_list.allowed_networks()
     errors = [e for e in run_checks() if e.id == "backoffice.E001"]
     assert errors and "'office'" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Basic YWRtaW46eA==", "Token abc", "Bearer", "Bearer not-our-format", "bo_abc", "Bearer bo_"],
+)
+def test_an_authorization_header_that_is_not_our_token_does_not_open_the_api(
+    client, office_only, header
+):
+    """The token authentication ignores other schemes, so the session cookie would sign the
+    request in: only a Bearer token of our format skips the list (it is then checked as a
+    token, and a bad one is a 401 with no fall back to the session)."""
+    client.force_login(UserFactory(username="bi", is_superuser=True))
+    response = client.get("/api/v1/schema/", REMOTE_ADDR="192.0.2.1", HTTP_AUTHORIZATION=header)
+    assert_refused(response)
+
+
+def test_a_session_authenticated_api_request_from_outside_is_refused_by_drf_too(office_only, rf):
+    """Defence in depth, should the middleware be skipped (another mount, a new prefix): the
+    session authentication itself refuses a session from outside the networks."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from rest_framework import exceptions
+    from rest_framework.request import Request
+
+    from backoffice.api.authentication import AllowListSessionAuthentication
+
+    user = UserFactory(username="bi", is_superuser=True)
+
+    def drf_request(ip):
+        django_request = rf.get("/api/v1/schema/", REMOTE_ADDR=ip)
+        django_request.session = SessionStore()
+        django_request.user = user
+        django_request._dont_enforce_csrf_checks = True
+        return Request(django_request)
+
+    auth = AllowListSessionAuthentication()
+    assert auth.authenticate(drf_request("10.20.3.4")) == (user, None)
+    with pytest.raises(exceptions.PermissionDenied, match="office and VPN"):
+        auth.authenticate(drf_request("192.0.2.1"))
+
+
+def test_the_api_uses_the_allow_list_session_authentication(settings):
+    classes = settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]
+    assert "rest_framework.authentication.SessionAuthentication" not in classes
+    assert "backoffice.api.authentication.AllowListSessionAuthentication" in classes

@@ -119,6 +119,21 @@ def payout_reverse():
     )
 
 
+def _approved_bank_payout():
+    instructor = InstructorFactory(stripe_account_id="", bank_account="DE89370400440532013000")
+    entry(instructor, 50000)
+    return payout(instructor, 30000, status=Payout.Status.APPROVED, method=Payout.Method.BANK)
+
+
+def payout_mark_paid():
+    row = _approved_bank_payout()
+    return (
+        reverse("admin:payments_payout_mark_paid", args=[row.pk]),
+        {"bank_reference": "BANK-42"},
+        lambda: Payout.objects.get(pk=row.pk).status,
+    )
+
+
 def payout_bulk():
     row = _payout()
     return (
@@ -204,6 +219,7 @@ ADMIN_ACTIONS = [
     refund_bulk,
     payout_single,
     payout_reverse,
+    payout_mark_paid,
     payout_bulk,
     adjustment_bulk,
     customer_adjustment_single,
@@ -269,6 +285,13 @@ def api_payout_reverse():
     return f"/api/v1/payouts/{_payout().pk}/reverse/", {"amount": 1000, "reason": "x"}
 
 
+def api_payout_mark_paid():
+    return (
+        f"/api/v1/payouts/{_approved_bank_payout().pk}/mark-paid/",
+        {"bank_reference": "BANK-42"},
+    )
+
+
 def api_adjustment():
     return f"/api/v1/earning-adjustments/{_adjustment().pk}/approve/", {"note": "ok"}
 
@@ -292,6 +315,7 @@ API_ACTIONS = [
     api_refund,
     api_payout,
     api_payout_reverse,
+    api_payout_mark_paid,
     api_adjustment,
     api_dispute_submit,
     api_dispute_accept,

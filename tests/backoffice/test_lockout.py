@@ -78,6 +78,20 @@ def test_wrong_codes_after_the_right_password_lock_the_account_too(client, setti
     assert_locked(support.sign_in(client, "ana", totp_code(device)))
 
 
+def test_the_right_password_without_a_code_counts_as_a_failure(client, settings):
+    """Otherwise "code required" would tell whether a password is right, with no lockout
+    however many passwords are tried that way."""
+    settings.AXES_FAILURE_LIMIT = 3
+    settings.TWO_FACTOR_REQUIRED = True
+    device, _ = enrol(UserFactory(username="ana"))
+    response = support.sign_in(client, "ana", "")
+    assert response.status_code == 200
+    assert AccessAttempt.objects.get(username="ana").failures_since_start == 1
+    for _ in range(2):
+        support.sign_in(client, "ana", "")
+    assert_locked(support.sign_in(client, "ana", totp_code(device)))
+
+
 def test_the_attempt_rows_never_keep_the_password_or_code(client):
     UserFactory(username="ana")
     support.sign_in(client, "ana", "123456", password="s3cret-guess")

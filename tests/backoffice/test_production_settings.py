@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from backoffice.settings import production_rules as rules
 
@@ -195,7 +196,77 @@ BAD_VALUES = {
         {"STRIPE_LOCALSTRIPE_COMPAT": "on"},
         rules.ERR_LOCALSTRIPE_COMPAT_ON,
     ),
+    "a step-up older than an hour": (
+        {"STEP_UP_MINUTES": "61"},
+        rules.ERR_SETTING_ABOVE_MAX.format(
+            name="STEP_UP_MINUTES",
+            value=61,
+            maximum=60,
+            why=rules.BOUND_REASONS["STEP_UP_MINUTES"],
+        ),
+    ),
+    "a session longer than 12 hours": (
+        {"SESSION_COOKIE_AGE_SECONDS": str(12 * 3600 + 1)},
+        rules.ERR_SETTING_ABOVE_MAX.format(
+            name="SESSION_COOKIE_AGE_SECONDS",
+            value=12 * 3600 + 1,
+            maximum=12 * 3600,
+            why=rules.BOUND_REASONS["SESSION_COOKIE_AGE_SECONDS"],
+        ),
+    ),
+    "more than 20 sign-in failures": (
+        {"LOGIN_FAILURE_LIMIT": "21"},
+        rules.ERR_SETTING_ABOVE_MAX.format(
+            name="LOGIN_FAILURE_LIMIT",
+            value=21,
+            maximum=20,
+            why=rules.BOUND_REASONS["LOGIN_FAILURE_LIMIT"],
+        ),
+    ),
+    "bulk actions over 1000 rows": (
+        {"BULK_ACTION_MAX_ROWS": "1001"},
+        rules.ERR_SETTING_ABOVE_MAX.format(
+            name="BULK_ACTION_MAX_ROWS",
+            value=1001,
+            maximum=1000,
+            why=rules.BOUND_REASONS["BULK_ACTION_MAX_ROWS"],
+        ),
+    ),
+    "an allow-list of every IPv4 address": (
+        {"ADMIN_ALLOWED_CIDRS": "10.0.0.0/8,0.0.0.0/0"},
+        rules.ERR_ALLOW_LIST_OPEN.format(value="0.0.0.0/0"),
+    ),
+    "an allow-list of every IPv6 address": (
+        {"ADMIN_ALLOWED_CIDRS": "::/0"},
+        rules.ERR_ALLOW_LIST_OPEN.format(value="::/0"),
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("name", "maximum"),
+    [
+        ("STEP_UP_MINUTES", rules.STEP_UP_MINUTES_MAX),
+        ("SESSION_COOKIE_AGE_SECONDS", rules.SESSION_COOKIE_AGE_MAX_SECONDS),
+        ("LOGIN_FAILURE_LIMIT", rules.LOGIN_FAILURE_LIMIT_MAX),
+        ("BULK_ACTION_MAX_ROWS", rules.BULK_ACTION_MAX_ROWS_MAX),
+    ],
+)
+def test_security_bounds_allow_up_to_the_maximum(name, maximum):
+    assert rules.require_at_most(name, maximum, maximum) == maximum
+    assert rules.require_at_most(name, 1, maximum) == 1
+    with pytest.raises(ImproperlyConfigured, match=name):
+        rules.require_at_most(name, maximum + 1, maximum)
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        rules.require_at_most(name, 0, maximum)
+
+
+def test_an_allow_list_of_named_networks_passes():
+    networks = ["10.20.0.0/16", "2001:db8::/32", "198.51.100.7"]
+    assert rules.require_closed_allow_list(networks) == networks
+    for every in ("0.0.0.0/0", " ::/0 ", "0.0.0.0/0.0.0.0"):
+        with pytest.raises(ImproperlyConfigured, match="every address"):
+            rules.require_closed_allow_list([every])
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))

@@ -3,6 +3,8 @@ a wrong code is refused, a backup code works once, a staff member without a devi
 only the enrolment page, backup codes are shown once and can be made anew, and a superuser's
 reset is audited."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils.html import escape
@@ -242,6 +244,45 @@ def test_new_backup_codes_replace_the_old_ones(client, required):
     assert support.sign_in(client, "ana", new_codes[0]).status_code == 302
 
 
+def backup_codes_of(user) -> set[str]:
+    return set(StaticToken.objects.filter(device__user=user).values_list("token", flat=True))
+
+
+def test_a_stale_session_steps_up_before_new_backup_codes_or_a_new_phone(client, required):
+    """A session verified long ago (left open, or stolen) must give a fresh code before it
+    may make itself new backup codes or a new authenticator: otherwise it would get round
+    the step-up for good."""
+    user = UserFactory(username="ana")
+    device, old_codes = enrol(user)
+    verified_session(client, user, device, minutes_ago=60)
+
+    response = client.post(CODES_URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("step_up") + "?next=")
+    assert backup_codes_of(user) == set(old_codes)
+    assert client.get(ENROL_URL)["Location"].startswith(reverse("step_up"))
+    assert not TOTPDevice.objects.filter(user=user, confirmed=False).exists()
+    # A POST of a pending device's code is refused too (the pending device made earlier).
+    pending = TOTPDevice.objects.create(user=user, name="Pending", confirmed=False)
+    response = client.post(ENROL_URL, {"code": totp_code(pending)})
+    assert response["Location"].startswith(reverse("step_up"))
+    assert list(TOTPDevice.objects.filter(user=user, confirmed=True)) == [device]
+
+    # A fresh code on the step-up page, and the same POST goes through.
+    step_up = client.post(reverse("step_up"), {"next": CODES_URL, "code": totp_code(device)})
+    assert step_up["Location"] == CODES_URL
+    assert client.post(CODES_URL)["Location"] == CODES_URL
+    assert not backup_codes_of(user) & set(old_codes)
+
+
+def test_the_first_enrolment_needs_no_step_up(client, required):
+    user = UserFactory(username="new")
+    client.force_login(user)
+    assert client.get(ENROL_URL).status_code == 200
+    pending = TOTPDevice.objects.get(user=user, confirmed=False)
+    assert client.post(ENROL_URL, {"code": totp_code(pending)})["Location"] == CODES_URL
+
+
 # --- Reset by a superuser -----------------------------------------------------------------------
 
 
@@ -292,6 +333,20 @@ def test_only_a_superuser_may_reset(client, required, settings):
     assert TOTPDevice.objects.filter(user=ana).exists()
     with pytest.raises(two_factor.TwoFactorError, match=two_factor.ERR_RESET_NOT_ALLOWED):
         two_factor.second_factor_reset(user=ana, acting_user=staff)
+    assert not AdminAction.objects.filter(action=two_factor.ACTION_RESET).exists()
+
+
+def test_a_superuser_may_not_reset_their_own_second_factor(client, required):
+    """Resetting one's own factor would let a stale or stolen superuser session enrol a new
+    authenticator with no code at all: another superuser does it."""
+    boss = UserFactory(username="boss", is_superuser=True)
+    device, _ = enrol(boss)
+    verified_session(client, boss, device)
+    assert client.get(reset_url(boss)).status_code == 403
+    assert client.post(reset_url(boss), {"reason": "mine"}).status_code == 403
+    assert TOTPDevice.objects.filter(user=boss).exists()
+    with pytest.raises(two_factor.TwoFactorError, match=re.escape(two_factor.ERR_RESET_OWN)):
+        two_factor.second_factor_reset(user=boss, acting_user=boss)
     assert not AdminAction.objects.filter(action=two_factor.ACTION_RESET).exists()
 
 

@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from backoffice.second_factor import VERIFIED_AT_SESSION_KEY
 from backoffice.two_factor import backup_codes_regenerate
 
 LOGIN_URL = "/admin/login/"
@@ -38,11 +39,14 @@ def sign_in(client, username: str, code: str = "", *, ip: str = "127.0.0.1", pas
     )
 
 
-def verified_session(client, user, device) -> None:
-    """Sign `user` in as if they had given `device`'s code (django-otp's session key)."""
+def verified_session(client, user, device, *, minutes_ago: float | None = 0) -> None:
+    """Sign `user` in as if they had given `device`'s code `minutes_ago` minutes ago
+    (django-otp's session key and the step-up time stamp; None: no time stamp at all)."""
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    if minutes_ago is not None:
+        session[VERIFIED_AT_SESSION_KEY] = time.time() - minutes_ago * 60
     session.save()
 
 

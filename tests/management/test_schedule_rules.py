@@ -257,3 +257,38 @@ def test_the_enqueue_check_rewrites_only_what_is_not_registered():
     with pytest.raises(TaskRefused):
         refuse_task(*task["args"])
     assert REFUSE_TASK_FUNC in runnable_functions()
+
+
+# --- In the worker: a task that got past the enqueue check ------------------------------------
+
+
+def test_the_cluster_spawns_our_checked_worker():
+    import django_q.worker
+
+    from management.schedule_rules import checked_worker
+
+    assert cluster.worker is checked_worker
+    assert django_q.worker.worker is checked_worker  # django-q2's sync mode imports it here
+
+
+def test_a_task_forged_in_the_broker_is_refused_by_the_worker(tmp_path):
+    """A package written into the broker by something other than our code (a Redis or ORM
+    write: no pre_enqueue) still runs nothing outside the registry: the worker the cluster
+    spawns checks each task again before django-q2 resolves its function."""
+    marker = tmp_path / "ran"
+    broker = _CapturingBroker()
+    task_id = async_task(REQUEUE, q_options={"sync": False}, broker=broker)
+    forged = SignedPackage.loads(broker.packages[0])
+    forged.update(func="os.system", args=(f"touch {marker}",), hook="os.system")
+
+    task_queue, result_queue = Queue(ctx=_ctx()), Queue(ctx=_ctx())
+    task_queue.put(forged)
+    task_queue.put("STOP")
+    cluster.worker(task_queue, result_queue, Value("f", -1))
+    result_queue.put("STOP")
+    monitor(result_queue)
+
+    assert not marker.exists()
+    failure = Failure.objects.get(id=task_id)
+    assert failure.func == REFUSE_TASK_FUNC
+    assert ERR_TASK_REFUSED.format(func="os.system") in failure.result

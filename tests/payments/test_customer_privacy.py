@@ -78,11 +78,16 @@ def jane():
         ip_address=IP,
         metadata={"product_name": "Algebra I", "client_ip": IP, "student_name": NAME},
         description=f"Algebra I for {EMAIL}",
+        metadata_problems=[f"instructor_email is not ours: {EMAIL}"],
         status=Payment.Status.DISPUTED,
     )
-    payment.save()  # a history row with the IP
+    payment.save()  # a history row with the IP, the description and the problems
     RefundFactory(payment=payment, stripe_id="re_jane", amount=1000)
     RefundRequestFactory(payment=payment, customer_note="Please refund me, Jane")
+    # A note the customer took back: blank now, but its history rows still hold it.
+    withdrawn = RefundRequestFactory(payment=payment, customer_note="Call me on +44 20 7946 0958")
+    withdrawn.customer_note = ""
+    withdrawn.save()
     dispute = DisputeFactory(
         payment=payment,
         stripe_id="dp_jane",
@@ -149,7 +154,11 @@ def everything_about(customer: Customer) -> str:
         list(Customer.objects.filter(pk=customer.pk).values()),
         list(Customer.history.filter(id=customer.pk).values("email", "name")),
         list(payments.values("billing_details", "ip_address", "metadata", "description")),
-        list(Payment.history.filter(id__in=payments.values("pk")).values("ip_address")),
+        list(
+            Payment.history.filter(id__in=payments.values("pk")).values(
+                "ip_address", "description", "metadata_problems"
+            )
+        ),
         list(Dispute.objects.filter(payment__in=payments).values("evidence")),
         list(DisputeResponse.objects.filter(dispute__payment__in=payments).values("evidence")),
         list(RefundRequest.objects.filter(payment__in=payments).values("customer_note")),
@@ -250,7 +259,7 @@ def test_erasure_pseudonymises_personal_data_and_keeps_money_and_audit(staff, ja
         == money_before
     )
     assert Dispute.objects.get(stripe_id="dp_jane").evidence["product_description"] == "Algebra I"
-    assert RefundRequest.objects.filter(payment__customer=jane).count() == 1
+    assert RefundRequest.objects.filter(payment__customer=jane).count() == 2
     assert result.changed["webhook_events"] == 3
     assert result.changed["refund_requests"] == 1
     # One audit row more, with the reason and no e-mail; none removed.
@@ -424,3 +433,70 @@ def test_the_roles_holding_the_privacy_permissions(staff):
         assert staff["senior"].has_perm(perm)
         assert not staff["analyst"].has_perm(perm)
         assert not staff["auditor"].has_perm(perm)
+
+
+# --- The audit trail and the admin's log keep no personal data -------------------------------
+
+
+def test_audit_rows_about_a_customer_name_them_by_id_never_by_email(jane):
+    """The audit trail is append-only and outlives an erasure: a customer is named there by
+    pk and Stripe id (Customer.audit_repr), whichever service writes the row."""
+    from backoffice.audit import audit_record
+    from payments.services.customer_block import customer_block, customer_unblock
+    from tests.factories import UserFactory
+
+    boss = UserFactory(is_superuser=True)
+    customer_block(customer=jane, reason="Chargebacks", acting_user=boss)
+    customer_unblock(customer=jane, note="Sorted out", acting_user=boss)
+    audit_record(acting_user=boss, action="test.any", target=jane)
+    rows = AdminAction.objects.filter(target_type="payments.customer")
+    assert rows.count() == 3
+    assert {row.target_repr for row in rows} == {f"Customer #{jane.pk} (cus_jane)"}
+
+
+def test_a_refund_requests_audit_row_does_not_copy_the_customers_note(jane):
+    from refunds.services import AUDIT_CREATE, refund_request_create
+    from tests.factories import UserFactory
+
+    payment = PaymentFactory(customer=jane, status=Payment.Status.SUCCEEDED, amount=5000)
+    boss = UserFactory(is_superuser=True)
+    refund_request_create(
+        payment=payment,
+        amount=1000,
+        acting_user=boss,
+        customer_note="Please refund me, Jane",
+        admin_notes="Goodwill, ticket 9",
+    )
+    refund_request_create(
+        payment=payment, amount=1000, acting_user=boss, customer_note="Jane again, sorry"
+    )
+    rows = AdminAction.objects.filter(action=AUDIT_CREATE).order_by("pk")
+    assert [row.reason for row in rows] == ["Goodwill, ticket 9", ""]
+    assert all("Jane" not in json.dumps(row.details) for row in rows)
+    assert [row.details.get("customer_note") for row in rows] == ["kept on the request"] * 2
+
+
+def test_erasure_renames_the_customer_in_the_admins_log(staff, jane):
+    """django.contrib.admin's LogEntry (the "history" of an admin page) is not append-only
+    and keeps str(customer), the e-mail: the erasure renames the customer's rows there."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    other = CustomerFactory(stripe_id="cus_keep", email="keep@example.com")
+    for customer in (jane, other):
+        LogEntry.objects.create(
+            user=staff["senior"],
+            content_type=ContentType.objects.get_for_model(Customer),
+            object_id=str(customer.pk),
+            object_repr=str(customer),
+            action_flag=CHANGE,
+            change_message="[]",
+        )
+    customer_erase(
+        customer=jane, reason="Ticket 1", confirmation="cus_jane", acting_user=staff["senior"]
+    )
+    reprs = dict(LogEntry.objects.values_list("object_id", "object_repr"))
+    assert reprs == {
+        str(jane.pk): f"Customer #{jane.pk} (cus_jane)",
+        str(other.pk): "keep@example.com",
+    }
