@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import reduce
+from functools import cache, reduce
 from operator import or_
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import prepare_lookup_value
 from django.contrib.admin.views.main import (
     ALL_VAR,
@@ -217,6 +218,31 @@ def _resolve(model, key: str):
     if model_field.get_lookup(lookup) is None:
         return None
     return model_field, lookup
+
+
+class CheckedChangelistAdmin:
+    """Mixed into every ModelAdmin by the admin site (BackofficeAdminSite.register): the list
+    it builds answers a date hierarchy value past the calendar (`?created__year=99999999999`,
+    an OverflowError in Django's datetime()) as Django answers any other bad lookup: the
+    redirect to `?e=1`, not a 500."""
+
+    def get_changelist(self, request, **kwargs):
+        return _checked(super().get_changelist(request, **kwargs))
+
+
+@cache
+def _checked(changelist_class):
+    if issubclass(changelist_class, _OverflowCheckedChangeList):
+        return changelist_class
+    return type(changelist_class.__name__, (_OverflowCheckedChangeList, changelist_class), {})
+
+
+class _OverflowCheckedChangeList:
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except OverflowError as error:
+            raise IncorrectLookupParameters(error) from error
 
 
 class ChangelistMixin:
