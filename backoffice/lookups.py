@@ -1,19 +1,29 @@
-"""`__in` on an integer column ignores values the column cannot hold.
+"""Lookups on integer columns answer values the column cannot hold without asking the database.
 
 Django already answers `exact`, `gt`, `gte`, `lt` and `lte` with an integer past the column's
 range without asking the database (IntegerFieldOverflow: nothing matches, or everything does).
-Its `in` does not: `?id__in=99999999999999999999999` reached SQLite as an OverflowError at
-query time, a 500 from any list, API filter or view that passes ids through. Such a value
-matches no row, so it is dropped from the list (an all-dropped list matches nothing, as an
-empty one does). Registered for every integer field and every foreign key to one, in
+Its `in` does not, nor do a foreign key's lookups (`payment_id=`, `customer__in=`):
+`?id__in=99999999999999999999999` reached SQLite as an OverflowError at query time (PostgreSQL:
+NumericValueOutOfRange), a 500 from any list, API filter or view that passes ids through.
+Such a value matches no row, so `in` drops it (an all-dropped list matches nothing, as an empty
+one does), and a foreign key's comparisons follow Django's integer ones (nothing, or
+everything). Registered for every integer field and every foreign key to one, in
 BackofficeConfig.ready(): one place for the admin's lists (ours and the libraries'), the
 API's filters and any code that filters by ids it was given.
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db.models import ForeignKey, IntegerField
-from django.db.models.fields.related_lookups import RelatedIn
+from django.db.models.fields.related_lookups import (
+    RelatedExact,
+    RelatedGreaterThan,
+    RelatedGreaterThanOrEqual,
+    RelatedIn,
+    RelatedLessThan,
+    RelatedLessThanOrEqual,
+)
 from django.db.models.lookups import In
 
 
@@ -50,3 +60,46 @@ class IntegerFieldIn(_DropsOutOfRange, In):
 @ForeignKey.register_lookup
 class ForeignKeyIn(_DropsOutOfRange, RelatedIn):
     pass
+
+
+class _ComparesInRange:
+    """Django's IntegerFieldOverflow for a foreign key, whose own type names no range."""
+
+    underflow_exception = EmptyResultSet
+    overflow_exception = EmptyResultSet
+
+    def process_rhs(self, compiler, connection):
+        if isinstance(self.rhs, int):
+            bounds = _integer_range(self.lhs.output_field, connection)
+            if bounds is not None:
+                low, high = bounds
+                if low is not None and self.rhs < low:
+                    raise self.underflow_exception
+                if high is not None and self.rhs > high:
+                    raise self.overflow_exception
+        return super().process_rhs(compiler, connection)
+
+
+@ForeignKey.register_lookup
+class ForeignKeyExact(_ComparesInRange, RelatedExact):
+    pass
+
+
+@ForeignKey.register_lookup
+class ForeignKeyGreaterThan(_ComparesInRange, RelatedGreaterThan):
+    underflow_exception = FullResultSet
+
+
+@ForeignKey.register_lookup
+class ForeignKeyGreaterThanOrEqual(_ComparesInRange, RelatedGreaterThanOrEqual):
+    underflow_exception = FullResultSet
+
+
+@ForeignKey.register_lookup
+class ForeignKeyLessThan(_ComparesInRange, RelatedLessThan):
+    overflow_exception = FullResultSet
+
+
+@ForeignKey.register_lookup
+class ForeignKeyLessThanOrEqual(_ComparesInRange, RelatedLessThanOrEqual):
+    overflow_exception = FullResultSet
