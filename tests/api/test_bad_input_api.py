@@ -41,7 +41,10 @@ def assert_answered(response, path, params=None):
     ("prefix", "viewset", "basename"), ENDPOINTS, ids=[entry[2] for entry in ENDPOINTS]
 )
 def test_no_api_list_answers_garbage_with_a_server_error(api_roles, prefix, viewset, basename):
-    client = api_roles["superuser"]
+    sweep_endpoint(api_roles["superuser"], prefix, viewset, basename)
+
+
+def sweep_endpoint(client, prefix, viewset, basename):
     try:
         url = reverse(f"api:{basename}-list")
     except NoReverseMatch:
