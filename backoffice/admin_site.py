@@ -6,9 +6,22 @@ The site is Unfold's with our sign-in: the login form asks for the second factor
 may use the admin. A staff member without a second factor yet reaches only the enrolment pages
 (backoffice/two_factor_views.py), mounted here because they serve sessions the admin's own
 pages refuse.
+
+Bad input never answers 500 (see NOTES in backoffice/changelist.py's docstring): every admin
+registered here gets a changelist whose date hierarchy turns a year past the calendar into
+Django's "invalid lookup" redirect, and every model page taking an object id in its path
+(change, history, delete, unfold's row and detail actions, our own views) answers an id the
+primary key cannot hold with Django's "doesn't exist" redirect and message, before the view
+runs a query with it.
 """
 
+from functools import wraps
+
+from django.apps import apps
 from django.conf import settings
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.shortcuts import redirect
 from django.urls import path
 from unfold.sites import UnfoldAdminSite
@@ -32,6 +45,48 @@ class BackofficeAdminSite(UnfoldAdminSite):
         # Before Unfold's __init__, which keeps a login_form that is already set.
         self.login_form = StaffLoginForm
         super().__init__(name)
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        from django.contrib.admin import ModelAdmin
+
+        from .changelist import CheckedChangelistAdmin
+
+        admin_class = admin_class or ModelAdmin
+        if not issubclass(admin_class, CheckedChangelistAdmin):
+            # The libraries' admins (auth, axes, django-otp, post_office, django-q2) too.
+            admin_class = type(
+                admin_class.__name__,
+                (CheckedChangelistAdmin, admin_class),
+                {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__},
+            )
+        return super().register(model_or_iterable, admin_class, **options)
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def checked(request, *args, **kwargs):
+            if "object_id" in kwargs:
+                model_admin = self._model_admin_of(request)
+                if model_admin is not None and not _holds_pk(model_admin, kwargs["object_id"]):
+                    return model_admin._get_obj_does_not_exist_redirect(
+                        request, model_admin.opts, kwargs["object_id"]
+                    )
+            return inner(request, *args, **kwargs)
+
+        return checked
+
+    def _model_admin_of(self, request):
+        """The ModelAdmin whose URLs (admin/<app_label>/<model_name>/...) served `request`."""
+        match = getattr(request, "resolver_match", None)
+        parts = (match.route if match else "").split("/")
+        if len(parts) < 3:
+            return None
+        try:
+            model = apps.get_model(parts[1], parts[2])
+        except (LookupError, ValueError):
+            return None
+        return self._registry.get(model)
 
     def has_permission(self, request):
         """Active staff; and where TWO_FACTOR_REQUIRED is on, a session whose second factor
@@ -81,3 +136,19 @@ class BackofficeAdminSite(UnfoldAdminSite):
             ),
         ]
         return urls + super().get_urls()
+
+
+def _holds_pk(model_admin, object_id) -> bool:
+    """Whether `object_id` (as quoted in an admin URL) is a value the model's primary key can
+    hold: it parses, and an integer key is within its column's range."""
+    pk = model_admin.opts.pk
+    try:
+        value = pk.to_python(unquote(object_id))
+    except (ValidationError, ValueError, TypeError):
+        return False
+    if isinstance(value, str) and "\x00" in value:
+        return False  # PostgreSQL refuses NUL in a string
+    if isinstance(value, int):
+        low, high = connection.ops.integer_field_range(pk.get_internal_type())
+        return (low is None or value >= low) and (high is None or value <= high)
+    return True

@@ -12,6 +12,8 @@ class BackofficeConfig(AppConfig):
         # Registers the token scheme with drf-spectacular (an extension registers on import).
         from backoffice.api import schema  # noqa: F401
 
+        # `__in` on integer columns ignores values past the column's range (lookups.py).
+        from . import lookups  # noqa: F401
         from .allow_list import check_allowed_cidrs
 
         checks.register(check_allowed_cidrs)

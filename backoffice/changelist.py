@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import reduce
+from functools import cache, reduce
 from operator import or_
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import prepare_lookup_value
 from django.contrib.admin.views.main import (
     ALL_VAR,
@@ -55,6 +56,7 @@ MAX_SEARCH_LENGTH = 255
 # Messages (the page shows them above the list after the redirect).
 ERR_UNKNOWN_FILTER = "Unknown filter '{name}': showing {things} without it."
 ERR_UNKNOWN_VALUE = "Unknown {label} '{value}': showing {things} without this filter."
+ERR_NUL = "A filter value holds a NUL character."
 ERR_BAD_VALUE = "Not a valid {label}: '{value}'. Showing {things} without this filter."
 
 # Query string parameters the changelist itself uses (page, ordering, search ...).
@@ -217,6 +219,41 @@ def _resolve(model, key: str):
     if model_field.get_lookup(lookup) is None:
         return None
     return model_field, lookup
+
+
+class CheckedChangelistAdmin:
+    """Mixed into every ModelAdmin by the admin site (BackofficeAdminSite.register): the list
+    it builds answers a date hierarchy value past the calendar (`?created__year=99999999999`,
+    an OverflowError in Django's datetime()), or a NUL in a filter's value, as Django answers
+    any other bad lookup: the redirect to `?e=1`, not a 500. A search with a NUL finds
+    nothing."""
+
+    def get_changelist(self, request, **kwargs):
+        return _checked(super().get_changelist(request, **kwargs))
+
+    def get_search_results(self, request, queryset, search_term):
+        if "\x00" in search_term:
+            return queryset.none(), False  # PostgreSQL refuses NUL in a string; nothing has one
+        return super().get_search_results(request, queryset, search_term)
+
+
+@cache
+def _checked(changelist_class):
+    if issubclass(changelist_class, _OverflowCheckedChangeList):
+        return changelist_class
+    return type(changelist_class.__name__, (_OverflowCheckedChangeList, changelist_class), {})
+
+
+class _OverflowCheckedChangeList:
+    def get_filters(self, request):
+        params = self.get_filters_params()
+        if any("\x00" in value for values in params.values() for value in values):
+            # PostgreSQL refuses NUL in a string (a DataError, not an empty list).
+            raise IncorrectLookupParameters(ERR_NUL)
+        try:
+            return super().get_filters(request)
+        except OverflowError as error:
+            raise IncorrectLookupParameters(error) from error
 
 
 class ChangelistMixin:
