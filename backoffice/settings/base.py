@@ -213,6 +213,8 @@ AXES_RESET_ON_SUCCESS = False
 # always is): the code, and the username and address in logs (a mistyped username may be an
 # e-mail address or a password; the attempt rows keep both in their own columns).
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "otp_token", "csrfmiddlewaretoken"]
+# No "AXES: BEGIN version ..." banner on every manage.py run (cron mails, command output).
+AXES_VERBOSE = False
 
 # Sessions end after a working day, signed in or not (production also ends them when the
 # browser closes).
