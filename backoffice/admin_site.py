@@ -142,6 +142,8 @@ def _holds_pk(model_admin, object_id) -> bool:
     """Whether `object_id` (as quoted in an admin URL) is a value the model's primary key can
     hold: it parses, and an integer key is within its column's range."""
     pk = model_admin.opts.pk
+    if isinstance(object_id, int):
+        object_id = str(object_id)  # from an `<int:object_id>` route (the coupon edit page)
     try:
         value = pk.to_python(unquote(object_id))
     except (ValidationError, ValueError, TypeError):
