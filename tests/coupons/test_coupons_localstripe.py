@@ -422,3 +422,24 @@ def test_an_edit_during_a_push_is_pushed_and_keeps_no_outdated_ids(localstripe, 
     (live,) = _active_codes(localstripe, coupon)
     assert live["id"] == coupon.stripe_promotion_code_id
     assert live["coupon"]["percent_off"] == 30
+
+
+def test_a_sync_page_read_before_a_deactivation_never_switches_the_code_back_on(
+    localstripe, monkeypatch
+):
+    manager = coupon_manager()
+    coupon = coupon_create(code="STALE", terms=percent_terms(1000), acting_user=manager)
+    real_pages = gateway.stripe_promotion_code_list_pages
+    # The sync read its page while the code was on; the push switched it off meanwhile.
+    read_before = [list(real_pages())]
+    coupon_deactivate(coupon=coupon, reason="Campaign over", acting_user=manager)
+    assert PromotionCode.objects.get().active is False
+    monkeypatch.setattr(gateway, "stripe_promotion_code_list_pages", lambda **kw: read_before[0])
+    report = stripe_sync()
+    assert report.status == "succeeded", report.error
+    assert PromotionCode.objects.get().active is False
+    # Outside a sync page (a webhook re-reads the code fresh) an active code is mirrored
+    # active: that is how a reactivation in the dashboard arrives.
+    (fresh,) = read_before[0][0].items
+    upsert_promotion_codes([fresh])
+    assert PromotionCode.objects.get().active is True
