@@ -512,9 +512,13 @@ def _sweep(coupon: Coupon, version: int, active: bool, suffix: str, landed: list
     would block this version's code (one active code per spelling). Codes made in Stripe's
     dashboard (no `coupon_pk` metadata of ours) are left alone."""
     for code in gateway.stripe_promotion_code_list(code=coupon.code, active=True):
-        if str(code.metadata.get("coupon_pk", "")) != str(coupon.pk):
+        ours = str(code.metadata.get("coupon_pk", "")) == str(coupon.pk)
+        if not ours and code.id != coupon.stripe_promotion_code_id:
             continue
-        if active and str(code.metadata.get("terms_version", "")) == str(version):
+        current = code.id == coupon.stripe_promotion_code_id or str(
+            code.metadata.get("terms_version", "")
+        ) == str(version)
+        if active and current:
             continue
         landed.append(
             gateway.stripe_promotion_code_update(
