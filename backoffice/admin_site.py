@@ -67,10 +67,13 @@ class BackofficeAdminSite(UnfoldAdminSite):
         @wraps(inner)
         def checked(request, *args, **kwargs):
             if "object_id" in kwargs:
+                # An `<int:object_id>` route (the coupon edit page) passes an int; Django's
+                # unquote() takes only strings.
+                object_id = str(kwargs["object_id"])
                 model_admin = self._model_admin_of(request)
-                if model_admin is not None and not _holds_pk(model_admin, kwargs["object_id"]):
+                if model_admin is not None and not _holds_pk(model_admin, object_id):
                     return model_admin._get_obj_does_not_exist_redirect(
-                        request, model_admin.opts, kwargs["object_id"]
+                        request, model_admin.opts, object_id
                     )
             return inner(request, *args, **kwargs)
 

@@ -107,9 +107,14 @@ def _linked_coupons(rows: list[StripePromotionCode]) -> dict[str, int]:
     return linked
 
 
-def upsert_promotion_codes(rows: Iterable[StripePromotionCode]) -> UpsertResult:
+def upsert_promotion_codes(
+    rows: Iterable[StripePromotionCode], *, snapshot: bool = False
+) -> UpsertResult:
     """Mirror promotion codes and their coupons (see the module docstring). A fixed number
-    of statements per call."""
+    of statements per call. `snapshot`: the rows come from a sync page, read maybe minutes
+    before a webhook or a push mirrored a deactivation; such a page never switches a code
+    back on (a real reactivation at Stripe arrives by its webhook, which re-reads the code
+    fresh)."""
     result = UpsertResult()
     good: dict[str, StripePromotionCode] = {}
     for row in rows:
@@ -138,7 +143,7 @@ def upsert_promotion_codes(rows: Iterable[StripePromotionCode]) -> UpsertResult:
             values = {
                 "code": row.code[:500],
                 "coupon_id": linked.get(row.id) or (current.coupon_id if current else None),
-                "active": row.active,
+                "active": row.active and not (snapshot and current and not current.active),
                 "times_redeemed": row.times_redeemed,
                 "max_redemptions": row.max_redemptions,
                 "expires_at": row.expires_at,

@@ -269,7 +269,7 @@ class _Run:
         self.transfers_seen.update(item.id for item in items)
 
     def upsert_promotion_codes(self, items, send_signals) -> None:
-        self.results[SyncObjectType.PROMOTION_CODE] += upsert_promotion_codes(items)
+        self.results[SyncObjectType.PROMOTION_CODE] += upsert_promotion_codes(items, snapshot=True)
 
     def upsert_subscriptions(self, items, send_signals) -> None:
         """Subscriptions of customers older than our window are skipped by the upsert:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django import forms
+from django.utils import timezone
 from unfold.widgets import (
     INPUT_CLASSES,
     UnfoldAdminCheckboxSelectMultipleWidget,
@@ -29,6 +30,13 @@ from payments.services.coupons import (
 ERR_PERCENT_FORMAT = "Enter a percentage such as 12.5 (at most two decimals)."
 ERR_CURRENCY = "Not a currency we know: use a three-letter ISO code such as USD."
 ERR_AMOUNTS_WITHOUT_CURRENCY = "Say which currency these amounts are in."
+# Which rule Stripe enforces and which only our quote endpoint does (README, coupons).
+OURS_ONLY = "Only our quote endpoint enforces it, not Stripe's checkout."
+HELP_VALID_FROM = (
+    "Empty: from now. Time in {zone}. Only our quote endpoint enforces it: Stripe "
+    "accepts the code as soon as it is pushed."
+)
+HELP_VALID_UNTIL = "Empty: no end. Time in {zone}; the instant itself counts. Stripe enforces it."
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 
 IMMUTABLE_NOTE = (
@@ -87,35 +95,40 @@ class CouponForm(forms.Form):
         required=False,
         min_value=1,
         widget=UnfoldAdminTextInputWidget(),
-        help_text="Empty: no limit.",
+        help_text="Empty: no limit. Stripe enforces it.",
     )
     max_redemptions_per_customer = forms.IntegerField(
         label="Redemptions per customer",
         required=False,
         min_value=1,
         widget=UnfoldAdminTextInputWidget(),
-        help_text="Empty: no limit. The booking system must then say who the customer is.",
+        help_text="Empty: no limit. The booking system must then say who the customer is. "
+        + OURS_ONLY,
     )
     product_kinds = forms.MultipleChoiceField(
         label="Product kinds",
         required=False,
         choices=Payment.ProductKind.choices,
         widget=UnfoldAdminCheckboxSelectMultipleWidget(),
-        help_text="None ticked: every kind.",
+        help_text="None ticked: every kind. " + OURS_ONLY,
     )
     product_ids = forms.CharField(
         label="Product ids",
         required=False,
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 2}),
         help_text="The marketplace's product ids, separated by commas or new lines. Empty: "
-        "every product.",
+        "every product. " + OURS_ONLY,
     )
-    valid_from = _datetime_field("Valid from", "Empty: from now. UTC.")
-    valid_until = _datetime_field("Valid until", "Empty: no end. UTC; the instant itself counts.")
+    valid_from = _datetime_field("Valid from", HELP_VALID_FROM)
+    valid_until = _datetime_field("Valid until", HELP_VALID_UNTIL)
 
     def __init__(self, *args, editing: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.editing = editing
+        # Typed times are read in the site's time zone (settings.TIME_ZONE), not UTC.
+        zone = timezone.get_current_timezone_name()
+        for name in ("valid_from", "valid_until"):
+            self.fields[name].help_text = self.fields[name].help_text.format(zone=zone)
         if editing:
             # The code is the coupon's identity (redemptions are matched by it).
             del self.fields["code"]
@@ -128,7 +141,7 @@ class CouponForm(forms.Form):
             value = Decimal(raw) * 100
         except InvalidOperation as exc:
             raise forms.ValidationError(ERR_PERCENT_FORMAT) from exc
-        if value != value.to_integral_value():
+        if not value.is_finite() or value != value.to_integral_value():
             raise forms.ValidationError(ERR_PERCENT_FORMAT)
         return int(value)
 
@@ -175,6 +188,7 @@ class CouponCurrencyForm(forms.Form):
         required=False,
         max_length=32,
         widget=UnfoldAdminTextInputWidget(attrs={"placeholder": "percentage coupons"}),
+        help_text=OURS_ONLY,
     )
     minimum_amount = forms.CharField(
         label="Minimum order",

@@ -58,6 +58,10 @@ ERR_NO_PERMISSION_SUBSCRIPTION = "You may not cancel or resume subscriptions."
 ERR_NO_PERMISSION_PAYMENT_METHOD = "You may not change customers' saved payment methods."
 ERR_REASON_REQUIRED = "Give a reason: the audit trail keeps it."
 ERR_FINAL = "This subscription is {status}: Stripe cannot change it any more."
+ERR_NO_CUSTOMER = (
+    "This subscription's customer is not in our records yet: run the Stripe sync (or wait "
+    "for its webhook), then try again."
+)
 ERR_ALREADY_ENDING = "This subscription already ends with its current period, on {when}."
 ERR_NOT_ENDING = "This subscription is not set to end; there is nothing to resume."
 ERR_DETACHED = "This payment method is not attached to a customer any more."
@@ -121,6 +125,10 @@ def subscription_action_refusal(*, user, subscription: Subscription, kind: str) 
     `subscription` now, or "" when they may (the reason is asked separately)."""
     if user is None or not user.has_perm(PERM_SUBSCRIPTION):
         return ERR_NO_PERMISSION_SUBSCRIPTION
+    if subscription.customer_id is None:
+        # Every action row names its customer; without one the insert would fail and be
+        # misread as an action already in flight.
+        return ERR_NO_CUSTOMER
     if subscription.is_final:
         return ERR_FINAL.format(status=subscription.get_status_display().lower())
     if kind == Kind.CANCEL_AT_PERIOD_END and subscription.cancel_at_period_end:

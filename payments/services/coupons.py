@@ -18,7 +18,12 @@ Stripe (through payments.gateway, after the change is committed, never inside it
   `promotion_code:<pk>:v<n>`, `...:deactivate`; after Stripe refused a push outright, a
   4xx that made nothing, `:r<refusals>` is added so the next attempt is a new request and
   not a replay of the refusal), and a push first looks for what an earlier attempt made (the
-  coupon by its id, the code by its coupon), so a lost answer never makes a second object.
+  coupon by its id, the code by its coupon), so a lost answer never makes a second object;
+  before that it switches off every active code of ours with the coupon's spelling that is
+  not the current version's (or any, for an inactive coupon): a code whose create timed out
+  is live at Stripe although we never recorded its id. Ids are recorded only while the row
+  still has the version and `active` the push read: staff may edit or deactivate during a
+  push, which then goes round again.
   One push at a time per coupon (a lease on the row, taken under its lock); a failed push
   leaves the coupon `failed` with Stripe's words, and "Send to Stripe again" resumes it.
 The codes a push gets back land in the mirror (payments.coupon_mirror.upsert_promotion_codes)
@@ -418,11 +423,9 @@ def coupon_deactivate(
         locked.deactivated_at = timezone.now()
         locked.deactivated_by = acting_user if acting_user.pk else None
         locked.deactivation_reason = reason
-        if locked.stripe_promotion_code_id or locked.stripe_previous_promotion_code_id:
-            locked.stripe_state = Coupon.StripeState.PENDING
-        else:
-            # Never reached Stripe (its push failed): nothing there to switch off.
-            locked.stripe_state = Coupon.StripeState.SYNCED
+        # Always pending, even with no code id recorded: a push whose answer was lost (a
+        # timeout) may have made a live code we never heard of; the push looks for it.
+        locked.stripe_state = Coupon.StripeState.PENDING
         locked._change_reason = "Deactivated"
         locked.save()
         audit_record(
@@ -483,6 +486,53 @@ def _record(coupon_pk: int, **values) -> Coupon:
         return locked
 
 
+class _Stale(Exception):
+    """Staff changed the terms or deactivated the coupon while this push ran."""
+
+
+def _record_ids(coupon_pk: int, version: int, active: bool, **values) -> Coupon:
+    """Like _record, for ids of what this push made, written only while the row still has
+    the terms version and the `active` the push read: ids of an outdated version would
+    otherwise land on the new version's row (the next push's sweep retires that code)."""
+    with transaction.atomic():
+        locked = Coupon.objects.select_for_update().get(pk=coupon_pk)
+        if (locked.terms_version, locked.active) != (version, active):
+            raise _Stale
+        for name, value in values.items():
+            setattr(locked, name, value)
+        locked._change_reason = "Stripe push"
+        locked.save(update_fields=[*values, "updated_at"])
+        return locked
+
+
+def _sweep(coupon: Coupon, version: int, active: bool, suffix: str, landed: list) -> None:
+    """Switch off every active code of ours with this spelling except this version's while
+    the coupon is active: the code of an earlier version or of a deactivated coupon whose
+    create timed out (so its id was never recorded) would otherwise stay live at Stripe, and
+    would block this version's code (one active code per spelling). Codes made in Stripe's
+    dashboard (no `coupon_pk` metadata of ours) are left alone."""
+    for code in gateway.stripe_promotion_code_list(code=coupon.code, active=True):
+        ours = str(code.metadata.get("coupon_pk", "")) == str(coupon.pk)
+        if not ours and code.id != coupon.stripe_promotion_code_id:
+            continue
+        current = code.id == coupon.stripe_promotion_code_id or str(
+            code.metadata.get("terms_version", "")
+        ) == str(version)
+        if active and current:
+            continue
+        landed.append(
+            gateway.stripe_promotion_code_update(
+                promotion_code_id=code.id,
+                active=False,
+                idempotency_key=f"promotion_code:{coupon.pk}:{code.id}:deactivate{suffix}",
+            )
+        )
+
+
+# A push that keeps meeting staff edits gives up after this many rounds (left pending).
+PUSH_ROUNDS = 3
+
+
 def _percent(bps: int) -> Decimal:
     return (Decimal(bps) / 100).quantize(Decimal("0.01"))
 
@@ -499,7 +549,20 @@ def coupon_push(*, coupon: Coupon) -> CouponPushResult:
     if locked.stripe_state == Coupon.StripeState.SYNCED:
         locked = _record(locked.pk, stripe_push_until=None)
         return CouponPushResult(locked, True, MSG_PUSH_NOTHING.format(code=locked.code))
-    version = locked.terms_version
+    for _round in range(PUSH_ROUNDS):
+        result = _push_round(locked)
+        if result is not None:
+            return result
+        # Staff changed the coupon meanwhile: push again what the row says now.
+        locked = Coupon.objects.get(pk=locked.pk)
+    locked = _record(locked.pk, stripe_push_until=None)
+    return CouponPushResult(locked, False, MSG_PUSH_BUSY.format(code=locked.code))
+
+
+def _push_round(locked: Coupon) -> CouponPushResult | None:
+    """One pass of the push over what `locked` says; None when staff changed the terms or
+    deactivated the coupon meanwhile (the row stays pending, the caller goes again)."""
+    version, active = locked.terms_version, locked.active
     # Keys stay the same across timeouts (Stripe replays), change after a refusal.
     suffix = f":r{locked.stripe_refusals}" if locked.stripe_refusals else ""
     landed: list[gateway.StripePromotionCode] = []
@@ -514,16 +577,13 @@ def coupon_push(*, coupon: Coupon) -> CouponPushResult:
                 )
             )
             locked = _record(locked.pk, stripe_previous_promotion_code_id="")
-        if locked.active:
+        _sweep(locked, version, active, suffix, landed)
+        if active:
             locked = _push_active(locked, version, suffix, landed)
-        elif locked.stripe_promotion_code_id:
-            landed.append(
-                gateway.stripe_promotion_code_update(
-                    promotion_code_id=locked.stripe_promotion_code_id,
-                    active=False,
-                    idempotency_key=f"promotion_code:{locked.pk}:v{version}:deactivate{suffix}",
-                )
-            )
+    except _Stale:
+        if landed:
+            upsert_promotion_codes(landed)
+        return None
     except GatewayError as exc:
         error = f"{type(exc).__name__}: {exc.message}"
         logger.warning("Coupon %s: push to Stripe failed: %s", locked.code, error)
@@ -542,16 +602,18 @@ def coupon_push(*, coupon: Coupon) -> CouponPushResult:
         )
     if landed:
         upsert_promotion_codes(landed)
-    current = Coupon.objects.only("terms_version").get(pk=locked.pk).terms_version
-    # Terms changed while we pushed: the next push (now pending) sends the new version.
-    state = Coupon.StripeState.SYNCED if current == version else Coupon.StripeState.PENDING
-    locked = _record(
-        locked.pk,
-        stripe_state=state,
-        stripe_error="",
-        stripe_synced_at=timezone.now(),
-        stripe_push_until=None,
-    )
+    try:
+        locked = _record_ids(
+            locked.pk,
+            version,
+            active,
+            stripe_state=Coupon.StripeState.SYNCED,
+            stripe_error="",
+            stripe_synced_at=timezone.now(),
+            stripe_push_until=None,
+        )
+    except _Stale:
+        return None
     return CouponPushResult(locked, True, MSG_PUSHED.format(code=locked.code))
 
 
@@ -580,7 +642,7 @@ def _push_active(
                 raise
             # Made by an earlier attempt whose answer was lost (or whose key expired).
             made = gateway.stripe_coupon_retrieve(coupon_id=coupon_id)
-        coupon = _record(coupon.pk, stripe_coupon_id=made.id)
+        coupon = _record_ids(coupon.pk, version, True, stripe_coupon_id=made.id)
     if not coupon.stripe_promotion_code_id:
         found = gateway.stripe_promotion_code_list(coupon_id=coupon.stripe_coupon_id)
         if found:
@@ -594,5 +656,5 @@ def _push_active(
                 idempotency_key=f"promotion_code:{coupon.pk}:v{version}{suffix}",
             )
         landed.append(code)
-        coupon = _record(coupon.pk, stripe_promotion_code_id=code.id)
+        coupon = _record_ids(coupon.pk, version, True, stripe_promotion_code_id=code.id)
     return coupon

@@ -14,7 +14,7 @@ from django.utils import timezone
 from backoffice.models import AdminAction
 from payments import gateway, webhooks
 from payments.coupon_mirror import AUDIT_DEACTIVATED_IN_STRIPE, upsert_promotion_codes
-from payments.exceptions import InvalidRequest
+from payments.exceptions import GatewayTimeout, InvalidRequest
 from payments.models import Coupon, PromotionCode, WebhookEvent
 from payments.services.coupons import (
     MSG_CHANGED_LOCAL,
@@ -325,3 +325,121 @@ def test_a_promotion_code_event_with_a_foreign_id_fails_without_retry(localstrip
     status = process("promotion_code.updated", {"id": "cpn_not_a_code", "object": "promotion_code"})
     assert status == WebhookEvent.Status.FAILED
     assert upsert_promotion_codes([]).changed == 0
+
+
+# --- lost answers and staff edits during a push ---------------------------------------------
+
+
+def _code_create_then(monkeypatch, after):
+    """stripe_promotion_code_create makes the code at the peer, then runs `after` (once)."""
+    real = gateway.stripe_promotion_code_create
+    calls = []
+
+    def create(**kwargs):
+        made = real(**kwargs)
+        if not calls:
+            calls.append(made)
+            after()
+        return made
+
+    monkeypatch.setattr(gateway, "stripe_promotion_code_create", create)
+    return calls
+
+
+def _lose_the_answer():
+    raise GatewayTimeout()
+
+
+def _active_codes(localstripe, coupon):
+    return [
+        c
+        for c in peer_codes(localstripe, code=coupon.code, active="true")
+        if c["metadata"].get("coupon_pk") == str(coupon.pk)
+    ]
+
+
+def test_deactivating_after_a_timed_out_code_create_switches_the_unrecorded_code_off(
+    localstripe, monkeypatch
+):
+    manager = coupon_manager()
+    _code_create_then(monkeypatch, _lose_the_answer)
+    coupon = coupon_create(code="GHOST", terms=percent_terms(1000), acting_user=manager)
+    assert coupon.stripe_state == Coupon.StripeState.FAILED
+    assert (bool(coupon.stripe_coupon_id), coupon.stripe_promotion_code_id) == (True, "")
+    assert len(_active_codes(localstripe, coupon)) == 1  # live at Stripe, id unknown to us
+    done = coupon_deactivate(coupon=coupon, reason="Campaign over", acting_user=manager)
+    assert done.stripe_state == Coupon.StripeState.SYNCED, done.stripe_error
+    assert _active_codes(localstripe, coupon) == []
+
+
+def test_a_new_version_after_a_timed_out_code_create_retires_the_unrecorded_code(
+    localstripe, monkeypatch
+):
+    manager = coupon_manager()
+    _code_create_then(monkeypatch, _lose_the_answer)
+    coupon = coupon_create(code="AGAIN", terms=percent_terms(1000), acting_user=manager)
+    assert coupon.stripe_promotion_code_id == ""
+    changed, _ = coupon_change(coupon=coupon, terms=percent_terms(2000), acting_user=manager)
+    assert changed.stripe_state == Coupon.StripeState.SYNCED, changed.stripe_error
+    (live,) = _active_codes(localstripe, coupon)
+    assert (live["id"], live["metadata"]["terms_version"]) == (
+        changed.stripe_promotion_code_id,
+        "2",
+    )
+
+
+def test_deactivating_during_a_push_ends_with_the_code_off(localstripe, monkeypatch):
+    manager = coupon_manager()
+    coupon = coupon_create(code="RACE", terms=percent_terms(1000), acting_user=manager, push=False)
+    outcome = {}
+
+    def deactivate():
+        # Another request while the push holds the lease: its own push is refused as busy.
+        outcome["row"] = coupon_deactivate(coupon=coupon, reason="Stop", acting_user=manager)
+
+    _code_create_then(monkeypatch, deactivate)
+    result = coupon_push(coupon=coupon)
+    assert outcome["row"].stripe_state == Coupon.StripeState.PENDING
+    assert result.pushed, result.errors
+    coupon.refresh_from_db()
+    assert (coupon.active, coupon.stripe_state) == (False, Coupon.StripeState.SYNCED)
+    assert _active_codes(localstripe, coupon) == []
+
+
+def test_an_edit_during_a_push_is_pushed_and_keeps_no_outdated_ids(localstripe, monkeypatch):
+    manager = coupon_manager()
+    coupon = coupon_create(code="EDIT", terms=percent_terms(1000), acting_user=manager, push=False)
+
+    def edit():
+        coupon_change(coupon=coupon, terms=percent_terms(3000), acting_user=manager)
+
+    _code_create_then(monkeypatch, edit)
+    result = coupon_push(coupon=coupon)
+    assert result.pushed, result.errors
+    coupon.refresh_from_db()
+    assert (coupon.terms_version, coupon.stripe_state) == (2, Coupon.StripeState.SYNCED)
+    assert coupon.stripe_coupon_id == f"cpn-{coupon.pk}-v2"
+    (live,) = _active_codes(localstripe, coupon)
+    assert live["id"] == coupon.stripe_promotion_code_id
+    assert live["coupon"]["percent_off"] == 30
+
+
+def test_a_sync_page_read_before_a_deactivation_never_switches_the_code_back_on(
+    localstripe, monkeypatch
+):
+    manager = coupon_manager()
+    coupon = coupon_create(code="STALE", terms=percent_terms(1000), acting_user=manager)
+    real_pages = gateway.stripe_promotion_code_list_pages
+    # The sync read its page while the code was on; the push switched it off meanwhile.
+    read_before = [list(real_pages())]
+    coupon_deactivate(coupon=coupon, reason="Campaign over", acting_user=manager)
+    assert PromotionCode.objects.get().active is False
+    monkeypatch.setattr(gateway, "stripe_promotion_code_list_pages", lambda **kw: read_before[0])
+    report = stripe_sync()
+    assert report.status == "succeeded", report.error
+    assert PromotionCode.objects.get().active is False
+    # Outside a sync page (a webhook re-reads the code fresh) an active code is mirrored
+    # active: that is how a reactivation in the dashboard arrives.
+    (fresh,) = read_before[0][0].items
+    upsert_promotion_codes([fresh])
+    assert PromotionCode.objects.get().active is True

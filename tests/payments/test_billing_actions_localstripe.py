@@ -255,3 +255,21 @@ def test_an_unanswered_change_that_did_not_happen_is_settled_as_failed(peer, mon
     assert second.action.idempotency_key != first.action.idempotency_key
     sub.refresh_from_db()
     assert sub.status == "canceled"
+
+
+def test_a_subscription_whose_customer_we_lack_is_refused_with_that_reason(peer, monkeypatch):
+    sub, _, _ = mirrored_subscription()
+    Subscription.objects.filter(pk=sub.pk).update(customer=None)
+    sub.refresh_from_db()
+    sent = []
+    monkeypatch.setattr(gateway, "stripe_subscription_cancel", lambda **kw: sent.append(kw))
+    agent = staff("manage_subscription")
+    assert (
+        service.subscription_action_refusal(user=agent, subscription=sub, kind="cancel_now")
+        == service.ERR_NO_CUSTOMER
+    )
+    with pytest.raises(service.BillingActionNotAllowed) as refused:
+        service.subscription_cancel_now(subscription=sub, reason="x", acting_user=agent)
+    assert refused.value.message == service.ERR_NO_CUSTOMER
+    assert sent == []
+    assert not BillingAction.objects.exists()
