@@ -30,6 +30,11 @@ Rules kept here:
   negative `remaining` (a debt); the next credit settles debts before anything else. So a
   refund never leaves hours that were not paid for, and a negative balance (the dashboard's
   card, the balances list's filter) is what finance follows up.
+- What a refunded package lost to expiry counts as already gone: a refund takes back only
+  what its share exceeds the package's refunds plus its expired minutes, so a refund before
+  and after the expiry job end at the same balance. A refund that no longer stands gives
+  its minutes back to the packages the refunds took them from; what lands on an expired
+  package expires at once.
 - Expired minutes leave by one entry per package (the daily job, expire_packages).
 
 Locks: every writer locks the student's balance row (FOR UPDATE) before it reads or writes
@@ -613,6 +618,18 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         .values("payment_id", "kind")
         .annotate(total=Sum("minutes"), n=Count("id"))
     }
+    # What each payment's packages lost to expiry: already gone, a refund does not take it
+    # again (so a refund before and after the expiry job end at the same balance).
+    expired: dict[int, int] = {
+        row["package__payment_id"]: -row["total"]
+        for row in HourDraw.objects.filter(
+            package__payment_id__in=[p.pk for p in payments],
+            entry__kind=BalanceEntry.Kind.EXPIRY,
+        )
+        .order_by()
+        .values("package__payment_id")
+        .annotate(total=Sum("minutes"))
+    }
     ledger = HoursLedger()
     # Balances locked in customer order: two upserts of different payments of the same
     # students then wait for each other instead of deadlocking.
@@ -624,7 +641,14 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         taken, n_refunds = done.get((payment.pk, BalanceEntry.Kind.REFUND), (0, 0))
         refunded = min(payment.amount, max(0, payment.amount_refunded))
         target = pro_rata(payment.package_minutes, refunded, payment.amount)
-        delta = target + taken  # taken is negative (minutes already taken back)
+        taken_back = -taken  # minutes refunds have taken back so far (net)
+        gone = taken_back + expired.get(payment.pk, 0)
+        if target > gone:
+            delta = target - gone
+        elif taken_back > target:
+            delta = target - taken_back  # negative: a refund no longer stands
+        else:
+            delta = 0
         if purchased and not delta:
             continue
         balance = ledger.balance(payment.customer_id)
@@ -680,14 +704,58 @@ def _payment_refund(
         )
     if ledger.applied(reference):
         return None
-    return ledger.write(
+    return _undo_refund_draws(ledger, balance, payment, package, -delta, reference, amounts)
+
+
+def _undo_refund_draws(ledger, balance, payment, package, back, reference, amounts):
+    """Give `back` minutes to the packages the payment's refund entries took them from
+    (the other packages first, newest first, then the payment's own); what lands on a
+    package that has expired expires at once (as lesson_cancel's give_back does), so a
+    reversed refund never leaves minutes the expiry job will not see again."""
+    taken: dict[int, int] = {}
+    for package_pk, minutes in HourDraw.objects.filter(
+        entry__payment_id=payment.pk, entry__kind=BalanceEntry.Kind.REFUND
+    ).values_list("package_id", "minutes"):
+        taken[package_pk] = taken.get(package_pk, 0) - minutes
+    # record_payment_hours writes one refund entry per payment per call: the earlier ones
+    # are all in the database.
+    packages = {p.pk: p for p in ledger.packages(balance)}
+    own_pk = package.pk if package is not None else None
+    order = sorted((pk for pk in taken if pk != own_pk), reverse=True)
+    if own_pk is not None:
+        order.append(own_pk)
+    draws: Draws = []
+    left = back
+    for pk in order:
+        give = min(left, max(0, taken.get(pk, 0)))
+        if give and pk in packages:
+            draws.append((packages[pk], give))
+            left -= give
+    if left:  # refunds written before draws were kept: the old behaviour
+        draws.append((package or ledger._debt_package(balance), left))
+    entry = ledger.write(
         balance,
         kind=BalanceEntry.Kind.REFUND,
         reference=reference,
-        draws=[(package or ledger._debt_package(balance), -delta)],
+        draws=draws,
         note=NOTE_REFUND_REVERSED.format(**amounts),
         payment_id=payment.pk,
     )
+    expire = []
+    for given, minutes in draws:
+        if given.expired_at is not None or given.expires_at <= ledger.now:
+            share = min(minutes, max(0, given.remaining))
+            if share:
+                expire.append((given, -share))
+    if expire:
+        ledger.write(
+            balance,
+            kind=BalanceEntry.Kind.EXPIRY,
+            reference=f"{reference}:expired",
+            draws=expire,
+            note=NOTE_EXPIRY_AT_RELEASE,
+        )
+    return entry
 
 
 # --- expiry ------------------------------------------------------------------------------------
