@@ -166,6 +166,17 @@ def test_a_file_with_bad_rows_is_previewed_row_by_row_and_nothing_is_applied(cli
     assert list(BalanceEntry.objects.values_list("reference", flat=True)) == before
 
 
+def test_unicode_digits_in_minutes_are_previewed_as_a_row_error(client, student):
+    client.force_login(member("Finance staff"))
+    before = list(BalanceEntry.objects.values_list("reference", flat=True))
+    text = HEADER + "ada@example.com,bk3,\u00b2,2026-11-21,consumed\n"
+    page = client.post(IMPORT_URL, {"format": "0", "import_file": csv_upload(text)})
+    assert page.status_code == 200
+    message = lessons.ERR_MINUTES.format(value="\u00b2").replace("'", "&#x27;")
+    assert message in page.content.decode()
+    assert list(BalanceEntry.objects.values_list("reference", flat=True)) == before
+
+
 def test_a_good_file_is_previewed_then_applied_on_confirmation(client, student):
     user = member("Finance staff")
     client.force_login(user)
