@@ -22,7 +22,8 @@ Rules kept here:
   (reference per payment), expiring at metadata `expires_at` or HOUR_PACKAGE_VALID_DAYS after
   the payment succeeded. Called by the sync's upserts in their transaction (record_payment_hours),
   so a webhook, a sync, a re-sync and a back-office refund all end here.
-- A refund of a package takes back the minutes it pays for: package_minutes x refunded /
+- A refund of a package (or a lost dispute: the business lost the money, the ledger's
+  disputed_lost) takes back the minutes it pays for: package_minutes x refunded /
   amount, cumulative per payment (partial refunds add up to the whole package, no rounding
   drift). Policy when the student has already used some of them: they come off the refunded
   package first, then off the student's other unexpired packages (oldest expiry first), and
@@ -53,6 +54,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from payments import ledger as money_ledger
 from payments.metadata import parse_payment_metadata
 from payments.models import BalanceEntry, HourDraw, HourPackage, Payment, StudentBalance
 from payments.money import format_money, pro_rata
@@ -74,6 +76,7 @@ DEBIT_KINDS = frozenset(
 
 NOTE_PURCHASE = "Payment {payment}: {hours} h package ({amount})"
 NOTE_REFUND = "Payment {payment}: {refunded} of {amount} refunded"
+NOTE_REFUND_OR_LOST = "Payment {payment}: {refunded} of {amount} refunded or lost in a dispute"
 NOTE_REFUND_REVERSED = "Payment {payment}: a refund no longer stands ({refunded} refunded now)"
 NOTE_EXPIRY = "Package #{package} expired {when}"
 NOTE_EXPIRY_AT_RELEASE = "Released from a package that has expired"
@@ -630,6 +633,7 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         .values("package__payment_id")
         .annotate(total=Sum("minutes"))
     }
+    facts = money_ledger.payment_facts(p.pk for p in payments)
     ledger = HoursLedger()
     # Balances locked in customer order: two upserts of different payments of the same
     # students then wait for each other instead of deadlocking.
@@ -639,7 +643,11 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
     for payment in payments:
         purchased = (payment.pk, BalanceEntry.Kind.PURCHASE) in done
         taken, n_refunds = done.get((payment.pk, BalanceEntry.Kind.REFUND), (0, 0))
-        refunded = min(payment.amount, max(0, payment.amount_refunded))
+        # A lost dispute (a chargeback) takes the money back like a refund: so do the hours.
+        fact = facts.get(payment.pk, money_ledger.PaymentFacts())
+        refunded = money_ledger.amount_taken_back(
+            amount=payment.amount, amount_refunded=payment.amount_refunded, facts=fact
+        )
         target = pro_rata(payment.package_minutes, refunded, payment.amount)
         taken_back = -taken  # minutes refunds have taken back so far (net)
         gone = taken_back + expired.get(payment.pk, 0)
@@ -655,7 +663,17 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         if not purchased:
             written += bool(_payment_credit(ledger, balance, payment))
         if delta:
-            written += bool(_payment_refund(ledger, balance, payment, delta, n=n_refunds + 1))
+            written += bool(
+                _payment_refund(
+                    ledger,
+                    balance,
+                    payment,
+                    delta,
+                    n=n_refunds + 1,
+                    taken_back=refunded,
+                    lost=fact.disputed_lost > 0,
+                )
+            )
     ledger.flush()
     return written
 
@@ -679,7 +697,14 @@ def _payment_credit(
 
 
 def _payment_refund(
-    ledger: HoursLedger, balance: StudentBalance, payment: Payment, delta: int, *, n: int
+    ledger: HoursLedger,
+    balance: StudentBalance,
+    payment: Payment,
+    delta: int,
+    *,
+    n: int,
+    taken_back: int,
+    lost: bool = False,
 ) -> BalanceEntry | None:
     """Take `delta` minutes back (or give -delta back when a refund no longer stands), from
     the payment's own package first (see the module's policy)."""
@@ -688,7 +713,7 @@ def _payment_refund(
     reference = refund_reference(payment.stripe_payment_intent_id, n)
     amounts = {
         "payment": payment.stripe_payment_intent_id,
-        "refunded": format_money(min(payment.amount, payment.amount_refunded), payment.currency),
+        "refunded": format_money(taken_back, payment.currency),
         "amount": format_money(payment.amount, payment.currency),
     }
     if delta > 0:
@@ -697,7 +722,7 @@ def _payment_refund(
             minutes=delta,
             kind=BalanceEntry.Kind.REFUND,
             reference=reference,
-            note=NOTE_REFUND.format(**amounts),
+            note=(NOTE_REFUND_OR_LOST if lost else NOTE_REFUND).format(**amounts),
             payment_id=payment.pk,
             first=package,
             allow_debt=True,

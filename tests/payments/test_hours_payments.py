@@ -259,6 +259,35 @@ def test_a_refund_that_no_longer_stands_on_an_expired_package_expires_at_once():
     assert package_a.remaining == 0
 
 
+@pytest.mark.django_db
+def test_a_lost_dispute_takes_the_package_back_like_a_refund():
+    """The business lost the money (a chargeback): the package's minutes go as a refund's
+    would, once; a refund on top never takes more than the whole package."""
+    from payments.gateway import StripeDispute
+
+    sync.upsert_customers([customer_row()])
+    sync.upsert_payment_intents([intent()])
+
+    def dispute(status):
+        return StripeDispute(
+            id="dp_hours1",
+            charge_id="ch_hours1",
+            payment_intent_id="pi_hours1",
+            amount=3000,
+            currency="usd",
+            status=status,
+            created=CREATED + timedelta(days=2),
+        )
+
+    sync.upsert_disputes([dispute("needs_response")])
+    assert balance_minutes() == 600  # open: nothing is lost yet
+    for _ in range(2):
+        sync.upsert_disputes([dispute("lost")])
+    assert balance_minutes() == 300
+    sync.upsert_refunds([refund("re_1", 3000)])
+    assert balance_minutes() == 0
+
+
 # --- against localstripe: webhook, sync and re-sync -----------------------------------------------
 
 HOOK_ID = "wh_hours_tests"
