@@ -51,7 +51,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from payments import ledger as money_ledger
@@ -95,8 +95,11 @@ class NotEnoughMinutes(HoursError):
         super().__init__(ERR_NOT_ENOUGH_MINUTES.format(available=available, minutes=minutes))
 
 
+PURCHASE_REFERENCE_PREFIX = "hours:purchase:"
+
+
 def purchase_reference(payment_intent_id: str) -> str:
-    return f"hours:purchase:{payment_intent_id}"
+    return f"{PURCHASE_REFERENCE_PREFIX}{payment_intent_id}"
 
 
 def refund_reference(payment_intent_id: str, n: int) -> str:
@@ -597,11 +600,21 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
     pks = list(payment_pks)
     if not pks:
         return 0
+    # The minutes each payment's package was credited with: a refund takes back a share of
+    # these, not of what the payment's metadata says now (an edit cannot change the package,
+    # nor stop its refunds once it is no longer tagged as one).
+    purchased_minutes = dict(
+        HourPackage.objects.filter(
+            payment_id__in=pks, reference__startswith=PURCHASE_REFERENCE_PREFIX
+        )
+        .order_by()
+        .values_list("payment_id", "minutes")
+    )
     payments = list(
         Payment.objects.filter(
+            Q(product_kind=Payment.ProductKind.HOUR_PACKAGE, package_minutes__isnull=False)
+            | Q(pk__in=list(purchased_minutes)),
             pk__in=pks,
-            product_kind=Payment.ProductKind.HOUR_PACKAGE,
-            package_minutes__isnull=False,
             customer__isnull=False,
             succeeded_at__isnull=False,
             amount__gt=0,
@@ -648,7 +661,8 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         refunded = money_ledger.amount_taken_back(
             amount=payment.amount, amount_refunded=payment.amount_refunded, facts=fact
         )
-        target = pro_rata(payment.package_minutes, refunded, payment.amount)
+        package_minutes = purchased_minutes.get(payment.pk, payment.package_minutes)
+        target = pro_rata(package_minutes, refunded, payment.amount)
         taken_back = -taken  # minutes refunds have taken back so far (net)
         gone = taken_back + expired.get(payment.pk, 0)
         if target > gone:

@@ -288,6 +288,17 @@ def test_a_lost_dispute_takes_the_package_back_like_a_refund():
     assert balance_minutes() == 0
 
 
+@pytest.mark.django_db
+def test_a_refund_takes_back_the_purchased_package_whatever_the_metadata_says_now():
+    sync.upsert_customers([customer_row()])
+    sync.upsert_payment_intents([intent()])
+    # Someone edits the payment's metadata after the purchase: the package stays 600 minutes.
+    sync.upsert_payment_intents([intent(metadata={**PACKAGE, "package_minutes": "1200"})])
+    sync.upsert_refunds([refund("re_1", 6000)])
+    assert balance_minutes() == 0
+    assert BalanceEntry.objects.get(kind=Kind.REFUND).minutes == -600
+
+
 # --- against localstripe: webhook, sync and re-sync -----------------------------------------------
 
 HOOK_ID = "wh_hours_tests"
