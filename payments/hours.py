@@ -812,8 +812,8 @@ class ExpiryResult:
 def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryResult:
     """Take the minutes left in packages past their expiry off the balances: one entry per
     package (reference hours:expiry:<package>), exactly once whatever the re-runs or a
-    concurrent run. One transaction per batch of packages, their balances locked in pk
-    order."""
+    concurrent run. One transaction per batch of packages, their balances locked in
+    customer order."""
     now = now or timezone.now()
     packages = minutes = 0
     last_pk = 0
@@ -831,7 +831,9 @@ def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryR
             balances = StudentBalance.objects.select_for_update().filter(
                 pk__in={balance_pk for _, balance_pk in due}
             )
-            by_pk = {b.pk: ledger.adopt(b) for b in balances.order_by("pk")}
+            # Customer order, as every other writer (locked_balance's callers, the sync's
+            # record_payment_hours, the lessons import): no deadlock with them.
+            by_pk = {b.pk: ledger.adopt(b) for b in balances.order_by("customer_id")}
             ledger.prefetch(expiry_reference(package_pk) for package_pk, _ in due)
             for package_pk, balance_pk in due:
                 balance = by_pk[balance_pk]
