@@ -213,6 +213,7 @@ QUEUED_TASK_FUNCTIONS = frozenset(
     {
         "payments.tasks.webhook_event_process_task",
         "payments.tasks.payout_process_task",
+        "payments.tasks.customer_adjustment_apply_task",
         "refunds.tasks.refund_request_process_task",
     }
 )
