@@ -215,6 +215,8 @@ def fix_inconsistencies(*, dry_run: bool = False) -> dict:
             StudentBalance.objects.select_for_update()
             .annotate(ledger=Coalesce(Subquery(entries), Value(0)))
             .exclude(minutes=F("ledger"))
+            # Customer order, as payments/hours.py's writers lock balances: no deadlock.
+            .order_by("customer_id")
         )
         for balance in off_ledger:
             changes.append(

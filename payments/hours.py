@@ -22,7 +22,8 @@ Rules kept here:
   (reference per payment), expiring at metadata `expires_at` or HOUR_PACKAGE_VALID_DAYS after
   the payment succeeded. Called by the sync's upserts in their transaction (record_payment_hours),
   so a webhook, a sync, a re-sync and a back-office refund all end here.
-- A refund of a package takes back the minutes it pays for: package_minutes x refunded /
+- A refund of a package (or a lost dispute: the business lost the money, the ledger's
+  disputed_lost) takes back the minutes it pays for: package_minutes x refunded /
   amount, cumulative per payment (partial refunds add up to the whole package, no rounding
   drift). Policy when the student has already used some of them: they come off the refunded
   package first, then off the student's other unexpired packages (oldest expiry first), and
@@ -30,6 +31,11 @@ Rules kept here:
   negative `remaining` (a debt); the next credit settles debts before anything else. So a
   refund never leaves hours that were not paid for, and a negative balance (the dashboard's
   card, the balances list's filter) is what finance follows up.
+- What a refunded package lost to expiry counts as already gone: a refund takes back only
+  what its share exceeds the package's refunds plus its expired minutes, so a refund before
+  and after the expiry job end at the same balance. A refund that no longer stands gives
+  its minutes back to the packages the refunds took them from; what lands on an expired
+  package expires at once.
 - Expired minutes leave by one entry per package (the daily job, expire_packages).
 
 Locks: every writer locks the student's balance row (FOR UPDATE) before it reads or writes
@@ -45,9 +51,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from payments import ledger as money_ledger
 from payments.metadata import parse_payment_metadata
 from payments.models import BalanceEntry, HourDraw, HourPackage, Payment, StudentBalance
 from payments.money import format_money, pro_rata
@@ -69,6 +76,7 @@ DEBIT_KINDS = frozenset(
 
 NOTE_PURCHASE = "Payment {payment}: {hours} h package ({amount})"
 NOTE_REFUND = "Payment {payment}: {refunded} of {amount} refunded"
+NOTE_REFUND_OR_LOST = "Payment {payment}: {refunded} of {amount} refunded or lost in a dispute"
 NOTE_REFUND_REVERSED = "Payment {payment}: a refund no longer stands ({refunded} refunded now)"
 NOTE_EXPIRY = "Package #{package} expired {when}"
 NOTE_EXPIRY_AT_RELEASE = "Released from a package that has expired"
@@ -87,8 +95,11 @@ class NotEnoughMinutes(HoursError):
         super().__init__(ERR_NOT_ENOUGH_MINUTES.format(available=available, minutes=minutes))
 
 
+PURCHASE_REFERENCE_PREFIX = "hours:purchase:"
+
+
 def purchase_reference(payment_intent_id: str) -> str:
-    return f"hours:purchase:{payment_intent_id}"
+    return f"{PURCHASE_REFERENCE_PREFIX}{payment_intent_id}"
 
 
 def refund_reference(payment_intent_id: str, n: int) -> str:
@@ -589,11 +600,21 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
     pks = list(payment_pks)
     if not pks:
         return 0
+    # The minutes each payment's package was credited with: a refund takes back a share of
+    # these, not of what the payment's metadata says now (an edit cannot change the package,
+    # nor stop its refunds once it is no longer tagged as one).
+    purchased_minutes = dict(
+        HourPackage.objects.filter(
+            payment_id__in=pks, reference__startswith=PURCHASE_REFERENCE_PREFIX
+        )
+        .order_by()
+        .values_list("payment_id", "minutes")
+    )
     payments = list(
         Payment.objects.filter(
+            Q(product_kind=Payment.ProductKind.HOUR_PACKAGE, package_minutes__isnull=False)
+            | Q(pk__in=list(purchased_minutes)),
             pk__in=pks,
-            product_kind=Payment.ProductKind.HOUR_PACKAGE,
-            package_minutes__isnull=False,
             customer__isnull=False,
             succeeded_at__isnull=False,
             amount__gt=0,
@@ -613,6 +634,19 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
         .values("payment_id", "kind")
         .annotate(total=Sum("minutes"), n=Count("id"))
     }
+    # What each payment's packages lost to expiry: already gone, a refund does not take it
+    # again (so a refund before and after the expiry job end at the same balance).
+    expired: dict[int, int] = {
+        row["package__payment_id"]: -row["total"]
+        for row in HourDraw.objects.filter(
+            package__payment_id__in=[p.pk for p in payments],
+            entry__kind=BalanceEntry.Kind.EXPIRY,
+        )
+        .order_by()
+        .values("package__payment_id")
+        .annotate(total=Sum("minutes"))
+    }
+    facts = money_ledger.payment_facts(p.pk for p in payments)
     ledger = HoursLedger()
     # Balances locked in customer order: two upserts of different payments of the same
     # students then wait for each other instead of deadlocking.
@@ -622,16 +656,38 @@ def record_payment_hours(payment_pks: Iterable[int]) -> int:
     for payment in payments:
         purchased = (payment.pk, BalanceEntry.Kind.PURCHASE) in done
         taken, n_refunds = done.get((payment.pk, BalanceEntry.Kind.REFUND), (0, 0))
-        refunded = min(payment.amount, max(0, payment.amount_refunded))
-        target = pro_rata(payment.package_minutes, refunded, payment.amount)
-        delta = target + taken  # taken is negative (minutes already taken back)
+        # A lost dispute (a chargeback) takes the money back like a refund: so do the hours.
+        fact = facts.get(payment.pk, money_ledger.PaymentFacts())
+        refunded = money_ledger.amount_taken_back(
+            amount=payment.amount, amount_refunded=payment.amount_refunded, facts=fact
+        )
+        package_minutes = purchased_minutes.get(payment.pk, payment.package_minutes)
+        target = pro_rata(package_minutes, refunded, payment.amount)
+        taken_back = -taken  # minutes refunds have taken back so far (net)
+        gone = taken_back + expired.get(payment.pk, 0)
+        if target > gone:
+            delta = target - gone
+        elif taken_back > target:
+            delta = target - taken_back  # negative: a refund no longer stands
+        else:
+            delta = 0
         if purchased and not delta:
             continue
         balance = ledger.balance(payment.customer_id)
         if not purchased:
             written += bool(_payment_credit(ledger, balance, payment))
         if delta:
-            written += bool(_payment_refund(ledger, balance, payment, delta, n=n_refunds + 1))
+            written += bool(
+                _payment_refund(
+                    ledger,
+                    balance,
+                    payment,
+                    delta,
+                    n=n_refunds + 1,
+                    taken_back=refunded,
+                    lost=fact.disputed_lost > 0,
+                )
+            )
     ledger.flush()
     return written
 
@@ -655,7 +711,14 @@ def _payment_credit(
 
 
 def _payment_refund(
-    ledger: HoursLedger, balance: StudentBalance, payment: Payment, delta: int, *, n: int
+    ledger: HoursLedger,
+    balance: StudentBalance,
+    payment: Payment,
+    delta: int,
+    *,
+    n: int,
+    taken_back: int,
+    lost: bool = False,
 ) -> BalanceEntry | None:
     """Take `delta` minutes back (or give -delta back when a refund no longer stands), from
     the payment's own package first (see the module's policy)."""
@@ -664,7 +727,7 @@ def _payment_refund(
     reference = refund_reference(payment.stripe_payment_intent_id, n)
     amounts = {
         "payment": payment.stripe_payment_intent_id,
-        "refunded": format_money(min(payment.amount, payment.amount_refunded), payment.currency),
+        "refunded": format_money(taken_back, payment.currency),
         "amount": format_money(payment.amount, payment.currency),
     }
     if delta > 0:
@@ -673,21 +736,65 @@ def _payment_refund(
             minutes=delta,
             kind=BalanceEntry.Kind.REFUND,
             reference=reference,
-            note=NOTE_REFUND.format(**amounts),
+            note=(NOTE_REFUND_OR_LOST if lost else NOTE_REFUND).format(**amounts),
             payment_id=payment.pk,
             first=package,
             allow_debt=True,
         )
     if ledger.applied(reference):
         return None
-    return ledger.write(
+    return _undo_refund_draws(ledger, balance, payment, package, -delta, reference, amounts)
+
+
+def _undo_refund_draws(ledger, balance, payment, package, back, reference, amounts):
+    """Give `back` minutes to the packages the payment's refund entries took them from
+    (the other packages first, newest first, then the payment's own); what lands on a
+    package that has expired expires at once (as lesson_cancel's give_back does), so a
+    reversed refund never leaves minutes the expiry job will not see again."""
+    taken: dict[int, int] = {}
+    for package_pk, minutes in HourDraw.objects.filter(
+        entry__payment_id=payment.pk, entry__kind=BalanceEntry.Kind.REFUND
+    ).values_list("package_id", "minutes"):
+        taken[package_pk] = taken.get(package_pk, 0) - minutes
+    # record_payment_hours writes one refund entry per payment per call: the earlier ones
+    # are all in the database.
+    packages = {p.pk: p for p in ledger.packages(balance)}
+    own_pk = package.pk if package is not None else None
+    order = sorted((pk for pk in taken if pk != own_pk), reverse=True)
+    if own_pk is not None:
+        order.append(own_pk)
+    draws: Draws = []
+    left = back
+    for pk in order:
+        give = min(left, max(0, taken.get(pk, 0)))
+        if give and pk in packages:
+            draws.append((packages[pk], give))
+            left -= give
+    if left:  # refunds written before draws were kept: the old behaviour
+        draws.append((package or ledger._debt_package(balance), left))
+    entry = ledger.write(
         balance,
         kind=BalanceEntry.Kind.REFUND,
         reference=reference,
-        draws=[(package or ledger._debt_package(balance), -delta)],
+        draws=draws,
         note=NOTE_REFUND_REVERSED.format(**amounts),
         payment_id=payment.pk,
     )
+    expire = []
+    for given, minutes in draws:
+        if given.expired_at is not None or given.expires_at <= ledger.now:
+            share = min(minutes, max(0, given.remaining))
+            if share:
+                expire.append((given, -share))
+    if expire:
+        ledger.write(
+            balance,
+            kind=BalanceEntry.Kind.EXPIRY,
+            reference=f"{reference}:expired",
+            draws=expire,
+            note=NOTE_EXPIRY_AT_RELEASE,
+        )
+    return entry
 
 
 # --- expiry ------------------------------------------------------------------------------------
@@ -705,8 +812,8 @@ class ExpiryResult:
 def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryResult:
     """Take the minutes left in packages past their expiry off the balances: one entry per
     package (reference hours:expiry:<package>), exactly once whatever the re-runs or a
-    concurrent run. One transaction per batch of packages, their balances locked in pk
-    order."""
+    concurrent run. One transaction per batch of packages, their balances locked in
+    customer order."""
     now = now or timezone.now()
     packages = minutes = 0
     last_pk = 0
@@ -724,7 +831,9 @@ def expire_packages(*, now: datetime | None = None, batch: int = 500) -> ExpiryR
             balances = StudentBalance.objects.select_for_update().filter(
                 pk__in={balance_pk for _, balance_pk in due}
             )
-            by_pk = {b.pk: ledger.adopt(b) for b in balances.order_by("pk")}
+            # Customer order, as every other writer (locked_balance's callers, the sync's
+            # record_payment_hours, the lessons import): no deadlock with them.
+            by_pk = {b.pk: ledger.adopt(b) for b in balances.order_by("customer_id")}
             ledger.prefetch(expiry_reference(package_pk) for package_pk, _ in due)
             for package_pk, balance_pk in due:
                 balance = by_pk[balance_pk]

@@ -178,6 +178,14 @@ def refunded_amount(*, amount: int, stripe_reported: int, refunds_succeeded: int
     return max(0, min(amount, max(stripe_reported, refunds_succeeded)))
 
 
+def amount_taken_back(*, amount: int, amount_refunded: int, facts: PaymentFacts) -> int:
+    """What the customer no longer pays for: what was refunded plus what lost disputes took
+    (a charge is refunded or lost, not both: never more than the amount). Hour packages take
+    back the minutes this pays for (payments/hours.py)."""
+    refunded = max(0, min(amount, amount_refunded))
+    return refunded + max(0, min(facts.disputed_lost, amount - refunded))
+
+
 def payment_refund_committed(*, payment: Payment, facts: PaymentFacts | None = None) -> int:
     """Minor units refunded or being refunded: the refunded amount, or the sum of mirrored
     refunds Stripe accepted (pending ones included) where that is larger. This is what the

@@ -55,6 +55,10 @@ MAX_ERRORS_KEPT = 1000
 MAX_LESSON_MINUTES = 24 * 60
 MAX_BOOKING_ID_LENGTH = 64
 _BOOKING_RE = re.compile(r"^[A-Za-z0-9_.:\-/#]+$")
+# ASCII digits only and at most 4 of them (MAX_LESSON_MINUTES has 4): str.isdigit() accepts
+# superscripts and other scripts' digits that int() refuses or reads, and int() refuses
+# more than 4300 digits; each must be the row's error, never an exception.
+_MINUTES_RE = re.compile(r"[0-9]{1,4}")
 _CUSTOMER_ID_RE = re.compile(r"^cus_[A-Za-z0-9]+$")
 
 AUDIT_IMPORT = "lessons.import"
@@ -228,7 +232,7 @@ def _parse(number: int, raw: Mapping) -> _Row | str:
     if len(booking_id) > MAX_BOOKING_ID_LENGTH or not _BOOKING_RE.match(booking_id):
         return ERR_BOOKING_ID.format(value=booking_id[:80])
     minutes_text = _text(raw, "minutes")
-    if not minutes_text.isdigit() or not 1 <= int(minutes_text) <= MAX_LESSON_MINUTES:
+    if not _MINUTES_RE.fullmatch(minutes_text) or not 1 <= int(minutes_text) <= MAX_LESSON_MINUTES:
         return ERR_MINUTES.format(value=minutes_text[:80])
     date_text = _text(raw, "date")
     try:

@@ -6,7 +6,10 @@ import service (payments/lessons.py) with the permission payments.import_lessons
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
+from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
@@ -37,7 +40,16 @@ IMPORT_FORMATS = (CSV, XLSX)
 # the same one, or point this at a shared folder).
 UPLOAD_PREFIX = "lessons-import-"
 
-ERR_UPLOAD_GONE = "The previewed file is no longer there: upload it again."
+ERR_UPLOAD_GONE = (
+    "The previewed file is no longer there (already imported, or the preview expired or "
+    "was not yours): upload it again."
+)
+# Your previews' tokens, in your session: only who previewed a file may confirm it.
+SESSION_PREVIEWS = "payments:lesson_import_previews"
+# Previews nobody confirmed (they hold students' e-mails) are deleted after this long, by
+# the next preview.
+STASH_MAX_AGE_SECONDS = 3600
+_TOKEN_RE = re.compile(re.escape(UPLOAD_PREFIX) + r"[A-Za-z0-9_]+")
 ERR_NO_IMPORT_PERMISSION = "You may not import lessons."
 MSG_IMPORTED = "Imported {rows} rows: {counts}."
 
@@ -243,10 +255,34 @@ def _stash(upload) -> str:
 
 def _stashed_path(token: str) -> str | None:
     name = os.path.basename(token or "")
-    if not name.startswith(UPLOAD_PREFIX):
+    if not _TOKEN_RE.fullmatch(name):
         return None
     full = os.path.join(_upload_dir(), name)
     return full if os.path.isfile(full) else None
+
+
+def _claim(path_: str) -> str | None:
+    """Move the stashed file aside for one confirmation: of two confirmations at once, one
+    renames it, the other finds it gone (None)."""
+    claimed = f"{path_}.importing"
+    try:
+        os.rename(path_, claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def _delete_abandoned_previews() -> None:
+    cutoff = time.time() - STASH_MAX_AGE_SECONDS
+    directory = _upload_dir()
+    for entry in os.scandir(directory):
+        if not entry.name.startswith(UPLOAD_PREFIX):
+            continue
+        try:
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+        except FileNotFoundError:  # another preview deleted it first
+            pass
 
 
 class ConfirmLessonImportForm(forms.Form):
@@ -353,6 +389,7 @@ class LessonAdmin(ChangelistMixin, ModelAdmin):
     def _preview(self, request, context, form):
         upload = form.cleaned_data["import_file"]
         fmt = self._format(form)
+        _delete_abandoned_previews()
         token = _stash(upload)
         try:
             result = self._run(
@@ -365,6 +402,11 @@ class LessonAdmin(ChangelistMixin, ModelAdmin):
             return TemplateResponse(request, "payments/admin/lesson_import.html", context)
         if result.error_count:
             os.unlink(_stashed_path(token))
+        else:  # the last 10 previews (tabs) stay confirmable
+            request.session[SESSION_PREVIEWS] = [
+                *request.session.get(SESSION_PREVIEWS, [])[-9:],
+                token,
+            ]
         context.update(
             form=form,
             result=result,
@@ -378,10 +420,16 @@ class LessonAdmin(ChangelistMixin, ModelAdmin):
 
     def _confirm(self, request, context, form):
         confirm = ConfirmLessonImportForm(request.POST)
-        path_ = _stashed_path(confirm.data.get("token", "")) if confirm.is_valid() else None
+        token = confirm.data.get("token", "")
+        mine = token in request.session.get(SESSION_PREVIEWS, [])
+        path_ = _stashed_path(token) if confirm.is_valid() and mine else None
+        path_ = _claim(path_) if path_ is not None else None
         if path_ is None:
             messages.error(request, ERR_UPLOAD_GONE)
             return redirect(reverse("admin:payments_lesson_import"))
+        request.session[SESSION_PREVIEWS] = [
+            t for t in request.session.get(SESSION_PREVIEWS, []) if t != token
+        ]
         try:
             result = self._run(
                 request,
@@ -391,7 +439,8 @@ class LessonAdmin(ChangelistMixin, ModelAdmin):
                 file_name=confirm.cleaned_data["file_name"],
             )
         finally:
-            os.unlink(path_)
+            # missing_ok: the abandoned-previews sweep may have been first on a slow import.
+            Path(path_).unlink(missing_ok=True)
         if result.error_count:
             # The bookings changed between the preview and the confirmation: nothing applied.
             context.update(form=form, result=result)

@@ -65,6 +65,13 @@ ERR_MINUTES_RANGE = "Enter a whole number of minutes from 1 to {maximum}."
 ERR_REASON_REQUIRED = "Give a reason for the adjustment."
 ERR_REJECTION_NOTE_REQUIRED = "Give a reason for the rejection."
 ERR_HOURS_NOT_APPLIED = "The hours could not be applied: {error}"
+ERR_DUPLICATE_PENDING = (
+    "You asked for the same adjustment less than {minutes} minutes ago (#{pk}, pending): "
+    "not asked twice. Change the amount, or withdraw #{pk} first, to ask again."
+)
+# A double submit (two clicks, a retried form) within this many minutes is refused: same
+# customer, requester, unit, direction, amount/currency or minutes, still pending.
+DUPLICATE_WINDOW_MINUTES = 5
 
 # Audit action names (AdminAction.action).
 AUDIT_REQUEST = "customer_adjustment.request"
@@ -189,7 +196,25 @@ def customer_adjustment_request(
     if not reason:
         raise CustomerAdjustmentError(ERR_REASON_REQUIRED)
     with transaction.atomic():
-        customer = Customer.objects.get(pk=customer.pk)
+        # Locked so that two submits at once see each other (the duplicate check below).
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        same = (
+            CustomerAdjustment.objects.filter(
+                customer=customer,
+                unit=unit,
+                direction=direction,
+                status=CustomerAdjustment.Status.PENDING,
+                requested_by=_user_or_none(acting_user),
+                created_at__gte=timezone.now() - timedelta(minutes=DUPLICATE_WINDOW_MINUTES),
+                **values,
+            )
+            .order_by("pk")
+            .first()
+        )
+        if same is not None:
+            raise CustomerAdjustmentError(
+                ERR_DUPLICATE_PENDING.format(minutes=DUPLICATE_WINDOW_MINUTES, pk=same.pk)
+            )
         balance_currency = customer.stripe_balance_currency
         if unit == CustomerAdjustment.Unit.MONEY and balance_currency not in ("", currency):
             # Stripe refuses a balance transaction in another currency than the customer's.

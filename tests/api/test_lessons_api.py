@@ -101,6 +101,16 @@ def test_bad_rows_are_answered_row_by_row_and_nothing_is_applied(api_roles, stud
     assert not Lesson.objects.exists()
 
 
+def test_unicode_digits_in_minutes_are_a_row_error(api_roles, student):
+    answer = api_roles["finance"].post(
+        URL, {"lessons": [lesson("sup", minutes="\u00b2")]}, format="json"
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["fields"] == {
+        "lessons.1": [lessons.ERR_MINUTES.format(value="\u00b2")]
+    }
+
+
 def test_a_dry_run_applies_nothing(api_roles, student):
     answer = api_roles["finance"].post(
         URL, {"lessons": [lesson("bk1")], "dry_run": True}, format="json"

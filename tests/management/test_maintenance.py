@@ -79,6 +79,23 @@ def test_balance_is_rebuilt_from_its_ledger():
     assert balance.minutes == 480
 
 
+def test_balances_are_locked_in_customer_order():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    StudentBalance.objects.create(customer=CustomerFactory(), minutes=5)
+    with CaptureQueriesContext(connection) as queries:
+        run("--fix-inconsistencies")
+    locks = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('SELECT "payments_studentbalance"')
+    ]
+    assert locks and all(
+        sql.endswith('ORDER BY "payments_studentbalance"."customer_id" ASC') for sql in locks
+    ), locks
+
+
 def test_cleanup_deletes_only_old_done_events(settings):
     old = timezone.now() - timedelta(days=settings.RETENTION_DAYS["webhook_events"] + 1)
 

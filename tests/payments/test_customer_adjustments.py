@@ -27,8 +27,10 @@ from payments.services.customer_adjustments import (
     AUDIT_APPROVE,
     AUDIT_REJECT,
     AUDIT_REQUEST,
+    DUPLICATE_WINDOW_MINUTES,
     ERR_AMOUNT_NOT_POSITIVE,
     ERR_CURRENCY_NOT_CUSTOMERS,
+    ERR_DUPLICATE_PENDING,
     ERR_HOURS_NOT_APPLIED,
     ERR_MINUTES_RANGE,
     ERR_REASON_REQUIRED,
@@ -502,3 +504,21 @@ def test_an_entry_already_written_under_the_reference_is_linked_not_doubled(cust
     assert BalanceEntry.objects.count() == 1
     assert adjustment.balance_entry == BalanceEntry.objects.get()
     assert StudentBalance.objects.get(customer=customer).minutes == 60
+
+
+def test_a_double_submit_is_refused_while_the_first_request_is_pending(customer):
+    user = requester()
+    first = money(customer, user)
+    with pytest.raises(CustomerAdjustmentError) as refused:
+        money(customer, user)
+    assert str(refused.value) == ERR_DUPLICATE_PENDING.format(
+        minutes=DUPLICATE_WINDOW_MINUTES, pk=first.pk
+    )
+    # Anything else is a new request: another amount, another requester, or later on.
+    money(customer, user, amount=2600)
+    money(customer, requester())
+    CustomerAdjustment.objects.filter(pk=first.pk).update(
+        created_at=timezone.now() - timedelta(minutes=DUPLICATE_WINDOW_MINUTES + 1)
+    )
+    money(customer, user)
+    assert CustomerAdjustment.objects.filter(customer=customer).count() == 4

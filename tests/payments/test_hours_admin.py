@@ -5,6 +5,8 @@ every bad row, confirm: all or nothing)."""
 from __future__ import annotations
 
 import io
+import os
+import time
 from datetime import timedelta
 
 import openpyxl
@@ -12,10 +14,12 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from payments import hours, lessons
+from payments.admin import hours as hours_admin
 from payments.models import BalanceEntry, Lesson, StudentBalance
 from tests.factories import CustomerFactory, UserFactory
 
@@ -166,6 +170,17 @@ def test_a_file_with_bad_rows_is_previewed_row_by_row_and_nothing_is_applied(cli
     assert list(BalanceEntry.objects.values_list("reference", flat=True)) == before
 
 
+def test_unicode_digits_in_minutes_are_previewed_as_a_row_error(client, student):
+    client.force_login(member("Finance staff"))
+    before = list(BalanceEntry.objects.values_list("reference", flat=True))
+    text = HEADER + "ada@example.com,bk3,\u00b2,2026-11-21,consumed\n"
+    page = client.post(IMPORT_URL, {"format": "0", "import_file": csv_upload(text)})
+    assert page.status_code == 200
+    message = lessons.ERR_MINUTES.format(value="\u00b2").replace("'", "&#x27;")
+    assert message in page.content.decode()
+    assert list(BalanceEntry.objects.values_list("reference", flat=True)) == before
+
+
 def test_a_good_file_is_previewed_then_applied_on_confirmation(client, student):
     user = member("Finance staff")
     client.force_login(user)
@@ -198,6 +213,59 @@ def test_a_good_file_is_previewed_then_applied_on_confirmation(client, student):
     )
     assert again.status_code == 302
     assert BalanceEntry.objects.filter(reference="lesson:bk9:consumed").count() == 1
+
+
+def _preview_good_file(client):
+    text = HEADER + "cus_ada,bk9,45,2026-11-22,consumed\n"
+    preview = client.post(IMPORT_URL, {"format": "0", "import_file": csv_upload(text)})
+    confirm = preview.context["confirm_form"]
+    return {"confirm": "1", **confirm.initial}
+
+
+def test_a_preview_is_confirmed_only_by_who_previewed_it(client, student):
+    client.force_login(member("Finance staff"))
+    body = _preview_good_file(client)
+    other = Client()
+    other.force_login(member("Finance staff"))
+    response = other.post(IMPORT_URL, body, follow=True)
+    assert hours_admin.ERR_UPLOAD_GONE in response.content.decode().replace("&#x27;", "'")
+    assert not Lesson.objects.filter(booking_id="bk9").exists()
+    # Who previewed it still can.
+    assert client.post(IMPORT_URL, body).status_code == 302
+    assert Lesson.objects.filter(booking_id="bk9").exists()
+
+
+def test_a_confirmation_whose_file_went_meanwhile_is_no_error(client, student, monkeypatch):
+    """Two confirmations of one preview at once: the second finds the file gone."""
+    client.force_login(member("Finance staff"))
+    body = _preview_good_file(client)
+    real = lessons.lessons_import
+
+    def import_while_another_finishes(*args, **kwargs):
+        for name in os.listdir(hours_admin._upload_dir()):
+            if name.startswith(hours_admin.UPLOAD_PREFIX):
+                os.unlink(os.path.join(hours_admin._upload_dir(), name))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lessons, "lessons_import", import_while_another_finishes)
+    assert client.post(IMPORT_URL, body).status_code == 302
+
+
+def test_a_preview_deletes_abandoned_previews(client, student, monkeypatch, tmp_path):
+    monkeypatch.setattr(hours_admin, "_upload_dir", lambda: str(tmp_path))
+    old = tmp_path / f"{hours_admin.UPLOAD_PREFIX}abandoned"
+    old.write_text("student,booking_id\nada@example.com,bk1\n")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    recent = tmp_path / f"{hours_admin.UPLOAD_PREFIX}recent"
+    recent.write_text("x")
+    other = tmp_path / "someone-elses-file"
+    other.write_text("x")
+    os.utime(other, (two_hours_ago, two_hours_ago))
+    client.force_login(member("Finance staff"))
+    _preview_good_file(client)
+    assert not old.exists()
+    assert recent.exists() and other.exists()
 
 
 def test_an_xlsx_file_imports_the_same_way(client, student):

@@ -206,3 +206,23 @@ def test_a_credit_settles_a_debt_first():
     credit(customer, 100, "next")
     assert (remaining("p"), remaining("next")) == (0, 60)
     assert assert_consistent(customer).minutes == 60
+
+
+@pytest.mark.django_db
+def test_the_expiry_job_locks_balances_in_customer_order():
+    """Every writer locks balances in customer-id order (payments/hours.py's lock order), so
+    the job and an import over the same students wait for each other, never deadlock."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first, second = CustomerFactory(), CustomerFactory()
+    credit(second, 60, "b", days=1)  # the balance created first belongs to the later customer
+    credit(first, 60, "a", days=1)
+    with CaptureQueriesContext(connection) as queries:
+        hours.expire_packages(now=timezone.now() + timedelta(days=2))
+    locks = [
+        q["sql"] for q in queries.captured_queries if 'FROM "payments_studentbalance"' in q["sql"]
+    ]
+    assert locks and all(
+        sql.endswith('ORDER BY "payments_studentbalance"."customer_id" ASC') for sql in locks
+    ), locks

@@ -219,6 +219,86 @@ def test_a_refund_that_no_longer_stands_gives_its_minutes_back():
     ) == [-300, 300]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("used", [0, 200])
+@pytest.mark.parametrize("expiry_first", [False, True])
+def test_a_refund_after_expiry_takes_what_a_refund_before_it_would(used, expiry_first):
+    """What the refunded package lost to expiry counts as already gone: refunding before or
+    after the expiry job ends at the same balance, the other package's paid hours kept."""
+    sync.upsert_customers([customer_row()])
+    sync.upsert_payment_intents(
+        [intent("pi_a", metadata={**PACKAGE, "expires_at": "2027-01-15"}), intent("pi_b")]
+    )
+    customer_id = Payment.objects.get(stripe_payment_intent_id="pi_a").customer_id
+    if used:
+        hours.debit_minutes(customer_id=customer_id, minutes=used, kind=Kind.USAGE, reference="u")
+    later = datetime(2027, 2, 1, tzinfo=UTC)
+    if expiry_first:
+        hours.expire_packages(now=later)
+    sync.upsert_refunds([refund("re_a", 6000, pi="pi_a")])
+    if not expiry_first:
+        hours.expire_packages(now=later)
+    # Only the used share comes off the other package (the policy), never the expired part.
+    assert balance_minutes() == 600 - used
+    assert BalanceEntry.objects.aggregate(total=Sum("minutes"))["total"] == 600 - used
+
+
+@pytest.mark.django_db
+def test_a_refund_that_no_longer_stands_on_an_expired_package_expires_at_once():
+    sync.upsert_customers([customer_row()])
+    sync.upsert_payment_intents(
+        [intent("pi_a", metadata={**PACKAGE, "expires_at": "2027-01-15"}), intent("pi_b")]
+    )
+    sync.upsert_refunds([refund("re_1", 3000, pi="pi_a")])
+    hours.expire_packages(now=datetime(2027, 2, 1, tzinfo=UTC))
+    assert balance_minutes() == 600
+    # The refund failed after all: its 300 minutes go back to pi_a, which has expired.
+    sync.upsert_refunds([dataclasses.replace(refund("re_1", 3000, pi="pi_a"), status="failed")])
+    assert balance_minutes() == 600
+    package_a = HourPackage.objects.get(payment__stripe_payment_intent_id="pi_a")
+    assert package_a.remaining == 0
+
+
+@pytest.mark.django_db
+def test_a_lost_dispute_takes_the_package_back_like_a_refund():
+    """The business lost the money (a chargeback): the package's minutes go as a refund's
+    would, once; a refund on top never takes more than the whole package."""
+    from payments.gateway import StripeDispute
+
+    sync.upsert_customers([customer_row()])
+    sync.upsert_payment_intents([intent()])
+
+    def dispute(status):
+        return StripeDispute(
+            id="dp_hours1",
+            charge_id="ch_hours1",
+            payment_intent_id="pi_hours1",
+            amount=3000,
+            currency="usd",
+            status=status,
+            created=CREATED + timedelta(days=2),
+        )
+
+    sync.upsert_disputes([dispute("needs_response")])
+    assert balance_minutes() == 600  # open: nothing is lost yet
+    for _ in range(2):
+        sync.upsert_disputes([dispute("lost")])
+    assert balance_minutes() == 300
+    sync.upsert_refunds([refund("re_1", 3000)])
+    assert balance_minutes() == 0
+
+
+@pytest.mark.django_db
+def test_a_refund_takes_back_the_purchased_package_whatever_the_metadata_says_now():
+    sync.upsert_customers([customer_row()])
+    sync.upsert_payment_intents([intent()])
+    # Someone edits the payment's metadata after the purchase: the package stays 600 minutes.
+    sync.upsert_payment_intents([intent(metadata={**PACKAGE, "package_minutes": "1200"})])
+    sync.upsert_refunds([refund("re_1", 6000)])
+    assert balance_minutes() == 0
+    assert BalanceEntry.objects.get(kind=Kind.REFUND).minutes == -600
+
+
 # --- against localstripe: webhook, sync and re-sync -----------------------------------------------
 
 HOOK_ID = "wh_hours_tests"

@@ -220,3 +220,14 @@ def test_a_file_without_the_columns_is_refused():
     with pytest.raises(lessons.LessonFileError) as refused:
         list(lessons.read_lesson_file(io.BytesIO(b"student,minutes\nx,1\n"), "csv"))
     assert str(refused.value) == lessons.ERR_COLUMNS.format(missing="booking_id, date, status")
+
+
+@pytest.mark.parametrize("minutes", ["\u00b2", "\u2460", "\u0663\u0660", "9" * 5000, "00060"])
+def test_minutes_other_than_plain_digits_are_a_row_error(student, minutes):
+    """str.isdigit() accepts superscripts and other scripts' digits int() refuses, and int()
+    refuses more than 4300 digits: each is the row's error, never an exception."""
+    result = lessons.lessons_import([row("bk1", minutes=minutes)])
+    assert [(r.row, r.message) for r in result.errors] == [
+        (1, lessons.ERR_MINUTES.format(value=minutes[:80]))
+    ]
+    assert not Lesson.objects.exists()
